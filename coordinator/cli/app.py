@@ -1,0 +1,54 @@
+"""The `coord` Typer application: mounts every command module."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from coordinator import __version__, console
+from coordinator.cli import init as init_cmd
+from coordinator.cli import plans as plans_cmd
+from coordinator.cli import run as run_cmd
+from coordinator.cli import status as status_cmd
+from coordinator.errors import CoordError
+
+app = typer.Typer(name="coord", no_args_is_help=True, add_completion=False,
+                  help="Coordinate a team of AI agents through a checkpointed, reviewable plan.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.info(f"coord {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    """coord: plans, boards, gates and resumable runs for agent teams."""
+
+
+init_cmd.register(app)
+run_cmd.register(app)
+status_cmd.register(app)
+plans_cmd.register(app)
+try:
+    from coordinator.cli import adp as adp_cmd
+
+    app.add_typer(adp_cmd.app, name="adp", help="Agent Data Protocol tools.")
+except ImportError:  # pragma: no cover - only while the module is being written
+    pass
+
+
+def main() -> None:
+    """Console-script entry point: map coord errors to exit codes."""
+    logging.basicConfig(level=os.environ.get("COORD_LOG_LEVEL", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=True)
+    except CoordError as e:
+        console.error(str(e))
+        sys.exit(e.exit_code)

@@ -1,0 +1,49 @@
+"""`coord init`: scaffold a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from coordinator import console
+from coordinator.cli._common import WorkspaceOpt
+from coordinator.workspace import Workspace
+from pipeline._io import atomic_write_text
+from task_boards.markers import replace_block
+from task_boards.render import TEAM_HEADER
+
+CONFIG = """# coord workspace settings.
+# Rebind a role to another agent or driver, e.g. a person reviews quality:
+#   quality: {agent: human, driver: human}
+# Drivers available in this version: offline (deterministic stand-in), pipeline.
+roles:
+  lead: {agent: claude}
+  quality: {agent: codex}
+  execution: {agent: cursor}
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the command."""
+
+    @app.command()
+    def init(workspace: WorkspaceOpt = Path(".")) -> None:
+        """Create coord.yaml, plans/, task_boards/ and TEAM_COORDINATION.md (keeps what exists)."""
+        ws = Workspace.at(workspace)
+        ws.root.mkdir(parents=True, exist_ok=True)
+        ws.ensure()
+        (ws.root / "plans").mkdir(exist_ok=True)
+        created = []
+        if not ws.config.exists():
+            atomic_write_text(ws.config, CONFIG)
+            created.append("coord.yaml")
+        if not ws.team_file.exists():
+            atomic_write_text(ws.team_file, replace_block(TEAM_HEADER, "status", "_No run yet._"))
+            created.append("TEAM_COORDINATION.md")
+        gitignore = ws.root / ".gitignore"
+        if not gitignore.exists():
+            atomic_write_text(gitignore, ".coord/\ndata/\n")
+            created.append(".gitignore")
+        console.success(f"workspace ready at {ws.root}" + (f" (created {', '.join(created)})" if created else ""))
+        console.info("next: coord run week2")

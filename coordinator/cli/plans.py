@@ -1,0 +1,92 @@
+"""`coord plans`, `coord plan show`, `coord graph`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from coordinator import console
+from coordinator._yaml import dump
+from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.plan import CompiledPlan
+from coordinator.plan_loader import builtin_plans, load_plan, load_spec
+
+
+def mermaid(plan: CompiledPlan) -> str:
+    """A Mermaid flowchart of tasks (by role) and gates."""
+
+    def node(i: str) -> str:
+        return "n_" + "".join(c if c.isalnum() else "_" for c in i)
+
+    lines = ["flowchart TD"]
+    for role in plan.roles:
+        mine = plan.tasks_of_role(role)
+        if not mine:
+            continue
+        lines.append(f"  subgraph {role}[{role} · {plan.roles[role].agent}]")
+        for t in mine:
+            label = t.id + (" (optional)" if t.optional else "")
+            lines.append(f'    {node(t.id)}["{label}"]')
+        lines.append("  end")
+    for gid, gate in plan.gates.items():
+        lines.append(f'  {node(gid)}{{{{"gate: {gid}"}}}}')
+        for t in plan.gate_after[gid]:
+            lines.append(f"  {node(t)} --> {node(gid)}")
+    for t in plan.order:
+        for need in plan.tasks[t].needs:
+            arrow = "-.->" if need in plan.gates else "-->"
+            lines.append(f"  {node(need)} {arrow} {node(t)}")
+        for gid in plan.tasks[t].blocked_by:
+            lines.append(f"  {node(gid)} -. approves .-> {node(t)}")
+    return "\n".join(lines) + "\n"
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands."""
+
+    @app.command()
+    def plans(workspace: WorkspaceOpt = Path(".")) -> None:
+        """List built-in plans and the workspace's plans/ directory."""
+        for name in builtin_plans():
+            spec = call(lambda n=name: load_spec(n))
+            console.info(f"{name:12} built in   {spec.title or ''} ({len(spec.tasks)} tasks, {len(spec.gates)} gates)")
+        local = sorted((workspace / "plans").glob("*.y*ml")) if (workspace / "plans").exists() else []
+        for path in local:
+            console.info(f"{path.stem:12} {path}")
+
+    plan_app = typer.Typer(help="Inspect plans.", no_args_is_help=True)
+
+    @plan_app.command("show")
+    def show(
+        plan: Annotated[str, typer.Argument(help="Plan name or path.")],
+        profile: Annotated[str | None, typer.Option()] = None,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Validate a plan and print it compiled (foreach expanded, parameters filled in)."""
+        compiled = call(lambda: load_plan(plan, workspace=workspace, profile=profile))
+        console.info(f"# plan {compiled.name} — {compiled.title} (profile {compiled.profile})")
+        console.info(f"# source: {compiled.source}")
+        data = {
+            "params": compiled.params,
+            "roles": {r: b.model_dump(exclude_none=True) for r, b in compiled.roles.items()},
+            "tasks": [{"id": t.id, "role": t.role, "needs": t.needs, **({"run": t.run} if t.run else {}),
+                       **({"skip": True} if t.skip else {}), **({"waits_for_gates": t.blocked_by} if t.blocked_by else {})}
+                      for t in (compiled.tasks[i] for i in compiled.order)],
+            "gates": {g: {"after": compiled.gate_after[g], "policy": s.policy, "criteria": len(s.criteria)}
+                      for g, s in compiled.gates.items()},
+        }
+        console.out.print(dump(data), markup=False)
+
+    app.add_typer(plan_app, name="plan")
+
+    @app.command()
+    def graph(
+        plan: Annotated[str, typer.Argument(help="Plan name or path.")],
+        profile: Annotated[str | None, typer.Option()] = None,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Print a Mermaid diagram of the plan's tasks and gates."""
+        compiled = call(lambda: load_plan(plan, workspace=workspace, profile=profile))
+        console.out.print(mermaid(compiled), markup=False)

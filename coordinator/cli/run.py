@@ -1,0 +1,87 @@
+"""`coord run` and `coord resume`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from coordinator import console
+from coordinator.cli._common import WorkspaceOpt, handle_errors
+from coordinator.errors import UsageError
+from coordinator.plan_loader import parse_override
+from coordinator.progress import Progress
+from coordinator.runner import RunOptions, RunSummary, _load_compiled, list_runs, resume_run, run_plan
+from coordinator.workspace import Workspace
+
+
+def _report(summary: RunSummary, ws: Workspace) -> None:
+    verb = "resumed and " if summary.resumed else ""
+    if summary.phase == "finished":
+        console.success(f"run {summary.run_id} {verb}finished: every task done")
+    elif summary.phase == "waiting":
+        console.warn(f"run {summary.run_id} is waiting for a person")
+    else:
+        console.error(f"run {summary.run_id} {verb}ended with problems:")
+    for p in summary.problems:
+        console.info(f"  - {p}")
+    console.info(f"boards: {ws.boards.relative_to(ws.root)}/ · status: coord status · "
+                 f"events: {ws.events.relative_to(ws.root)}")
+
+
+def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) -> int:
+    with handle_errors():
+        live = console.is_tty()
+        if resume:
+            runs = [r for r in list_runs(ws) if run_id is None or r["run_id"] == run_id]
+            if not runs:
+                raise UsageError("no run to resume (see `coord runs`)")
+            plan = _load_compiled(ws, runs[-1]["run_id"])
+        else:
+            from coordinator.plan_loader import load_plan
+
+            plan = load_plan(opts.plan, workspace=ws.root, profile=opts.profile, overrides=opts.overrides)
+        progress = Progress(plan, live=live)
+        try:
+            with progress:
+                if resume:
+                    summary = resume_run(ws, run_id, opts, progress.on_event, progress.on_progress)
+                else:
+                    summary = run_plan(ws, opts, progress.on_event, progress.on_progress)
+        except KeyboardInterrupt:
+            console.warn("interrupted; completed tasks are checkpointed — run the same command to resume")
+            return 130
+        _report(summary, ws)
+        return summary.exit_code
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands."""
+
+    @app.command()
+    def run(
+        plan: Annotated[str, typer.Argument(help="Built-in plan name, plans/<name>.yaml, or a YAML path.")],
+        profile: Annotated[str | None, typer.Option(help="Plan profile, e.g. speed or thorough.")] = None,
+        fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if one is unfinished.")] = False,
+        budget: Annotated[float | None, typer.Option(help="Budget in USD for this run.")] = None,
+        concurrency: Annotated[int, typer.Option(min=1, max=64, help="Most tasks running at once.")] = 4,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="Override a plan parameter: key=value.")] = None,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Run a plan (resuming its unfinished run unless --fresh)."""
+        with handle_errors():
+            overrides = dict(parse_override(s) for s in set_ or [])
+        opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget,
+                          concurrency=concurrency, overrides=overrides)
+        raise typer.Exit(_execute(Workspace.at(workspace), opts, None, resume=False))
+
+    @app.command()
+    def resume(
+        run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest unfinished run).")] = None,
+        concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Continue a run from its last checkpoint."""
+        opts = RunOptions(plan="", concurrency=concurrency)
+        raise typer.Exit(_execute(Workspace.at(workspace), opts, run_id, resume=True))

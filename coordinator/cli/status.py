@@ -1,0 +1,75 @@
+"""`coord status` and `coord runs`: read the checkpoint, run nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from coordinator import console
+from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.runner import list_runs, run_status
+from coordinator.workspace import Workspace
+
+_STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
+          "waiting": "magenta", "approved": "green", "rejected": "red", "changes_requested": "yellow"}
+
+
+def _styled(value: str) -> str:
+    style = _STYLE.get(value)
+    return f"[{style}]{value}[/{style}]" if style else value
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    console.info(f"run [bold]{st['run_id']}[/bold] · plan {st['plan']} (profile {st['profile']}) · "
+                 f"phase {_styled(st['phase'])}")
+    table = Table("task", "role", "status", "time", "detail")
+    for tid, t in st["tasks"].items():
+        detail = t.get("error") or t.get("reason") or ""
+        dur = f"{t['duration_s']:.1f}s" if t.get("duration_s") is not None else ""
+        table.add_row(tid, t["role"], _styled(t.get("status", "pending")), dur, detail[:100])
+    console.out.print(table)
+    if st["gates"]:
+        gt = Table("gate", "status", "grade", "score")
+        for gid, g in st["gates"].items():
+            gt.add_row(gid, _styled(g.get("status", "pending")), g.get("grade") or "",
+                       f"{g['score']:.1f}" if g.get("score") is not None else "")
+        console.out.print(gt)
+    open_items = [d for d in st["deferred"].values() if d["status"] == "open"]
+    for d in open_items:
+        console.info(f"deferred: {d['text']} ({d['detail']})")
+    for p in st["problems"]:
+        console.info(f"problem: {p}")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands."""
+
+    @app.command()
+    def status(
+        run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Show a run's tasks, gates and deferred items from its checkpoint."""
+        st = call(lambda: run_status(Workspace.at(workspace), run_id))
+        if as_json:
+            console.out.print_json(orjson.dumps(st, option=orjson.OPT_NON_STR_KEYS).decode())
+        else:
+            _print_status(st)
+
+    @app.command()
+    def runs(workspace: WorkspaceOpt = Path(".")) -> None:
+        """List the runs of this workspace."""
+        records = list_runs(Workspace.at(workspace))
+        if not records:
+            console.info("no runs yet")
+            return
+        table = Table("run", "plan", "profile", "phase", "started", "finished")
+        for r in records:
+            table.add_row(r["run_id"], r["plan"], r.get("profile", ""), _styled(r.get("phase", "?")),
+                          r.get("created_at", ""), r.get("finished_at", ""))
+        console.out.print(table)

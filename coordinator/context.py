@@ -1,0 +1,44 @@
+"""The run context: everything a node needs that is not state (pool, renderer, plan, clients)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordinator.events import EventLog
+from coordinator.plan import CompiledPlan
+from coordinator.pool import TaskPool
+from coordinator.workspace import Workspace
+from roles.definitions import RoleDefinition
+
+
+@dataclass
+class RunContext:
+    """Injected into nodes through LangGraph's ``context``; never checkpointed."""
+
+    ws: Workspace
+    plan: CompiledPlan
+    run_id: str
+    roles: dict[str, RoleDefinition]
+    pool: TaskPool
+    events: EventLog
+    concurrency: int = 4
+    """Most tasks running at once."""
+    render_interval: float = 1.0
+    """Seconds between board renders while only pipeline steps run."""
+    on_render: Callable[[list[str]], None] | None = None
+    last_render: float = field(default=0.0)
+    conflicts: list[str] = field(default_factory=list)
+    expansions: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.expansions:
+            for tid, task in self.plan.tasks.items():
+                self.expansions.setdefault(task.base_id, []).append(tid)
+
+    def render_due(self) -> bool:
+        """True when the render interval has passed."""
+        return time.monotonic() - self.last_render >= self.render_interval

@@ -1,0 +1,68 @@
+"""coord's exception hierarchy: one root, split by whose fault it is."""
+
+from __future__ import annotations
+
+
+class CoordError(Exception):
+    """Root of every error coord raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(CoordError):
+    """The user asked for something that cannot be done (bad argument, missing run)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A plan or workspace configuration file is invalid; carries its location."""
+
+    def __init__(self, message: str, *, file: str | None = None, path: str | None = None,
+                 line: int | None = None) -> None:
+        self.file = file
+        self.path = path
+        self.line = line
+        self.message = message
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """`file:line → path: message`, leaving out what is unknown."""
+        where = self.file or ""
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.path:
+            where += f" → {self.path}" if where else self.path
+        return f"{where}: {self.message}" if where else self.message
+
+
+class PlanError(ConfigError):
+    """A plan file is invalid."""
+
+
+class PlanErrors(PlanError):
+    """Several plan problems found at once; each is a :class:`PlanError`."""
+
+    def __init__(self, errors: list[PlanError]) -> None:
+        self.errors = errors
+        CoordError.__init__(self, "\n".join(e.describe() for e in errors))
+        self.file = errors[0].file if errors else None
+        self.path = None
+        self.line = None
+        self.message = str(self)
+
+    def describe(self) -> str:
+        """All problems, one per line."""
+        return "\n".join(e.describe() for e in self.errors)
+
+
+class WorkspaceBusyError(UsageError):
+    """Another coord process holds the workspace lock."""
+
+
+class TaskFailure(CoordError):
+    """A task failed; the message is what the user sees on the board."""
+
+
+class BudgetExceeded(CoordError):
+    """A limit was hit: the run's budget does not cover more paid work."""

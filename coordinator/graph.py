@@ -1,0 +1,22 @@
+"""Wire the coordinator graph. Nodes live in :mod:`coordinator.nodes`."""
+
+from __future__ import annotations
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from coordinator.context import RunContext
+from coordinator.nodes import advance, await_tasks, route_after_advance
+from coordinator.state import RunState
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+    """advance → (await_tasks → advance)* → END."""
+    builder = StateGraph(RunState, context_schema=RunContext)
+    builder.add_node("advance", advance)
+    builder.add_node("await_tasks", await_tasks)
+    builder.add_edge(START, "advance")
+    builder.add_conditional_edges("advance", route_after_advance, {"await_tasks": "await_tasks", "__end__": END})
+    builder.add_edge("await_tasks", "advance")
+    return builder.compile(checkpointer=checkpointer)

@@ -1,0 +1,383 @@
+"""Load, validate and compile plans.
+
+Every problem is reported with the file, the line and the path inside the
+plan (``tasks[3].needs[0]``); all problems found are reported together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from coordinator._yaml import Located, Loc, format_loc, load_file, load_located
+from coordinator.errors import ConfigError, PlanError, PlanErrors, UsageError
+from coordinator.plan import CompiledPlan, CompiledTask, PlanSpec, TaskSpec
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+BUILTIN_PACKAGE = "coordinator.plans"
+
+
+def builtin_plans() -> dict[str, str]:
+    """Names of the plans shipped with coord → their YAML text."""
+    out = {}
+    for entry in resources.files(BUILTIN_PACKAGE).iterdir():
+        if entry.name.endswith(".yaml"):
+            out[entry.name[: -len(".yaml")]] = entry.read_text(encoding="utf-8")
+    return dict(sorted(out.items()))
+
+
+def find_plan(ref: str, workspace: Path | None = None) -> tuple[str, str]:
+    """Resolve a plan reference (a file path, a workspace plan or a built-in name) to (source, text)."""
+    candidate = Path(ref)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        if not candidate.exists():
+            raise UsageError(f"plan file not found: {ref}")
+        try:
+            return str(candidate), candidate.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot read plan {ref}: {e.strerror}") from None
+    if workspace is not None:
+        for ext in (".yaml", ".yml"):
+            local = workspace / "plans" / f"{ref}{ext}"
+            if local.exists():
+                return str(local), local.read_text(encoding="utf-8")
+    plans = builtin_plans()
+    if ref in plans:
+        return f"{ref}.yaml (built in)", plans[ref]
+    known = ", ".join(plans) or "none"
+    raise UsageError(f"unknown plan {ref!r}: not a file, not in plans/, not built in ({known})")
+
+
+class _Collector:
+    def __init__(self, located: Located) -> None:
+        self.located = located
+        self.errors: list[PlanError] = []
+
+    def add(self, loc: Loc, message: str) -> None:
+        self.errors.append(PlanError(message, file=self.located.file, path=format_loc(loc) or None,
+                                     line=self.located.line_of(loc)))
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise PlanErrors(self.errors)
+
+
+def parse_plan(text: str, source: str) -> tuple[PlanSpec, Located]:
+    """Parse and validate a plan's text; raise :class:`PlanError` with every problem found."""
+    try:
+        located = load_located(text, source)
+    except ConfigError as e:
+        raise PlanError(e.message, file=e.file, path=e.path, line=e.line) from None
+    errors = _Collector(located)
+    if not isinstance(located.data, dict):
+        errors.add((), "a plan must be a YAML mapping with 'name' and 'tasks'")
+        errors.raise_if_any()
+    try:
+        spec = PlanSpec.model_validate(located.data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            errors.add(loc, _pydantic_message(err))
+        errors.raise_if_any()
+        raise AssertionError("unreachable") from e
+    _check_references(spec, errors)
+    errors.raise_if_any()
+    return spec, located
+
+
+def _pydantic_message(err: Any) -> str:
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return msg
+
+
+def _check_references(spec: PlanSpec, errors: _Collector) -> None:
+    from pipeline._step import load_steps
+
+    steps = load_steps()
+    task_ids: dict[str, int] = {}
+    for i, task in enumerate(spec.tasks):
+        if task.id in task_ids:
+            errors.add(("tasks", i, "id"), f"duplicate task id {task.id!r} (first at tasks[{task_ids[task.id]}])")
+        else:
+            task_ids[task.id] = i
+    gate_ids: dict[str, int] = {}
+    for g, gate in enumerate(spec.gates):
+        if gate.id in gate_ids or gate.id in task_ids:
+            errors.add(("gates", g, "id"), f"duplicate id {gate.id!r} (gates and tasks share one namespace)")
+        gate_ids.setdefault(gate.id, g)
+    roles = set(spec.roles)
+    if spec.default_profile not in spec.profiles:
+        errors.add(("default_profile",), f"unknown profile {spec.default_profile!r} (known: {', '.join(spec.profiles)})")
+
+    for i, task in enumerate(spec.tasks):
+        if task.role not in roles:
+            errors.add(("tasks", i, "role"), f"unknown role {task.role!r} (known: {', '.join(sorted(roles))})")
+        for n, need in enumerate(task.needs):
+            if need not in task_ids and need not in gate_ids:
+                errors.add(("tasks", i, "needs", n), f"unknown task or gate {need!r}")
+            elif need == task.id:
+                errors.add(("tasks", i, "needs", n), "a task cannot need itself")
+        _check_params(spec, task, i, errors)
+        if task.run is not None:
+            if task.run not in steps:
+                errors.add(("tasks", i, "run"), f"unknown callable {task.run!r} (known steps: {', '.join(sorted(steps))})")
+            else:
+                step_spec = steps[task.run]
+                for key in task.with_:
+                    if key not in step_spec.params:
+                        errors.add(("tasks", i, "with", key), f"step {task.run!r} has no parameter {key!r}")
+                for req in step_spec.required():
+                    if req not in task.with_ and not (task.foreach is not None and req == "agent"):
+                        errors.add(("tasks", i, "with"), f"step {task.run!r} needs parameter {req!r}")
+                for key in step_spec.path_params & set(task.with_):
+                    _check_path(task.with_[key], ("tasks", i, "with", key), errors)
+        for c, check in enumerate(task.accept):
+            _check_check(check, ("tasks", i, "accept", c), task_ids, errors)
+    for g, gate in enumerate(spec.gates):
+        if gate.reviewer not in roles:
+            errors.add(("gates", g, "reviewer"), f"unknown role {gate.reviewer!r}")
+        for a, after in enumerate(gate.after):
+            if after not in task_ids:
+                errors.add(("gates", g, "after", a), f"gate after unknown task {after!r}")
+        for b, blocked in enumerate(gate.blocks):
+            if blocked not in task_ids:
+                errors.add(("gates", g, "blocks", b), f"unknown task {blocked!r}")
+        for c, check in enumerate(gate.criteria):
+            _check_check(check, ("gates", g, "criteria", c), task_ids, errors)
+    if not errors.errors:
+        cycle = _find_cycle(spec)
+        if cycle:
+            first = cycle[0]
+            loc: Loc = ("tasks", task_ids[first], "needs") if first in task_ids else ("gates", gate_ids[first])
+            errors.add(loc, "dependency cycle: " + " → ".join(cycle))
+
+
+def _check_check(check: Any, loc: Loc, task_ids: dict[str, int], errors: _Collector) -> None:
+    if check.metric is not None:
+        task = check.metric.split(".", 1)[0]
+        if task not in task_ids:
+            errors.add(loc + ("metric",), f"metric {check.metric!r} refers to unknown task {task!r}")
+    if check.file is not None:
+        _check_path(check.file, loc + ("file",), errors)
+    for r, res in enumerate(check.resolved_by):
+        if res not in task_ids:
+            errors.add(loc + ("resolved_by", r), f"unknown task {res!r}")
+
+
+def _check_path(value: Any, loc: Loc, errors: _Collector) -> None:
+    if value is None or (isinstance(value, str) and _REF.fullmatch(value)):
+        return
+    if not isinstance(value, str):
+        errors.add(loc, f"expected a workspace path, got {type(value).__name__}")
+        return
+    if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value):
+        errors.add(loc, f"path {value!r} escapes the workspace (absolute paths are not allowed)")
+        return
+    norm = posixpath.normpath(value.replace("\\", "/"))
+    if norm == ".." or norm.startswith("../"):
+        errors.add(loc, f"path {value!r} escapes the workspace")
+
+
+def _check_params(spec: PlanSpec, task: TaskSpec, i: int, errors: _Collector) -> None:
+    known = set(spec.params) | {"item"}
+    for profile in spec.profiles.values():
+        known |= set(profile.set)
+
+    def walk(value: Any, loc: Loc) -> None:
+        if isinstance(value, str):
+            for ref in _REF.findall(value):
+                if ref not in known:
+                    errors.add(loc, f"unknown parameter ${{{ref}}} (known: {', '.join(sorted(known))})")
+                if ref == "item" and task.foreach is None:
+                    errors.add(loc, "${item} is only defined in a task with 'foreach'")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, loc + (k,))
+        elif isinstance(value, list):
+            for n, v in enumerate(value):
+                walk(v, loc + (n,))
+
+    walk(task.with_, ("tasks", i, "with"))
+    walk(task.instructions, ("tasks", i, "instructions"))
+    walk(task.foreach, ("tasks", i, "foreach"))
+
+
+def _find_cycle(spec: PlanSpec) -> list[str] | None:
+    edges: dict[str, list[str]] = {t.id: list(t.needs) for t in spec.tasks}
+    for gate in spec.gates:
+        edges[gate.id] = list(gate.after)
+        for blocked in gate.blocks:
+            edges.setdefault(blocked, []).append(gate.id)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in edges.get(node, []):
+            if state.get(dep) == 1:
+                start = stack.index(dep)
+                return [*stack[start:], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in edges:
+        if node not in state and (found := visit(node)):
+            return list(reversed(found))
+    return None
+
+
+def substitute(value: Any, params: dict[str, Any]) -> Any:
+    """Replace ``${name}`` references; a string that is exactly one reference keeps the value's type."""
+    if isinstance(value, str):
+        whole = _REF.fullmatch(value)
+        if whole:
+            return params[whole.group(1)]
+        return _REF.sub(lambda m: str(params[m.group(1)]), value)
+    if isinstance(value, dict):
+        return {k: substitute(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, params) for v in value]
+    return value
+
+
+def parse_override(raw: str) -> tuple[str, Any]:
+    """``key=value`` from ``--set``; the value is read as a YAML scalar or list."""
+    if "=" not in raw:
+        raise UsageError(f"--set expects key=value, got {raw!r}")
+    key, _, text = raw.partition("=")
+    key = key.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise UsageError(f"--set: invalid parameter name {key!r}")
+    try:
+        value = load_located(text, "--set").data
+    except ConfigError as e:
+        raise UsageError(f"--set {key}: {e.message}") from None
+    return key, value if value is not None else ""
+
+
+def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> CompiledPlan:
+    """Expand foreach, substitute parameters, apply the profile; raise on what only shows now."""
+    errors = _Collector(located)
+    profile_name = profile or spec.default_profile
+    if profile_name not in spec.profiles:
+        raise UsageError(f"unknown profile {profile_name!r} for plan {spec.name!r} "
+                         f"(known: {', '.join(spec.profiles)})")
+    prof = spec.profiles[profile_name]
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(spec.params) - set(prof.set))
+    if unknown:
+        raise UsageError(f"--set: plan {spec.name!r} has no parameter {', '.join(map(repr, unknown))} "
+                         f"(parameters: {', '.join(sorted(spec.params))})")
+    params = {**spec.params, **prof.set, **overrides}
+
+    from pipeline._step import STEPS
+
+    expansions: dict[str, list[tuple[str, Any]]] = {}
+    for i, task in enumerate(spec.tasks):
+        if task.foreach is None:
+            expansions[task.id] = [(task.id, None)]
+            continue
+        items = substitute(task.foreach, params)
+        if not isinstance(items, list) or not items:
+            errors.add(("tasks", i, "foreach"), f"foreach must give a non-empty list, got {items!r}")
+            continue
+        expansions[task.id] = [(f"{task.id}[{item}]", item) for item in items]
+    errors.raise_if_any()
+
+    spec_gates = {g.id for g in spec.gates}
+    tasks: dict[str, CompiledTask] = {}
+    for i, task in enumerate(spec.tasks):
+        for tid, item in expansions[task.id]:
+            scope = {**params, "item": item}
+            with_ = substitute(task.with_, scope)
+            if task.run is not None and item is not None and "agent" in STEPS[task.run].params \
+                    and "agent" not in with_:
+                with_["agent"] = item
+            if task.run is not None:
+                for key in STEPS[task.run].path_params & set(with_):
+                    _check_path(with_[key], ("tasks", i, "with", key), errors)
+            needs: list[str] = []
+            for need in task.needs:
+                if need in spec_gates:
+                    needs.append(need)
+                    continue
+                exp = expansions[need]
+                paired = [t for t, it in exp if item is not None and it == item]
+                needs.extend(paired if paired and len(exp) == len(expansions[task.id]) else [t for t, _ in exp])
+            tasks[tid] = CompiledTask(
+                id=tid, base_id=task.id, item=item, title=substitute(task.title, scope), role=task.role,
+                needs=needs, run=task.run, params=with_,
+                instructions=substitute(task.instructions, scope) if task.instructions else None,
+                accept=task.accept, optional=task.optional,
+                skip=task.optional and prof.skip_optional, retries=task.retries,
+                retry_backoff=task.retry_backoff, timeout=task.timeout)
+    errors.raise_if_any()
+
+    gate_after: dict[str, list[str]] = {}
+    gates = {}
+    for gate in spec.gates:
+        gates[gate.id] = gate.model_copy(update={"criteria": [
+            c.model_copy(update={"value": substitute(c.value, params)}) for c in gate.criteria]})
+        gate_after[gate.id] = [t for a in gate.after for t, _ in expansions[a]]
+        for blocked in gate.blocks:
+            for tid, _ in expansions[blocked]:
+                tasks[tid].blocked_by.append(gate.id)
+
+    order = _topo_order(tasks)
+    digest = hashlib.sha256(text.encode() + repr(sorted(params.items())).encode()
+                            + profile_name.encode()).hexdigest()
+    return CompiledPlan(name=spec.name, title=spec.title or spec.name, source=located.file,
+                        sha256=digest, profile=profile_name, params=params, roles=spec.roles,
+                        tasks=tasks, order=order, gates=gates,
+                        gate_after=gate_after, budget=spec.budget)
+
+
+def _topo_order(tasks: dict[str, CompiledTask]) -> list[str]:
+    remaining = {t: {n for n in c.needs if n in tasks} for t, c in tasks.items()}
+    order: list[str] = []
+    while remaining:
+        ready = [t for t in tasks if t in remaining and not remaining[t]]
+        if not ready:  # validated earlier; defensive
+            raise PlanError("dependency cycle among: " + ", ".join(remaining))
+        for t in ready:
+            order.append(t)
+            del remaining[t]
+        for deps in remaining.values():
+            deps.difference_update(ready)
+    return order
+
+
+def load_plan(ref: str, *, workspace: Path | None = None, profile: str | None = None,
+              overrides: dict[str, Any] | None = None) -> CompiledPlan:
+    """Find, parse, validate and compile a plan in one call."""
+    source, text = find_plan(ref, workspace)
+    spec, located = parse_plan(text, source)
+    return compile_plan(spec, located, text, profile=profile, overrides=overrides)
+
+
+def load_spec(ref: str, *, workspace: Path | None = None) -> PlanSpec:
+    """Find, parse and validate a plan without compiling it."""
+    source, text = find_plan(ref, workspace)
+    return parse_plan(text, source)[0]
+
+
+__all__ = ["builtin_plans", "compile_plan", "find_plan", "load_file", "load_plan", "load_spec",
+           "parse_override", "parse_plan", "substitute"]

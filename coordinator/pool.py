@@ -1,0 +1,196 @@
+"""Run tasks on worker threads and hand finished ones back to the graph.
+
+The graph dispatches ready tasks here and then waits for the *first* to
+finish, so a short task's dependents start without waiting for a long
+sibling (no superstep barrier between unrelated tasks).
+
+Exactly-once effects: a worker writes the task's final record to
+``.coord/runs/<run>/results/<task>.<dispatch>.json`` atomically *before*
+reporting it. If the process dies after that write but before the checkpoint
+holds the result, the resumed run finds the record and takes it instead of
+running the task again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from coordinator.events import EventLog, now_iso
+from coordinator.plan import CompiledTask
+from coordinator.state import TaskRecord
+from pipeline._io import atomic_write_bytes
+from roles.definitions import RoleDefinition
+from roles.drivers import get_driver
+from roles.drivers.base import DriverContext, TaskOutcome
+
+log = logging.getLogger(__name__)
+
+AcceptFn = Callable[[CompiledTask, TaskOutcome], list[str]]
+"""Runs a task's accept checks after its driver finished; returns failure messages."""
+
+
+@dataclass
+class _Inflight:
+    task: CompiledTask
+    dispatch: int
+    started: float
+    cancel: threading.Event
+    deadline: float | None
+
+
+@dataclass
+class TaskPool:
+    """Worker threads for one process; lives in the run context, never in state."""
+
+    workspace: Path
+    run_id: str
+    events: EventLog
+    roles: dict[str, RoleDefinition]
+    accept: AcceptFn
+    progress: Callable[[str, str, float | None], None] = lambda task, msg, frac: None
+    _done: queue.Queue[tuple[str, TaskRecord]] = field(default_factory=queue.Queue)
+    _inflight: dict[str, _Inflight] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def running(self) -> set[str]:
+        """Ids of tasks whose workers have not reported yet."""
+        with self._lock:
+            return set(self._inflight)
+
+    def busy(self) -> bool:
+        """True while a task runs or a finished one has not been collected by :meth:`wait_any`."""
+        with self._lock:
+            return bool(self._inflight) or not self._done.empty()
+
+    def submit(self, task: CompiledTask, dispatch: int) -> None:
+        """Start a task (or take its durable record if an earlier process finished it)."""
+        deadline = time.monotonic() + task.timeout if task.timeout else None
+        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline)
+        with self._lock:
+            if task.id in self._inflight:
+                return
+            self._inflight[task.id] = entry
+        thread = threading.Thread(target=self._work, args=(entry,), name=f"task:{task.id}", daemon=True)
+        thread.start()
+
+    def wait_any(self, poll: float = 0.5) -> dict[str, TaskRecord]:
+        """Block until at least one task finished (or timed out); return every finished record."""
+        results: dict[str, TaskRecord] = {}
+        while not results:
+            with self._lock:
+                if not self._inflight:
+                    break
+            try:
+                tid, rec = self._done.get(timeout=poll)
+                results[tid] = rec
+            except queue.Empty:
+                results.update(self._expire())
+        while True:
+            try:
+                tid, rec = self._done.get_nowait()
+            except queue.Empty:
+                break
+            results[tid] = rec
+        return results
+
+    def _expire(self) -> dict[str, TaskRecord]:
+        now = time.monotonic()
+        out: dict[str, TaskRecord] = {}
+        with self._lock:
+            late = [e for e in self._inflight.values() if e.deadline is not None and now > e.deadline]
+            for entry in late:
+                entry.cancel.set()
+                del self._inflight[entry.task.id]
+        for entry in late:
+            msg = f"timed out after {entry.task.timeout:g}s"
+            self.events.emit("task_timed_out", task=entry.task.id, dispatch=entry.dispatch)
+            out[entry.task.id] = TaskRecord(status="failed", error=msg, finished_at=now_iso(),
+                                            duration_s=round(now - entry.started, 3))
+        return out
+
+    def _work(self, entry: _Inflight) -> None:
+        task = entry.task
+        path = self.workspace / ".coord" / "runs" / self.run_id / "results" / _safe(task.id, entry.dispatch)
+        record: TaskRecord | None = None
+        if path.exists():
+            try:
+                record = orjson.loads(path.read_bytes())
+                record["recovered"] = True
+                self.events.emit("task_recovered", task=task.id, dispatch=entry.dispatch,
+                                 status=record.get("status"))
+            except orjson.JSONDecodeError:
+                record = None
+        if record is None:
+            record = self._execute(entry)
+            if entry.cancel.is_set():
+                return  # timed out: the graph already recorded the failure
+            atomic_write_bytes(path, orjson.dumps(record))
+            kind = "task_finished" if record["status"] == "done" else "task_failed"
+            self.events.emit(kind, task=task.id, dispatch=entry.dispatch, attempts=record.get("attempts"),
+                             duration_s=record.get("duration_s"), error=record.get("error"),
+                             skipped_run=record.get("skipped_run", False))
+        with self._lock:  # leave the in-flight set and queue the result atomically
+            if self._inflight.get(task.id) is not entry:
+                return
+            del self._inflight[task.id]
+            self._done.put((task.id, record))
+
+    def _execute(self, entry: _Inflight) -> TaskRecord:
+        task = entry.task
+        role = self.roles[task.role]
+        driver_name = "pipeline" if task.run is not None else role.driver
+        driver = get_driver(driver_name)
+        started_iso = now_iso()
+        outcome = TaskOutcome(status="failed", error="not run")
+        attempt = 0
+        while True:
+            attempt += 1
+            self.events.emit("task_started", task=task.id, dispatch=entry.dispatch, attempt=attempt,
+                             role=task.role, agent=role.agent, driver=driver_name)
+            ctx = DriverContext(
+                workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt, feedback=[],
+                cancel=entry.cancel,
+                progress=lambda msg, frac, _t=task.id: self.progress(_t, msg, frac),
+                log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{_safe(task.id, entry.dispatch)[:-5]}.log")
+            try:
+                outcome = driver.run(task, ctx)
+            except Exception as e:  # a driver bug fails the task, never the coordinator
+                log.exception("driver %s crashed on %s", driver_name, task.id)
+                outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e}")
+            if outcome.status == "done":
+                failures = self.accept(task, outcome)
+                if failures:
+                    outcome = TaskOutcome(status="failed", metrics=outcome.metrics,
+                                          artifacts=outcome.artifacts, notes=outcome.notes,
+                                          error="accept checks failed: " + "; ".join(failures))
+            if outcome.status != "failed" or attempt > task.retries or entry.cancel.is_set():
+                break
+            delay = task.retry_backoff * (2 ** (attempt - 1))
+            self.events.emit("task_retried", task=task.id, dispatch=entry.dispatch, attempt=attempt,
+                             error=outcome.error, delay_s=delay)
+            if entry.cancel.wait(delay):
+                break
+        return TaskRecord(
+            status="done" if outcome.status == "done" else ("waiting" if outcome.status == "waiting" else "failed"),
+            attempts=attempt, started_at=started_iso, finished_at=now_iso(),
+            duration_s=round(time.monotonic() - entry.started, 3), driver=driver_name, agent=role.agent,
+            metrics=_jsonable(outcome.metrics), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
+            notes=outcome.notes, error=outcome.error, cost_usd=outcome.cost_usd,
+            skipped_run=outcome.skipped_run, recovered=False)
+
+
+def _safe(task_id: str, dispatch: int) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id) + f".{dispatch}.json"
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    return orjson.loads(orjson.dumps(metrics, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))

@@ -1,0 +1,130 @@
+"""Pure scheduling: from plan + state, what changes and what may start.
+
+No I/O here, so every rule is testable on plain dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordinator.plan import CompiledPlan
+from coordinator.state import DECIDED_GATE, TERMINAL_TASK, TaskRecord
+
+
+@dataclass
+class Schedule:
+    """Decisions of one scheduling pass."""
+
+    updates: dict[str, TaskRecord] = field(default_factory=dict)
+    """Tasks that became skipped or blocked."""
+    ready: list[str] = field(default_factory=list)
+    """Pending tasks whose needs and gates are satisfied, in plan order."""
+    due_gates: list[str] = field(default_factory=list)
+    """Pending gates whose reviewed tasks are all finished."""
+    gate_skips: dict[str, str] = field(default_factory=dict)
+    """Gates that cannot review (a reviewed task did not finish) → why."""
+
+
+def _status(tasks: dict[str, Any], tid: str) -> str:
+    return tasks.get(tid, {}).get("status", "pending")
+
+
+def satisfied_by(rec: dict[str, Any]) -> bool:
+    """A need is satisfied by a done task or one the profile skipped."""
+    return rec.get("status") == "done" or (rec.get("status") == "skipped" and rec.get("skip_cause") == "profile")
+
+
+def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) -> Schedule:
+    """One pass in topological order; later tasks see earlier tasks' new statuses."""
+    out = Schedule()
+    view = dict(tasks)
+
+    for gid in plan.gates:
+        if gates.get(gid, {}).get("status", "pending") != "pending":
+            continue
+        after = plan.gate_after[gid]
+        if not all(_status(view, t) in TERMINAL_TASK for t in after):
+            continue
+        bad = [t for t in after if _status(view, t) != "done"]
+        if bad:
+            out.gate_skips[gid] = "cannot review: " + ", ".join(f"{t} is {_status(view, t)}" for t in bad)
+        else:
+            out.due_gates.append(gid)
+
+    for tid in plan.order:
+        if _status(view, tid) != "pending":
+            continue
+        task = plan.tasks[tid]
+        update: TaskRecord | None = None
+        if task.skip:
+            update = {"status": "skipped", "skip_cause": "profile",  # type: ignore[typeddict-unknown-key]
+                      "reason": f"optional; skipped by profile {plan.profile!r}"}
+        else:
+            waiting = False
+            for need in task.needs:
+                if need in plan.gates:  # needing a gate waits for its decision, whatever it is
+                    if gates.get(need, {}).get("status", "pending") not in DECIDED_GATE:
+                        waiting = True
+                    continue
+                rec = view.get(need, {})
+                st = rec.get("status", "pending")
+                if satisfied_by(rec):
+                    continue
+                if st == "failed":
+                    update = {"status": "skipped", "skip_cause": "upstream",  # type: ignore[typeddict-unknown-key]
+                              "reason": f"needs {need}, which failed"}
+                    break
+                if st == "skipped":
+                    update = {"status": "skipped", "skip_cause": "upstream",  # type: ignore[typeddict-unknown-key]
+                              "reason": f"needs {need}, which was skipped"}
+                    break
+                if st == "blocked":
+                    update = {"status": "blocked", "reason": f"needs {need}, which is blocked"}
+                    break
+                waiting = True
+            if update is None:
+                for gid in task.blocked_by:
+                    gstatus = gates.get(gid, {}).get("status", "pending")
+                    if gstatus == "approved":
+                        continue
+                    if gstatus in DECIDED_GATE:
+                        update = {"status": "blocked", "reason": f"gate {gid} {gstatus}"}
+                        break
+                    waiting = True
+            if update is None and not waiting:
+                out.ready.append(tid)
+        if update is not None:
+            out.updates[tid] = update
+            view[tid] = {**view.get(tid, {}), **update}
+    return out
+
+
+def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) -> tuple[str, list[str]]:
+    """Final phase and the problems that explain it: finished, failed or waiting."""
+    problems = []
+    for tid in plan.order:
+        rec = tasks.get(tid, {})
+        st = rec.get("status", "pending")
+        if st == "failed":
+            problems.append(f"task {tid} failed: {rec.get('error')}")
+        elif st == "blocked":
+            problems.append(f"task {tid} blocked: {rec.get('reason')}")
+        elif st == "skipped" and rec.get("skip_cause") != "profile":
+            problems.append(f"task {tid} skipped: {rec.get('reason')}")
+    for gid in plan.gates:
+        rec = gates.get(gid, {})
+        if rec.get("status") in ("rejected", "changes_requested"):
+            problems.append(f"gate {gid} {rec['status']} (grade {rec.get('grade')}, score {rec.get('score')})")
+        elif rec.get("status") == "skipped":
+            problems.append(f"gate {gid} skipped: {rec.get('reason')}")
+    waiting = [g for g in plan.gates if gates.get(g, {}).get("status") == "waiting"] + \
+        [t for t in plan.order if tasks.get(t, {}).get("status") == "waiting"]
+    unfinished = [t for t in plan.order if tasks.get(t, {}).get("status", "pending") in ("pending", "running")]
+    if waiting:
+        return "waiting", [f"waiting for a person: {', '.join(waiting)}", *problems]
+    if problems:
+        return "failed", problems
+    if unfinished:
+        return "failed", [f"tasks never became ready: {', '.join(unfinished)}"]
+    return "finished", []

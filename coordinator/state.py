@@ -1,0 +1,120 @@
+"""Graph state: only serializable data, merged through reducers.
+
+Nodes return partial updates; ``tasks``, ``gates`` and ``deferred`` merge
+record by record, so parallel updates to different tasks never clash.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypedDict
+
+TaskStatus = Literal["pending", "running", "done", "failed", "skipped", "blocked", "waiting"]
+GateStatus = Literal["pending", "approved", "changes_requested", "rejected", "skipped", "waiting"]
+TERMINAL_TASK: frozenset[str] = frozenset({"done", "failed", "skipped", "blocked"})
+DECIDED_GATE: frozenset[str] = frozenset({"approved", "changes_requested", "rejected", "skipped"})
+
+STATE_SCHEMA_VERSION = 1
+
+
+class ArtifactRecord(TypedDict):
+    """A file a task produced."""
+
+    path: str
+    sha256: str
+    bytes: int
+    rows: int | None
+
+
+class TaskRecord(TypedDict, total=False):
+    """Everything coord knows about one task in one run."""
+
+    status: TaskStatus
+    dispatch: int
+    """How many times the scheduler started this task afresh (resumes keep the number)."""
+    attempts: int
+    """Attempts made in the latest dispatch (retries included)."""
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+    driver: str
+    agent: str
+    metrics: dict[str, Any]
+    artifacts: list[ArtifactRecord]
+    notes: list[str]
+    error: str | None
+    reason: str | None
+    """Why a task was skipped or blocked."""
+    cost_usd: float
+    recovered: bool
+    """The result came from the durable result record written before a crash."""
+    skipped_run: bool
+    """The step found its outputs up to date and did not run."""
+
+
+class CriterionResult(TypedDict):
+    """One gate criterion as measured."""
+
+    name: str
+    label: str
+    kind: Literal["metric", "file", "command"]
+    target: str
+    op: str | None
+    threshold: Any
+    measured: Any
+    passed: bool
+    critical: bool
+    weight: float
+    deferred: bool
+    detail: str | None
+
+
+class GateRecord(TypedDict, total=False):
+    """A gate's review: measurements, score, grade, verdict and decision."""
+
+    status: GateStatus
+    score: float | None
+    grade: str | None
+    verdict: str | None
+    criteria: list[CriterionResult]
+    findings: list[str]
+    deferred: list[str]
+    decided_at: str | None
+    decided_by: str | None
+    attempt: int
+    reason: str | None
+
+
+class DeferredItem(TypedDict):
+    """Work a gate let through but did not forget."""
+
+    text: str
+    gate: str
+    criterion: str
+    detail: str
+    resolved_by: list[str]
+    status: Literal["open", "resolved"]
+    resolved_in: str | None
+
+
+def merge_records(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge two id → record maps; a record in ``right`` updates the same id's fields in ``left``."""
+    if not left:
+        return dict(right or {})
+    if not right:
+        return left
+    out = dict(left)
+    for key, rec in right.items():
+        out[key] = {**out[key], **rec} if key in out and isinstance(out[key], dict) else rec
+    return out
+
+
+class RunState(TypedDict, total=False):
+    """The state of one run (one LangGraph thread)."""
+
+    schema_version: int
+    run_id: str
+    plan: str
+    tasks: Annotated[dict[str, TaskRecord], merge_records]
+    gates: Annotated[dict[str, GateRecord], merge_records]
+    deferred: Annotated[dict[str, DeferredItem], merge_records]
+    phase: Literal["running", "finished", "waiting", "failed"]

@@ -1,0 +1,109 @@
+"""The workspace: where coord keeps state, boards, reviews, data and reports."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from coordinator.errors import WorkspaceBusyError
+
+STATE_DIR = ".coord"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path | str) -> Workspace:
+        """The workspace rooted at ``root`` (resolved)."""
+        return cls(Path(root).resolve())
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def db(self) -> Path:
+        """The LangGraph SQLite checkpoint database."""
+        return self.state_dir / "state.sqlite"
+
+    @property
+    def events(self) -> Path:
+        return self.state_dir / "events.jsonl"
+
+    @property
+    def boards(self) -> Path:
+        return self.root / "task_boards"
+
+    @property
+    def reviews(self) -> Path:
+        return self.root / "reviews"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def team_file(self) -> Path:
+        return self.root / "TEAM_COORDINATION.md"
+
+    @property
+    def config(self) -> Path:
+        """Per-workspace settings (role bindings, concurrency)."""
+        return self.root / "coord.yaml"
+
+    @property
+    def status_file(self) -> Path:
+        """JSON snapshot of the latest run, rewritten on every render."""
+        return self.state_dir / "status.json"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.state_dir / "runs" / run_id
+
+    def result_file(self, run_id: str, task_id: str, dispatch: int) -> Path:
+        """Durable record of a finished task attempt, written before the graph hears of it."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
+        return self.run_dir(run_id) / "results" / f"{safe}.{dispatch}.json"
+
+    def ensure(self) -> None:
+        """Create the directories coord writes into."""
+        for d in (self.state_dir, self.boards):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+class WorkspaceLock:
+    """An exclusive advisory lock so two runs never drive one workspace at once."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.path = ws.state_dir / "lock"
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> WorkspaceLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by {holder}; "
+                                     "wait for it to finish or stop it") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None

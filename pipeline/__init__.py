@@ -1,0 +1,1 @@
+"""Pipeline steps: plain functions over files that plans call and libraries import."""

@@ -1,0 +1,224 @@
+"""Streaming JSONL and atomic file writes shared by every step.
+
+Readers yield one parsed line at a time and send bad lines to a rejects sink,
+so memory stays flat whatever the file size and nothing is dropped silently.
+Writers stream into a temporary file beside the target and rename it into
+place only when the block exits cleanly, hashing the bytes on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from pipeline.errors import InputError
+
+_DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+"""mkstemp creates 0600 files; outputs get the mode a normal open() would give them."""
+
+
+def dumps_line(obj: Any) -> bytes:
+    """Serialize one JSONL line (with its trailing newline)."""
+    return orjson.dumps(obj, option=_DUMP_OPTS)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a crash leaves either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(Path(tmp))
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write pretty, key-sorted JSON (stable bytes for stable input)."""
+    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+                                          | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+
+
+class AtomicWriter:
+    """Binary file written to a temp sibling and renamed into place on success.
+
+    Tracks the byte count and sha256 of everything written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.bytes = 0
+        self._hash = hashlib.sha256()
+        self._fh: Any = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> AtomicWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.fchmod(fd, _FILE_MODE)
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb", buffering=1 << 20)
+        return self
+
+    def write(self, data: bytes) -> None:
+        """Append raw bytes."""
+        self._fh.write(data)
+        self._hash.update(data)
+        self.bytes += len(data)
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes written so far."""
+        return self._hash.hexdigest()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self._fh is not None and self._tmp is not None
+        if exc_type is not None:
+            self._fh.close()
+            _unlink_quietly(self._tmp)
+            return
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+
+class JsonlWriter(AtomicWriter):
+    """Atomic JSONL writer: one object per line, counted and hashed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.count = 0
+
+    def __enter__(self) -> JsonlWriter:
+        super().__enter__()
+        return self
+
+    def write_obj(self, obj: Any) -> None:
+        """Serialize and append one record."""
+        self.write(dumps_line(obj))
+        self.count += 1
+
+
+class Rejects:
+    """Collects bad input lines into ``<output>.rejects.jsonl`` with line number and reason.
+
+    The file is written only when something was rejected; a stale rejects file
+    from an earlier run is removed so the directory always tells the truth.
+    """
+
+    def __init__(self, output: Path) -> None:
+        self.path = rejects_path(output)
+        self.count = 0
+        self._writer: JsonlWriter | None = None
+        self.samples: list[dict[str, Any]] = []
+
+    def add(self, *, source: Path | str, line: int, reason: str, raw: str | bytes | None = None,
+            field: str | None = None) -> None:
+        """Record one rejected line."""
+        if self._writer is None:
+            self._writer = JsonlWriter(self.path).__enter__()
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="replace")
+        rec = {"source": str(source), "line": line, "field": field, "reason": reason, "raw": raw}
+        self._writer.write_obj(rec)
+        self.count += 1
+        if len(self.samples) < 5:
+            self.samples.append(rec)
+
+    def close(self) -> None:
+        """Finish the rejects file (or remove a stale one when nothing was rejected)."""
+        if self._writer is not None:
+            self._writer.__exit__(None, None, None)
+            self._writer = None
+        elif self.path.exists():
+            self.path.unlink()
+
+    def __enter__(self) -> Rejects:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None and self._writer is not None:
+            self._writer.__exit__(exc_type, exc, tb)
+            self._writer = None
+            return
+        self.close()
+
+
+def rejects_path(output: Path) -> Path:
+    """Where the rejects of ``output`` live."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.rejects.jsonl")
+
+
+def is_sidecar(path: Path) -> bool:
+    """True for files coord writes beside data files (rejects, manifests, temp files)."""
+    name = Path(path).name
+    return name.endswith((".rejects.jsonl", ".manifest.json", ".tmp")) or name.startswith(".")
+
+
+def data_files(directory: Path, pattern: str = "*.jsonl") -> list[Path]:
+    """Data files of a directory in a stable order, sidecars excluded."""
+    return sorted(p for p in Path(directory).glob(pattern) if p.is_file() and not is_sidecar(p))
+
+
+def iter_jsonl(path: Path, rejects: Rejects | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, object)`` for every parseable line of ``path``.
+
+    Blank lines are skipped. Lines that are not JSON go to ``rejects`` with the
+    parser's reason; without a sink they raise :class:`InputError` naming file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    with path.open("rb", buffering=1 << 20) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            stripped = raw.strip()
+            if not stripped:
+                continue
+            try:
+                obj = orjson.loads(stripped)
+            except orjson.JSONDecodeError as e:
+                if rejects is None:
+                    raise InputError(f"invalid JSON: {e}", path=path, line=lineno) from e
+                rejects.add(source=path, line=lineno, reason=f"invalid JSON: {e}", raw=stripped)
+                continue
+            yield lineno, obj
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,304 @@
+"""The contract every pipeline step follows.
+
+A step is a plain function registered with :func:`step`::
+
+    @step("audit")
+    def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft"), threshold: float = 0.85) -> StepResult:
+        ...
+
+- The first argument is a :class:`StepContext`; every other parameter is keyword-only
+  and JSON-serializable. Parameters annotated :data:`WsPath` are paths relative to the
+  workspace; plans are rejected at load time when one escapes it.
+- It returns a :class:`StepResult`: flat metrics (the numbers gates read as
+  ``<task>.<metric>``) and the artifacts it wrote.
+- It is idempotent through :class:`StepRun`: same inputs and parameters give
+  byte-identical outputs, and a re-run whose manifests still match is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NewType
+
+import orjson
+
+from pipeline._io import atomic_write_json, sha256_file
+from pipeline.errors import ParameterError, WorkspaceEscapeError
+
+WsPath = NewType("WsPath", str)
+"""A path relative to the workspace root (plans may not point outside it)."""
+
+MetricValue = float | int | str | bool | None
+ProgressFn = Callable[[str, float | None], None]
+
+MANIFEST_SCHEMA_VERSION = 1
+
+
+def resolve_in_workspace(workspace: Path, rel: str | Path) -> Path:
+    """Resolve ``rel`` against ``workspace``; raise if the result leaves it."""
+    root = Path(workspace).resolve()
+    candidate = (root / rel).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise WorkspaceEscapeError(f"path {str(rel)!r} escapes the workspace {str(root)!r}")
+    return candidate
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step gets from whoever runs it (the coordinator or a library caller)."""
+
+    workspace: Path
+    """Root directory; every WsPath parameter is relative to it."""
+    progress: ProgressFn | None = None
+    """Called with a message and an optional fraction done in [0, 1]."""
+    force: bool = False
+    """Run even when the manifests say the outputs are up to date."""
+
+    def path(self, rel: str | Path) -> Path:
+        """Absolute path of a workspace-relative path, refusing escapes."""
+        return resolve_in_workspace(self.workspace, rel)
+
+    def rel(self, path: Path) -> str:
+        """Workspace-relative POSIX form of an absolute path (for manifests and boards)."""
+        try:
+            return Path(path).resolve().relative_to(Path(self.workspace).resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def report(self, message: str, fraction: float | None = None) -> None:
+        """Report progress, if anyone listens."""
+        if self.progress is not None:
+            self.progress(message, fraction)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file a step wrote."""
+
+    path: str
+    """Workspace-relative path."""
+    sha256: str
+    """Hex digest of the file's bytes."""
+    bytes: int
+    """Size in bytes."""
+    rows: int | None = None
+    """Records in the file, for JSONL outputs."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form for state and manifests."""
+        return {"path": self.path, "sha256": self.sha256, "bytes": self.bytes, "rows": self.rows}
+
+
+@dataclass
+class StepResult:
+    """What a step measured and produced."""
+
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    """Flat metrics; gates address them as ``<task id>.<name>``."""
+    artifacts: list[Artifact] = field(default_factory=list)
+    """Files written (data files, reports); manifests are implied."""
+    skipped: bool = False
+    """True when the outputs were already up to date and nothing ran."""
+    notes: list[str] = field(default_factory=list)
+    """Short human-readable remarks for boards and logs."""
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A registered step: its function and what its signature says."""
+
+    name: str
+    fn: Callable[..., StepResult]
+    params: dict[str, inspect.Parameter]
+    path_params: frozenset[str]
+    code_version: str
+    reads_run_status: bool = False
+    """The step reads ``.coord/status.json``; boards are rendered right before it starts."""
+
+    def required(self) -> list[str]:
+        """Parameters without a default."""
+        return [n for n, p in self.params.items() if p.default is inspect.Parameter.empty]
+
+
+STEPS: dict[str, StepSpec] = {}
+
+
+def _code_version(fn: Callable[..., Any]) -> str:
+    from coordinator import __version__
+
+    src = inspect.getsourcefile(fn)
+    digest = sha256_file(Path(src))[:12] if src else "unknown"
+    return f"{__version__}+{digest}"
+
+
+def step(name: str, *, reads_run_status: bool = False) -> Callable[[Callable[..., StepResult]], Callable[..., StepResult]]:
+    """Register a function as the pipeline step ``name``."""
+
+    def register(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        if not params or params[0].kind is inspect.Parameter.KEYWORD_ONLY:
+            raise TypeError(f"step {name!r}: first parameter must be the StepContext")
+        hints = typing.get_type_hints(fn)
+        kw = {p.name: p for p in params[1:]}
+        bad = [p.name for p in params[1:] if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        if bad:
+            raise TypeError(f"step {name!r}: parameters {bad} must be keyword-only")
+        paths = frozenset(n for n in kw if _is_path_hint(hints.get(n)))
+        if name in STEPS and STEPS[name].fn is not fn:
+            raise ValueError(f"step {name!r} registered twice")
+        STEPS[name] = StepSpec(name, fn, kw, paths, _code_version(fn), reads_run_status)
+        return fn
+
+    return register
+
+
+def _is_path_hint(hint: Any) -> bool:
+    if hint is WsPath:
+        return True
+    args = typing.get_args(hint)
+    return any(_is_path_hint(a) for a in args)
+
+
+def load_steps() -> dict[str, StepSpec]:
+    """Import every built-in step module so the registry is complete."""
+    import pipeline.steps  # noqa: F401  (registers on import)
+
+    return STEPS
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Stable bytes for hashing parameters."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 of a file, reusing its manifest's digest when size and mtime still match."""
+    path = Path(path)
+    st = path.stat()
+    man = manifest_path(path)
+    if man.exists():
+        try:
+            data = orjson.loads(man.read_bytes())
+            if data.get("bytes") == st.st_size and data.get("mtime_ns") == st.st_mtime_ns:
+                return str(data["sha256"])
+        except (orjson.JSONDecodeError, KeyError, OSError):
+            pass
+    return sha256_file(path)
+
+
+def manifest_path(output: Path) -> Path:
+    """Where the manifest of ``output`` lives."""
+    output = Path(output)
+    return output.with_name(f"{output.name}.manifest.json")
+
+
+class StepRun:
+    """Manifest bookkeeping for one execution of a step.
+
+    Usage inside a step::
+
+        run = StepRun(ctx, "audit", params, inputs=[...], outputs=[...])
+        if (cached := run.cached()) is not None:
+            return cached
+        ... write outputs ...
+        run.record(out_path, rows=n, sha256=writer.sha256)
+        return run.finish(metrics)
+    """
+
+    def __init__(self, ctx: StepContext, step_name: str, params: dict[str, Any], *,
+                 inputs: Sequence[Path], outputs: Sequence[Path], seed: int | None = None,
+                 provider: str | None = None) -> None:
+        self.ctx = ctx
+        self.step = step_name
+        self.params = params
+        self.seed = seed
+        self.provider = provider
+        self.outputs = [Path(o) for o in outputs]
+        spec = STEPS.get(step_name)
+        self.code_version = spec.code_version if spec else "unregistered"
+        self.inputs = {ctx.rel(p): fingerprint(p) for p in sorted(Path(i) for i in inputs)}
+        h = hashlib.sha256()
+        h.update(canonical_json({"step": step_name, "code": self.code_version, "params": params,
+                                 "inputs": self.inputs, "seed": seed, "provider": provider}))
+        self.key = h.hexdigest()
+        self._records: dict[Path, dict[str, Any]] = {}
+
+    def cached(self) -> StepResult | None:
+        """The previous result when every output's manifest matches this run's key."""
+        if self.ctx.force or not self.outputs:
+            return None
+        metrics: dict[str, MetricValue] | None = None
+        artifacts = []
+        for out in self.outputs:
+            man = manifest_path(out)
+            if not out.exists() or not man.exists():
+                return None
+            try:
+                data = orjson.loads(man.read_bytes())
+            except (orjson.JSONDecodeError, OSError):
+                return None
+            if data.get("key") != self.key or fingerprint(out) != data.get("sha256"):
+                return None
+            metrics = data.get("step_metrics", {})
+            artifacts.append(Artifact(self.ctx.rel(out), data["sha256"], data["bytes"], data.get("rows")))
+        return StepResult(metrics=dict(metrics or {}), artifacts=artifacts, skipped=True,
+                          notes=["outputs up to date; step skipped"])
+
+    def record(self, output: Path, *, rows: int | None = None, sha256: str | None = None,
+               rejects: int = 0, extra: dict[str, Any] | None = None) -> None:
+        """Note one finished output (call after it is in place)."""
+        output = Path(output)
+        st = output.stat()
+        self._records[output] = {
+            "rows": rows,
+            "sha256": sha256 or sha256_file(output),
+            "bytes": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "rejects": rejects,
+            "extra": extra or {},
+        }
+
+    def finish(self, metrics: dict[str, MetricValue], notes: Sequence[str] = ()) -> StepResult:
+        """Write a manifest beside every output and return the step result."""
+        missing = [str(o) for o in self.outputs if o not in self._records]
+        if missing:
+            raise ParameterError(f"step {self.step!r} declared outputs it did not record: {missing}")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        artifacts = []
+        for out, rec in self._records.items():
+            manifest = {
+                "schema_version": MANIFEST_SCHEMA_VERSION,
+                "step": self.step,
+                "output": self.ctx.rel(out),
+                "sha256": rec["sha256"],
+                "bytes": rec["bytes"],
+                "mtime_ns": rec["mtime_ns"],
+                "rows": rec["rows"],
+                "rejects": rec["rejects"],
+                "inputs": self.inputs,
+                "params": self.params,
+                "seed": self.seed,
+                "provider": self.provider,
+                "code_version": self.code_version,
+                "key": self.key,
+                "created_at": now,
+                "extra": rec["extra"],
+                "step_metrics": metrics,
+            }
+            atomic_write_json(manifest_path(out), manifest)
+            # atomic_write_json replaced a sibling, not the output: its mtime is unchanged
+            artifacts.append(Artifact(self.ctx.rel(out), rec["sha256"], rec["bytes"], rec["rows"]))
+        return StepResult(metrics=dict(metrics), artifacts=artifacts, notes=list(notes))
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a truthy value."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,44 @@
+"""Agent Data Protocol (ADP): models, file validation, and conversion to chat turns."""
+
+from pipeline.adp.models import (
+    CODE_LANGUAGES,
+    SUPPORTED_VERSIONS,
+    WRITE_VERSION,
+    ApiAction,
+    CodeAction,
+    ImageObservation,
+    Issue,
+    MessageAction,
+    TextObservation,
+    Trajectory,
+    WebObservation,
+)
+from pipeline.adp.turns import Turn, trajectory_to_turns
+from pipeline.adp.validate import (
+    AdpError,
+    AdpReport,
+    trajectory_issues,
+    validate_adp_file,
+    validate_adp_files,
+)
+
+__all__ = [
+    "CODE_LANGUAGES",
+    "SUPPORTED_VERSIONS",
+    "WRITE_VERSION",
+    "AdpError",
+    "AdpReport",
+    "ApiAction",
+    "CodeAction",
+    "ImageObservation",
+    "Issue",
+    "MessageAction",
+    "TextObservation",
+    "Trajectory",
+    "Turn",
+    "WebObservation",
+    "trajectory_issues",
+    "trajectory_to_turns",
+    "validate_adp_file",
+    "validate_adp_files",
+]

@@ -1,0 +1,365 @@
+"""audit: one streaming pass over the Unsloth training files, measuring data quality.
+
+Every row's conversation *without its system prompt* is joined (``from: value`` per
+message), lowercased and whitespace-collapsed; its 16-byte blake2b digest identifies
+the row's content. Rows are then partitioned:
+
+- the first row of each distinct content is a **unique text**;
+- a later row whose content first appeared under the *same* ``base_id`` is
+  intentional reuse (the same example for another target agent, or another prompt
+  variant) — ``cross_agent_reuse_rows``;
+- a later row whose content first appeared under a *different* ``base_id`` is a true
+  duplicate — ``exact_dup_rows``; ``exact_dup_groups`` counts the contents involved.
+
+So ``rows = unique_texts + cross_agent_reuse_rows + exact_dup_rows``. Near duplicates
+are found by MinHash LSH (:mod:`pipeline.minhash`) over the unique texts only, keeping
+verified pairs whose first ``base_id`` differs. Per-content facts (answer length,
+punctuation, PII) are computed once per unique text and counted for every row that
+carries it; PII is also looked for in system prompts (cached per distinct prompt).
+
+Metrics (flat): ``rows``, ``files``, ``agents``, ``unique_texts``, ``unique_bases``,
+``rejects`` (lines that are not JSON), ``schema_errors`` (rows missing or mistyping a
+required field; both go to ``<out_dir>/<file>.rejects.jsonl``), ``exact_dup_groups``,
+``exact_dup_rows``, ``exact_dup_rate`` (/ rows), ``cross_agent_reuse_rows``,
+``near_dup_pairs``, ``near_dup_texts`` (unique texts in at least one pair),
+``near_dup_rate`` (near_dup_texts / unique_texts), ``weight_min``, ``weight_max``,
+``weight_mean``, ``weight_out_of_range``, ``weight_missing``, ``answer_words_mean``,
+``answer_words_p50``, ``answer_words_p95`` (words of the last ``gpt`` message per row;
+percentiles from an exact histogram of 0..4095 words with one overflow bin),
+``too_short_rows``, ``too_short_rate``, ``no_end_punct_rows``, ``no_end_punct_rate``,
+``pii_email_rows``, ``pii_phone_rows``, ``pii_rows``, ``pii_rate`` (/ rows),
+``pii_texts`` (unique texts with PII), ``difficulty_<name>`` (share of unique base
+examples) and ``difficulty_max_deviation`` (largest absolute gap to the target).
+
+Outputs: ``<out_dir>/audit_metrics.json`` (metrics, per-agent breakdown, samples) and
+``<out_dir>/audit_report.md`` (bounded, see :mod:`pipeline.audit_report`).
+Memory: about 1.5 kB per unique text (digest, a few counters, MinHash signature and
+LSH entry) plus one small integer per base example and agent; never the texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from array import array
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline._io import Rejects, atomic_write_json, atomic_write_text, data_files, iter_jsonl
+from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
+from pipeline.audit_report import (
+    AgentStats,
+    Findings,
+    WeightStats,
+    difficulty_mix,
+    mask_pii,
+    render_report,
+    snippet,
+)
+from pipeline.errors import InputError, ParameterError
+from pipeline.minhash import NearDupIndex, normalize_text
+from pipeline.pii import find_pii
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIFFICULTY_TARGET: Mapping[str, float] = {"easy": 0.30, "medium": 0.45, "hard": 0.25}
+DEFAULT_WEIGHT_RANGE: Sequence[float] = (0.0, 1.0)
+REQUIRED_FIELDS = ("conversations", "target_agent", "source_agent", "base_id", "category",
+                   "difficulty", "variant")
+HIST_BINS = 4096
+_SYSTEM_CACHE_MAX = 4096
+_END_CLOSERS = "\"')]}*_`»”’ "
+# per unique text, bit flags
+_SHORT, _NO_PUNCT, _EMAIL, _PHONE, _DUP = 1, 2, 4, 8, 16
+
+
+def ends_with_punctuation(answer: str) -> bool:
+    """True when an answer ends with ``.?!`` (closing quotes/parens/emphasis may follow) or a code fence."""
+    text = answer.rstrip()
+    if text.endswith("```"):
+        return True
+    return text.rstrip(_END_CLOSERS)[-1:] in {".", "?", "!", "…"}
+
+
+def _schema_problem(row: Any) -> tuple[str, str] | None:
+    """``(field, reason)`` of the first schema problem of a row, or None."""
+    if not isinstance(row, dict):
+        return "", "row is not a JSON object"
+    for name in REQUIRED_FIELDS:
+        if name not in row:
+            return name, f"missing required field {name!r}"
+    conv = row["conversations"]
+    if not isinstance(conv, list) or not conv:
+        return "conversations", "conversations must be a non-empty list"
+    for i, m in enumerate(conv):
+        if not isinstance(m, dict) or not isinstance(m.get("from"), str) \
+                or not isinstance(m.get("value"), str):
+            return f"conversations[{i}]", "message needs string 'from' and 'value'"
+    for name in ("target_agent", "base_id"):
+        if not isinstance(row[name], str) or not row[name]:
+            return name, f"{name} must be a non-empty string"
+    return None
+
+
+class AuditAccumulator:
+    """Running state of one audit pass: bounded counters, per-text flags, samples."""
+
+    def __init__(self, *, near_dup_threshold: float, min_words: int,
+                 weight_range: tuple[float, float], sample_size: int) -> None:
+        self.min_words = min_words
+        self.lo, self.hi = weight_range
+        self.rows = self.rejects = self.schema_errors = 0
+        self.unique = self.reuse_rows = self.dup_rows = 0
+        self.weights = WeightStats()
+        self.hist = array("q", bytes(8 * HIST_BINS))
+        self.words_sum = 0
+        self.too_short = self.no_punct = self.pii_email = self.pii_phone = self.pii_rows = 0
+        self.texts: dict[bytes, int] = {}
+        self.first_base = array("l")
+        self.flags = bytearray()
+        self.bases: dict[str, int] = {}
+        self.base_difficulty: list[str] = []
+        self.agents: dict[str, AgentStats] = {}
+        self.system_flags: dict[bytes, int] = {}
+        self.findings = Findings(sample_size)
+        self.index = NearDupIndex(threshold=near_dup_threshold)
+
+    def reject(self, rejects: Rejects, path: Path, line: int, row: Any, field: str,
+               reason: str) -> None:
+        """Record a row that breaks the schema."""
+        self.schema_errors += 1
+        raw = snippet(str(row), 2000)
+        rejects.add(source=path, line=line, reason=reason, field=field or None, raw=raw)
+        self.findings.add("schema_errors", f"{path.name}:{line}: {reason}")
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Account for one schema-valid row."""
+        self.rows += 1
+        agent = self.agents.setdefault(row["target_agent"], AgentStats())
+        agent.rows += 1
+        rid = str(row.get("id") or f"{row['target_agent']}:{row['base_id']}")
+        bidx = self.bases.get(row["base_id"])
+        if bidx is None:
+            bidx = self.bases[row["base_id"]] = len(self.base_difficulty)
+            self.base_difficulty.append(str(row["difficulty"]))
+        agent.bases.add(bidx)
+        self._weight(row.get("weight"), agent, rid)
+
+        conv = row["conversations"]
+        system = [m["value"] for m in conv if m["from"] == "system"]
+        body = [m for m in conv if m["from"] != "system"]
+        norm = normalize_text("\n".join(f"{m['from']}: {m['value']}" for m in body))
+        digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
+        tidx = self.texts.get(digest)
+        if tidx is None:
+            tidx = self.texts[digest] = self.unique
+            self.unique += 1
+            self.first_base.append(bidx)
+            self.flags.append(self._text_flags(body, rid))
+            self.index.add(norm)
+        elif self.first_base[tidx] == bidx:
+            self.reuse_rows += 1
+            agent.reuse_rows += 1
+        else:
+            self.dup_rows += 1
+            agent.dup_rows += 1
+            if not self.flags[tidx] & _DUP:
+                self.flags[tidx] |= _DUP
+                other = self.base_name(self.first_base[tidx])
+                self.findings.add("exact_dups", f"`{rid}` (base `{row['base_id']}`) repeats the "
+                                  f"text of base `{other}`: {snippet(norm, 160)}")
+        flags = self.flags[tidx] | self._system_flags(system, rid)
+        answer = next((m["value"] for m in reversed(body) if m["from"] == "gpt"), "")
+        words = len(answer.split())
+        self.hist[min(words, HIST_BINS - 1)] += 1
+        self.words_sum += words
+        self._count_flags(flags, agent, rid, words, answer)
+
+    def _weight(self, weight: Any, agent: AgentStats, rid: str) -> None:
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or math.isnan(weight):
+            self.weights.missing += 1
+            agent.weights.missing += 1
+            self.findings.add("weight_missing", f"`{rid}`: weight {weight!r}")
+            return
+        w = float(weight)
+        self.weights.add(w)
+        agent.weights.add(w)
+        if not self.lo <= w <= self.hi:
+            self.weights.out_of_range += 1
+            agent.weights.out_of_range += 1
+            self.findings.add("weight_out_of_range", f"`{rid}`: weight {w}")
+
+    def _text_flags(self, body: list[dict[str, str]], rid: str) -> int:
+        flags = 0
+        for m in body:
+            for match in find_pii(m["value"]):
+                flags |= _EMAIL if match.kind == "email" else _PHONE
+                self.findings.add(f"pii_{match.kind}",
+                                  f"`{rid}` ({m['from']}): {mask_pii(match.text)}")
+        return flags
+
+    def _system_flags(self, system: list[str], rid: str) -> int:
+        flags = 0
+        for text in system:
+            key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+            cached = self.system_flags.get(key)
+            if cached is None:
+                cached = self._text_flags([{"from": "system", "value": text}], rid)
+                if len(self.system_flags) < _SYSTEM_CACHE_MAX:  # bounded; misses just rescan
+                    self.system_flags[key] = cached
+            flags |= cached
+        return flags
+
+    def _count_flags(self, flags: int, agent: AgentStats, rid: str, words: int,
+                     answer: str) -> None:
+        if words < self.min_words:
+            self.too_short += 1
+            agent.too_short_rows += 1
+            self.findings.add("too_short", f"`{rid}`: {words} words: {snippet(answer, 160)}")
+        if answer.strip() and not ends_with_punctuation(answer):
+            self.no_punct += 1
+            agent.no_end_punct_rows += 1
+            self.findings.add("no_end_punct", f"`{rid}`: …{snippet(answer[-120:], 120)}")
+        if flags & _EMAIL:
+            self.pii_email += 1
+            agent.pii_email_rows += 1
+        if flags & _PHONE:
+            self.pii_phone += 1
+            agent.pii_phone_rows += 1
+        if flags & (_EMAIL | _PHONE):
+            self.pii_rows += 1
+            agent.pii_rows += 1
+        agent.words_sum += words
+
+    def base_name(self, bidx: int) -> str:
+        """The base_id string of a base index (only used for a few samples)."""
+        return next(name for name, i in self.bases.items() if i == bidx)
+
+    def percentile(self, q: float) -> int | None:
+        """Word count at quantile ``q`` from the histogram (None without rows)."""
+        total = sum(self.hist)
+        if total == 0:
+            return None
+        need, seen = max(1, math.ceil(q * total)), 0
+        for words, n in enumerate(self.hist):
+            seen += n
+            if seen >= need:
+                return words
+        return HIST_BINS - 1
+
+    def near_duplicates(self) -> tuple[int, int]:
+        """Close the LSH index; count pairs across base examples and texts involved."""
+        self.index.close()
+        pairs, involved = 0, bytearray(self.unique)
+        for p in self.index.pairs():
+            a, b = self.first_base[p.a], self.first_base[p.b]
+            if a == b:
+                continue
+            pairs += 1
+            involved[p.a] = involved[p.b] = 1
+            self.findings.add("near_dups", f"base `{self.base_name(a)}` ~ base "
+                              f"`{self.base_name(b)}`: estimated Jaccard {p.jaccard:.3f}")
+        return pairs, sum(involved)
+
+
+def _rate(n: int, d: int) -> float:
+    return n / d if d else 0.0
+
+
+def _check_params(near_dup_threshold: float, min_words: int, difficulty_target: Mapping[str, float],
+                  weight_range: Sequence[float], sample_size: int) -> tuple[float, float]:
+    if not 0.0 < near_dup_threshold <= 1.0:
+        raise ParameterError(f"near_dup_threshold must be in (0, 1], got {near_dup_threshold!r}")
+    if min_words < 0 or sample_size < 0:
+        raise ParameterError("min_words and sample_size must be >= 0")
+    if len(weight_range) != 2 or weight_range[0] > weight_range[1]:
+        raise ParameterError(f"weight_range must be [low, high], got {list(weight_range)!r}")
+    if not difficulty_target or any(v < 0 for v in difficulty_target.values()) \
+            or abs(sum(difficulty_target.values()) - 1.0) > 1e-6:
+        raise ParameterError(f"difficulty_target must be shares summing to 1, got "
+                             f"{dict(difficulty_target)!r}")
+    return float(weight_range[0]), float(weight_range[1])
+
+
+@step("audit")
+def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft/unsloth"),
+          out_dir: WsPath = WsPath("reports/audit"), near_dup_threshold: float = 0.85,
+          min_words: int = 20, difficulty_target: Mapping[str, float] = DEFAULT_DIFFICULTY_TARGET,
+          weight_range: Sequence[float] = DEFAULT_WEIGHT_RANGE, sample_size: int = 3) -> StepResult:
+    """Audit the Unsloth training files: duplicates, weights, lengths, PII, difficulty mix."""
+    lo_hi = _check_params(near_dup_threshold, min_words, difficulty_target, weight_range,
+                          sample_size)
+    root, out = ctx.path(sft_dir), ctx.path(out_dir)
+    files = data_files(root)
+    if not files:
+        raise InputError("no training files (*.jsonl) to audit", path=root)
+    metrics_path, report_path = out / "audit_metrics.json", out / "audit_report.md"
+    params = {"sft_dir": sft_dir, "out_dir": out_dir, "near_dup_threshold": near_dup_threshold,
+              "min_words": min_words, "difficulty_target": dict(difficulty_target),
+              "weight_range": list(lo_hi), "sample_size": sample_size}
+    run = StepRun(ctx, "audit", params, inputs=files, outputs=[metrics_path, report_path])
+    if (cached := run.cached()) is not None:
+        return cached
+
+    acc = AuditAccumulator(near_dup_threshold=near_dup_threshold, min_words=min_words,
+                           weight_range=lo_hi, sample_size=sample_size)
+    try:
+        for i, path in enumerate(files):
+            ctx.report(f"audit: {path.name}", i / len(files))
+            with Rejects(out / path.name) as rejects:
+                for line, row in iter_jsonl(path, rejects):
+                    problem = _schema_problem(row)
+                    if problem is None:
+                        acc.add(row)
+                    else:
+                        acc.reject(rejects, path, line, row, *problem)
+                acc.rejects += rejects.count - sum(1 for _ in ()) if False else 0
+                acc.rejects += rejects.count
+    finally:
+        pairs, near_texts = acc.near_duplicates()
+    acc.rejects -= acc.schema_errors  # Rejects counted both kinds; keep them apart
+    ctx.report("audit: writing report", 0.95)
+    metrics = _metrics(acc, len(files), pairs, near_texts, difficulty_target)
+    agents = {name: a.summary(acc.base_difficulty, difficulty_target)
+              for name, a in sorted(acc.agents.items())}
+    atomic_write_json(metrics_path, {"metrics": metrics, "agents": agents, "params": params,
+                                     "target": dict(difficulty_target),
+                                     "samples": acc.findings.as_dict()})
+    atomic_write_text(report_path, render_report(metrics, agents, acc.findings,
+                                                 dict(difficulty_target), params))
+    run.record(metrics_path)
+    run.record(report_path)
+    log.info("audit: %d rows, %d unique texts, %d exact dup rows, %d near-dup pairs, %d PII rows",
+             acc.rows, acc.unique, acc.dup_rows, pairs, acc.pii_rows)
+    notes = [f"{acc.rejects} bad lines, {acc.schema_errors} schema errors"] \
+        if acc.rejects or acc.schema_errors else []
+    return run.finish(metrics, notes)
+
+
+def _metrics(acc: AuditAccumulator, files: int, pairs: int, near_texts: int,
+             target: Mapping[str, float]) -> dict[str, MetricValue]:
+    mix, deviation = difficulty_mix(acc.base_difficulty, range(len(acc.base_difficulty)), target)
+    m: dict[str, MetricValue] = {
+        "rows": acc.rows, "files": files, "agents": len(acc.agents),
+        "unique_texts": acc.unique, "unique_bases": len(acc.base_difficulty),
+        "rejects": acc.rejects, "schema_errors": acc.schema_errors,
+        "exact_dup_groups": sum(1 for f in acc.flags if f & _DUP),
+        "exact_dup_rows": acc.dup_rows, "exact_dup_rate": _rate(acc.dup_rows, acc.rows),
+        "cross_agent_reuse_rows": acc.reuse_rows,
+        "near_dup_pairs": pairs, "near_dup_texts": near_texts,
+        "near_dup_rate": _rate(near_texts, acc.unique),
+        **acc.weights.metrics("weight_"),
+        "answer_words_mean": _rate(acc.words_sum, acc.rows) if acc.rows else None,
+        "answer_words_p50": acc.percentile(0.50), "answer_words_p95": acc.percentile(0.95),
+        "too_short_rows": acc.too_short, "too_short_rate": _rate(acc.too_short, acc.rows),
+        "no_end_punct_rows": acc.no_punct, "no_end_punct_rate": _rate(acc.no_punct, acc.rows),
+        "pii_email_rows": acc.pii_email, "pii_phone_rows": acc.pii_phone,
+        "pii_rows": acc.pii_rows, "pii_rate": _rate(acc.pii_rows, acc.rows),
+        "pii_texts": sum(1 for f in acc.flags if f & (_EMAIL | _PHONE)),
+    }
+    for name, share in mix.items():
+        m[f"difficulty_{name}"] = share
+    m["difficulty_max_deviation"] = deviation
+    return m

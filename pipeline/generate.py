@@ -1,0 +1,245 @@
+"""Step ``generate``: raw examples per agent → ``data/generated_examples/<agent>.jsonl``.
+
+Each agent gets ``examples_per_agent`` rows (format: docs/formats.md, "Raw generated
+examples") spread evenly over its five task categories, with exact difficulty counts
+from ``difficulty_mix`` (largest remainder). The default ``offline`` provider is a
+labeled deterministic stand-in for an LLM (every row says ``"provider": "offline"``);
+see :mod:`pipeline.providers`.
+
+Each agent file has its own seed derived from ``(seed, agent)``, so adding an agent
+never changes another agent's bytes. Same parameters → byte-identical files.
+
+Planted variety (offline provider), so the audit has real things to find:
+
+- kinds by per-agent weights (chat / code with fenced blocks or a code_call / tool
+  with tool_call + tool result); chat turns get a follow-up user turn at 15/25/35 %
+  (easy/medium/hard);
+- ``PII_RATE`` 2.5 % of examples carry an email and/or an international phone number;
+- decoys that are not PII appear in most user turns: versions (2.14.1), dates
+  (2024-03-15), private IPs (192.168.1.20), prices ($1,299.00), order ids
+  (ORD-2024-004512);
+- ``TOO_SHORT_RATE`` 0.75 % too-short answers and ``NO_END_PUNCT_RATE`` 0.75 % answers
+  without end punctuation;
+- ``NEAR_DUP_RATE`` 1 % near-duplicates: light edits of a recent example of the same
+  agent (same difficulty); exact duplicates never happen (a digest guard regenerates).
+
+Counts are ``round(n × rate)`` per agent and disjoint.
+
+Metrics: ``examples``, ``agents``, ``easy``, ``medium``, ``hard``, ``multi_turn``,
+``tool_examples``, ``code_examples``, ``pii_seeded``, ``near_dup_seeded``,
+``too_short_seeded``, ``no_end_punct_seeded``, ``words_mean`` (mean words of the
+final assistant answer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import re
+from collections import Counter, deque
+from pathlib import Path
+
+import orjson
+
+from pipeline import offline_corpus as oc
+from pipeline._io import JsonlWriter
+from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
+from pipeline.errors import ParameterError
+from pipeline.providers import (
+    DIFFICULTIES,
+    KINDS,
+    Difficulty,
+    ExampleProvider,
+    ExampleSpec,
+    Kind,
+    RawExample,
+    Trait,
+    call_id,
+    get_provider,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIX: dict[str, float] = {"easy": 0.30, "medium": 0.45, "hard": 0.25}
+PII_RATE = 0.025
+TOO_SHORT_RATE = 0.0075
+NO_END_PUNCT_RATE = 0.0075
+NEAR_DUP_RATE = 0.01
+NEAR_DUP_WINDOW = 200
+"""Near-duplicates copy one of the last this-many regular examples (bounded memory)."""
+DEFAULT_OUT_DIR = WsPath("data/generated_examples")
+_AGENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def derive_seed(seed: int, agent: str) -> int:
+    """Per-agent seed from the user seed and the agent name (stable across runs and Pythons)."""
+    digest = hashlib.sha256(f"generate:{seed}:{agent}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def mix_counts(n: int, mix: dict[str, float]) -> dict[Difficulty, int]:
+    """Exact counts per difficulty summing to ``n`` (largest remainder, ties in easy→hard order)."""
+    quotas = {d: n * mix.get(d, 0.0) for d in DIFFICULTIES}
+    counts = {d: math.floor(q) for d, q in quotas.items()}
+    short = n - sum(counts.values())
+    by_remainder = sorted(DIFFICULTIES, key=lambda d: (-(quotas[d] - counts[d]), DIFFICULTIES.index(d)))
+    for d in by_remainder[:short]:
+        counts[d] += 1
+    return counts
+
+
+def rate_count(n: int, rate: float) -> int:
+    """``round(n × rate)`` with halves rounded up."""
+    return int(n * rate + 0.5)
+
+
+def _check_mix(mix: dict[str, float] | None) -> dict[str, float]:
+    mix = dict(DEFAULT_MIX if mix is None else mix)
+    unknown = sorted(set(mix) - set(DIFFICULTIES))
+    if unknown:
+        raise ParameterError(f"difficulty_mix has unknown keys {unknown}; allowed: {list(DIFFICULTIES)}")
+    if any(not isinstance(v, int | float) or not math.isfinite(v) or v < 0 for v in mix.values()):
+        raise ParameterError(f"difficulty_mix values must be finite numbers ≥ 0, got {mix}")
+    if abs(sum(mix.values()) - 1.0) > 1e-6:
+        raise ParameterError(f"difficulty_mix must sum to 1, got {sum(mix.values()):.6f}")
+    return {d: float(mix.get(d, 0.0)) for d in DIFFICULTIES}
+
+
+def _check_agents(agents: list[str]) -> None:
+    if not agents:
+        raise ParameterError("agents must name at least one agent")
+    bad = [a for a in agents if not isinstance(a, str) or not _AGENT_NAME.match(a)]
+    if bad:
+        raise ParameterError(f"agent names must match {_AGENT_NAME.pattern}: {bad}")
+    dups = sorted(a for a, c in Counter(agents).items() if c > 1)
+    if dups:
+        raise ParameterError(f"agents listed twice: {dups}")
+
+
+class _Plan:
+    """Per-example choices for one agent file, drawn up front from the agent's rng."""
+
+    def __init__(self, agent: str, n: int, seed: int, mix: dict[str, float], rng: random.Random,
+                 plants: bool) -> None:
+        corpus = oc.corpus_for(agent)
+        counts = mix_counts(n, mix)
+        self.difficulties: list[Difficulty] = [d for d in DIFFICULTIES for _ in range(counts[d])]
+        rng.shuffle(self.difficulties)
+        cats = list(corpus.categories)
+        self.categories = [cats[i % len(cats)] for i in range(n)]
+        rng.shuffle(self.categories)
+        self.kinds: list[Kind] = rng.choices(KINDS, weights=corpus.kind_weights, k=n)
+        self.traits: dict[int, frozenset[Trait]] = {}
+        self.near_dups: set[int] = set()
+        self.agent, self.seed = agent, seed
+        if not plants:
+            return
+        start = min(20, n)  # near-duplicates need earlier examples to copy
+        self.near_dups = set(rng.sample(range(start, n), min(rate_count(n, NEAR_DUP_RATE), n - start)))
+        rest = [i for i in range(n) if i not in self.near_dups]
+        wanted: list[Trait] = (["pii"] * rate_count(n, PII_RATE) + ["too_short"] * rate_count(n, TOO_SHORT_RATE)
+                               + ["no_end_punct"] * rate_count(n, NO_END_PUNCT_RATE))
+        for i, trait in zip(rng.sample(rest, min(len(wanted), len(rest))), wanted, strict=False):
+            self.traits[i] = frozenset({trait})
+
+    def spec(self, i: int) -> ExampleSpec:
+        return ExampleSpec(self.agent, self.categories[i], self.difficulties[i], self.kinds[i], i, self.seed,
+                           self.traits.get(i, frozenset()))
+
+
+def near_duplicate(src: RawExample, spec: ExampleSpec, rng: random.Random) -> RawExample:
+    """A light edit of ``src`` under ``spec``'s id: reworded request, a word or two swapped in the answer."""
+    turns = orjson.loads(orjson.dumps(src["turns"]))
+    ids: dict[str, str] = {}
+    for turn in turns:
+        for key in ("tool_call", "code_call"):
+            if key in turn:
+                new = call_id(spec.index, len(ids))
+                ids[turn[key]["id"]] = new
+                turn[key]["id"] = new
+        if "tool_call_id" in turn:
+            turn["tool_call_id"] = ids.get(turn["tool_call_id"], turn["tool_call_id"])
+    first = turns[0]["content"]
+    turns[0]["content"] = rng.choice(oc.NEAR_DUP_PREFIXES) + first[:1].lower() + first[1:]
+    answer = turns[-1]["content"]
+    present = [pair for pair in oc.NEAR_DUP_SWAPS if pair[0] in answer]
+    for old, new in rng.sample(present, min(2, len(present))):
+        answer = answer.replace(old, new, 1)
+    turns[-1]["content"] = answer
+    return {**src, "id": spec.id, "turns": turns}
+
+
+def _digest(row: RawExample) -> bytes:
+    return hashlib.blake2b(orjson.dumps(row["turns"]), digest_size=16).digest()
+
+
+def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float],
+                 provider: ExampleProvider) -> tuple[JsonlWriter, Counter[str]]:
+    """Write one agent's file; return the writer (rows, sha256) and the counters."""
+    rng = random.Random(derive_seed(seed, agent))
+    plan = _Plan(agent, n, seed, mix, rng, provider.plants_traits)
+    seen: set[bytes] = set()
+    recent: deque[RawExample] = deque(maxlen=NEAR_DUP_WINDOW)
+    stats: Counter[str] = Counter()
+    with JsonlWriter(path) as out:
+        for i in range(n):
+            spec = plan.spec(i)
+            row = None
+            if i in plan.near_dups:
+                same = [r for r in recent if r["difficulty"] == spec.difficulty and r["category"] == spec.category]
+                same = same or [r for r in recent if r["difficulty"] == spec.difficulty]
+                if same:
+                    row = near_duplicate(rng.choice(same), spec, rng)
+                    stats["near_dup_seeded"] += 1
+            if row is None or _digest(row) in seen:
+                row = provider.example(spec, rng)
+                while _digest(row) in seen:  # astronomically rare; redraw from the same stream
+                    row = provider.example(spec, rng)
+                for trait in spec.traits:
+                    stats[f"{trait}_seeded"] += 1
+                if not spec.traits:
+                    recent.append(row)
+            seen.add(_digest(row))
+            out.write_obj(row)
+            stats[row["difficulty"]] += 1
+            stats[f"kind_{row['kind']}"] += 1
+            stats["multi_turn"] += sum(t["role"] == "user" for t in row["turns"]) > 1
+            stats["words"] += len(row["turns"][-1]["content"].split())
+    return out, stats
+
+
+@step("generate")
+def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
+             provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
+             difficulty_mix: dict[str, float] | None = None) -> StepResult:
+    """Generate raw examples for every agent (``difficulty_mix`` defaults to 30/45/25 %)."""
+    _check_agents(agents)
+    if not isinstance(examples_per_agent, int) or examples_per_agent < 1:
+        raise ParameterError(f"examples_per_agent must be a positive integer, got {examples_per_agent!r}")
+    mix = _check_mix(difficulty_mix)
+    prov = get_provider(provider)
+    out = ctx.path(out_dir)
+    outputs = [out / f"{a}.jsonl" for a in agents]
+    params = {"agents": list(agents), "examples_per_agent": examples_per_agent, "seed": seed,
+              "provider": provider, "out_dir": str(out_dir), "difficulty_mix": mix}
+    run = StepRun(ctx, "generate", params, inputs=[], outputs=outputs, seed=seed, provider=provider)
+    if (cached := run.cached()) is not None:
+        return cached
+    total: Counter[str] = Counter()
+    for k, (agent, path) in enumerate(zip(agents, outputs, strict=True)):
+        ctx.report(f"generating {examples_per_agent} examples for {agent!r}", k / len(agents))
+        writer, stats = _write_agent(path, agent, examples_per_agent, seed, mix, prov)
+        run.record(path, rows=writer.count, sha256=writer.sha256)
+        total.update(stats)
+        log.info("generate: %s → %s (%d rows)", agent, ctx.rel(path), writer.count)
+    n = examples_per_agent * len(agents)
+    metrics = {"examples": n, "agents": len(agents),
+               "easy": total["easy"], "medium": total["medium"], "hard": total["hard"],
+               "multi_turn": total["multi_turn"], "tool_examples": total["kind_tool"],
+               "code_examples": total["kind_code"], "pii_seeded": total["pii_seeded"],
+               "near_dup_seeded": total["near_dup_seeded"], "too_short_seeded": total["too_short_seeded"],
+               "no_end_punct_seeded": total["no_end_punct_seeded"],
+               "words_mean": round(total["words"] / n, 1)}
+    return run.finish(metrics)

@@ -1,0 +1,286 @@
+"""Near-duplicate detection: vectorized MinHash signatures and datasketch LSH.
+
+Texts are compared as sets of word shingles (``shingle_size`` consecutive words
+of the whitespace-normalized, lowercased text). Everything per shingle happens
+in numpy, a batch of texts at a time:
+
+1. **Shingles are hashed once.** The batch is joined into one byte buffer and a
+   polynomial hash of every byte span is read off prefix sums
+   (``hash(s, e) = B^(e-1) · (G[e] - G[s])`` with ``G[i] = Σ_{j<i} byte_j · B^-j``,
+   all mod 2^64), so a shingle costs a few array operations, not a Python call.
+   A 64-bit finalizer mixes the result, whose top 32 bits are the shingle hash ``x``.
+2. **Permutations are universal hashes** ``(a·x + b) mod p`` with the Mersenne
+   prime ``p = 2^61 - 1``, truncated to 32 bits — bit for bit the ``legacy``
+   scheme of ``datasketch.MinHash`` (the product wraps mod 2^64 first, as there),
+   but the modulo is done with shifts (``2^61 ≡ 1 mod p``) instead of a division.
+   The signature is the per-text minimum of each permutation.
+3. Signatures become ``datasketch.LeanMinHash`` objects in a ``MinHashLSH`` index
+   (band keys shortened to 8-byte digests to keep the index small). Each text
+   queries the index before it is inserted, so every candidate pair is seen once;
+   candidates are kept only when the estimated Jaccard (share of equal signature
+   slots) reaches the threshold.
+
+Batches are signed on two worker threads (numpy releases the GIL) while the
+caller keeps feeding texts and indexing finished batches, in submission order.
+Memory: 4·``num_perm`` bytes of signature plus the LSH entries per indexed text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from datasketch import LeanMinHash, MinHashLSH
+
+MERSENNE_61 = (1 << 61) - 1
+_P = np.uint64(MERSENNE_61)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_S61 = np.uint64(61)
+_ONE = np.uint64(1)
+_BASE = 0x100000001B3  # odd, so it has an inverse mod 2^64
+_BASE_INV = pow(_BASE, -1, 1 << 64)
+_EMPTY = np.uint32(0xFFFFFFFF)
+_WORKERS = 2  # signing threads; numpy releases the GIL, so they use both cores
+_LEAN_TAKES_SCHEME = "scheme" in inspect.signature(LeanMinHash.__init__).parameters
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase and collapse every whitespace run to one space (the form shingles are cut from)."""
+    return " ".join(text.lower().split())
+
+
+@dataclass(frozen=True)
+class NearPair:
+    """Two indexed texts whose estimated Jaccard similarity reached the threshold."""
+
+    a: int
+    """Index of the earlier text (order of :meth:`NearDupIndex.add`)."""
+    b: int
+    """Index of the later text."""
+    jaccard: float
+    """Estimated Jaccard similarity (share of equal signature slots)."""
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(a, b)`` parameters of ``num_perm`` universal hashes, derived from ``seed``."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    a = rng.integers(1, MERSENNE_61, size=num_perm, dtype=np.uint64)
+    b = rng.integers(0, MERSENNE_61, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    out = np.full(n, base, dtype=np.uint64)
+    out[0] = 1
+    return np.cumprod(out, dtype=np.uint64)  # wraps mod 2^64, as intended
+
+
+def shingle_hashes(texts: Sequence[str], shingle_size: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """32-bit hashes of the word shingles of each (normalized) text.
+
+    Returns ``(hashes, counts)``: all shingle hashes as one uint64 array, text after
+    text, and the number of shingles per text. A text with fewer words than
+    ``shingle_size`` is one shingle; an empty text has none.
+    """
+    counts = np.zeros(len(texts), dtype=np.int64)
+    if not texts:
+        return np.zeros(0, dtype=np.uint64), counts
+    data = np.frombuffer("\n".join(texts).encode("utf-8"), dtype=np.uint8)
+    n = len(data)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64), counts
+    is_sep = (data == 32) | (data == 10)
+    word = ~is_sep
+    edge = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
+    starts = np.flatnonzero(edge == 1)
+    ends = np.flatnonzero(edge == -1)  # exclusive
+    doc_starts = np.concatenate(([0], np.flatnonzero(data == 10) + 1))
+    doc_of_word = np.searchsorted(doc_starts, starts, side="right") - 1
+    words_per_doc = np.bincount(doc_of_word, minlength=len(texts))
+    first_word = np.concatenate(([0], np.cumsum(words_per_doc)[:-1]))
+    last_word = first_word + words_per_doc - 1
+    # a shingle starts at every word that has shingle_size - 1 more words in its text;
+    # a short text contributes one shingle covering all of its words
+    k = shingle_size - 1
+    full = np.flatnonzero(np.arange(len(starts)) + k <= last_word[doc_of_word])
+    short_docs = np.flatnonzero((words_per_doc > 0) & (words_per_doc <= k))
+    sh_start = np.concatenate((starts[full], starts[first_word[short_docs]]))
+    sh_end = np.concatenate((ends[full + k], ends[last_word[short_docs]]))
+    sh_doc = np.concatenate((doc_of_word[full], short_docs))
+    order = np.argsort(sh_doc, kind="stable")
+    sh_start, sh_end, sh_doc = sh_start[order], sh_end[order], sh_doc[order]
+
+    weighted = data.astype(np.uint64) * _powers(_BASE_INV, n)
+    g = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
+    poly = _powers(_BASE, n)[sh_end - 1] * (g[sh_end] - g[sh_start])
+    hashes = _fmix64(poly) >> np.uint64(32)
+    counts[:] = np.bincount(sh_doc, minlength=len(texts))
+    return hashes, counts
+
+
+def signatures(texts: Sequence[str], *, num_perm: int = 128, shingle_size: int = 5,
+               seed: int = 1) -> np.ndarray:
+    """MinHash signatures, one uint32 row of ``num_perm`` values per text.
+
+    An empty text gets the all-``0xFFFFFFFF`` row (the empty set's signature).
+    """
+    a, b = permutations(num_perm, seed)
+    return _signatures(texts, a, b, shingle_size)
+
+
+def _signatures(texts: Sequence[str], a: np.ndarray, b: np.ndarray, shingle_size: int,
+                chunk_docs: int = 256) -> np.ndarray:
+    out = np.full((len(texts), len(a)), _EMPTY, dtype=np.uint32)
+    x, counts = shingle_hashes(texts, shingle_size)
+    bounds = np.concatenate(([0], np.cumsum(counts)))
+    # a few hundred texts at a time keeps the working arrays in the CPU cache
+    for d0 in range(0, len(texts), chunk_docs):
+        d1 = min(d0 + chunk_docs, len(texts))
+        docs = d0 + np.flatnonzero(counts[d0:d1])
+        if len(docs) == 0:
+            continue
+        xs = x[bounds[d0]:bounds[d1]]
+        offsets = bounds[docs] - bounds[d0]
+        y = np.empty_like(xs)
+        t = np.empty_like(xs)
+        for k in range(len(a)):
+            np.multiply(xs, a[k], out=y)
+            y += b[k]
+            # y mod p without a division: 2^61 ≡ 1 (mod p), then one conditional subtract
+            np.right_shift(y, _S61, out=t)
+            y &= _P
+            y += t
+            np.add(y, _ONE, out=t)
+            t >>= _S61
+            y += t
+            y &= _MASK32
+            out[docs, k] = np.minimum.reduceat(y, offsets)
+    return out
+
+
+def _band_digest(band: bytes) -> bytes:
+    return hashlib.blake2b(band, digest_size=8).digest()
+
+
+def lean_minhash(signature: np.ndarray, seed: int = 1) -> LeanMinHash:
+    """A datasketch ``LeanMinHash`` holding one of our signatures (legacy scheme)."""
+    values = signature.astype(np.uint64)
+    if _LEAN_TAKES_SCHEME:
+        return LeanMinHash(seed=seed, hashvalues=values, scheme="legacy")
+    return LeanMinHash(seed=seed, hashvalues=values)
+
+
+class NearDupIndex:
+    """Streaming near-duplicate finder over texts added one by one.
+
+    Texts are buffered and signed in batches on a worker thread; each signed text
+    queries the LSH index, candidate pairs are verified against the threshold and
+    the text is inserted. Call :meth:`close` (or use ``with``) before reading results.
+    """
+
+    def __init__(self, *, threshold: float = 0.85, num_perm: int = 128, shingle_size: int = 5,
+                 seed: int = 1, batch_size: int = 2048) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self.seed = seed
+        self.batch_size = batch_size
+        self._a, self._b = permutations(num_perm, seed)
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, hashfunc=_band_digest)
+        self._sigs = np.zeros((0, num_perm), dtype=np.uint32)
+        self._signed = 0
+        self._pending: list[str] = []
+        self._inflight: deque[Future[np.ndarray]] = deque()
+        self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="minhash")
+        self._pairs: list[NearPair] = []
+        self._min_equal = int(np.ceil(threshold * num_perm - 1e-9))
+        self.added = 0
+
+    def add(self, text: str) -> int:
+        """Queue a normalized text; returns its index."""
+        self._pending.append(text)
+        self.added += 1
+        if len(self._pending) >= self.batch_size:
+            self._submit()
+        return self.added - 1
+
+    def _submit(self) -> None:
+        batch, self._pending = self._pending, []
+        self._inflight.append(self._pool.submit(_signatures, batch, self._a, self._b,
+                                                self.shingle_size))
+        # index finished batches in submission order; at most _WORKERS stay queued
+        while len(self._inflight) > _WORKERS:
+            self._index(self._inflight.popleft().result())
+
+    def _index(self, sigs: np.ndarray) -> None:
+        start = self._signed
+        if start + len(sigs) > len(self._sigs):  # grow by doubling: amortized O(1) per text
+            grown = np.empty((max(2 * len(self._sigs), start + len(sigs)), self.num_perm),
+                             dtype=np.uint32)
+            grown[:start] = self._sigs[:start]
+            self._sigs = grown
+        self._sigs[start:start + len(sigs)] = sigs
+        self._signed += len(sigs)
+        for i in range(start, self._signed):
+            sig = self._sigs[i]
+            if sig[0] == _EMPTY and bool((sig == _EMPTY).all()):
+                continue  # empty texts would all look identical
+            mh = lean_minhash(sig, self.seed)
+            cands = self._lsh.query(mh)
+            if cands:
+                cand = np.array(sorted(cands), dtype=np.int64)
+                equal = (self._sigs[cand] == sig).sum(axis=1)
+                for j, eq in zip(cand[equal >= self._min_equal].tolist(),
+                                 equal[equal >= self._min_equal].tolist(), strict=True):
+                    self._pairs.append(NearPair(j, i, eq / self.num_perm))
+            self._lsh.insert(i, mh, check_duplication=False)
+
+    def close(self) -> None:
+        """Sign and index everything still queued."""
+        if self._pending:
+            self._submit()
+        while self._inflight:
+            self._index(self._inflight.popleft().result())
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> NearDupIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pairs(self) -> Iterator[NearPair]:
+        """Verified pairs, ordered by the later text's index, then the earlier one's."""
+        return iter(self._pairs)
+
+    def signature(self, index: int) -> np.ndarray:
+        """The signature of an indexed text."""
+        if not 0 <= index < self._signed:
+            raise IndexError(f"text {index} is not signed yet")
+        return self._sigs[index]
+
+
+def near_duplicate_pairs(texts: Sequence[str], *, threshold: float = 0.85, num_perm: int = 128,
+                         shingle_size: int = 5, seed: int = 1) -> list[NearPair]:
+    """All verified near-duplicate pairs among ``texts`` (normalized first)."""
+    with NearDupIndex(threshold=threshold, num_perm=num_perm, shingle_size=shingle_size,
+                      seed=seed) as index:
+        for text in texts:
+            index.add(normalize_text(text))
+    return list(index.pairs())

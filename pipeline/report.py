@@ -1,0 +1,137 @@
+"""The week summary: per-role report cards, gate outcomes, go/no-go, costs.
+
+Everything comes from the run's status snapshot (``.coord/status.json``,
+written by coord right before this step starts) and the metrics tasks
+measured. A role's grade is computed from the gate criteria that measure its
+own tasks; a role no criterion measures is shown as not graded, never guessed.
+
+Metrics: ``tasks_total``, ``tasks_done``, ``gates_total``, ``gates_approved``,
+``deferred_open``, ``launch`` (go / no-go / undecided), ``cost_usd``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline._io import atomic_write_text
+from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
+from pipeline.errors import InputError
+from reviews.grading import letter_grade, weighted_score
+from templates import render
+
+
+def _role_cards(status: dict[str, Any]) -> list[dict[str, Any]]:
+    tasks = status["tasks"]
+    owner = {tid: t["role"] for tid, t in tasks.items()}
+    base_owner = {tid.split("[", 1)[0]: t["role"] for tid, t in tasks.items()}
+    by_role: dict[str, dict[str, Any]] = {}
+    for tid, t in tasks.items():
+        card = by_role.setdefault(t["role"], {"role": t["role"], "agent": t.get("agent") or "—", "total": 0,
+                                               "done": 0, "retries": 0, "cost": 0.0, "criteria": [],
+                                               "gates": set()})
+        card["total"] += 1
+        card["done"] += t.get("status") == "done"
+        card["retries"] += max(0, int(t.get("attempts") or 1) - 1) if t.get("status") in ("done", "failed") else 0
+        card["cost"] += float(t.get("cost_usd") or 0.0)
+        if t.get("agent"):
+            card["agent"] = t["agent"]
+    for gid, g in status["gates"].items():
+        for c in g.get("criteria") or []:
+            if c["kind"] != "metric":
+                continue
+            task = c["target"].split(".", 1)[0]
+            role = owner.get(task) or base_owner.get(task)
+            if role in by_role:
+                by_role[role]["criteria"].append((c["weight"], c["passed"]))
+                by_role[role]["gates"].add(gid)
+    cards = []
+    for card in by_role.values():
+        if card["criteria"]:
+            score = weighted_score(card["criteria"])
+            card["score"], card["grade"] = score, letter_grade(score)
+        else:
+            card["score"], card["grade"] = None, None
+        card["gates"] = sorted(card["gates"])
+        card["checks"] = len(card.pop("criteria"))
+        cards.append(card)
+    return sorted(cards, key=lambda c: c["role"])
+
+
+def _launch(status: dict[str, Any], gate: str) -> str:
+    g = status["gates"].get(gate)
+    if not g or g.get("status") in (None, "pending", "waiting"):
+        return "undecided"
+    return "go" if g.get("status") == "approved" else "no-go"
+
+
+def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    wanted = {
+        "generate": ["examples", "tool_examples", "code_examples", "pii_seeded"],
+        "to_adp": ["trajectories", "validation_errors", "rejects"],
+        "build_sft": ["rows", "openai_rows", "heldout_rows", "pairs_used"],
+        "audit": ["rows", "unique_texts", "exact_dup_rate", "near_dup_pairs", "pii_rows",
+                  "difficulty_max_deviation", "too_short_rate", "no_end_punct_rate"],
+        "scrub_pii": ["emails_replaced", "phones_replaced", "pii_remaining"],
+        "rebalance": ["rows_before", "rows_after", "max_deviation_before", "max_deviation_after"],
+        "benchmark": ["baseline_accuracy", "candidate_accuracy", "relative_improvement",
+                      "significant_agents", "pooled_mcnemar_p", "leaked_ids"],
+    }
+    out = []
+    for task, names in wanted.items():
+        metrics = (status["tasks"].get(task) or {}).get("metrics") or {}
+        out.extend((task, n, metrics[n]) for n in names if n in metrics)
+    return out
+
+
+def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for tid, t in status["tasks"].items():
+        m = t.get("metrics") or {}
+        if tid.startswith("finetune[") and m:
+            rows.append({"task": tid, "examples": m.get("examples"), "tokens": m.get("training_tokens"),
+                         "cost": m.get("est_cost_usd"), "dry_run": m.get("dry_run")})
+    return rows
+
+
+@step("report", reads_run_status=True)
+def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json"),
+           out_dir: WsPath = WsPath("reports"), launch_gate: str = "launch") -> StepResult:
+    """Write ``week_summary.md`` and ``cost_dashboard.md`` from the run's measured status."""
+    src = ctx.path(status_file)
+    if not src.exists():
+        raise InputError("run status snapshot not found; the report step runs inside a coord run",
+                         path=status_file)
+    try:
+        status = orjson.loads(src.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e}", path=status_file) from e
+    out = ctx.path(out_dir)
+    summary_path, cost_path = out / "week_summary.md", out / "cost_dashboard.md"
+    run = StepRun(ctx, "report", {"status_file": status_file, "out_dir": out_dir, "launch_gate": launch_gate},
+                  inputs=[src], outputs=[summary_path, cost_path])
+    cards = _role_cards(status)
+    launch = _launch(status, launch_gate)
+    deferred = list(status.get("deferred", {}).values())
+    finetune = _finetune_rows(status)
+    total_cost = sum(c["cost"] for c in cards)
+    est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
+    context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
+               "highlights": _highlights(status), "deferred": deferred, "finetune": finetune,
+               "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
+               "unknown_cost": any(r["cost"] is None for r in finetune)}
+    atomic_write_text(summary_path, render("week_summary.md.j2", **context))
+    atomic_write_text(cost_path, render("cost_dashboard.md.j2", **context))
+    for p in (summary_path, cost_path):
+        run.record(Path(p))
+    tasks = status["tasks"]
+    metrics = {
+        "tasks_total": len(tasks), "tasks_done": sum(t.get("status") == "done" for t in tasks.values()),
+        "gates_total": len(status["gates"]),
+        "gates_approved": sum(g.get("status") == "approved" for g in status["gates"].values()),
+        "deferred_open": sum(d.get("status") == "open" for d in deferred), "launch": launch,
+        "cost_usd": round(total_cost, 6),
+    }
+    return run.finish(metrics)

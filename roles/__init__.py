@@ -1,0 +1,1 @@
+"""coord roles package."""

@@ -1,0 +1,19 @@
+"""Drivers by name. New drivers (llm, cli, human) register here; the graph never changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from roles.drivers.base import Driver
+from roles.drivers.offline import OfflineDriver
+from roles.drivers.pipeline import PipelineDriver
+
+DRIVERS: dict[str, Callable[[], Driver]] = {
+    "pipeline": PipelineDriver,
+    "offline": OfflineDriver,
+}
+
+
+def get_driver(name: str) -> Driver:
+    """A new driver instance by name."""
+    return DRIVERS[name]()

@@ -1,0 +1,55 @@
+"""The ``offline`` driver: a deterministic local stand-in for an LLM agent.
+
+Used when no real agent is configured. It does not pretend to be clever: it
+writes a response document that restates the assignment as a checklist, says
+plainly that it came from the offline stand-in, and leaves acceptance to the
+task's checks, which coord runs like for any other driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from coordinator.plan import CompiledTask
+from pipeline._io import atomic_write_bytes
+from roles.drivers.base import DriverContext, TaskOutcome
+
+LABEL = "offline stand-in (no LLM was called)"
+
+
+def _sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+|\n+[-*]\s*|\n{2,}", text.strip())
+    return [p.strip(" -*\n") for p in parts if p.strip(" -*\n")]
+
+
+class OfflineDriver:
+    """Answers assignments deterministically from the instructions alone."""
+
+    name = "offline"
+
+    def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
+        """Write the stand-in response for the task."""
+        instructions = task.instructions or task.title
+        digest = hashlib.sha256(f"{task.id}\n{instructions}".encode()).hexdigest()[:12]
+        steps = _sentences(instructions)
+        lines = [
+            f"# {task.title}",
+            "",
+            f"> Response by the {LABEL} for role **{ctx.role.name}** ({ctx.role.agent}), "
+            f"attempt {ctx.attempt}.",
+            "",
+            "## Checklist derived from the instructions",
+            "",
+            *[f"- [ ] {s}" for s in steps],
+        ]
+        if ctx.feedback:
+            lines += ["", "## Review feedback to address", "", *[f"- {f}" for f in ctx.feedback]]
+        lines += ["", f"Fingerprint: `{digest}`", ""]
+        rel = f"reports/assignments/{re.sub(r'[^A-Za-z0-9_.-]', '_', task.id)}.md"
+        body = "\n".join(lines).encode("utf-8")
+        atomic_write_bytes(ctx.workspace / rel, body)
+        artifact = {"path": rel, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body), "rows": None}
+        return TaskOutcome(status="done", metrics={"checklist_items": len(steps), "offline": True},
+                           artifacts=[artifact],
+                           notes=[f"answered by the {LABEL}"])

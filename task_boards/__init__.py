@@ -1,0 +1,1 @@
+"""coord task_boards package."""

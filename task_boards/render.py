@@ -1,0 +1,236 @@
+"""Render boards, EXECUTE_NOW files, the TEAM_COORDINATION status block, review records and the status snapshot.
+
+A board coord wrote before is only replaced if nobody changed it since: the
+sha256 of every render is kept in ``.coord/boards.json`` and a board edited
+by a person is left alone (its conflict is reported) until the edit is synced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from coordinator.events import now_iso
+from coordinator.plan import CompiledPlan, CompiledTask
+from coordinator.state import RunState
+from coordinator.workspace import Workspace
+from pipeline._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from roles.definitions import RoleDefinition
+from task_boards.markers import MarkerError, replace_block
+from templates import render
+
+log = logging.getLogger(__name__)
+
+MAX_METRICS = 12
+MAX_ARTIFACTS = 6
+TEAM_HEADER = """# Team coordination
+
+This file is the team's single source of truth. Write anything you like outside
+the status block: coord only rewrites the text between its markers.
+
+"""
+
+
+@dataclass
+class RenderResult:
+    """What a render wrote and what it refused to overwrite."""
+
+    written: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BoardWriter:
+    """Writes coord-owned files, refusing to clobber ones people changed."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.index_path = ws.state_dir / "boards.json"
+        try:
+            self.index: dict[str, str] = orjson.loads(self.index_path.read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            self.index = {}
+
+    def write(self, path: Path, text: str, result: RenderResult) -> None:
+        """Write ``text`` unless the file changed since coord last wrote it."""
+        rel = path.relative_to(self.ws.root).as_posix()
+        data = text.encode("utf-8")
+        new_sha = _sha(data)
+        if path.exists():
+            current = _sha(path.read_bytes())
+            if current == new_sha:
+                self.index[rel] = new_sha
+                return
+            if rel in self.index and current != self.index[rel]:
+                result.conflicts.append(f"{rel} was edited since coord last wrote it; "
+                                        "coord left it unchanged (run `coord board sync` to apply the edit)")
+                return
+        atomic_write_bytes(path, data)
+        self.index[rel] = new_sha
+        result.written.append(rel)
+
+    def save_index(self) -> None:
+        atomic_write_json(self.index_path, self.index)
+
+
+def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
+    """One sentence on where the data and answers came from."""
+    parts = []
+    provider = plan.params.get("provider")
+    if provider == "offline":
+        parts.append("examples come from the **offline provider** (a deterministic, seeded stand-in "
+                     "for an LLM, not model output)")
+    elif provider:
+        parts.append(f"examples come from provider `{provider}`")
+    offline_roles = [r.name for r in roles.values() if r.driver == "offline"]
+    if offline_roles:
+        parts.append("assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
+    backend = plan.params.get("finetune_backend")
+    if backend == "dry_run":
+        parts.append("fine-tuning is a **dry run** (files validated, tokens and cost estimated, nothing trained)")
+    return "; ".join(parts) + "." if parts else ""
+
+
+def _task_view(task: CompiledTask, rec: dict[str, Any], plan: CompiledPlan) -> dict[str, Any]:
+    metrics = sorted((k, v) for k, v in (rec.get("metrics") or {}).items()
+                     if isinstance(v, int | float | str | bool) and not isinstance(v, dict))
+    artifacts = rec.get("artifacts") or []
+    return {
+        "id": task.id, "title": task.title, "status": rec.get("status", "pending"), "run": task.run,
+        "needs": task.needs, "blocked_by": task.blocked_by, "reason": rec.get("reason"),
+        "error": rec.get("error"), "accept": [c.describe() for c in task.accept],
+        "metrics": metrics[:MAX_METRICS], "more_metrics": max(0, len(metrics) - MAX_METRICS),
+        "artifacts": artifacts[:MAX_ARTIFACTS], "more_artifacts": max(0, len(artifacts) - MAX_ARTIFACTS),
+        "duration_s": rec.get("duration_s"), "attempts": rec.get("attempts"),
+        "skipped_run": rec.get("skipped_run", False), "recovered": rec.get("recovered", False),
+        "instructions": task.instructions, "params": sorted(task.params.items()),
+        "gates": [g for g, after in plan.gate_after.items() if task.id in after],
+        "feedback": rec.get("feedback") or [],
+    }
+
+
+def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition], state: RunState,
+               *, profile: str | None = None) -> RenderResult:
+    """Render every board and the status block from ``state``; atomic writes only."""
+    result = RenderResult()
+    writer = BoardWriter(ws)
+    tasks_state = state.get("tasks", {})
+    gates_state = state.get("gates", {})
+    deferred = sorted(state.get("deferred", {}).values(), key=lambda d: (d["gate"], d["text"]))
+    run = {"run_id": state.get("run_id", "?"), "plan": plan.name, "profile": profile or plan.profile,
+           "phase": state.get("phase", "running"), "provenance": provenance(plan, roles),
+           "updated_at": now_iso()}
+    ws.boards.mkdir(parents=True, exist_ok=True)
+    for role in roles.values():
+        views = [_task_view(t, tasks_state.get(t.id, {}), plan) for t in plan.tasks_of_role(role.name)]
+        counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),
+                  "pending": sum(v["status"] == "pending" for v in views)}
+        gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
+                  "status": gates_state.get(gid, {}).get("status", "pending"),
+                  "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
+                  "record": f"../reviews/{run['run_id']}/{gid}.md" if gates_state.get(gid, {}).get("verdict") else None}
+                 for gid, g in plan.gates.items() if g.reviewer == role.name]
+        board = render("role_board.md.j2", board_name=role.board_name, role=role, run=run, tasks=views,
+                       counts=counts, gates=gates, deferred=deferred)
+        writer.write(ws.boards / f"{role.board_name}_TASKS.md", board, result)
+        in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
+            next((v for v in views if v["status"] == "pending"), None)
+        if in_hand is not None:
+            in_hand["inputs"] = [
+                {**a, "task": need} for need in in_hand["needs"]
+                for a in (tasks_state.get(need, {}).get("artifacts") or [])[:MAX_ARTIFACTS]]
+        now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
+                     counts=counts)
+        writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
+    _render_team_status(ws, plan, roles, state, run, deferred, result)
+    writer.save_index()
+    atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
+    return result
+
+
+def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition],
+                        state: RunState, run: dict[str, Any], deferred: list[Any],
+                        result: RenderResult) -> None:
+    tasks_state = state.get("tasks", {})
+    rows = []
+    problems = []
+    for role in roles.values():
+        mine = plan.tasks_of_role(role.name)
+        st = [tasks_state.get(t.id, {}).get("status", "pending") for t in mine]
+        rows.append({"name": role.name, "agent": role.agent, "driver": role.driver, "total": len(mine),
+                     "done": st.count("done"),
+                     "running": [t.id for t, s in zip(mine, st, strict=True) if s == "running"],
+                     "failed": [t.id for t, s in zip(mine, st, strict=True) if s == "failed"],
+                     "other": st.count("skipped") + st.count("blocked")})
+        for t in mine:
+            rec = tasks_state.get(t.id, {})
+            if rec.get("status") == "failed":
+                problems.append(f"task **{t.id}** failed: {rec.get('error')}")
+            elif rec.get("status") == "blocked":
+                problems.append(f"task **{t.id}** is blocked: {rec.get('reason')}")
+    gates = []
+    for gid in plan.gates:
+        rec = state.get("gates", {}).get(gid, {})
+        gates.append({"id": gid, "status": rec.get("status", "pending"), "grade": rec.get("grade"),
+                      "score": rec.get("score"), "decided_by": rec.get("decided_by")})
+        if rec.get("status") in ("rejected", "changes_requested"):
+            problems.append(f"gate **{gid}** {rec.get('status')}: " + "; ".join(rec.get("findings") or []))
+        if rec.get("status") == "waiting":
+            problems.append(f"gate **{gid}** is waiting for a person")
+    problems.extend(result.conflicts)
+    body = render("team_status.md.j2", run=run, roles=rows, gates=gates, problems=problems,
+                  deferred=deferred)
+    path = ws.team_file
+    current = path.read_text(encoding="utf-8") if path.exists() else TEAM_HEADER
+    try:
+        updated = replace_block(current, "status", body, file=path.name)
+    except MarkerError as e:
+        result.conflicts.append(str(e))
+        log.warning("%s", e)
+        return
+    if updated != current:
+        atomic_write_text(path, updated)
+        result.written.append(path.name)
+
+
+def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate_id: str) -> list[str]:
+    """Write ``reviews/<run>/<gate>.md`` and ``.json`` for a decided gate."""
+    rec = state.get("gates", {}).get(gate_id)
+    if not rec or not rec.get("verdict"):
+        return []
+    gate = plan.gates[gate_id]
+    run_id = state.get("run_id", "run")
+    artifacts = [a for t in plan.gate_after[gate_id] for a in (state.get("tasks", {}).get(t, {}).get("artifacts") or [])]
+    run = {"run_id": run_id, "plan": plan.name}
+    gate_view = {"id": gate_id, "title": gate.title or gate_id, "reviewer": gate.reviewer, "policy": gate.policy}
+    md = render("review.md.j2", gate=gate_view, rec=rec, run=run, artifacts=artifacts, commit=None)
+    out = ws.reviews / run_id
+    atomic_write_text(out / f"{gate_id}.md", md)
+    atomic_write_json(out / f"{gate_id}.json", {"schema_version": 1, "run": run_id, "gate": gate_view,
+                                                 **rec, "artifacts": artifacts})
+    return [f"reviews/{run_id}/{gate_id}.md", f"reviews/{run_id}/{gate_id}.json"]
+
+
+def snapshot(plan: CompiledPlan, state: RunState, profile: str, conflicts: list[str]) -> dict[str, Any]:
+    """The status document `coord status --json` and the report step read."""
+    tasks = state.get("tasks", {})
+    counts: dict[str, int] = {}
+    for rec in tasks.values():
+        counts[rec.get("status", "pending")] = counts.get(rec.get("status", "pending"), 0) + 1
+    return {
+        "schema_version": 1, "run_id": state.get("run_id"), "plan": plan.name, "profile": profile,
+        "phase": state.get("phase"), "counts": counts,
+        "tasks": {t: {**tasks.get(t, {}), "role": plan.tasks[t].role, "title": plan.tasks[t].title}
+                  for t in plan.order},
+        "gates": state.get("gates", {}), "deferred": state.get("deferred", {}),
+        "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in tasks.values()), 6),
+        "conflicts": conflicts, "updated_at": now_iso(),
+    }

@@ -1,0 +1,46 @@
+"""Jinja2 templates for boards, EXECUTE_NOW files, the team status block and review records."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
+
+from coordinator.errors import CoordError
+
+
+class TemplateRenderError(CoordError):
+    """A template failed to render (a bug in coord or in a customized template)."""
+
+
+def _fmt_num(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "n/a"
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The one Jinja environment (StrictUndefined: a missing variable is an error)."""
+    env = Environment(loader=PackageLoader("templates", ""), undefined=StrictUndefined,
+                      autoescape=False, keep_trailing_newline=True, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["num"] = _fmt_num
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    """Render a template by file name."""
+    try:
+        return environment().get_template(name).render(**context)
+    except TemplateError as e:
+        raise TemplateRenderError(f"template {name!r} failed: {e}") from e

@@ -1,0 +1,210 @@
+"""The benchmark step: paired baseline vs candidate on held-out items, leakage, determinism."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline._step import STEPS, StepContext
+from pipeline.benchmark import benchmark
+from pipeline.errors import InputError, ParameterError
+from pipeline.stats import wilson_interval
+
+OUTPUTS = ("benchmark.json", "benchmark.md", "items.jsonl")
+
+
+def _row(target: str, source: str, base_id: str, prompt: str, answer: str, *, weight: float = 1.0,
+         variant: int = 0, category: str = "general") -> dict[str, Any]:
+    return {"id": f"{target}<-{base_id}#{variant}",
+            "conversations": [{"from": "system", "value": f"You are the {target} agent (variant {variant})."},
+                              {"from": "human", "value": prompt}, {"from": "gpt", "value": answer}],
+            "weight": weight, "target_agent": target, "source_agent": source, "base_id": base_id,
+            "category": category, "difficulty": "easy", "variant": variant}
+
+
+def _write(path: Path, rows: list[Any], extra_lines: tuple[bytes, ...] = ()) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows) + b"".join(extra_lines))
+
+
+QA_ITEMS = [("qa-h1", "alpha bravo charlie", "answer one about alpha"),
+            ("qa-h2", "delta echo foxtrot", "answer two about delta"),
+            ("qa-h3", "golf hotel india", "answer three about golf"),
+            ("qa-h4", "juliet kilo lima", "answer four about juliet")]
+
+
+def _hand_workspace(ws: Path, *, leak: bool = False, bad_lines: tuple[bytes, ...] = ()) -> Path:
+    """qa: candidate answers items 1–3 right; baseline (cross rows only) answers item 1 right."""
+    _write(ws / "data/heldout/qa.jsonl", [_row("qa", "qa", b, p, a) for b, p, a in QA_ITEMS])
+    own = [_row("qa", "qa", f"qa-t{i}", p, a, variant=v)
+           for i, (_, p, a) in enumerate(QA_ITEMS[:3], start=1) for v in (0, 1, 2)]
+    cross = [_row("qa", "legal", "legal-t1", QA_ITEMS[0][1], QA_ITEMS[0][2], weight=0.5),
+             _row("qa", "legal", "legal-t2", QA_ITEMS[3][1], "unrelated statute zulu", weight=0.5)]
+    _write(ws / "data/sft_final/unsloth/qa.jsonl", own + cross, bad_lines)
+    legal = [_row("legal", "legal", "legal-t1", "indemnity clause", "cap the liability"),
+             _row("legal", "legal", "legal-t2", "juliet kilo lima", "unrelated statute zulu")]
+    if leak:
+        legal.append(_row("legal", "qa", "qa-h2", "delta echo foxtrot", "answer two about delta", weight=0.4))
+    _write(ws / "data/sft_final/unsloth/legal.jsonl", legal)
+    return ws
+
+
+def _report(ws: Path) -> dict[str, Any]:
+    return orjson.loads((ws / "reports/benchmark/benchmark.json").read_bytes())
+
+
+def test_numbers_match_a_hand_computation(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path)
+    res = benchmark(StepContext(ws), agents=["qa"])
+    m = res.metrics
+    assert m["model"] == "offline-tfidf-retrieval"
+    assert (m["agents"], m["items"], m["leaked_ids"], m["rejected_lines"]) == (1, 4, 0, 0)
+    assert m["qa_baseline_accuracy"] == 0.25 and m["qa_candidate_accuracy"] == 0.75
+    assert m["qa_absolute_improvement"] == pytest.approx(50.0)
+    assert m["qa_relative_improvement"] == pytest.approx(2.0)
+    assert m["relative_improvement"] == pytest.approx(2.0)
+    assert m["qa_mcnemar_p"] == pytest.approx(0.5)  # b=0, c=2: 2 · (1/2)^2
+    assert m["qa_adjusted_p"] == pytest.approx(0.5) and m["qa_significant"] is False
+    assert m["significant_agents"] == 0
+
+    qa = _report(ws)["agents"]["qa"]
+    assert (qa["b"], qa["c"]) == (0, 2)
+    assert qa["cohens_h"] == pytest.approx(math.pi / 3)  # 2·asin(√.75) − 2·asin(√.25)
+    assert qa["candidate_ci"] == pytest.approx(list(wilson_interval(3, 4)))
+    assert qa["baseline_ci"] == pytest.approx(list(wilson_interval(1, 4)))
+    # three prompt variants of each own example collapse into one memory row
+    assert (qa["candidate_memory"], qa["baseline_memory"]) == (5, 2)
+
+    items = [orjson.loads(x) for x in (ws / "reports/benchmark/items.jsonl").read_bytes().splitlines()]
+    assert [(i["baseline"]["retrieved"], i["candidate"]["retrieved"]) for i in items] == [
+        ("legal-t1#0", "qa-t1#0"), (None, "qa-t2#0"), (None, "qa-t3#0"), ("legal-t2#0", "legal-t2#0")]
+    assert [i["candidate"]["correct"] for i in items] == [True, True, True, False]
+
+
+def test_report_is_labelled_as_the_offline_stand_in(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path)
+    benchmark(StepContext(ws), agents=["qa"])
+    md = (ws / "reports/benchmark/benchmark.md").read_text()
+    assert "offline-tfidf-retrieval" in md and "not a fine-tuned LLM" in md
+    assert "## qa" in md and "| accuracy | 25.0% | 75.0% |" in md
+    assert "Offline stand-in" in _report(ws)["stand_in"]
+
+
+def test_planted_heldout_id_in_training_is_reported_as_leak(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path, leak=True)
+    res = benchmark(StepContext(ws), agents=["qa"])
+    assert res.metrics["leaked_ids"] == 1
+    report = _report(ws)
+    assert report["leakage"] == {"leaked_ids": 1, "examples": ["qa-h2"]}
+    assert report["agents"]["qa"]["leaked_ids"] == 1
+    assert any("held-out" in n for n in res.notes)
+
+
+def test_outputs_are_byte_identical_across_runs_and_workspaces(tmp_path: Path) -> None:
+    a = _hand_workspace(tmp_path / "a")
+    b = _hand_workspace(tmp_path / "b")
+    benchmark(StepContext(a), agents=["qa"])
+    first = {n: (a / "reports/benchmark" / n).read_bytes() for n in OUTPUTS}
+    benchmark(StepContext(a, force=True), agents=["qa"])
+    benchmark(StepContext(b), agents=["qa"])
+    for n in OUTPUTS:
+        assert (a / "reports/benchmark" / n).read_bytes() == first[n]
+        assert (b / "reports/benchmark" / n).read_bytes() == first[n]
+
+
+def test_rerun_with_same_inputs_is_skipped(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path)
+    first = benchmark(StepContext(ws), agents=["qa"])
+    again = benchmark(StepContext(ws), agents=["qa"])
+    assert again.skipped and again.metrics == first.metrics
+    changed = benchmark(StepContext(ws), agents=["qa"], match_threshold=0.9)
+    assert not changed.skipped
+
+
+def test_bad_lines_go_to_rejects_and_are_counted(tmp_path: Path) -> None:
+    missing_variant = _row("qa", "qa", "qa-t9", "x y", "z")
+    del missing_variant["variant"]
+    ws = _hand_workspace(tmp_path, bad_lines=(b"{not json\n", orjson.dumps(missing_variant) + b"\n"))
+    res = benchmark(StepContext(ws), agents=["qa"])
+    assert res.metrics["rejected_lines"] == 2
+    assert res.metrics["qa_candidate_accuracy"] == 0.75  # the good rows still count
+    rejects = [orjson.loads(x) for x in
+               (ws / "reports/benchmark/benchmark.json.rejects.jsonl").read_bytes().splitlines()]
+    assert [(r["line"], r["field"]) for r in rejects] == [(12, None), (13, "variant")]
+    assert rejects[1]["source"] == "data/sft_final/unsloth/qa.jsonl"
+
+
+def test_unusable_inputs_and_parameters_are_refused(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path)
+    with pytest.raises(InputError, match="no held-out file for agent 'support'"):
+        benchmark(StepContext(ws), agents=["support"])
+    _write(ws / "data/heldout/content.jsonl", [_row("content", "content", "c-1", "p", "a")])
+    with pytest.raises(InputError, match="no training file for agent 'content'"):
+        benchmark(StepContext(ws))
+    with pytest.raises(ParameterError):
+        benchmark(StepContext(ws), agents=["qa"], alpha=1.5)
+    with pytest.raises(ParameterError):
+        benchmark(StepContext(ws), agents=["qa"], match_threshold=0.0)
+    with pytest.raises(ParameterError):
+        benchmark(StepContext(ws), agents=["../qa"])
+
+
+def _synthetic_workspace(ws: Path, agents: list[str], seed: int = 3) -> None:
+    """Agents whose questions and answers share topic-specific words.
+
+    Every agent trains on every other agent's examples (weights 0.2–0.8).
+    Topic 0 of analyst and qa is the same shared topic, so their baselines can
+    answer it from each other's rows; every other topic is only in the agent's
+    own rows, which only the candidate has seen.
+    """
+    rng = random.Random(seed)
+    shared = [f"sharedw{k}" for k in range(6)]
+    shared_guidance = " ".join(rng.choices(shared, k=14))
+    examples: dict[str, list[tuple[str, str, str]]] = {}
+    for a in agents:
+        topics = [[f"{a}{t}w{k}" for k in range(6)] for t in range(6)]
+        guidance = [" ".join(rng.choices(words, k=14)) for words in topics]
+        if a in ("analyst", "qa"):
+            topics[0], guidance[0] = shared, shared_guidance
+        exs = []
+        for i in range(60):
+            t = i % 6
+            prompt = " ".join(rng.choices(topics[t], k=10)) + " please help"
+            answer = f"Topic {t}: {guidance[t]} " + " ".join(rng.choices(topics[t], k=4))
+            exs.append((f"{a}-{i:03d}", prompt, answer))
+        examples[a] = exs
+    weights = {(t, s): round(rng.uniform(0.2, 0.8), 1) for t in agents for s in agents}
+    for t in agents:
+        _write(ws / f"data/heldout/{t}.jsonl", [_row(t, t, *ex) for ex in examples[t][:20]])
+        rows = [_row(t, s, *ex, weight=1.0 if s == t else weights[t, s], variant=v)
+                for s in agents for ex in examples[s][20:] for v in (0, 1)]
+        _write(ws / f"data/sft_final/unsloth/{t}.jsonl", rows)
+
+
+def test_candidate_beats_baseline_when_agent_data_helps(tmp_path: Path) -> None:
+    agents = ["analyst", "legal", "qa"]
+    _synthetic_workspace(tmp_path, agents)
+    m = benchmark(StepContext(tmp_path)).metrics
+    assert m["agents"] == 3 and m["items"] == 60 and m["leaked_ids"] == 0
+    assert m["significant_agents"] == 3
+    for a in agents:
+        assert m[f"{a}_candidate_accuracy"] > m[f"{a}_baseline_accuracy"]
+        assert m[f"{a}_significant"] is True
+    # the shared topic is 4 of the 20 held-out items of analyst and qa; legal has none
+    assert m["qa_baseline_accuracy"] == m["analyst_baseline_accuracy"] == 0.2
+    assert m["legal_baseline_accuracy"] == 0.0 and m["legal_relative_improvement"] is None
+    assert m["candidate_accuracy"] == 1.0
+    assert m["relative_improvement"] == pytest.approx(1.0 / (8 / 60) - 1.0)
+    assert m["min_relative_improvement"] == pytest.approx(4.0)  # legal has no relative value
+    assert m["min_absolute_improvement"] == pytest.approx(80.0)
+
+
+def test_step_contract(tmp_path: Path) -> None:
+    spec = STEPS["benchmark"]
+    assert spec.path_params == {"train_dir", "heldout_dir", "out_dir"}
+    assert spec.required() == []
