@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Durability
 
-DURABILITY = "sync"
+DURABILITY: Durability = "sync"
 """Persist every superstep's checkpoint before the next one starts.
 
 "async" may lose the latest checkpoint on SIGKILL and "exit" keeps nothing until

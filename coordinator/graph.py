@@ -11,7 +11,7 @@ from coordinator.nodes import advance, await_tasks, route_after_advance
 from coordinator.state import RunState
 
 
-def build_graph(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph:
+def build_graph(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
     """advance → (await_tasks → advance)* → END."""
     builder = StateGraph(RunState, context_schema=RunContext)
     builder.add_node("advance", advance)

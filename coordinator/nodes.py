@@ -43,7 +43,7 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         tasks_state, gates_state = merged["tasks"], merged["gates"]
         sched = plan_step(plan, tasks_state, gates_state)
         for tid, upd in sched.updates.items():
-            task_updates[tid] = {**task_updates.get(tid, {}), **upd}  # type: ignore[typeddict-item]
+            task_updates[tid] = {**task_updates.get(tid, {}), **upd}
             ctx.events.emit("task_skipped" if upd["status"] == "skipped" else "task_blocked",
                             task=tid, reason=upd.get("reason"))
         for gid, why in sched.gate_skips.items():

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from coordinator._yaml import Located, Loc, format_loc, load_file, load_located
+from coordinator._yaml import Loc, Located, format_loc, load_file, load_located
 from coordinator.errors import ConfigError, PlanError, PlanErrors, UsageError
 from coordinator.plan import CompiledPlan, CompiledTask, PlanSpec, TaskSpec
 

@@ -13,6 +13,7 @@ running the task again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from coordinator.events import EventLog, now_iso
+from coordinator.events import EventKind, EventLog, now_iso
 from coordinator.plan import CompiledTask
 from coordinator.state import TaskRecord
 from pipeline._io import atomic_write_bytes
@@ -134,7 +135,7 @@ class TaskPool:
             if entry.cancel.is_set():
                 return  # timed out: the graph already recorded the failure
             atomic_write_bytes(path, orjson.dumps(record))
-            kind = "task_finished" if record["status"] == "done" else "task_failed"
+            kind: EventKind = "task_finished" if record["status"] == "done" else "task_failed"
             self.events.emit(kind, task=task.id, dispatch=entry.dispatch, attempts=record.get("attempts"),
                              duration_s=record.get("duration_s"), error=record.get("error"),
                              skipped_run=record.get("skipped_run", False))
@@ -159,7 +160,7 @@ class TaskPool:
             ctx = DriverContext(
                 workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt, feedback=[],
                 cancel=entry.cancel,
-                progress=lambda msg, frac, _t=task.id: self.progress(_t, msg, frac),
+                progress=functools.partial(self.progress, task.id),
                 log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{_safe(task.id, entry.dispatch)[:-5]}.log")
             try:
                 outcome = driver.run(task, ctx)

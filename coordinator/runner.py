@@ -163,6 +163,8 @@ def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener:
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
            progress: Callable[[str, str, float | None], None] | None, *, resumed: bool) -> RunSummary:
     plan = _load_compiled(ws, run_id)
+    for path in ws.remove_stale_temp_files():
+        log.info("removed %s, left by an interrupted write", path)
     roles = _roles(ws, plan)
     events = EventLog(ws.events, run_id, listener)
     ctx = RunContext(ws=ws, plan=plan, run_id=run_id, roles=roles, pool=None,  # type: ignore[arg-type]

@@ -58,7 +58,7 @@ def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) 
         task = plan.tasks[tid]
         update: TaskRecord | None = None
         if task.skip:
-            update = {"status": "skipped", "skip_cause": "profile",  # type: ignore[typeddict-unknown-key]
+            update = {"status": "skipped", "skip_cause": "profile",
                       "reason": f"optional; skipped by profile {plan.profile!r}"}
         else:
             waiting = False
@@ -72,11 +72,11 @@ def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) 
                 if satisfied_by(rec):
                     continue
                 if st == "failed":
-                    update = {"status": "skipped", "skip_cause": "upstream",  # type: ignore[typeddict-unknown-key]
+                    update = {"status": "skipped", "skip_cause": "upstream",
                               "reason": f"needs {need}, which failed"}
                     break
                 if st == "skipped":
-                    update = {"status": "skipped", "skip_cause": "upstream",  # type: ignore[typeddict-unknown-key]
+                    update = {"status": "skipped", "skip_cause": "upstream",
                               "reason": f"needs {need}, which was skipped"}
                     break
                 if st == "blocked":

@@ -49,6 +49,10 @@ class TaskRecord(TypedDict, total=False):
     """The result came from the durable result record written before a crash."""
     skipped_run: bool
     """The step found its outputs up to date and did not run."""
+    skip_cause: Literal["profile", "upstream"]
+    """Skipped by the profile (satisfies dependents) or because a need failed (propagates)."""
+    feedback: list[str]
+    """Review findings handed to the agent on a retry."""
 
 
 class CriterionResult(TypedDict):

@@ -71,6 +71,23 @@ class Workspace:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
         return self.run_dir(run_id) / "results" / f"{safe}.{dispatch}.json"
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files a killed writer left behind (call only while holding the lock)."""
+        removed = []
+        for top in ("data", "reports", "reviews", "task_boards", STATE_DIR):
+            base = self.root / top
+            if not base.exists():
+                continue
+            for path in base.rglob(".*.tmp"):
+                if path.is_file():
+                    path.unlink()
+                    removed.append(path)
+        if self.team_file.parent.exists():
+            for path in self.root.glob(".TEAM_COORDINATION.md.*.tmp"):
+                path.unlink()
+                removed.append(path)
+        return removed
+
     def ensure(self) -> None:
         """Create the directories coord writes into."""
         for d in (self.state_dir, self.boards):

@@ -23,6 +23,8 @@ _TURN_FROM = frozenset({"system", "human", "gpt", "function_call", "observation"
 
 
 class _BadRow(Exception):
+    """A line that parsed as JSON but is not a usable row; carries the field at fault."""
+
     def __init__(self, field: str | None, reason: str) -> None:
         super().__init__(reason)
         self.field = field
@@ -73,6 +75,7 @@ def _reject(rejects: Rejects, source: str, line: int, row: Any, err: _BadRow) ->
 
 
 def read_heldout(path: Path, source: str, rejects: Rejects) -> list[HeldoutItem]:
+    """Held-out items of one file (``source`` names it in rejects and errors); duplicates are rejected."""
     items: list[HeldoutItem] = []
     seen: set[str] = set()
     for line, row in iter_jsonl(path, rejects):
@@ -95,8 +98,10 @@ def read_heldout(path: Path, source: str, rejects: Rejects) -> list[HeldoutItem]
 
 
 def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozenset[str],
-                   intern: dict[str, str] | None) -> tuple[list[MemoryRow], set[str]]:
-    """Scan one training file for leaked ids; with an ``intern`` table, also collect its distinct rows.
+                  intern: dict[str, str] | None) -> tuple[list[MemoryRow], set[str]]:
+    """Scan one training file for held-out ids; with an ``intern`` table, also collect its distinct rows.
+
+    Without ``intern`` (a file of an agent not being benchmarked) only ``base_id`` is checked.
 
     Prompt variants differ only in the system prompt, which the match text
     leaves out, so rows are deduplicated on (base_id, prompt, answer): one
@@ -107,17 +112,21 @@ def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozen
     leaked: set[str] = set()
     memory: dict[tuple[str, str, str], tuple[int, float, str]] = {}
     for line, row in iter_jsonl(path, rejects):
+        # a leak counts even when the rest of the row is unusable: a fine-tune may still read it
+        claimed = row.get("base_id") if isinstance(row, dict) else None
+        if isinstance(claimed, str) and claimed in heldout_ids:
+            leaked.add(claimed)
         try:
-            base_id, variant = _identity(row)
-            if base_id in heldout_ids:
-                leaked.add(base_id)
             if intern is None:
+                if not isinstance(claimed, str) or not claimed:
+                    raise _BadRow("base_id", "must be a non-empty string")
                 continue
-            weight, source = row.get("weight"), row.get("source_agent")
+            base_id, variant = _identity(row)
+            weight, agent = row.get("weight"), row.get("source_agent")
             if (not isinstance(weight, int | float) or isinstance(weight, bool)
                     or not math.isfinite(weight) or weight <= 0):
                 raise _BadRow("weight", "must be a positive number")
-            if not isinstance(source, str) or not source:
+            if not isinstance(agent, str) or not agent:
                 raise _BadRow("source_agent", "must be a non-empty string")
             prompt, answer = _prompt_and_answer(row)
         except _BadRow as e:
@@ -126,7 +135,7 @@ def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozen
         text = (base_id, intern.setdefault(prompt, prompt), intern.setdefault(answer, answer))
         prev = memory.get(text)
         if prev is None:
-            memory[text] = (variant, float(weight), source)
+            memory[text] = (variant, float(weight), agent)
         else:
             memory[text] = (min(prev[0], variant), max(prev[1], float(weight)), prev[2])
     rows = [MemoryRow(f"{b}#{v}", p, a, w, src) for (b, p, a), (v, w, src) in memory.items()]

@@ -8,6 +8,7 @@ from pipeline.stats import PairedComparison
 
 REPORT_SCHEMA_VERSION = 1
 
+STAND_IN_LABEL = "Offline stand-in for a fine-tuned LLM"
 STAND_IN = ("TF-IDF nearest-neighbour retrieval that answers with the answer of the most similar "
             "training prompt (similarity × row weight). Candidate = trained on the agent's training "
             "file; baseline = the same model on that file without the agent's own rows.")
@@ -70,6 +71,8 @@ class BenchmarkReport(TypedDict):
     schema_version: int
     model: str
     stand_in: str
+    """Always :data:`STAND_IN_LABEL`: these are not LLM results."""
+    model_description: str
     judge: str
     params: dict[str, Any]
     leakage: Leakage
@@ -108,7 +111,7 @@ def render_markdown(report: BenchmarkReport) -> str:
     conf = round(100 * params["confidence"])
     lines = [
         f"# Benchmark — offline stand-in model `{report['model']}`", "",
-        f"> **Offline stand-in, not a fine-tuned LLM.** {report['stand_in']} "
+        f"> **{report['stand_in']}: these are not LLM results.** {report['model_description']} "
         f"An answer is {report['judge']}.", "",
         f"- Held-out base_ids found in training files: **{report['leakage']['leaked_ids']}** (must be 0)",
         f"- Rejected input lines: {report['rejected_lines']}",

@@ -50,11 +50,14 @@ from typing import Any
 from pipeline._io import Rejects, atomic_write_json, atomic_write_text, data_files, iter_jsonl
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.audit_report import (
+    MAX_SAMPLES,
+    OTHER,
     AgentStats,
     Findings,
     WeightStats,
     difficulty_mix,
     mask_pii,
+    metric_key,
     render_report,
     snippet,
 )
@@ -64,15 +67,21 @@ from pipeline.pii import find_pii
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DIFFICULTY_TARGET: Mapping[str, float] = {"easy": 0.30, "medium": 0.45, "hard": 0.25}
-DEFAULT_WEIGHT_RANGE: Sequence[float] = (0.0, 1.0)
+DEFAULT_SFT_DIR, DEFAULT_OUT_DIR = WsPath("data/sft/unsloth"), WsPath("reports/audit")
+# shared defaults: the step only reads them
+DEFAULT_DIFFICULTY_TARGET: dict[str, float] = {"easy": 0.30, "medium": 0.45, "hard": 0.25}
+DEFAULT_WEIGHT_RANGE: list[float] = [0.0, 1.0]
 REQUIRED_FIELDS = ("conversations", "target_agent", "source_agent", "base_id", "category",
                    "difficulty", "variant")
 HIST_BINS = 4096
+MAX_DIFFICULTY_NAMES = 32  # distinct difficulty values tracked; later ones count as "other"
 _SYSTEM_CACHE_MAX = 4096
 _END_CLOSERS = "\"')]}*_`»”’ "
 # per unique text, bit flags
 _SHORT, _NO_PUNCT, _EMAIL, _PHONE, _DUP = 1, 2, 4, 8, 16
+# row counters (same attribute name on the accumulator and on AgentStats) per flag
+_ROW_COUNTERS = ((_SHORT, "too_short_rows"), (_NO_PUNCT, "no_end_punct_rows"),
+                 (_EMAIL, "pii_email_rows"), (_PHONE, "pii_phone_rows"))
 
 
 def ends_with_punctuation(answer: str) -> bool:
@@ -115,12 +124,17 @@ class AuditAccumulator:
         self.weights = WeightStats()
         self.hist = array("q", bytes(8 * HIST_BINS))
         self.words_sum = 0
-        self.too_short = self.no_punct = self.pii_email = self.pii_phone = self.pii_rows = 0
+        self.too_short_rows = self.no_end_punct_rows = 0
+        self.pii_email_rows = self.pii_phone_rows = self.pii_rows = 0
         self.texts: dict[bytes, int] = {}
+        self.raw_texts: dict[bytes, int] = {}
         self.first_base = array("l")
+        self.words = array("l")
         self.flags = bytearray()
         self.bases: dict[str, int] = {}
-        self.base_difficulty: list[str] = []
+        self.base_difficulty = array("b")
+        self.difficulty_names: list[str] = []
+        self._difficulty_codes: dict[str, int] = {}
         self.agents: dict[str, AgentStats] = {}
         self.system_flags: dict[bytes, int] = {}
         self.findings = Findings(sample_size)
@@ -132,7 +146,8 @@ class AuditAccumulator:
         self.schema_errors += 1
         raw = snippet(str(row), 2000)
         rejects.add(source=path, line=line, reason=reason, field=field or None, raw=raw)
-        self.findings.add("schema_errors", f"{path.name}:{line}: {reason}")
+        if self.findings.wants("schema_errors"):
+            self.findings.add("schema_errors", f"{path.name}:{line}: {reason}")
 
     def add(self, row: dict[str, Any]) -> None:
         """Account for one schema-valid row."""
@@ -143,45 +158,97 @@ class AuditAccumulator:
         bidx = self.bases.get(row["base_id"])
         if bidx is None:
             bidx = self.bases[row["base_id"]] = len(self.base_difficulty)
-            self.base_difficulty.append(str(row["difficulty"]))
+            self.base_difficulty.append(self._difficulty_code(row["difficulty"]))
         agent.bases.add(bidx)
         self._weight(row.get("weight"), agent, rid)
 
         conv = row["conversations"]
-        system = [m["value"] for m in conv if m["from"] == "system"]
         body = [m for m in conv if m["from"] != "system"]
-        norm = normalize_text("\n".join(f"{m['from']}: {m['value']}" for m in body))
-        digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
-        tidx = self.texts.get(digest)
-        if tidx is None:
-            tidx = self.texts[digest] = self.unique
-            self.unique += 1
-            self.first_base.append(bidx)
-            self.flags.append(self._text_flags(body, rid))
-            self.index.add(norm)
-        elif self.first_base[tidx] == bidx:
-            self.reuse_rows += 1
-            agent.reuse_rows += 1
-        else:
-            self.dup_rows += 1
-            agent.dup_rows += 1
-            if not self.flags[tidx] & _DUP:
-                self.flags[tidx] |= _DUP
-                other = self.base_name(self.first_base[tidx])
-                self.findings.add("exact_dups", f"`{rid}` (base `{row['base_id']}`) repeats the "
-                                  f"text of base `{other}`: {snippet(norm, 160)}")
+        tidx, new = self._text_index(body, bidx, rid)
+        if not new:
+            if self.first_base[tidx] == bidx:
+                self.reuse_rows += 1
+                agent.reuse_rows += 1
+            else:
+                self._duplicate(tidx, row, rid)
+                agent.dup_rows += 1
+        system = [m["value"] for m in conv if m["from"] == "system"]
         flags = self.flags[tidx] | self._system_flags(system, rid)
-        answer = next((m["value"] for m in reversed(body) if m["from"] == "gpt"), "")
-        words = len(answer.split())
+        words = self.words[tidx]
         self.hist[min(words, HIST_BINS - 1)] += 1
         self.words_sum += words
-        self._count_flags(flags, agent, rid, words, answer)
+        agent.words_sum += words
+        for bit, attr in _ROW_COUNTERS:
+            if flags & bit:
+                setattr(self, attr, getattr(self, attr) + 1)
+                setattr(agent, attr, getattr(agent, attr) + 1)
+        if flags & (_EMAIL | _PHONE):
+            self.pii_rows += 1
+            agent.pii_rows += 1
+
+    def _text_index(self, body: list[dict[str, str]], bidx: int, rid: str) -> tuple[int, bool]:
+        """Index of the row's content and whether this row introduced it."""
+        raw = "\n".join(f"{m['from']}: {m['value']}" for m in body)
+        # rows repeating a content verbatim (the common case) skip normalization
+        raw_key = hashlib.blake2b(raw.encode("utf-8"), digest_size=16).digest()
+        tidx = self.raw_texts.get(raw_key)
+        if tidx is not None:
+            return tidx, False
+        norm = normalize_text(raw)
+        digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
+        tidx = self.texts.get(digest)
+        self.raw_texts[raw_key] = self.unique if tidx is None else tidx
+        if tidx is not None:
+            return tidx, False
+        tidx = self.texts[digest] = self.unique
+        self.unique += 1
+        self.first_base.append(bidx)
+        answer = next((m["value"] for m in reversed(body) if m["from"] == "gpt"), "")
+        words = len(answer.split())
+        self.words.append(words)
+        self.flags.append(self._content_flags(body, rid, answer, words))
+        self.index.add(norm)
+        return tidx, True
+
+    def _duplicate(self, tidx: int, row: dict[str, Any], rid: str) -> None:
+        self.dup_rows += 1
+        if self.flags[tidx] & _DUP:
+            return
+        self.flags[tidx] |= _DUP
+        if self.findings.wants("exact_dups"):
+            other = self.base_name(self.first_base[tidx])
+            self.findings.add("exact_dups", f"`{rid}` (base `{row['base_id']}`) repeats the "
+                              f"content of base `{other}`")
+
+    def _content_flags(self, body: list[dict[str, str]], rid: str, answer: str,
+                       words: int) -> int:
+        flags = self._text_flags(body, rid)
+        if words < self.min_words:
+            flags |= _SHORT
+            if self.findings.wants("too_short"):
+                self.findings.add("too_short", f"`{rid}`: {words} words: {snippet(answer, 160)}")
+        if answer.strip() and not ends_with_punctuation(answer):
+            flags |= _NO_PUNCT
+            if self.findings.wants("no_end_punct"):
+                self.findings.add("no_end_punct", f"`{rid}`: …{snippet(answer[-120:], 120)}")
+        return flags
+
+    def _difficulty_code(self, value: Any) -> int:
+        name = value if isinstance(value, str) else "unknown" if value is None else str(value)
+        code = self._difficulty_codes.get(name)
+        if code is None:
+            if len(self.difficulty_names) >= MAX_DIFFICULTY_NAMES - 1 and name != OTHER:
+                return self._difficulty_code(OTHER)
+            code = self._difficulty_codes[name] = len(self.difficulty_names)
+            self.difficulty_names.append(name)
+        return code
 
     def _weight(self, weight: Any, agent: AgentStats, rid: str) -> None:
         if isinstance(weight, bool) or not isinstance(weight, int | float) or math.isnan(weight):
             self.weights.missing += 1
             agent.weights.missing += 1
-            self.findings.add("weight_missing", f"`{rid}`: weight {weight!r}")
+            if self.findings.wants("weight_missing"):
+                self.findings.add("weight_missing", f"`{rid}`: weight {snippet(repr(weight), 40)}")
             return
         w = float(weight)
         self.weights.add(w)
@@ -189,15 +256,17 @@ class AuditAccumulator:
         if not self.lo <= w <= self.hi:
             self.weights.out_of_range += 1
             agent.weights.out_of_range += 1
-            self.findings.add("weight_out_of_range", f"`{rid}`: weight {w}")
+            if self.findings.wants("weight_out_of_range"):
+                self.findings.add("weight_out_of_range", f"`{rid}`: weight {w}")
 
     def _text_flags(self, body: list[dict[str, str]], rid: str) -> int:
         flags = 0
         for m in body:
             for match in find_pii(m["value"]):
                 flags |= _EMAIL if match.kind == "email" else _PHONE
-                self.findings.add(f"pii_{match.kind}",
-                                  f"`{rid}` ({m['from']}): {mask_pii(match.text)}")
+                if self.findings.wants(f"pii_{match.kind}"):
+                    self.findings.add(f"pii_{match.kind}",
+                                      f"`{rid}` ({m['from']}): {mask_pii(match.text)}")
         return flags
 
     def _system_flags(self, system: list[str], rid: str) -> int:
@@ -211,27 +280,6 @@ class AuditAccumulator:
                     self.system_flags[key] = cached
             flags |= cached
         return flags
-
-    def _count_flags(self, flags: int, agent: AgentStats, rid: str, words: int,
-                     answer: str) -> None:
-        if words < self.min_words:
-            self.too_short += 1
-            agent.too_short_rows += 1
-            self.findings.add("too_short", f"`{rid}`: {words} words: {snippet(answer, 160)}")
-        if answer.strip() and not ends_with_punctuation(answer):
-            self.no_punct += 1
-            agent.no_end_punct_rows += 1
-            self.findings.add("no_end_punct", f"`{rid}`: …{snippet(answer[-120:], 120)}")
-        if flags & _EMAIL:
-            self.pii_email += 1
-            agent.pii_email_rows += 1
-        if flags & _PHONE:
-            self.pii_phone += 1
-            agent.pii_phone_rows += 1
-        if flags & (_EMAIL | _PHONE):
-            self.pii_rows += 1
-            agent.pii_rows += 1
-        agent.words_sum += words
 
     def base_name(self, bidx: int) -> str:
         """The base_id string of a base index (only used for a few samples)."""
@@ -259,8 +307,9 @@ class AuditAccumulator:
                 continue
             pairs += 1
             involved[p.a] = involved[p.b] = 1
-            self.findings.add("near_dups", f"base `{self.base_name(a)}` ~ base "
-                              f"`{self.base_name(b)}`: estimated Jaccard {p.jaccard:.3f}")
+            if self.findings.wants("near_dups"):
+                self.findings.add("near_dups", f"base `{self.base_name(a)}` ~ base "
+                                  f"`{self.base_name(b)}`: estimated Jaccard {p.jaccard:.3f}")
         return pairs, sum(involved)
 
 
@@ -272,8 +321,8 @@ def _check_params(near_dup_threshold: float, min_words: int, difficulty_target: 
                   weight_range: Sequence[float], sample_size: int) -> tuple[float, float]:
     if not 0.0 < near_dup_threshold <= 1.0:
         raise ParameterError(f"near_dup_threshold must be in (0, 1], got {near_dup_threshold!r}")
-    if min_words < 0 or sample_size < 0:
-        raise ParameterError("min_words and sample_size must be >= 0")
+    if min_words < 0 or not 0 <= sample_size <= MAX_SAMPLES:
+        raise ParameterError(f"min_words must be >= 0 and sample_size in 0..{MAX_SAMPLES}")
     if len(weight_range) != 2 or weight_range[0] > weight_range[1]:
         raise ParameterError(f"weight_range must be [low, high], got {list(weight_range)!r}")
     if not difficulty_target or any(v < 0 for v in difficulty_target.values()) \
@@ -284,10 +333,10 @@ def _check_params(near_dup_threshold: float, min_words: int, difficulty_target: 
 
 
 @step("audit")
-def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft/unsloth"),
-          out_dir: WsPath = WsPath("reports/audit"), near_dup_threshold: float = 0.85,
-          min_words: int = 20, difficulty_target: Mapping[str, float] = DEFAULT_DIFFICULTY_TARGET,
-          weight_range: Sequence[float] = DEFAULT_WEIGHT_RANGE, sample_size: int = 3) -> StepResult:
+def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
+          out_dir: WsPath = DEFAULT_OUT_DIR, near_dup_threshold: float = 0.85,
+          min_words: int = 20, difficulty_target: dict[str, float] = DEFAULT_DIFFICULTY_TARGET,
+          weight_range: list[float] = DEFAULT_WEIGHT_RANGE, sample_size: int = 3) -> StepResult:
     """Audit the Unsloth training files: duplicates, weights, lengths, PII, difficulty mix."""
     lo_hi = _check_params(near_dup_threshold, min_words, difficulty_target, weight_range,
                           sample_size)
@@ -308,6 +357,7 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft/unsloth"),
     try:
         for i, path in enumerate(files):
             ctx.report(f"audit: {path.name}", i / len(files))
+            schema_before = acc.schema_errors
             with Rejects(out / path.name) as rejects:
                 for line, row in iter_jsonl(path, rejects):
                     problem = _schema_problem(row)
@@ -315,17 +365,19 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft/unsloth"),
                         acc.add(row)
                     else:
                         acc.reject(rejects, path, line, row, *problem)
-                acc.rejects += rejects.count - sum(1 for _ in ()) if False else 0
-                acc.rejects += rejects.count
+            # the rejects file holds both kinds; the metrics keep them apart
+            acc.rejects += rejects.count - (acc.schema_errors - schema_before)
     finally:
         pairs, near_texts = acc.near_duplicates()
-    acc.rejects -= acc.schema_errors  # Rejects counted both kinds; keep them apart
     ctx.report("audit: writing report", 0.95)
     metrics = _metrics(acc, len(files), pairs, near_texts, difficulty_target)
-    agents = {name: a.summary(acc.base_difficulty, difficulty_target)
+    agents = {name: a.summary(acc.base_difficulty, acc.difficulty_names, difficulty_target)
               for name, a in sorted(acc.agents.items())}
+    mix, _ = difficulty_mix(acc.base_difficulty, acc.difficulty_names,
+                            range(len(acc.base_difficulty)), difficulty_target)
     atomic_write_json(metrics_path, {"metrics": metrics, "agents": agents, "params": params,
-                                     "target": dict(difficulty_target),
+                                     "difficulty": {"observed": mix,
+                                                    "target": dict(difficulty_target)},
                                      "samples": acc.findings.as_dict()})
     atomic_write_text(report_path, render_report(metrics, agents, acc.findings,
                                                  dict(difficulty_target), params))
@@ -340,7 +392,8 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft/unsloth"),
 
 def _metrics(acc: AuditAccumulator, files: int, pairs: int, near_texts: int,
              target: Mapping[str, float]) -> dict[str, MetricValue]:
-    mix, deviation = difficulty_mix(acc.base_difficulty, range(len(acc.base_difficulty)), target)
+    mix, deviation = difficulty_mix(acc.base_difficulty, acc.difficulty_names,
+                                    range(len(acc.base_difficulty)), target)
     m: dict[str, MetricValue] = {
         "rows": acc.rows, "files": files, "agents": len(acc.agents),
         "unique_texts": acc.unique, "unique_bases": len(acc.base_difficulty),
@@ -353,13 +406,16 @@ def _metrics(acc: AuditAccumulator, files: int, pairs: int, near_texts: int,
         **acc.weights.metrics("weight_"),
         "answer_words_mean": _rate(acc.words_sum, acc.rows) if acc.rows else None,
         "answer_words_p50": acc.percentile(0.50), "answer_words_p95": acc.percentile(0.95),
-        "too_short_rows": acc.too_short, "too_short_rate": _rate(acc.too_short, acc.rows),
-        "no_end_punct_rows": acc.no_punct, "no_end_punct_rate": _rate(acc.no_punct, acc.rows),
-        "pii_email_rows": acc.pii_email, "pii_phone_rows": acc.pii_phone,
+        "too_short_rows": acc.too_short_rows,
+        "too_short_rate": _rate(acc.too_short_rows, acc.rows),
+        "no_end_punct_rows": acc.no_end_punct_rows,
+        "no_end_punct_rate": _rate(acc.no_end_punct_rows, acc.rows),
+        "pii_email_rows": acc.pii_email_rows, "pii_phone_rows": acc.pii_phone_rows,
         "pii_rows": acc.pii_rows, "pii_rate": _rate(acc.pii_rows, acc.rows),
         "pii_texts": sum(1 for f in acc.flags if f & (_EMAIL | _PHONE)),
     }
-    for name, share in mix.items():
-        m[f"difficulty_{name}"] = share
+    for name in target:
+        m[f"difficulty_{metric_key(name)}"] = mix.get(name, 0.0)
+    m[f"difficulty_{OTHER}"] = sum(s for name, s in mix.items() if name not in target)
     m["difficulty_max_deviation"] = deviation
     return m

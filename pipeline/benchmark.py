@@ -21,8 +21,9 @@ when its TF-IDF cosine similarity to the reference is ≥ ``match_threshold``
 items, so the comparison is paired: exact McNemar per agent,
 Benjamini–Hochberg across agents, Wilson intervals at ``1 − alpha``, Cohen's h.
 
-Before anything else every training file is scanned for held-out ``base_id``s
-(``leaked_ids``); the step still reports, and the launch gate requires 0.
+Every training file in ``train_dir`` (benchmarked agent or not) is scanned for
+held-out ``base_id``s, malformed rows included (``leaked_ids``); the step still
+reports, and the launch gate requires 0.
 
 Metrics: ``model``, ``agents``, ``items``, ``leaked_ids``, ``rejected_lines``,
 ``baseline_accuracy``, ``candidate_accuracy`` (pooled, fractions),
@@ -52,6 +53,7 @@ from pipeline._benchmark_data import HeldoutItem, read_heldout, read_training
 from pipeline._benchmark_report import (
     REPORT_SCHEMA_VERSION,
     STAND_IN,
+    STAND_IN_LABEL,
     AgentSummary,
     BenchmarkReport,
     Leakage,
@@ -84,10 +86,21 @@ log = logging.getLogger(__name__)
 DEFAULT_TRAIN_DIR = WsPath("data/sft_final/unsloth")
 DEFAULT_HELDOUT_DIR = WsPath("data/heldout")
 DEFAULT_OUT_DIR = WsPath("reports/benchmark")
-DEFAULT_MATCH_THRESHOLD = 0.5
-"""Cosine similarity to the reference at which an answer counts as correct."""
+DEFAULT_MATCH_THRESHOLD = 0.2
+"""Cosine similarity to the reference at which an answer counts as correct.
+
+Anchored in the data, not in model results: on the offline week2 data two
+reference answers of the same task category have a median similarity of 0.20,
+while answers of other agents score below 0.14 in 95% of pairs. So ≥ 0.2 reads
+"an answer of the right kind, using the task's vocabulary"; raise it for
+stricter, near-verbatim matching.
+"""
+
+
 @dataclass
 class _AgentRun:
+    """One agent's held-out items and both models' answers, in item order."""
+
     items: list[HeldoutItem]
     baseline: list[Retrieval]
     candidate: list[Retrieval]
@@ -166,9 +179,9 @@ def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
             memory, file_leaks = read_training(path, ctx.rel(path), rejects, frozenset(owner),
                                                 intern if stem in heldout else None)
             leaked |= file_leaks
-            if stem in heldout and not memory:
-                raise InputError("no usable training rows", path=ctx.rel(path))
             if stem in heldout:
+                if not memory:
+                    raise InputError("no usable training rows", path=ctx.rel(path))
                 memories[stem] = memory
         rejected = rejects.count
     del intern
@@ -178,7 +191,8 @@ def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
     per_agent, pooled, item_rows = _evaluate(runs, names, owner, leaked, alpha, match_threshold)
     metrics = _metrics(per_agent, pooled, len(leaked), rejected)
     report = BenchmarkReport(
-        schema_version=REPORT_SCHEMA_VERSION, model=MODEL_NAME, stand_in=STAND_IN,
+        schema_version=REPORT_SCHEMA_VERSION, model=MODEL_NAME, stand_in=STAND_IN_LABEL,
+        model_description=STAND_IN,
         judge=f"correct when TF-IDF cosine(answer, reference) >= {match_threshold}",
         params={**params, "confidence": 1.0 - alpha},
         leakage=Leakage(leaked_ids=len(leaked), examples=sorted(leaked)[:20]),

@@ -45,7 +45,7 @@ import orjson
 
 from pipeline import offline_corpus as oc
 from pipeline._io import JsonlWriter
-from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
+from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import ParameterError
 from pipeline.providers import (
     DIFFICULTIES,
@@ -67,6 +67,8 @@ PII_RATE = 0.025
 TOO_SHORT_RATE = 0.0075
 NO_END_PUNCT_RATE = 0.0075
 NEAR_DUP_RATE = 0.01
+TRAIT_RATES: tuple[tuple[Trait, float], ...] = (
+    ("pii", PII_RATE), ("too_short", TOO_SHORT_RATE), ("no_end_punct", NO_END_PUNCT_RATE))
 NEAR_DUP_WINDOW = 200
 """Near-duplicates copy one of the last this-many regular examples (bounded memory)."""
 DEFAULT_OUT_DIR = WsPath("data/generated_examples")
@@ -139,8 +141,7 @@ class _Plan:
         start = min(20, n)  # near-duplicates need earlier examples to copy
         self.near_dups = set(rng.sample(range(start, n), min(rate_count(n, NEAR_DUP_RATE), n - start)))
         rest = [i for i in range(n) if i not in self.near_dups]
-        wanted: list[Trait] = (["pii"] * rate_count(n, PII_RATE) + ["too_short"] * rate_count(n, TOO_SHORT_RATE)
-                               + ["no_end_punct"] * rate_count(n, NO_END_PUNCT_RATE))
+        wanted: list[Trait] = [t for t, rate in TRAIT_RATES for _ in range(rate_count(n, rate))]
         for i, trait in zip(rng.sample(rest, min(len(wanted), len(rest))), wanted, strict=False):
             self.traits[i] = frozenset({trait})
 
@@ -191,7 +192,9 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
                 same = [r for r in recent if r["difficulty"] == spec.difficulty and r["category"] == spec.category]
                 same = same or [r for r in recent if r["difficulty"] == spec.difficulty]
                 if same:
-                    row = near_duplicate(rng.choice(same), spec, rng)
+                    source = rng.choice(same)
+                    recent.remove(source)  # one copy per source keeps near-dup clusters to pairs
+                    row = near_duplicate(source, spec, rng)
                     stats["near_dup_seeded"] += 1
             if row is None or _digest(row) in seen:
                 row = provider.example(spec, rng)
@@ -216,8 +219,10 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
              difficulty_mix: dict[str, float] | None = None) -> StepResult:
     """Generate raw examples for every agent (``difficulty_mix`` defaults to 30/45/25 %)."""
     _check_agents(agents)
-    if not isinstance(examples_per_agent, int) or examples_per_agent < 1:
+    if not isinstance(examples_per_agent, int) or isinstance(examples_per_agent, bool) or examples_per_agent < 1:
         raise ParameterError(f"examples_per_agent must be a positive integer, got {examples_per_agent!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ParameterError(f"seed must be an integer, got {seed!r}")
     mix = _check_mix(difficulty_mix)
     prov = get_provider(provider)
     out = ctx.path(out_dir)
@@ -235,7 +240,7 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
         total.update(stats)
         log.info("generate: %s → %s (%d rows)", agent, ctx.rel(path), writer.count)
     n = examples_per_agent * len(agents)
-    metrics = {"examples": n, "agents": len(agents),
+    metrics: dict[str, MetricValue] = {"examples": n, "agents": len(agents),
                "easy": total["easy"], "medium": total["medium"], "hard": total["hard"],
                "multi_turn": total["multi_turn"], "tool_examples": total["kind_tool"],
                "code_examples": total["kind_code"], "pii_seeded": total["pii_seeded"],

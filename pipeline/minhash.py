@@ -45,6 +45,11 @@ _ONE = np.uint64(1)
 _BASE = 0x100000001B3  # odd, so it has an inverse mod 2^64
 _BASE_INV = pow(_BASE, -1, 1 << 64)
 _EMPTY = np.uint32(0xFFFFFFFF)
+# LSH banding tuned for recall (false negatives weigh 0.9): at threshold 0.85 and 128
+# permutations this gives 11 bands of 11 rows, catching ~87 % of pairs right at the
+# threshold and ~98 % at 0.9 (the balanced default catches 46 % and 81 %); the extra
+# candidates are cheap to reject by the signature comparison.
+LSH_WEIGHTS = (0.1, 0.9)
 _WORKERS = 2  # signing threads; numpy releases the GIL, so they use both cores
 _LEAN_TAKES_SCHEME = "scheme" in inspect.signature(LeanMinHash.__init__).parameters
 
@@ -145,20 +150,17 @@ def signatures(texts: Sequence[str], *, num_perm: int = 128, shingle_size: int =
 def _signatures(texts: Sequence[str], a: np.ndarray, b: np.ndarray, shingle_size: int,
                 chunk_docs: int = 256) -> np.ndarray:
     out = np.full((len(texts), len(a)), _EMPTY, dtype=np.uint32)
-    x, counts = shingle_hashes(texts, shingle_size)
-    bounds = np.concatenate(([0], np.cumsum(counts)))
-    # a few hundred texts at a time keeps the working arrays in the CPU cache
+    # a few hundred texts at a time keeps the working arrays small and in the CPU cache
     for d0 in range(0, len(texts), chunk_docs):
-        d1 = min(d0 + chunk_docs, len(texts))
-        docs = d0 + np.flatnonzero(counts[d0:d1])
+        x, counts = shingle_hashes(texts[d0:d0 + chunk_docs], shingle_size)
+        docs = np.flatnonzero(counts)
         if len(docs) == 0:
             continue
-        xs = x[bounds[d0]:bounds[d1]]
-        offsets = bounds[docs] - bounds[d0]
-        y = np.empty_like(xs)
-        t = np.empty_like(xs)
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))[docs]
+        y = np.empty_like(x)
+        t = np.empty_like(x)
         for k in range(len(a)):
-            np.multiply(xs, a[k], out=y)
+            np.multiply(x, a[k], out=y)
             y += b[k]
             # y mod p without a division: 2^61 ≡ 1 (mod p), then one conditional subtract
             np.right_shift(y, _S61, out=t)
@@ -168,7 +170,7 @@ def _signatures(texts: Sequence[str], a: np.ndarray, b: np.ndarray, shingle_size
             t >>= _S61
             y += t
             y &= _MASK32
-            out[docs, k] = np.minimum.reduceat(y, offsets)
+            out[d0 + docs, k] = np.minimum.reduceat(y, offsets)
     return out
 
 
@@ -202,7 +204,8 @@ class NearDupIndex:
         self.seed = seed
         self.batch_size = batch_size
         self._a, self._b = permutations(num_perm, seed)
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, hashfunc=_band_digest)
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS,
+                               hashfunc=_band_digest)
         self._sigs = np.zeros((0, num_perm), dtype=np.uint32)
         self._signed = 0
         self._pending: list[str] = []

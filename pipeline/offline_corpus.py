@@ -187,7 +187,7 @@ _QA = AgentCorpus(
     details=("The build under test is {version} on {env}.", "We saw the first report on {date} from a client behind {ip}.",
              "Roughly {pct}% of runs fail and nobody has a clean reproduction yet.",
              "The change touches the {component} and was merged {days} days ago.",
-             "Order {order} is the one support escalated."),
+             "Order {order} is the one support escalated.", "The invoice that came out wrong totals {price}."),
     sentences=(
         "I would start by writing down what must never happen, because those invariants become the highest-priority checks.",
         "For the {component}, the riskiest area is {risk}, so that deserves a dedicated test.",
@@ -376,7 +376,7 @@ _LEGAL = AgentCorpus(
           "We need a quick legal read on {topic} before Friday.", "How should we handle {topic}?"),
     details=("The draft is version {version}, dated {date}.", "The contract value is {price} per year.",
              "The counterparty wants signature within {days} days.", "It is governed by the law of {jurisdiction}.",
-             "The related purchase order is {order}."),
+             "The related purchase order is {order}.", "The data room is hosted internally at {ip}."),
     sentences=(
         "The clause on {clause} is the one I would focus on, because it shifts most of the risk to us.",
         "Under {regulation}, we need a documented basis for this processing and a record of it.",
@@ -465,7 +465,7 @@ _ANALYST = AgentCorpus(
           "I need an analysis of {topic} for the leadership review.", "How confident are we about {topic}?"),
     details=("The dashboard was last refreshed on {date}.", "The experiment ran for {days} days with {count} users per arm.",
              "The warehouse host is {ip} if you need direct access.", "Revenue per account is around {price}.",
-             "The model version in production is {version}."),
+             "The model version in production is {version}.", "Order {order} shows up twice in the export."),
     sentences=(
         "I would define {metric} precisely before computing anything, because teams often use different versions of it.",
         "Looking at {segment} separately shows whether the overall change is broad or concentrated.",
@@ -557,7 +557,8 @@ _CONTENT = AgentCorpus(
           "We need {topic} by Thursday. Where do we start?"),
     details=("The audience is {audience}.", "Launch is planned for {date} with version {version}.",
              "The plan costs {price} per seat per month.", "Last quarter the newsletter reached {count} readers.",
-             "The tone should be {tone}."),
+             "The tone should be {tone}.", "The preview site runs at {ip} until launch.",
+             "The test purchase for the launch flow was order {order}."),
     sentences=(
         "For {audience}, the main question is what this saves them in time or money, so I would lead with that.",
         "I would keep the tone {tone} and avoid jargon unless the audience uses it themselves.",
@@ -643,7 +644,8 @@ GENERIC = AgentCorpus(
     asks=("Can you help me with {topic}?", "What is your take on {topic}?", "How should we approach {topic}?",
           "I need a plan for {topic}."),
     details=("The current version is {version}.", "The deadline is {date}.", "The budget is {price}.",
-             "About {count} people are affected.", "The internal service runs on {ip}."),
+             "About {count} people are affected.", "The internal service runs on {ip}.",
+             "The request references order {order}."),
     sentences=(
         "For {subject}, I would start from the outcome we need and work backwards.",
         "The main constraint is time, so the plan should deliver something useful within {days} days.",

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from pipeline._io import Rejects, atomic_write_json, data_files, iter_jsonl
-from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
+from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,9 @@ def estimate_tokens(example: Any) -> int:
         if example.get(key):
             total += _text_tokens(orjson.dumps(example[key]).decode())
     messages = example.get("messages")
-    for msg in messages if isinstance(messages, list) else ():
+    if not isinstance(messages, list):
+        return total
+    for msg in messages:
         if not isinstance(msg, dict):
             continue
         total += TOKENS_PER_MESSAGE
@@ -143,8 +145,9 @@ def estimate_tokens(example: Any) -> int:
                     total += _text_tokens(text) if isinstance(text, str) else IMAGE_TOKENS
         if isinstance(msg.get("name"), str):
             total += TOKENS_PER_NAME + _text_tokens(msg["name"])
-        calls = msg.get("tool_calls") if isinstance(msg.get("tool_calls"), list) else []
-        fns = [c.get("function") for c in calls if isinstance(c, dict)] + [msg.get("function_call")]
+        calls = msg.get("tool_calls")
+        fns = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+        fns.append(msg.get("function_call"))
         for fn in fns:
             if isinstance(fn, dict):
                 total += sum(_text_tokens(v) for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
@@ -192,12 +195,13 @@ class _Example:
                 if key == "tools" and (not isinstance(d, dict) or d.get("type") != "function"):
                     self.add(f"tools[{i}].type", "definitions", "each tool must be {'type': 'function', 'function': {...}}")
                     continue
+                where = f"tools[{i}].function" if key == "tools" else f"functions[{i}]"
                 name = fn.get("name") if isinstance(fn, dict) else None
-                if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
-                    self.add(f"{key}[{i}].name", "definitions", "function name must match ^[a-zA-Z0-9_-]{1,64}$")
+                if not isinstance(fn, dict) or not isinstance(name, str) or not _FUNCTION_NAME.match(name):
+                    self.add(f"{where}.name", "definitions", "function name must match ^[a-zA-Z0-9_-]{1,64}$")
                     continue
                 if "parameters" in fn and not isinstance(fn["parameters"], dict):
-                    self.add(f"{key}[{i}].parameters", "definitions", "parameters must be a JSON Schema object")
+                    self.add(f"{where}.parameters", "definitions", "parameters must be a JSON Schema object")
                 self.tool_names.add(name)
 
     def _messages(self, messages: list[Any]) -> None:
@@ -419,7 +423,7 @@ def validate_openai(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
         r.path = ctx.rel(f)
         reports.append(r)
         log.info("validate_openai: %s — %d examples, %d errors", r.path, r.examples, r.errors)
-    metrics = {"files": len(reports), "examples": sum(r.examples for r in reports),
+    metrics: dict[str, MetricValue] = {"files": len(reports), "examples": sum(r.examples for r in reports),
                "errors": sum(r.errors for r in reports), "warnings": sum(r.warnings for r in reports),
                "files_invalid": sum(not r.valid for r in reports),
                "tokens_estimated": sum(r.tokens_estimated for r in reports),

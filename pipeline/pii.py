@@ -1,9 +1,10 @@
 """Email and phone-number detection and scrubbing, tuned for precision.
 
 Emails: ``local@domain.tld`` — a local part of letters, digits and ``._%+-`` (not
-starting or ending with a dot), dot-separated domain labels that neither start nor
-end with a hyphen, and an alphabetic TLD of 2–24 letters. ``numpy@1.26`` or
-``@decorator`` never match.
+starting or ending with a dot, not right after a backslash escape such as ``\n``),
+dot-separated domain labels that neither start nor end with a hyphen, and a TLD that
+is a two-letter country code or one of :data:`GENERIC_TLDS` (so ``numpy@1.26``,
+``a@self.weights`` and ``\n@pytest.mark.parametrize`` in code never match).
 
 Phones: a precompiled regex proposes runs of digit groups joined by single
 separators (space, ``-``, ``.``) with an optional ``+country`` prefix and optional
@@ -45,11 +46,22 @@ PiiKind = Literal["email", "phone"]
 PLACEHOLDERS: dict[PiiKind, str] = {"email": "<EMAIL>", "phone": "<PHONE>"}
 
 _EMAIL_RE = re.compile(
-    r"(?<![\w.%+\-])"
+    r"(?<![\w.%+\-\\])"
     r"[A-Za-z0-9%+_\-](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9%+_\-])?"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})"
     r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
 )
+# Generic TLDs accepted besides every two-letter country code; code such as
+# ``x@self.weights`` or ``@pytest.mark.parametrize`` ends in a word that is none of these.
+GENERIC_TLDS = frozenset((
+    "com", "org", "net", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "mobi", "app",
+    "dev", "io", "ai", "tech", "cloud", "online", "site", "email", "mail", "inc", "llc", "ltd",
+    "company", "business", "shop", "store", "blog", "news", "media", "agency", "law", "legal",
+    "health", "bank", "finance", "insurance", "consulting", "solutions", "services", "systems",
+    "software", "digital", "group", "global", "world", "international", "team", "work", "jobs",
+    "careers", "academy", "school", "university", "example", "test", "invalid", "localhost",
+    "local", "internal", "corp", "home", "lan",
+))
 
 # A candidate: optional +cc, then digit groups joined by one separator each; a group
 # may be parenthesized; never followed by a word character or another number.
@@ -90,6 +102,10 @@ class Match:
     """Offset just past the last character."""
     text: str
     """The matched characters."""
+
+
+def _known_tld(tld: str) -> bool:
+    return len(tld) == 2 or tld.lower() in GENERIC_TLDS
 
 
 def _groups(candidate: str) -> list[str]:
@@ -184,22 +200,17 @@ def _phone_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         pos = found[1] + 1
 
 
-def _has_phone_digits(text: str) -> bool:
-    # cheap pre-check in C: a phone needs at least 8 digits somewhere
-    total = 0
-    for d in "0123456789":
-        total += text.count(d)
-        if total >= 8:
-            return True
-    return False
+_EIGHT_DIGITS_RE = re.compile(r"[0-9](?:[^0-9]*[0-9]){7}")
 
 
 def find_pii(text: str) -> list[Match]:
     """All email and phone matches in ``text``, ordered by position, never overlapping."""
     found: list[Match] = []
     if "@" in text:
-        found.extend(Match("email", m.start(), m.end(), m.group()) for m in _EMAIL_RE.finditer(text))
-    if _has_phone_digits(text):
+        found.extend(Match("email", m.start(), m.end(), m.group())
+                     for m in _EMAIL_RE.finditer(text) if _known_tld(m.group(1)))
+    # cheap pre-check in C: a phone needs at least 8 digits somewhere
+    if _EIGHT_DIGITS_RE.search(text):
         taken = [(m.start, m.end) for m in found]
         for m in _PHONE_RE.finditer(text):
             if m.end() - m.start() < 8:

@@ -28,7 +28,7 @@ def _role_cards(status: dict[str, Any]) -> list[dict[str, Any]]:
     owner = {tid: t["role"] for tid, t in tasks.items()}
     base_owner = {tid.split("[", 1)[0]: t["role"] for tid, t in tasks.items()}
     by_role: dict[str, dict[str, Any]] = {}
-    for tid, t in tasks.items():
+    for t in tasks.values():
         card = by_role.setdefault(t["role"], {"role": t["role"], "agent": t.get("agent") or "—", "total": 0,
                                                "done": 0, "retries": 0, "cost": 0.0, "criteria": [],
                                                "gates": set()})
@@ -79,7 +79,7 @@ def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
         "benchmark": ["baseline_accuracy", "candidate_accuracy", "relative_improvement",
                       "significant_agents", "pooled_mcnemar_p", "leaked_ids"],
     }
-    out = []
+    out: list[tuple[str, str, Any]] = []
     for task, names in wanted.items():
         metrics = (status["tasks"].get(task) or {}).get("metrics") or {}
         out.extend((task, n, metrics[n]) for n in names if n in metrics)

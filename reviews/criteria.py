@@ -62,6 +62,7 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
     """Measure one check."""
     base: dict[str, Any] = {"name": check.name, "label": check.describe(), "critical": check.critical,
                             "weight": check.weight, "op": None, "threshold": None, "detail": None}
+    detail: str | None
     if check.metric is not None:
         measured, problem = lookup(check.metric)
         if isinstance(measured, list):  # fanned-out task: every instance must pass

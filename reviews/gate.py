@@ -39,11 +39,14 @@ def review_gate(spec: GateSpec, lookup: MetricLookup, workspace: Path, attempt: 
     results = [evaluate(c, lookup, workspace, deferrable=True) for c in spec.criteria]
     score = weighted_score([(r["weight"], r["passed"]) for r in results])
     verdict, findings = decide(spec, results)
+    if verdict != "approved":  # nothing is deferred by a gate that did not let the work through
+        for r in results:
+            r["deferred"] = False
     deferred = [c.defer for c, r in zip(spec.criteria, results, strict=True) if r["deferred"] and c.defer]
     status: Any = verdict if spec.policy == "auto" else "waiting"
     return GateRecord(status=status, score=score, grade=letter_grade(score), verdict=verdict,
                       criteria=results, findings=findings,
-                      deferred=deferred if verdict == "approved" else [],
+                      deferred=deferred,
                       decided_at=now_iso() if spec.policy == "auto" else None,
                       decided_by="coord (auto)" if spec.policy == "auto" else None,
                       attempt=attempt, reason=None)

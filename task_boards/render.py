@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def _task_view(task: CompiledTask, rec: dict[str, Any], plan: CompiledPlan) -> dict[str, Any]:
+def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan) -> dict[str, Any]:
     metrics = sorted((k, v) for k, v in (rec.get("metrics") or {}).items()
                      if isinstance(v, int | float | str | bool) and not isinstance(v, dict))
     artifacts = rec.get("artifacts") or []
@@ -171,18 +172,19 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
                      "failed": [t.id for t, s in zip(mine, st, strict=True) if s == "failed"],
                      "other": st.count("skipped") + st.count("blocked")})
         for t in mine:
-            rec = tasks_state.get(t.id, {})
-            if rec.get("status") == "failed":
-                problems.append(f"task **{t.id}** failed: {rec.get('error')}")
-            elif rec.get("status") == "blocked":
-                problems.append(f"task **{t.id}** is blocked: {rec.get('reason')}")
+            trec = tasks_state.get(t.id, {})
+            if trec.get("status") == "failed":
+                problems.append(f"task **{t.id}** failed: {trec.get('error')}")
+            elif trec.get("status") == "blocked":
+                problems.append(f"task **{t.id}** is blocked: {trec.get('reason')}")
     gates = []
     for gid in plan.gates:
         rec = state.get("gates", {}).get(gid, {})
         gates.append({"id": gid, "status": rec.get("status", "pending"), "grade": rec.get("grade"),
                       "score": rec.get("score"), "decided_by": rec.get("decided_by")})
         if rec.get("status") in ("rejected", "changes_requested"):
-            problems.append(f"gate **{gid}** {rec.get('status')}: " + "; ".join(rec.get("findings") or []))
+            findings: list[str] = list(rec.get("findings") or [])
+            problems.append(f"gate **{gid}** {rec.get('status')}: " + "; ".join(findings))
         if rec.get("status") == "waiting":
             problems.append(f"gate **{gid}** is waiting for a person")
     problems.extend(result.conflicts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -26,11 +27,11 @@ def mermaid(plan: CompiledPlan) -> str:
         if not mine:
             continue
         lines.append(f"  subgraph {role}[{role} · {plan.roles[role].agent}]")
-        for t in mine:
-            label = t.id + (" (optional)" if t.optional else "")
-            lines.append(f'    {node(t.id)}["{label}"]')
+        for task in mine:
+            label = task.id + (" (optional)" if task.optional else "")
+            lines.append(f'    {node(task.id)}["{label}"]')
         lines.append("  end")
-    for gid, gate in plan.gates.items():
+    for gid in plan.gates:
         lines.append(f'  {node(gid)}{{{{"gate: {gid}"}}}}')
         for t in plan.gate_after[gid]:
             lines.append(f"  {node(t)} --> {node(gid)}")
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
     def plans(workspace: WorkspaceOpt = Path(".")) -> None:
         """List built-in plans and the workspace's plans/ directory."""
         for name in builtin_plans():
-            spec = call(lambda n=name: load_spec(n))
+            spec = call(functools.partial(load_spec, name))
             console.info(f"{name:12} built in   {spec.title or ''} ({len(spec.tasks)} tasks, {len(spec.gates)} gates)")
         local = sorted((workspace / "plans").glob("*.y*ml")) if (workspace / "plans").exists() else []
         for path in local:

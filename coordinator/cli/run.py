@@ -12,7 +12,14 @@ from coordinator.cli._common import WorkspaceOpt, handle_errors
 from coordinator.errors import UsageError
 from coordinator.plan_loader import parse_override
 from coordinator.progress import Progress
-from coordinator.runner import RunOptions, RunSummary, _load_compiled, list_runs, resume_run, run_plan
+from coordinator.runner import (
+    RunOptions,
+    RunSummary,
+    _load_compiled,
+    list_runs,
+    resume_run,
+    run_plan,
+)
 from coordinator.workspace import Workspace
 
 

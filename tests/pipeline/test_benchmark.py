@@ -45,11 +45,14 @@ def _hand_workspace(ws: Path, *, leak: bool = False, bad_lines: tuple[bytes, ...
            for i, (_, p, a) in enumerate(QA_ITEMS[:3], start=1) for v in (0, 1, 2)]
     cross = [_row("qa", "legal", "legal-t1", QA_ITEMS[0][1], QA_ITEMS[0][2], weight=0.5),
              _row("qa", "legal", "legal-t2", QA_ITEMS[3][1], "unrelated statute zulu", weight=0.5)]
-    _write(ws / "data/sft_final/unsloth/qa.jsonl", own + cross, bad_lines)
     legal = [_row("legal", "legal", "legal-t1", "indemnity clause", "cap the liability"),
              _row("legal", "legal", "legal-t2", "juliet kilo lima", "unrelated statute zulu")]
     if leak:
         legal.append(_row("legal", "qa", "qa-h2", "delta echo foxtrot", "answer two about delta", weight=0.4))
+        broken = _row("qa", "qa", "qa-h3", "golf", "answer three about golf")
+        del broken["weight"]  # unusable for training, still a leak
+        own.append(broken)
+    _write(ws / "data/sft_final/unsloth/qa.jsonl", own + cross, bad_lines)
     _write(ws / "data/sft_final/unsloth/legal.jsonl", legal)
     return ws
 
@@ -90,18 +93,21 @@ def test_report_is_labelled_as_the_offline_stand_in(tmp_path: Path) -> None:
     ws = _hand_workspace(tmp_path)
     benchmark(StepContext(ws), agents=["qa"])
     md = (ws / "reports/benchmark/benchmark.md").read_text()
-    assert "offline-tfidf-retrieval" in md and "not a fine-tuned LLM" in md
+    assert "offline-tfidf-retrieval" in md and "Offline stand-in for a fine-tuned LLM: these are not LLM results" in md
     assert "## qa" in md and "| accuracy | 25.0% | 75.0% |" in md
-    assert "Offline stand-in" in _report(ws)["stand_in"]
+    report = _report(ws)
+    assert report["model"] == "offline-tfidf-retrieval"
+    assert report["stand_in"] == "Offline stand-in for a fine-tuned LLM"
 
 
-def test_planted_heldout_id_in_training_is_reported_as_leak(tmp_path: Path) -> None:
+def test_planted_heldout_ids_in_training_are_reported_as_leaks(tmp_path: Path) -> None:
     ws = _hand_workspace(tmp_path, leak=True)
     res = benchmark(StepContext(ws), agents=["qa"])
-    assert res.metrics["leaked_ids"] == 1
+    assert res.metrics["leaked_ids"] == 2
+    assert res.metrics["rejected_lines"] == 1  # the broken row is rejected but its id still counts
     report = _report(ws)
-    assert report["leakage"] == {"leaked_ids": 1, "examples": ["qa-h2"]}
-    assert report["agents"]["qa"]["leaked_ids"] == 1
+    assert report["leakage"] == {"leaked_ids": 2, "examples": ["qa-h2", "qa-h3"]}
+    assert report["agents"]["qa"]["leaked_ids"] == 2
     assert any("held-out" in n for n in res.notes)
 
 
@@ -178,12 +184,12 @@ def _synthetic_workspace(ws: Path, agents: list[str], seed: int = 3) -> None:
             answer = f"Topic {t}: {guidance[t]} " + " ".join(rng.choices(topics[t], k=4))
             exs.append((f"{a}-{i:03d}", prompt, answer))
         examples[a] = exs
-    weights = {(t, s): round(rng.uniform(0.2, 0.8), 1) for t in agents for s in agents}
-    for t in agents:
-        _write(ws / f"data/heldout/{t}.jsonl", [_row(t, t, *ex) for ex in examples[t][:20]])
-        rows = [_row(t, s, *ex, weight=1.0 if s == t else weights[t, s], variant=v)
+    weights = {(tg, s): round(rng.uniform(0.2, 0.8), 1) for tg in agents for s in agents}
+    for tg in agents:
+        _write(ws / f"data/heldout/{tg}.jsonl", [_row(tg, tg, *ex) for ex in examples[tg][:20]])
+        rows = [_row(tg, s, *ex, weight=1.0 if s == tg else weights[tg, s], variant=v)
                 for s in agents for ex in examples[s][20:] for v in (0, 1)]
-        _write(ws / f"data/sft_final/unsloth/{t}.jsonl", rows)
+        _write(ws / f"data/sft_final/unsloth/{tg}.jsonl", rows)
 
 
 def test_candidate_beats_baseline_when_agent_data_helps(tmp_path: Path) -> None:
@@ -193,7 +199,7 @@ def test_candidate_beats_baseline_when_agent_data_helps(tmp_path: Path) -> None:
     assert m["agents"] == 3 and m["items"] == 60 and m["leaked_ids"] == 0
     assert m["significant_agents"] == 3
     for a in agents:
-        assert m[f"{a}_candidate_accuracy"] > m[f"{a}_baseline_accuracy"]
+        assert float(m[f"{a}_candidate_accuracy"] or 0) > float(m[f"{a}_baseline_accuracy"] or 0)
         assert m[f"{a}_significant"] is True
     # the shared topic is 4 of the 20 held-out items of analyst and qa; legal has none
     assert m["qa_baseline_accuracy"] == m["analyst_baseline_accuracy"] == 0.2

@@ -21,7 +21,7 @@ def _rows(prompts: list[str], weights: list[float] | None = None) -> list[Memory
     return [MemoryRow(f"ex-{i}#0", p, f"answer {i}", w, "qa") for i, (p, w) in enumerate(zip(prompts, weights, strict=True))]
 
 
-def _responder(rows: list[MemoryRow], extra_texts: list[str] = (), seed: int = 0) -> tuple[RetrievalResponder, PromptTokenizer]:
+def _responder(rows: list[MemoryRow], extra_texts: tuple[str, ...] = (), seed: int = 0) -> tuple[RetrievalResponder, PromptTokenizer]:
     texts = [r.prompt for r in rows] + list(extra_texts)
     tok = PromptTokenizer(texts)
     return RetrievalResponder(rows, tok.text_counts[: len(rows)], seed=seed), tok
@@ -32,19 +32,21 @@ def test_shared_tokenizer_gives_the_model_fitted_on_its_own_rows() -> None:
     vocab = [f"t{i}" for i in range(60)]
     prompts = [" ".join(rng.choices(vocab, k=12)) for _ in range(40)]
     others = [" ".join(rng.choices([f"o{i}" for i in range(30)] + vocab, k=12)) for _ in range(40)]
-    queries = [" ".join(rng.choices(vocab + ["o1", "o2"], k=10)) for _ in range(25)]
+    queries = [" ".join(rng.choices([*vocab, "o1", "o2"], k=10)) for _ in range(25)]
     rows = _rows(prompts)
     # the tokenizer also saw other models' texts; the responder must ignore their terms
-    resp, tok = _responder(rows, others)
+    resp, tok = _responder(rows, tuple(others))
     got = resp.respond(tok.counts(queries))
 
     alone = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(prompts)
     scores = (alone.transform(queries) @ alone.transform(prompts).T).toarray()
     for q, g in enumerate(got):
         best = float(scores[q].max())
+        assert g.key is not None
+        i = int(g.key.removeprefix("ex-").removesuffix("#0"))
+        assert g.answer == f"answer {i}"
         assert g.score == pytest.approx(best, abs=1e-12)
-        assert g.answer == f"answer {int(g.key.split('-')[1].split('#')[0])}"
-        assert scores[q, int(g.key.split("-")[1].split("#")[0])] == pytest.approx(best, abs=1e-12)
+        assert scores[q, i] == pytest.approx(best, abs=1e-12)
 
 
 def test_weight_lowers_a_cross_agent_row() -> None:

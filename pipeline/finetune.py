@@ -1,0 +1,259 @@
+"""Step ``finetune``: one fine-tuning job per agent through a pluggable backend.
+
+The step validates the agent's OpenAI training file (``<train_dir>/openai/<agent>.jsonl``)
+with :func:`pipeline.openai_format.validate_openai_file` and refuses an invalid one,
+estimates tokens (the validator's documented estimator) × epochs and the cost from
+``pipeline/data/prices.yaml`` (an unknown model gets ``null`` and a flag, never a guess),
+then drives a :class:`FinetuneBackend`: ``submit`` → the job record with its id is
+written to ``<out_dir>/<agent>.job.json`` *before* any waiting → ``poll`` until the job
+ends. On a re-run, a recorded job for the same file, model and epochs is re-attached
+instead of submitted again.
+
+Backends: ``dry_run`` (today's only one) never leaves the machine; its job id is
+``dryrun-<sha12 of the file>`` and it succeeds at once. An OpenAI API backend and a
+local TRL backend plug in through the same protocol.
+
+Metrics: ``examples``, ``tokens``, ``training_tokens``, ``est_cost_usd`` (None when the
+price is unknown), ``cost_known``, ``validation_errors``, ``dry_run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+import yaml
+
+from pipeline._io import atomic_write_json, sha256_file
+from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
+from pipeline.errors import InputError, ParameterError
+from pipeline.openai_format import DEFAULT_MODEL, FileReport, base_model, validate_openai_file
+
+log = logging.getLogger(__name__)
+
+JobStatus = Literal["submitted", "running", "succeeded", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+JOB_SCHEMA_VERSION = 1
+PRICES_PATH = Path(__file__).parent / "data" / "prices.yaml"
+DEFAULT_TRAIN_DIR = WsPath("data/sft")
+DEFAULT_OUT_DIR = WsPath("data/finetune")
+_AGENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """Tokens and cost of training one file."""
+
+    examples: int
+    tokens: int
+    """Estimated tokens in the file (one epoch)."""
+    max_example_tokens: int
+    epochs: int
+    training_tokens: int
+    """``tokens × epochs``: what training is billed on."""
+    price_per_1m_tokens: float | None
+    est_cost_usd: float | None
+    cost_flag: str | None
+    """Why the cost is unknown, when it is."""
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    """What a backend needs to start a job."""
+
+    agent: str
+    model: str
+    epochs: int
+    training_file: Path
+    training_file_rel: str
+    training_file_sha256: str
+    estimate: TrainingEstimate
+
+
+@dataclass
+class JobRecord:
+    """The persisted state of one job (``<agent>.job.json``); no timestamps so re-runs are byte-stable."""
+
+    agent: str
+    backend: str
+    dry_run: bool
+    job_id: str
+    status: JobStatus
+    model: str
+    epochs: int
+    training_file: str
+    training_file_sha256: str
+    examples: int
+    tokens: int
+    training_tokens: int
+    max_example_tokens: int
+    price_per_1m_tokens: float | None
+    est_cost_usd: float | None
+    cost_flag: str | None
+    validation_errors: int
+    fine_tuned_model: str | None = None
+    error: str | None = None
+    schema_version: int = JOB_SCHEMA_VERSION
+
+    @classmethod
+    def from_request(cls, req: FinetuneRequest, *, backend: str, dry_run: bool, job_id: str,
+                     status: JobStatus) -> JobRecord:
+        """A fresh record for a job just submitted."""
+        e = req.estimate
+        return cls(agent=req.agent, backend=backend, dry_run=dry_run, job_id=job_id, status=status, model=req.model,
+                   epochs=req.epochs, training_file=req.training_file_rel,
+                   training_file_sha256=req.training_file_sha256, examples=e.examples, tokens=e.tokens,
+                   training_tokens=e.training_tokens, max_example_tokens=e.max_example_tokens,
+                   price_per_1m_tokens=e.price_per_1m_tokens, est_cost_usd=e.est_cost_usd,
+                   cost_flag=e.cost_flag, validation_errors=0)
+
+    @classmethod
+    def load(cls, path: Path) -> JobRecord | None:
+        """The record at ``path``, or None when absent or not a record of this schema."""
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return None
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or data.get("schema_version") != JOB_SCHEMA_VERSION or set(data) != names:
+            return None
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        """Write atomically (the job id must be on disk before anyone waits on the job)."""
+        atomic_write_json(path, asdict(self))
+
+
+class FinetuneBackend(Protocol):
+    """Where jobs run. ``submit`` returns at once with an id; ``poll`` is called until a terminal status."""
+
+    name: str
+    dry_run: bool
+    poll_seconds: float
+
+    def submit(self, request: FinetuneRequest) -> JobRecord:
+        """Start a job and return its record (with the job id)."""
+        ...
+
+    def attach(self, record: JobRecord, request: FinetuneRequest) -> JobRecord:
+        """Re-attach to a job recorded earlier (resume after a crash) instead of submitting again."""
+        ...
+
+    def poll(self, record: JobRecord) -> JobRecord:
+        """The job's current state."""
+        ...
+
+
+class DryRunBackend:
+    """Validates and estimates only: no upload, no training, no cost."""
+
+    name = "dry_run"
+    dry_run = True
+    poll_seconds = 0.0
+
+    def submit(self, request: FinetuneRequest) -> JobRecord:
+        """Record a job whose id derives from the file's sha256 (same file → same id)."""
+        return JobRecord.from_request(request, backend=self.name, dry_run=True,
+                                      job_id=f"dryrun-{request.training_file_sha256[:12]}", status="submitted")
+
+    def attach(self, record: JobRecord, request: FinetuneRequest) -> JobRecord:
+        """Nothing runs remotely, so the recorded job is simply current."""
+        return record
+
+    def poll(self, record: JobRecord) -> JobRecord:
+        """A dry run has nothing to wait for."""
+        return replace(record, status="succeeded")
+
+
+def get_backend(name: str) -> FinetuneBackend:
+    """The backend registered under ``name``."""
+    if name == "dry_run":
+        return DryRunBackend()
+    if name in {"openai", "trl"}:
+        raise ParameterError(f"finetune backend {name!r} is not wired yet; use backend='dry_run'")
+    raise ParameterError(f"unknown finetune backend {name!r}; known: 'dry_run' ('openai', 'trl' planned)")
+
+
+def load_prices(path: Path = PRICES_PATH) -> dict[str, float]:
+    """Training price per 1M tokens by model name."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    table = data.get("training") if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not all(isinstance(v, int | float) for v in table.values()):
+        raise ParameterError(f"{path}: 'training' must map model names to prices per 1M tokens")
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def estimate_training(report: FileReport, model: str, epochs: int, prices: dict[str, float]) -> TrainingEstimate:
+    """Tokens × epochs and the cost at ``prices`` (None plus a flag when the model has no price)."""
+    training_tokens = report.tokens_estimated * epochs
+    price = prices.get(base_model(model))
+    cost = None if price is None else round(training_tokens / 1_000_000 * price, 4)
+    flag = None if price is not None else f"no training price for {model!r} in pipeline/data/prices.yaml"
+    return TrainingEstimate(report.examples, report.tokens_estimated, report.max_example_tokens, epochs,
+                            training_tokens, price, cost, flag)
+
+
+def _refuse(report: FileReport, rel: str) -> InputError:
+    first = report.error_samples[0]
+    listed = "; ".join(f"{rel}:{e.line} {e.field}: {e.message}" for e in report.error_samples[:5])
+    return InputError(f"training file is not valid for OpenAI fine-tuning ({report.errors} errors): {listed}",
+                      path=rel, line=first.line or None, field=first.field)
+
+
+@step("finetune")
+def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_DIR, backend: str = "dry_run",
+             model: str = DEFAULT_MODEL, epochs: int = 3, out_dir: WsPath = DEFAULT_OUT_DIR) -> StepResult:
+    """Validate ``agent``'s OpenAI training file, estimate tokens and cost, and run (or dry-run) the job."""
+    if not isinstance(agent, str) or not _AGENT_NAME.match(agent):
+        raise ParameterError(f"agent must match {_AGENT_NAME.pattern}, got {agent!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ParameterError(f"epochs must be a positive integer, got {epochs!r}")
+    runner = get_backend(backend)
+    train = ctx.path(train_dir) / "openai" / f"{agent}.jsonl"
+    if not train.exists():
+        raise InputError("training file not found", path=ctx.rel(train))
+    job_path = ctx.path(out_dir) / f"{agent}.job.json"
+    params: dict[str, Any] = {"agent": agent, "train_dir": str(train_dir), "backend": backend, "model": model,
+                              "epochs": epochs, "out_dir": str(out_dir)}
+    run = StepRun(ctx, "finetune", params, inputs=[train], outputs=[job_path], provider=backend)
+    if (cached := run.cached()) is not None:
+        return cached
+    rel = ctx.rel(train)
+    ctx.report(f"validating {rel}", 0.0)
+    report = validate_openai_file(train, model=model)
+    if not report.valid:
+        raise _refuse(report, rel)
+    estimate = estimate_training(report, model, epochs, load_prices())
+    if estimate.cost_flag:
+        log.warning("finetune %s: %s; cost recorded as null", agent, estimate.cost_flag)
+    request = FinetuneRequest(agent, model, epochs, train, rel, sha256_file(train), estimate)
+    previous = JobRecord.load(job_path)
+    if previous is not None and previous.status not in {"failed", "cancelled"} and \
+            (previous.backend, previous.training_file_sha256, previous.model, previous.epochs) == \
+            (backend, request.training_file_sha256, model, epochs):
+        record = runner.attach(previous, request)
+        log.info("finetune %s: re-attached to job %s", agent, record.job_id)
+    else:
+        record = runner.submit(request)
+    record.save(job_path)  # the id is on disk before we wait on the job
+    while record.status not in TERMINAL:
+        ctx.report(f"job {record.job_id}: {record.status}", None)
+        time.sleep(runner.poll_seconds)
+        polled = runner.poll(record)
+        if polled != record:
+            polled.save(job_path)
+        record = polled
+    run.record(job_path)
+    notes = [f"{'dry run' if runner.dry_run else 'job'} {record.job_id}: {record.status}"]
+    if estimate.cost_flag:
+        notes.append(estimate.cost_flag)
+    metrics: dict[str, MetricValue] = {"examples": estimate.examples, "tokens": estimate.tokens, "training_tokens": estimate.training_tokens,
+               "est_cost_usd": estimate.est_cost_usd, "cost_known": estimate.est_cost_usd is not None,
+               "validation_errors": report.errors, "dry_run": runner.dry_run,
+               "succeeded": record.status == "succeeded"}
+    return run.finish(metrics, notes)
