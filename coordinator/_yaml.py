@@ -14,6 +14,8 @@ import yaml
 from coordinator.errors import ConfigError
 
 Loc = tuple[str | int, ...]
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (much faster on large plans)."""
 
 
 class Located:
@@ -34,7 +36,7 @@ class Located:
         return self.lines.get((), None)
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: yaml.SafeLoader) -> Any:
+def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -67,7 +69,7 @@ format_loc = _fmt
 
 def load_located(text: str, file: str) -> Located:
     """Parse YAML text; syntax errors become :class:`ConfigError` with the line."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -1,4 +1,8 @@
-"""All user-facing terminal output goes through here."""
+"""All user-facing terminal output goes through here.
+
+Messages are plain text unless ``markup=True``: task ids like ``finetune[qa]``
+and plan paths like ``tasks[2].role`` must never be read as rich markup.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,39 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def info(message: str) -> None:
+def _text(message: str, markup: bool) -> str:
+    return message if markup else escape(message)
+
+
+def info(message: str, *, markup: bool = False) -> None:
     """A normal line of output."""
-    out.print(message)
+    out.print(_text(message, markup))
 
 
 def status(message: str) -> None:
     """A dim progress line."""
-    out.print(f"[dim]{message}[/dim]")
+    out.print(f"[dim]{escape(message)}[/dim]")
 
 
 def success(message: str) -> None:
-    out.print(f"[green]{message}[/green]")
+    """A line reporting that something worked."""
+    out.print(f"[green]{escape(message)}[/green]")
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {message}")
+    """A warning on stderr."""
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def error(message: str) -> None:
     """An error line on stderr (no exit)."""
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    err.print(f"[red]error:[/red] {escape(message)}")
 
 
 def abort(message: str, code: int = 2) -> NoReturn:
@@ -42,4 +53,5 @@ def abort(message: str, code: int = 2) -> NoReturn:
 
 
 def is_tty() -> bool:
+    """True when stdout is a terminal (live progress) rather than a pipe or file."""
     return sys.stdout.isatty()

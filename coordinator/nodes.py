@@ -69,7 +69,7 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             deferred_updates[key] = {**item, "status": "resolved", "resolved_in": done[0]}
             ctx.events.emit("deferred_resolved", item=item["text"], task=done[0])
 
-    in_pool = ctx.pool.running()
+    in_pool = ctx.pool.known()
     orphans = [t for t in plan.order if tasks_state.get(t, {}).get("status") == "running" and t not in in_pool]
     for tid in orphans:  # running when an earlier process stopped: start again under the same dispatch
         ctx.pool.submit(plan.tasks[tid], int(tasks_state[tid].get("dispatch", 1)))

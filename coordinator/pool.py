@@ -61,11 +61,17 @@ class TaskPool:
     _done: queue.Queue[tuple[str, TaskRecord]] = field(default_factory=queue.Queue)
     _inflight: dict[str, _Inflight] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _uncollected: set[str] = field(default_factory=set)
 
     def running(self) -> set[str]:
         """Ids of tasks whose workers have not reported yet."""
         with self._lock:
             return set(self._inflight)
+
+    def known(self) -> set[str]:
+        """Running tasks plus finished ones :meth:`wait_any` has not handed over yet."""
+        with self._lock:
+            return set(self._inflight) | set(self._uncollected)
 
     def busy(self) -> bool:
         """True while a task runs or a finished one has not been collected by :meth:`wait_any`."""
@@ -101,6 +107,8 @@ class TaskPool:
             except queue.Empty:
                 break
             results[tid] = rec
+        with self._lock:
+            self._uncollected.difference_update(results)
         return results
 
     def _expire(self) -> dict[str, TaskRecord]:
@@ -143,6 +151,7 @@ class TaskPool:
             if self._inflight.get(task.id) is not entry:
                 return
             del self._inflight[task.id]
+            self._uncollected.add(task.id)
             self._done.put((task.id, record))
 
     def _execute(self, entry: _Inflight) -> TaskRecord:

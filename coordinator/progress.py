@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from coordinator import console
@@ -102,7 +103,8 @@ class Progress:
                 running = [f"{t} {self.notes.get(t, '')}".strip() for t in mine if self.status[t] == "running"]
                 done = sum(self.status[t] == "done" for t in mine)
                 other = [f"{t}:{self.status[t]}" for t in mine if self.status[t] in ("failed", "skipped", "blocked")]
-                table.add_row(role, "\n".join(running) or "—", f"{done}/{len(mine)}", ", ".join(other) or "—")
+                table.add_row(role, escape("\n".join(running) or "—"), f"{done}/{len(mine)}",
+                              escape(", ".join(other) or "—"))
             gates = ", ".join(f"{g}:{s}" for g, s in self.gates.items())
         table.caption = f"gates: {gates}" if gates else None
         return table

@@ -95,7 +95,10 @@ def _powers(base: int, n: int) -> np.ndarray:
 
 
 def shingle_hashes(texts: Sequence[str], shingle_size: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """32-bit hashes of the word shingles of each (normalized) text.
+    """32-bit hashes of the word shingles of each text, which must be normalized.
+
+    Words are split on single spaces (see :func:`normalize_text`); a newline would
+    end a text, so it must not occur inside one.
 
     Returns ``(hashes, counts)``: all shingle hashes as one uint64 array, text after
     text, and the number of shingles per text. A text with fewer words than
@@ -139,12 +142,12 @@ def shingle_hashes(texts: Sequence[str], shingle_size: int = 5) -> tuple[np.ndar
 
 def signatures(texts: Sequence[str], *, num_perm: int = 128, shingle_size: int = 5,
                seed: int = 1) -> np.ndarray:
-    """MinHash signatures, one uint32 row of ``num_perm`` values per text.
+    """MinHash signatures (texts normalized first), one uint32 row of ``num_perm`` values each.
 
     An empty text gets the all-``0xFFFFFFFF`` row (the empty set's signature).
     """
     a, b = permutations(num_perm, seed)
-    return _signatures(texts, a, b, shingle_size)
+    return _signatures([normalize_text(t) for t in texts], a, b, shingle_size)
 
 
 def _signatures(texts: Sequence[str], a: np.ndarray, b: np.ndarray, shingle_size: int,
@@ -216,7 +219,7 @@ class NearDupIndex:
         self.added = 0
 
     def add(self, text: str) -> int:
-        """Queue a normalized text; returns its index."""
+        """Queue a text already passed through :func:`normalize_text`; returns its index."""
         self._pending.append(text)
         self.added += 1
         if len(self._pending) >= self.batch_size:

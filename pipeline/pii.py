@@ -29,10 +29,15 @@ What the rules keep out: versions (``2.14.1``, ``v10.2.3``), dates
 wrong digit count or single-digit groups, and an ``isbn``/``order``/``invoice``
 /``serial``/``version``/``#`` word right before a number vetoes it.
 
-A run that fails as a whole is retried as its space-separated sub-runs (longest
-first), so ``in 2024 call 415-555-0132`` still yields the phone. Scrubbing
-replaces matches with ``<EMAIL>`` / ``<PHONE>``; the placeholders contain no
-digit and no ``@``, so scrubbing is idempotent.
+A run may not touch a word, a sign or a currency symbol on its left, nor a word
+character, ``@`` or ``[.-/:,]digit`` on its right. A run that fails as a whole is
+retried as its space-separated sub-runs (leftmost, then longest), so
+``in 2024 call 415-555-0132`` still yields the phone.
+
+Scrubbing replaces matches with ``<EMAIL>`` / ``<PHONE>``. The placeholders hold no
+digit and no ``@``, and detection repeats with every finding masked like a
+placeholder until nothing new turns up (see :func:`find_pii`), so scrubbed text
+yields no match and scrubbing twice changes nothing (property-tested).
 """
 
 from __future__ import annotations
@@ -72,11 +77,11 @@ _PHONE_RE = re.compile(
     r"(?:(?<=\+)[0-9]{1,3}[ .\-]?(?:\([0-9]{1,5}\)|[0-9]{1,12})"
     r"|(?<=\()[0-9]{1,5}\)"
     r"|(?<=[0-9])[0-9]{0,11})"
-    r"(?:(?:[ .\-]|(?<=\))|(?=\())(?:\([0-9]{1,5}\)|[0-9]{1,12})){0,7}"
+    r"(?:(?:[ .\-]|(?<=\))|(?=\())(?:\([0-9]{1,5}\)|[0-9]{1,12}))*"
     r"(?![\w@]|[.\-/:,][0-9])"
 )
 _GLUE = frozenset("+-./$€£¥#@%^_")
-_GROUP_RE = re.compile(r"\(\d+\)|\d+")
+_GROUP_RE = re.compile(r"\([0-9]+\)|[0-9]+")
 _NEGATIVE_CONTEXT_RE = re.compile(
     r"(?:\b(?:isbn|issn|doi|order|invoice|serial|sku|version|ticket|ref|iban|account|acct)|#)"
     r"[\s:#.\-]*(?:no\.?|number|id)?[\s:#.\-]*$",
@@ -88,6 +93,7 @@ _PHONE_WORD_RE = re.compile(
     re.IGNORECASE,
 )
 _CONTEXT = 24
+_MAX_CHUNKS = 10
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,9 @@ def _phone_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     while pos < len(cand):
         found = None
         for s in (c for c in cuts if c >= pos):
-            for e in sorted((t for t in stops if t > s), reverse=True):
+            # no valid phone spans more than _MAX_CHUNKS space-separated chunks
+            ends = [t for t in stops if t > s][:_MAX_CHUNKS]
+            for e in reversed(ends):
                 piece = cand[s:e]
                 if (s, e) == (0, len(cand)) or _digit_count(piece) < 8:
                     continue
@@ -203,23 +211,52 @@ def _phone_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 _EIGHT_DIGITS_RE = re.compile(r"[0-9](?:[^0-9]*[0-9]){7}")
 
 
-def find_pii(text: str) -> list[Match]:
-    """All email and phone matches in ``text``, ordered by position, never overlapping."""
+def _mask(text: str, matches: list[Match]) -> str:
+    """``text`` with each match replaced by ``<xx…x>`` of the same length.
+
+    To the phone rules this looks like a placeholder (``<`` and ``>`` around letters, no
+    digit), so a scan of the masked text sees what a scan of the scrubbed text would.
+    """
+    for m in sorted(matches, key=lambda m: m.start, reverse=True):
+        text = text[:m.start] + "<" + "x" * (m.end - m.start - 2) + ">" + text[m.end:]
+    return text
+
+
+def _scan_phones(masked: str, original: str) -> list[Match]:
     found: list[Match] = []
-    if "@" in text:
-        found.extend(Match("email", m.start(), m.end(), m.group())
-                     for m in _EMAIL_RE.finditer(text) if _known_tld(m.group(1)))
-    # cheap pre-check in C: a phone needs at least 8 digits somewhere
-    if _EIGHT_DIGITS_RE.search(text):
-        taken = [(m.start, m.end) for m in found]
-        for m in _PHONE_RE.finditer(text):
-            if m.end() - m.start() < 8:
-                continue  # fewer than 8 characters cannot hold 8 digits
-            for s, e in _phone_spans(text, m.start(), m.end()):
-                if not any(s < te and ts < e for ts, te in taken):
-                    found.append(Match("phone", s, e, text[s:e]))
-        found.sort(key=lambda m: m.start)
+    for m in _PHONE_RE.finditer(masked):
+        if m.end() - m.start() >= 8:  # fewer characters cannot hold 8 digits
+            found.extend(Match("phone", s, e, original[s:e])
+                         for s, e in _phone_spans(masked, m.start(), m.end()))
     return found
+
+
+def _scan_emails(masked: str, original: str) -> list[Match]:
+    if "@" not in masked:
+        return []
+    return [Match("email", m.start(), m.end(), original[m.start():m.end()])
+            for m in _EMAIL_RE.finditer(masked) if _known_tld(m.group(1))]
+
+
+def find_pii(text: str) -> list[Match]:
+    """All email and phone matches in ``text``, ordered by position, never overlapping.
+
+    Emails are looked for first, then phones with the emails masked; then both again
+    with everything found so far masked, until nothing new turns up. A candidate whose
+    neighbour was PII (and will be a placeholder after scrubbing) is thus judged with
+    the placeholder in place, which makes scrubbing idempotent.
+    """
+    may_have_phone = _EIGHT_DIGITS_RE.search(text) is not None  # cheap pre-check in C
+    found: list[Match] = []
+    masked = text
+    while True:
+        emails = _scan_emails(masked, text)
+        masked = _mask(masked, emails) if emails else masked
+        phones = _scan_phones(masked, text) if may_have_phone else []
+        masked = _mask(masked, phones) if phones else masked
+        if not emails and not phones:
+            return sorted(found, key=lambda m: m.start)
+        found += emails + phones
 
 
 def scrub_text(text: str) -> tuple[str, dict[PiiKind, int]]:

@@ -29,7 +29,6 @@ from typing import Final
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 
 MODEL_NAME: Final = "offline-tfidf-retrieval"
 """Label carried by every metric and report produced with this responder."""
@@ -73,6 +72,8 @@ class PromptTokenizer:
     """
 
     def __init__(self, texts: Sequence[str]) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer  # imported on use: slow to load
+
         self._vectorizer = CountVectorizer(lowercase=True, ngram_range=_NGRAMS, dtype=np.float64)
         try:
             self.text_counts = sparse.csr_matrix(self._vectorizer.fit_transform(list(texts)))
@@ -112,6 +113,8 @@ class RetrievalResponder:
         counts = sparse.csr_matrix(counts)[order]
         # the model's own vocabulary: terms that occur in its rows
         self._columns = np.flatnonzero(counts.getnnz(axis=0))
+        from sklearn.feature_extraction.text import TfidfTransformer
+
         self._tfidf = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True)
         own = counts[:, self._columns]
         self._matrix = self._tfidf.fit_transform(own) if self._columns.size else own
@@ -151,6 +154,8 @@ def answer_similarity(references: Sequence[str], *responses: Sequence[str]) -> l
             raise ValueError(f"{len(references)} references but {len(resp)} responses")
     if not references:
         return [np.zeros(0, dtype=np.float64) for _ in responses]
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     enc = TfidfVectorizer(lowercase=True, ngram_range=_NGRAMS, sublinear_tf=True, dtype=np.float64)
     try:
         enc.fit([*references, *(r for resp in responses for r in resp if r)])

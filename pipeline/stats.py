@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom, norm
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,8 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = int(b) + int(c)
     if n == 0:
         return 1.0
+    from scipy.stats import binom  # imported on use: scipy.stats is slow to load
+
     return float(min(1.0, 2.0 * binom.cdf(min(int(b), int(c)), n, 0.5)))
 
 
@@ -78,6 +79,8 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         raise ValueError(f"need 0 <= successes <= n, got successes={successes!r}, n={n!r}")
     if n == 0:
         return (0.0, 1.0)
+    from scipy.stats import norm
+
     z = float(norm.isf((1.0 - confidence) / 2.0))
     z2 = z * z
     p = successes / n

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from coordinator import console
@@ -24,13 +25,13 @@ def _styled(value: str) -> str:
 
 
 def _print_status(st: dict[str, Any]) -> None:
-    console.info(f"run [bold]{st['run_id']}[/bold] · plan {st['plan']} (profile {st['profile']}) · "
-                 f"phase {_styled(st['phase'])}")
+    console.info(f"run [bold]{st['run_id']}[/bold] · plan {escape(st['plan'])} (profile {st['profile']}) · "
+                 f"phase {_styled(st['phase'])}", markup=True)
     table = Table("task", "role", "status", "time", "detail")
     for tid, t in st["tasks"].items():
         detail = t.get("error") or t.get("reason") or ""
         dur = f"{t['duration_s']:.1f}s" if t.get("duration_s") is not None else ""
-        table.add_row(tid, t["role"], _styled(t.get("status", "pending")), dur, detail[:100])
+        table.add_row(escape(tid), t["role"], _styled(t.get("status", "pending")), dur, escape(detail[:100]))
     console.out.print(table)
     if st["gates"]:
         gt = Table("gate", "status", "grade", "score")

@@ -1,0 +1,171 @@
+"""Email and phone detection: what is PII, what only looks like it, and idempotent scrubbing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.pii import PLACEHOLDERS, find_pii, scrub_text
+
+PHONES = [
+    "+44 20 7946 0958",
+    "+1 (415) 555-0132",
+    "+49 30 1234567",
+    "020 7946 0958",
+    "(415) 555-0132",
+    "415-555-0132",
+    "415.555.0132",
+    "415 555 0132",
+    "(415)555-0132",
+    "+33 1 23 45 67 89",
+    "+44 (0)20 7946 0958",
+    "0044 20 7946 0958",
+    "+14155550132",
+    "+81 3-1234-5678",
+    "+61 2 9876 5432",
+    "030 1234567",
+    "+1-415-555-0132",
+    "+1.415.555.0132",
+]
+
+EMAILS = [
+    "john.smith@example.com",
+    "a@b.io",
+    "first.last+tag@mail.example.net",
+    "ops_team-2@sub.domain.co.uk",
+    "MARIA.KELLER@Example.ORG",
+    "support@northwind.example",
+    "x_y%z@corp.internal",
+]
+
+NOT_PII = [
+    "2.14.1",
+    "v10.2.3",
+    "version 2.14.10 of the SDK",
+    "2024-03-15",
+    "15/03/2024",
+    "03/15/2024 10:30",
+    "2024-03-15T10:30:00Z",
+    "10:30:45",
+    "192.168.1.100",
+    "10.0.0.1",
+    "172.16.254.3 and 192.168.100.200",
+    "$1,299.00",
+    "€ 1 299,00",
+    "1,234,567,890 users",
+    "ORD-2024-004512",
+    "order 415-555-0132",
+    "invoice #20240315001",
+    "ISBN 978-3-16-148410-0",
+    "978-0-306-40615-7",
+    "0-306-40615-2",
+    "12345678901234",
+    "id 4155550132",
+    "4111 1111 1111 1111",
+    "2019 2020 2021 2022",
+    "1 234 567 890",
+    "sha 3f786850e387550fdab836ed7e6dc881de23001b",
+    "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "@pytest.mark.parametrize",
+    "x = a@self.weights",
+    "numpy@1.26.4",
+    "git@github",
+    "user@localhost",
+    "5 + 3 = 8",
+    "+1 vote",
+    "port 8080 and 443",
+    "ratio 1:2:3",
+    "Table 3 shows 120 rows",
+    "between 9 and 17 hours",
+    "a file of 10 240 000 bytes",
+]
+
+
+@pytest.mark.parametrize("phone", PHONES)
+def test_phone_numbers_in_international_and_national_formats_are_found(phone: str) -> None:
+    text = f"Please call me on {phone} tomorrow."
+    matches = find_pii(text)
+    assert [(m.kind, m.text) for m in matches] == [("phone", phone)]
+    assert text[matches[0].start:matches[0].end] == phone
+
+
+@pytest.mark.parametrize("phone", PHONES)
+def test_phone_at_text_edges_and_before_punctuation(phone: str) -> None:
+    for text in (phone, f"{phone}.", f"({phone})" if not phone.startswith("(") else phone,
+                 f"Tel: {phone}, thanks"):
+        assert [m.text for m in find_pii(text)] == [phone], text
+
+
+@pytest.mark.parametrize("email", EMAILS)
+def test_email_addresses_are_found(email: str) -> None:
+    text = f"Write to <{email}> or cc {email}."
+    assert [(m.kind, m.text) for m in find_pii(text)] == [("email", email)] * 2
+
+
+@pytest.mark.parametrize("decoy", NOT_PII)
+def test_lookalikes_are_not_pii(decoy: str) -> None:
+    assert find_pii(f"See {decoy} for details.") == []
+    assert find_pii(decoy) == []
+
+
+def test_bare_digits_count_as_a_phone_only_after_a_phone_word() -> None:
+    assert [m.text for m in find_pii("Call 4155550132 now")] == ["4155550132"]
+    assert [m.text for m in find_pii("mobile: 02079460958")] == ["02079460958"]
+    assert find_pii("Reference 4155550132 now") == []
+
+
+def test_a_phone_next_to_other_numbers_is_still_found() -> None:
+    text = "In 2024 call 415-555-0132 2 times, or 020 7946 0958 12 times."
+    assert [m.text for m in find_pii(text)] == ["415-555-0132", "020 7946 0958"]
+
+
+def test_escaped_newline_in_json_text_does_not_make_an_email() -> None:
+    code = '{"code": "import pytest\\n\\n\\n@pytest.mark.parametrize(\\"q\\", [1])"}'
+    assert find_pii(code) == []
+
+
+def test_matches_are_ordered_and_do_not_overlap() -> None:
+    text = "mail 4155550132@example.com or ring +44 20 7946 0958; cc ops@example.org"
+    matches = find_pii(text)
+    assert [m.kind for m in matches] == ["email", "phone", "email"]
+    ends = [m.end for m in matches]
+    assert all(a.end <= b.start for a, b in zip(matches, matches[1:], strict=False))
+    assert ends == sorted(ends)
+
+
+def test_scrub_replaces_with_typed_placeholders_and_counts() -> None:
+    text = "Reach maria.keller@example.com or +1 (415) 555-0132 / 020 7946 0958 (v2.14.1)."
+    scrubbed, counts = scrub_text(text)
+    assert scrubbed == "Reach <EMAIL> or <PHONE> / <PHONE> (v2.14.1)."
+    assert counts == {"email": 1, "phone": 2}
+
+
+def test_scrub_is_idempotent_and_placeholders_are_not_pii() -> None:
+    text = "a@b.io, +49 30 1234567 and <EMAIL> <PHONE> already scrubbed"
+    once, _ = scrub_text(text)
+    twice, counts = scrub_text(once)
+    assert twice == once
+    assert counts == {"email": 0, "phone": 0}
+    assert find_pii(" ".join(PLACEHOLDERS.values())) == []
+
+
+def test_text_without_pii_is_returned_unchanged() -> None:
+    text = "Released 2.14.1 on 2024-03-15 for $1,299.00 (ORD-2024-004512) from 10.0.0.1."
+    scrubbed, counts = scrub_text(text)
+    assert scrubbed is text
+    assert counts == {"email": 0, "phone": 0}
+
+
+_FRAGMENTS = st.sampled_from([*PHONES, *EMAILS, *NOT_PII, "<PHONE>", "<EMAIL>", "call", "the",
+                              "mail:", "tel", "-", ".", "(", ")", "+", "0", "12", "415", "@"])
+_SEPARATORS = st.sampled_from([" ", "", "\n", ", ", "-", "."])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_FRAGMENTS, _SEPARATORS), max_size=12))
+def test_scrubbing_any_mix_leaves_no_pii_and_is_stable(parts: list[tuple[str, str]]) -> None:
+    text = "".join(f + s for f, s in parts)
+    once, _ = scrub_text(text)
+    assert find_pii(once) == []
+    assert scrub_text(once)[0] == once
