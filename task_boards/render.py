@@ -100,9 +100,16 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
+def _gated_metrics(plan: CompiledPlan, base_id: str) -> set[str]:
+    return {c.metric.split(".", 1)[1] for g in plan.gates.values() for c in g.criteria
+            if c.metric and c.metric.split(".", 1)[0] == base_id}
+
+
 def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan) -> dict[str, Any]:
-    metrics = sorted((k, v) for k, v in (rec.get("metrics") or {}).items()
-                     if isinstance(v, int | float | str | bool) and not isinstance(v, dict))
+    gated = _gated_metrics(plan, task.base_id)
+    # metrics a gate reads come first, then the rest by name
+    metrics = sorted(((k, v) for k, v in (rec.get("metrics") or {}).items()
+                      if isinstance(v, int | float | str | bool)), key=lambda kv: (kv[0] not in gated, kv[0]))
     artifacts = rec.get("artifacts") or []
     return {
         "id": task.id, "title": task.title, "status": rec.get("status", "pending"), "run": task.run,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import SMALL, coord_cmd, run_coord
+from tests.e2e.conftest import SMALL, coord_cmd, coord_env, run_coord
 
 # Kill when the n-th event of this kind appears (counted over the whole log, across restarts).
 KILL_POINTS = [("task_finished", 1), ("task_started", 3), ("gate_decided", 1), ("task_started", 8),
@@ -32,10 +31,8 @@ def _events(ws: Path) -> list[dict]:
 
 def _run_until(ws: Path, kind: str, n: int, timeout: float = 300) -> bool:
     """Start a run and SIGKILL it when the n-th `kind` event is logged; False if it ended first."""
-    env = {**os.environ}
-    env.pop("ANTHROPIC_API_KEY", None)
     proc = subprocess.Popen([*coord_cmd(), "run", "week2", *SMALL], cwd=ws, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=coord_env())
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:

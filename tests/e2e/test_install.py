@@ -8,7 +8,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import REPO, SMALL
 
 
 def test_wheel_install_runs_week2_from_an_empty_directory(tmp_path):
@@ -20,8 +20,13 @@ def test_wheel_install_runs_week2_from_an_empty_directory(tmp_path):
     # Dependencies come from the test environment's site-packages (no network in tests);
     # coord itself is built and installed as a wheel, not linked to the checkout.
     Path(site, "_deps_from_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                              "--no-index", "-q", str(REPO)], capture_output=True, text=True)
+    dist = tmp_path / "dist"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(dist), str(REPO)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout + build.stderr
+    wheel = next(dist.glob("coord-*.whl"))
+    install = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                             capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
 
     work = tmp_path / "empty"
@@ -29,7 +34,7 @@ def test_wheel_install_runs_week2_from_an_empty_directory(tmp_path):
     where = subprocess.run([str(py), "-c", "import coordinator, templates, pipeline; print(coordinator.__file__)"],
                            cwd=work, capture_output=True, text=True, check=True).stdout
     assert where.startswith(site), where
-    result = subprocess.run([str(venv / "bin" / "coord"), "run", "week2", "--set", "examples_per_agent=20"],
+    result = subprocess.run([str(venv / "bin" / "coord"), "run", "week2", *SMALL],
                             cwd=work, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads(subprocess.run([str(venv / "bin" / "coord"), "status", "--json"], cwd=work,

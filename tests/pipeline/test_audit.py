@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -86,16 +87,16 @@ def test_near_duplicates_are_found_and_unrelated_texts_are_not() -> None:
 
 
 def test_threshold_decides_what_counts_as_near() -> None:
-    base = words(9, 100).split()
+    base = words(9, 300).split()
     variants = []
-    for changes in (1, 4, 12):
+    for changes in (1, 8, 20):  # exact Jaccard ≈ 0.97, 0.76, 0.49
         w = list(base)
         for j in range(changes):
-            w[5 + j * 8] = "changed"
+            w[5 + j * 12] = "changed"
         variants.append(" ".join(w))
     texts = [" ".join(base), *variants]
-    strict = {p.b for p in near_duplicate_pairs(texts, threshold=0.95) if p.a == 0}
-    loose = {p.b for p in near_duplicate_pairs(texts, threshold=0.5) if p.a == 0}
+    strict = {p.b for p in near_duplicate_pairs(texts, threshold=0.9) if p.a == 0}
+    loose = {p.b for p in near_duplicate_pairs(texts, threshold=0.4) if p.a == 0}
     assert strict == {1}
     assert loose == {1, 2, 3}
 
@@ -190,7 +191,9 @@ def test_audit_measures_every_finding(ws: Path) -> None:
     assert m["weight_mean"] == pytest.approx(sum(weights) / len(weights))
     lengths = sorted(len(r["conversations"][-1]["value"].split()) for r in all_rows)
     assert m["answer_words_mean"] == pytest.approx(sum(lengths) / len(lengths))
-    assert m["answer_words_p50"] == 200 and m["answer_words_p95"] == 204
+    # nearest-rank percentiles: 6 rows of 2 words, 80 of 200, 6 of 205 (the phone sentence)
+    assert m["answer_words_p50"] == lengths[math.ceil(0.50 * 92) - 1] == 200
+    assert m["answer_words_p95"] == lengths[math.ceil(0.95 * 92) - 1] == 205
     assert (m["too_short_rows"], m["no_end_punct_rows"]) == (6, 6)
     assert m["too_short_rate"] == pytest.approx(6 / 92)
     # legal-002 everywhere (email + phone); the qa variant-2 system prompt has an email
@@ -217,7 +220,7 @@ def test_audit_writes_metrics_report_and_rejects(ws: Path) -> None:
     assert "7946 0958" not in report and "+•• •• •••• ••58" in report
     rejects = [orjson.loads(x) for x in (out / "qa.jsonl.rejects.jsonl").read_bytes().splitlines()]
     assert [r["line"] for r in rejects] == [48, 49]
-    assert rejects[1]["field"] == "base_id"
+    assert rejects[1]["field"] == "target_agent" and "missing" in rejects[1]["reason"]
     assert not (out / "legal.jsonl.rejects.jsonl").exists()
 
 
@@ -237,7 +240,7 @@ def test_audit_report_stays_bounded_on_large_noisy_input(tmp_path: Path) -> None
                      "base_id": f"b{i}", "category": "c", "difficulty": f"level{i % 40}",
                      "variant": 0, "weight": 5.0,
                      "conversations": conversation("sys", f"mail u{i}@example.com {words(i, 8)}",
-                                                   f"{'y' * 5000} short {i}")})
+                                                   f"{'y' * 800} short {i}")})
     write_sft(tmp_path, {"all": rows})
     m = audit(StepContext(tmp_path), sample_size=100).metrics
     assert m["rows"] == 20_000 and m["too_short_rows"] == 20_000 and m["pii_email_rows"] == 20_000
