@@ -1,0 +1,45 @@
+"""LLM providers: Anthropic, OpenAI, OpenAI-compatible servers and the offline stand-in.
+
+One interface (:class:`LLMProvider.complete`) with retries, timeouts, structured
+outputs, usage and cost per call. Keys come from the environment only
+(:mod:`roles.providers.config`) and are redacted from anything written.
+"""
+
+from __future__ import annotations
+
+from roles.providers.config import PROVIDERS, ProviderConfig, key_available
+from roles.providers.errors import (
+    ModelOutputError,
+    ProviderConfigError,
+    ProviderError,
+    ProviderRequestError,
+    ProviderUnavailableError,
+)
+from roles.providers.retry import RetryPolicy
+from roles.providers.structured import complete_structured
+from roles.providers.types import CallRecord, CallSink, Completion, Cost, LLMProvider, LLMRequest, Message, Usage
+
+
+def make_provider(config: ProviderConfig, *, sink: CallSink | None = None,
+                  retry: RetryPolicy | None = None) -> LLMProvider:
+    """A provider for ``config``; raises :class:`ProviderConfigError` when its key is missing."""
+    if config.provider == "offline":
+        from roles.providers.offline import OfflineLLM
+
+        return OfflineLLM(config.model, sink)
+    if config.provider == "anthropic":
+        from roles.providers.anthropic_provider import AnthropicProvider
+
+        return AnthropicProvider(config, sink=sink, retry=retry)
+    from roles.providers.openai_provider import OpenAICompatibleProvider, OpenAIProvider
+
+    cls = OpenAIProvider if config.provider == "openai" else OpenAICompatibleProvider
+    return cls(config, sink=sink, retry=retry)
+
+
+__all__ = [
+    "PROVIDERS", "CallRecord", "CallSink", "Completion", "Cost", "LLMProvider", "LLMRequest", "Message",
+    "ModelOutputError", "ProviderConfig", "ProviderConfigError", "ProviderError", "ProviderRequestError",
+    "ProviderUnavailableError", "RetryPolicy", "Usage", "complete_structured", "key_available",
+    "make_provider",
+]

@@ -1,0 +1,123 @@
+"""Shared machinery of SDK-backed providers: retries, error mapping, timing, pricing, recording."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from roles.providers.config import ProviderConfig
+from roles.providers.errors import ProviderError, ProviderRequestError
+from roles.providers.pricing import cost_of
+from roles.providers.retry import RetryPolicy, Transient, parse_retry_after, with_retries
+from roles.providers.secrets import redact
+from roles.providers.types import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
+
+log = logging.getLogger(__name__)
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """What one successful HTTP exchange produced, before pricing."""
+
+    text: str
+    model: str
+    usage: Usage | None
+    """None when the server reported no usage (some compatible servers when streaming)."""
+    stop_reason: str | None
+
+
+def provider_message(exc: Any) -> str:
+    """The provider's own error message from an SDK status error."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return str(getattr(exc, "message", None) or exc)
+
+
+def classify(provider: str, exc: BaseException, sdk: ModuleType, timeout_s: float) -> BaseException:
+    """Map an SDK or transport exception to :class:`Transient`, :class:`ProviderRequestError` or itself."""
+    if isinstance(exc, Transient | ProviderError):
+        return exc
+    if isinstance(exc, sdk.APITimeoutError):
+        return Transient(f"request timed out after {timeout_s:g}s")
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        return Transient(f"connection error ({type(cause).__name__ if cause else 'no response'})")
+    if isinstance(exc, sdk.APIStatusError):
+        status = int(exc.status_code)
+        msg = redact(provider_message(exc))
+        if status in RETRYABLE_STATUS or status >= 500:
+            return Transient(f"HTTP {status}: {msg}", parse_retry_after(exc.response.headers))
+        return ProviderRequestError(provider, status, msg)
+    if isinstance(exc, json.JSONDecodeError | sdk.APIResponseValidationError):
+        return Transient(f"malformed response body ({type(exc).__name__}: {str(exc)[:120]})")
+    if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
+        return Transient(f"transport error ({type(exc).__name__})")
+    return exc
+
+
+class SDKProvider:
+    """Base of the Anthropic and OpenAI providers: subclasses implement :meth:`_send`."""
+
+    name: str = "sdk"
+    sdk: ModuleType
+
+    def __init__(self, config: ProviderConfig, *, sink: CallSink | None = None, retry: RetryPolicy | None = None,
+                 client: Any = None) -> None:
+        self.config = config
+        self.model = config.model
+        self.sink = sink
+        self.retry = retry or RetryPolicy()
+        self.client = client if client is not None else self._make_client()
+
+    def _make_client(self) -> Any:
+        raise NotImplementedError
+
+    def _send(self, request: LLMRequest) -> RawAnswer:
+        raise NotImplementedError
+
+    def _once(self, request: LLMRequest) -> RawAnswer:
+        try:
+            return self._send(request)
+        except BaseException as e:
+            mapped = classify(self.name, e, self.sdk, self.config.timeout_s)
+            if mapped is e:
+                raise
+            raise mapped from None
+
+    def complete(self, request: LLMRequest) -> Completion:
+        """Send ``request`` with retries; record the call (success or failure) to the sink."""
+        started = time.monotonic()
+        try:
+            raw, attempts = with_retries(lambda: self._once(request), self.retry, f"{self.name} {self.model}")
+        except ProviderError as e:
+            self._record(CallRecord("llm", self.name, self.model, cost=Cost(0.0),
+                                    duration_s=time.monotonic() - started, ok=False, error=redact(str(e))))
+            raise
+        if raw.usage is None:
+            usage, cost = Usage(), Cost(None, f"{self.name} reported no token usage for {raw.model!r}")
+        else:
+            usage = raw.usage
+            cost = cost_of(raw.model, usage)
+            if not cost.known and raw.model != self.model:
+                cost = cost_of(self.model, usage)
+        if cost.flag:
+            log.warning("%s %s: %s; cost recorded as unknown", self.name, raw.model, cost.flag)
+        done = Completion(text=raw.text, provider=self.name, model=raw.model, usage=usage, cost=cost,
+                          duration_s=round(time.monotonic() - started, 3), attempts=attempts,
+                          stop_reason=raw.stop_reason)
+        self._record(CallRecord("llm", self.name, raw.model, usage=usage, cost=cost, duration_s=done.duration_s))
+        return done
+
+    def _record(self, call: CallRecord) -> None:
+        if self.sink is not None:
+            self.sink.record(call)

@@ -1,0 +1,111 @@
+"""Value types of the provider layer: requests, usage, completions, call records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn sent to a model."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """What to ask a model."""
+
+    messages: tuple[Message, ...]
+    system: str | None = None
+    max_tokens: int = 2048
+    temperature: float | None = None
+    json_schema: dict[str, Any] | None = None
+    """Ask for JSON matching this schema (native JSON mode where the API has one)."""
+    schema_name: str = "output"
+
+    @classmethod
+    def of(cls, prompt: str, **kw: Any) -> LLMRequest:
+        """A one-turn request."""
+        return cls(messages=(Message("user", prompt),), **kw)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of one call, normalized across providers."""
+
+    input_tokens: int = 0
+    """Input tokens billed at the full input price (cache reads and writes excluded)."""
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    """Input tokens read from the provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the prompt cache (Anthropic bills these apart)."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The price of one call; ``usd`` is None when the model has no known price."""
+
+    usd: float | None
+    flag: str | None = None
+    """Why the cost is unknown, when it is."""
+
+    @property
+    def known(self) -> bool:
+        """True when ``usd`` was computed from the price table."""
+        return self.usd is not None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer with its accounting."""
+
+    text: str
+    provider: str
+    model: str
+    usage: Usage
+    cost: Cost
+    duration_s: float
+    attempts: int
+    """HTTP attempts made (1 = no retry)."""
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One paid (or possibly paid) call, as the ledger stores it. Never holds a key."""
+
+    kind: Literal["llm", "cli", "finetune"]
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    cost: Cost = field(default_factory=lambda: Cost(0.0))
+    duration_s: float = 0.0
+    ok: bool = True
+    error: str | None = None
+    ref: str | None = None
+    """An external id (fine-tuning job, session) that makes the record idempotent."""
+
+
+class CallSink(Protocol):
+    """Receives a record of every call (the coordinator's ledger implements it)."""
+
+    def record(self, call: CallRecord) -> None:
+        """Store one call."""
+        ...
+
+
+class LLMProvider(Protocol):
+    """Anything that completes a request: a real API or the offline stand-in."""
+
+    name: str
+    model: str
+
+    def complete(self, request: LLMRequest) -> Completion:
+        """Send the request (retrying transient failures) and return the answer."""
+        ...

@@ -1,0 +1,48 @@
+"""Faults the loopback LLM server can inject into its next responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FaultKind = Literal["status", "slow", "malformed", "truncated", "drop"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour, consumed by the next matching request."""
+
+    kind: FaultKind
+    status: int = 500
+    """HTTP status for ``status`` faults."""
+    message: str = "injected fault"
+    """Error message the provider puts in its error body."""
+    retry_after: float | None = None
+    """Seconds sent as ``retry-after`` (429/503)."""
+    seconds: float = 0.0
+    """Delay before answering, for ``slow`` faults."""
+
+    @classmethod
+    def http(cls, status: int, message: str = "injected fault", retry_after: float | None = None) -> Fault:
+        """Answer with an error status (429 rate limit, 500, 400, …)."""
+        return cls("status", status=status, message=message, retry_after=retry_after)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Sleep before answering normally (the client should time out first)."""
+        return cls("slow", seconds=seconds)
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """Answer 200 with a body that is not valid JSON."""
+        return cls("malformed")
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Start a stream and close the connection before its final event."""
+        return cls("truncated")
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without any response."""
+        return cls("drop")
