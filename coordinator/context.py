@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator.events import EventLog
 from coordinator.plan import CompiledPlan
 from coordinator.pool import TaskPool
 from coordinator.workspace import Workspace
 from roles.definitions import RoleDefinition
+
+if TYPE_CHECKING:
+    from coordinator.budget import RunBudget
 
 
 @dataclass
@@ -33,6 +36,8 @@ class RunContext:
     conflicts: list[str] = field(default_factory=list)
     expansions: dict[str, list[str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    budget: RunBudget | None = None
+    """Spend limits read from the ledger (coordinator/budget.py); None runs without budget checks."""
 
     def __post_init__(self) -> None:
         if not self.expansions:

@@ -8,6 +8,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from coordinator.budget import hold_paid, release_held
 from coordinator.context import RunContext
 from coordinator.events import now_iso
 from coordinator.schedule import plan_step, run_outcome
@@ -35,6 +36,8 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     gate_updates: dict[str, GateRecord] = {}
     deferred_updates: dict[str, DeferredItem] = {}
     force_render = False
+    if ctx.budget is not None:  # budget hook: a raise since the hold lets held paid work start again
+        task_updates.update(release_held(ctx.budget, plan, state.get("tasks", {})))
 
     # Repeat until nothing changes: a skipped task can make a gate unreviewable,
     # whose decision can block further tasks, all within one step.
@@ -75,6 +78,13 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx.pool.submit(plan.tasks[tid], int(tasks_state[tid].get("dispatch", 1)))
     free = max(0, ctx.concurrency - len(ctx.pool.running()))
     starting = sched.ready[:free]
+    if ctx.budget is not None:  # budget hook: at 100 % paid work waits instead of starting
+        held = hold_paid(ctx.budget, plan, ctx.roles, starting)
+        for tid, hold in held.items():
+            task_updates[tid] = hold
+            ctx.events.emit("task_held", task=tid, reason=hold.get("reason"))
+        starting = [t for t in starting if t not in held]
+        force_render = force_render or bool(held)
     for tid in starting:
         dispatch = int(tasks_state.get(tid, {}).get("dispatch", 0)) + 1
         task_updates[tid] = TaskRecord(status="running", dispatch=dispatch, started_at=now_iso())
@@ -82,6 +92,9 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             force_render = True
 
     merged = _merged(state, task_updates, gate_updates, deferred_updates)
+    budget_view = _budget_view(ctx, state)
+    if budget_view is not None:
+        merged["budget"] = budget_view
     phase = "running"
     if not starting and not ctx.pool.busy():
         phase, _ = run_outcome(plan, merged["tasks"], merged["gates"])
@@ -90,7 +103,24 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         _render(ctx, merged, [g for g in gate_updates if gate_updates[g].get("verdict")])
     for tid in starting:
         ctx.pool.submit(plan.tasks[tid], task_updates[tid]["dispatch"])
-    return {"tasks": task_updates, "gates": gate_updates, "deferred": deferred_updates, "phase": phase}
+    update: dict[str, Any] = {"tasks": task_updates, "gates": gate_updates, "deferred": deferred_updates,
+                              "phase": phase}
+    if budget_view is not None:
+        update["budget"] = budget_view
+    return update
+
+
+def _budget_view(ctx: RunContext, state: RunState) -> dict[str, Any] | None:
+    """The run's budget status for state and boards; emits an event per newly crossed alert threshold."""
+    if ctx.budget is None:
+        return None
+    view = ctx.budget.status().to_state()
+    seen = set((state.get("budget") or {}).get("alerts") or [])
+    for threshold in view["alerts"]:
+        if threshold not in seen:
+            ctx.events.emit("budget_alert", threshold=threshold, spent_usd=view["run"]["spent_usd"],
+                            limit_usd=view["run"]["limit_usd"])
+    return view
 
 
 def _open_deferred(ctx: RunContext, gid: str, rec: GateRecord) -> dict[str, DeferredItem]:

@@ -32,6 +32,7 @@ from pipeline._io import atomic_write_bytes
 from roles.definitions import RoleDefinition
 from roles.drivers import get_driver
 from roles.drivers.base import DriverContext, TaskOutcome
+from roles.providers.types import SpendGuard
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class TaskPool:
     roles: dict[str, RoleDefinition]
     accept: AcceptFn
     progress: Callable[[str, str, float | None], None] = lambda task, msg, frac: None
+    spend_for: Callable[[str, str, str], SpendGuard] | None = None
+    """(task, role, agent) → the task's ledger recorder and budget check (coordinator/budget.py)."""
     _done: queue.Queue[tuple[str, TaskRecord]] = field(default_factory=queue.Queue)
     _inflight: dict[str, _Inflight] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -170,6 +173,7 @@ class TaskPool:
                 workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt, feedback=[],
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
+                spend=self.spend_for(task.id, task.role, role.agent) if self.spend_for else None,
                 log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{_safe(task.id, entry.dispatch)[:-5]}.log")
             try:
                 outcome = driver.run(task, ctx)
@@ -195,7 +199,8 @@ class TaskPool:
             duration_s=round(time.monotonic() - entry.started, 3), driver=driver_name, agent=role.agent,
             metrics=_jsonable(outcome.metrics), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
             notes=outcome.notes, error=outcome.error, cost_usd=outcome.cost_usd,
-            skipped_run=outcome.skipped_run, recovered=False)
+            skipped_run=outcome.skipped_run, recovered=False,
+            **({"held_by": outcome.held_by, "reason": outcome.error} if outcome.held_by else {}))
 
 
 def _safe(task_id: str, dispatch: int) -> str:

@@ -12,11 +12,14 @@ from typing import Any
 
 import orjson
 
+from coordinator.budget import RunBudget
 from coordinator.checkpoint import DURABILITY, open_saver
 from coordinator.context import RunContext
 from coordinator.errors import UsageError
 from coordinator.events import EventLog, now_iso
+from coordinator.cost_report import render_cost_dashboard
 from coordinator.graph import build_graph
+from coordinator.ledger import Ledger
 from coordinator.plan import CompiledPlan
 from coordinator.plan_loader import load_plan
 from coordinator.pool import TaskPool
@@ -170,9 +173,11 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
     ctx = RunContext(ws=ws, plan=plan, run_id=run_id, roles=roles, pool=None,  # type: ignore[arg-type]
                      events=events, concurrency=max(1, options.concurrency),
                      render_interval=options.render_interval)
+    ledger = Ledger.of(ws.state_dir)  # costs hook: ledger + budget (coordinator/budget.py)
+    ctx.budget = RunBudget(ledger, run_id, plan.budget, roles)
     ctx.pool = TaskPool(workspace=ws.root, run_id=run_id, events=events, roles=roles,
                         accept=_accept_fn(ws, plan, ctx.expansions),
-                        progress=progress or (lambda task, msg, frac: None))
+                        progress=progress or (lambda task, msg, frac: None), spend_for=ctx.budget.for_task)
     config: Any = {"configurable": {"thread_id": run_id},
                    "recursion_limit": max(1000, 25 * (len(plan.tasks) + len(plan.gates)))}
     with open_saver(ws.db) as saver:
@@ -189,6 +194,10 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
             pass
         state: RunState = graph.get_state(config).values  # type: ignore[assignment]
     phase, problems = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
+    if (state.get("budget") or {}).get("exhausted"):
+        problems.insert(0, f"budget: {state['budget']['run']['text']}; paid work is paused until "
+                           "`coord budget raise USD` (or `coord budget approve`) and `coord resume`")
+    render_cost_dashboard(ws, ledger, run_id, plan.name, dict(state))
     record = next((r for r in list_runs(ws) if r["run_id"] == run_id), {"run_id": run_id, "plan": plan.name})
     _save_run(ws, {**record, "phase": phase, "finished_at": now_iso(), "problems": problems})
     events.emit("run_finished" if phase != "waiting" else "run_paused", phase=phase, problems=problems)
@@ -221,6 +230,7 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
                   for t in plan.order},
         "gates": {g: gates.get(g, {"status": "pending"}) for g in plan.gates},
         "deferred": state.get("deferred", {}),
+        "budget": state.get("budget"),
         "checkpoint_id": (snap.config or {}).get("configurable", {}).get("checkpoint_id"),
     }
 

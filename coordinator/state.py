@@ -53,6 +53,8 @@ class TaskRecord(TypedDict, total=False):
     """Skipped by the profile (satisfies dependents) or because a need failed (propagates)."""
     feedback: list[str]
     """Review findings handed to the agent on a retry."""
+    held_by: str | None
+    """``budget`` while the budget holds this paid task back (coordinator/budget.py)."""
 
 
 class CriterionResult(TypedDict):
@@ -122,3 +124,5 @@ class RunState(TypedDict, total=False):
     gates: Annotated[dict[str, GateRecord], merge_records]
     deferred: Annotated[dict[str, DeferredItem], merge_records]
     phase: Literal["running", "finished", "waiting", "failed"]
+    budget: dict[str, Any]
+    """Spend vs limits and crossed alert thresholds (coordinator/budget.py ``BudgetStatus.to_state``)."""

@@ -32,6 +32,9 @@ import orjson
 from pipeline._io import atomic_write_json, sha256_file
 from pipeline.errors import ParameterError, WorkspaceEscapeError
 
+if typing.TYPE_CHECKING:
+    from roles.providers.types import SpendGuard
+
 WsPath = NewType("WsPath", str)
 """A path relative to the workspace root (plans may not point outside it)."""
 
@@ -60,6 +63,8 @@ class StepContext:
     """Called with a message and an optional fraction done in [0, 1]."""
     force: bool = False
     """Run even when the manifests say the outputs are up to date."""
+    spend: SpendGuard | None = None
+    """Ledger recorder and budget check for steps that pay for API calls (None outside a budgeted run)."""
 
     def path(self, rel: str | Path) -> Path:
         """Absolute path of a workspace-relative path, refusing escapes."""

@@ -99,7 +99,7 @@ def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
 @step("report", reads_run_status=True)
 def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json"),
            out_dir: WsPath = WsPath("reports"), launch_gate: str = "launch") -> StepResult:
-    """Write ``week_summary.md`` and ``cost_dashboard.md`` from the run's measured status."""
+    """Write ``week_summary.md`` from the run's measured status (the coordinator writes ``cost_dashboard.md``)."""
     src = ctx.path(status_file)
     if not src.exists():
         raise InputError("run status snapshot not found; the report step runs inside a coord run",
@@ -109,9 +109,9 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     except orjson.JSONDecodeError as e:
         raise InputError(f"invalid JSON: {e}", path=status_file) from e
     out = ctx.path(out_dir)
-    summary_path, cost_path = out / "week_summary.md", out / "cost_dashboard.md"
+    summary_path = out / "week_summary.md"
     run = StepRun(ctx, "report", {"status_file": status_file, "out_dir": out_dir, "launch_gate": launch_gate},
-                  inputs=[src], outputs=[summary_path, cost_path])
+                  inputs=[src], outputs=[summary_path])
     cards = _role_cards(status)
     launch = _launch(status, launch_gate)
     deferred = list(status.get("deferred", {}).values())
@@ -123,9 +123,7 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune)}
     atomic_write_text(summary_path, render("week_summary.md.j2", **context))
-    atomic_write_text(cost_path, render("cost_dashboard.md.j2", **context))
-    for p in (summary_path, cost_path):
-        run.record(Path(p))
+    run.record(Path(summary_path))
     tasks = status["tasks"]
     metrics = {
         "tasks_total": len(tasks), "tasks_done": sum(t.get("status") == "done" for t in tasks.values()),

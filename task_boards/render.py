@@ -135,7 +135,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     deferred = sorted(state.get("deferred", {}).values(), key=lambda d: (d["gate"], d["text"]))
     run = {"run_id": state.get("run_id", "?"), "plan": plan.name, "profile": profile or plan.profile,
            "phase": state.get("phase", "running"), "provenance": provenance(plan, roles),
-           "updated_at": now_iso()}
+           "updated_at": now_iso(), "budget": state.get("budget")}
     ws.boards.mkdir(parents=True, exist_ok=True)
     for role in roles.values():
         views = [_task_view(t, tasks_state.get(t.id, {}), plan) for t in plan.tasks_of_role(role.name)]
@@ -241,5 +241,6 @@ def snapshot(plan: CompiledPlan, state: RunState, profile: str, conflicts: list[
                   for t in plan.order},
         "gates": state.get("gates", {}), "deferred": state.get("deferred", {}),
         "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in tasks.values()), 6),
+        "budget": state.get("budget"),
         "conflicts": conflicts, "updated_at": now_iso(),
     }

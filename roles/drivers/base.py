@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from coordinator.plan import CompiledTask
 from roles.definitions import RoleDefinition
+from roles.providers.types import SpendGuard
 
 OutcomeStatus = Literal["done", "failed", "waiting"]
 
@@ -30,6 +31,8 @@ class TaskOutcome:
     cost_usd: float = 0.0
     skipped_run: bool = False
     """The work was already done (outputs up to date) and nothing ran."""
+    held_by: str | None = None
+    """``budget`` when the task did not start because its cost does not fit the budget (status waiting)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class DriverContext:
     """Set when the task timed out or the run stops; long drivers should check it."""
     progress: Callable[[str, float | None], None]
     log_file: Path
+    spend: SpendGuard | None = None
+    """Records this task's paid calls in the ledger and checks estimates against the budget."""
 
 
 class Driver(Protocol):

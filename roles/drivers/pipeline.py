@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+from coordinator.errors import BudgetExceeded
 from coordinator.plan import CompiledTask
 from pipeline._step import StepContext, load_steps
 from pipeline.errors import PipelineError
@@ -22,9 +23,11 @@ class PipelineDriver:
         """Call the step; turn its result or error into an outcome."""
         assert task.run is not None
         spec = load_steps()[task.run]
-        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress)
+        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, spend=ctx.spend)
         try:
             result = spec.fn(step_ctx, **task.params)
+        except BudgetExceeded as e:  # refused before spending: wait for a budget raise, do not fail
+            return TaskOutcome(status="waiting", error=str(e), held_by="budget")
         except PipelineError as e:
             return TaskOutcome(status="failed", error=str(e))
         except Exception as e:  # a bug in a step must fail the task, not the run

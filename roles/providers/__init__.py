@@ -17,7 +17,16 @@ from roles.providers.errors import (
 )
 from roles.providers.retry import RetryPolicy
 from roles.providers.structured import complete_structured
-from roles.providers.types import CallRecord, CallSink, Completion, Cost, LLMProvider, LLMRequest, Message, Usage
+from roles.providers.types import (
+    CallRecord,
+    CallSink,
+    Completion,
+    Cost,
+    LLMProvider,
+    LLMRequest,
+    Message,
+    Usage,
+)
 
 
 def make_provider(config: ProviderConfig, *, sink: CallSink | None = None,

@@ -109,3 +109,11 @@ class LLMProvider(Protocol):
     def complete(self, request: LLMRequest) -> Completion:
         """Send the request (retrying transient failures) and return the answer."""
         ...
+
+
+class SpendGuard(CallSink, Protocol):
+    """A task's view of the budget: record calls, and check an estimate before paid work starts."""
+
+    def check(self, estimate_usd: float | None, what: str) -> None:
+        """Raise ``BudgetExceeded`` when ``estimate_usd`` does not fit what is left of the budget."""
+        ...

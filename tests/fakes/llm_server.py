@@ -16,6 +16,7 @@ and a log of every request.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -168,6 +169,14 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
 ]
 
 
+def _match(method: str, path: str) -> tuple[Route, re.Match[str]] | None:
+    for m, pattern, route in _ROUTES:
+        match = pattern.match(path)
+        if m == method and match:
+            return route, match
+    return None
+
+
 def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         srv = server
@@ -194,13 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
-        for m, pattern, route in _ROUTES:
-            match = pattern.match(path)
-            if m == method and match:
-                break
-        else:
+        found = _match(method, path)
+        if found is None:
             self._json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
             return
+        route, match = found
         ctype = self.headers.get("content-type", "")
         body: Any = raw
         if "json" in ctype and raw:
@@ -268,10 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-            pass
 
     def _sse(self, events: list[tuple[str | None, Any]], *, close: bool = False) -> None:
         self.send_response(200)
