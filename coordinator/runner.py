@@ -15,9 +15,9 @@ import orjson
 from coordinator.budget import RunBudget
 from coordinator.checkpoint import DURABILITY, open_saver
 from coordinator.context import RunContext
+from coordinator.cost_report import render_cost_dashboard
 from coordinator.errors import UsageError
 from coordinator.events import EventLog, now_iso
-from coordinator.cost_report import render_cost_dashboard
 from coordinator.graph import build_graph
 from coordinator.ledger import Ledger
 from coordinator.plan import CompiledPlan

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from coordinator import __version__, console
+from coordinator.cli import costs as costs_cmd
 from coordinator.cli import init as init_cmd
 from coordinator.cli import plans as plans_cmd
 from coordinator.cli import run as run_cmd
@@ -35,6 +36,7 @@ init_cmd.register(app)
 run_cmd.register(app)
 status_cmd.register(app)
 plans_cmd.register(app)
+costs_cmd.register(app)  # `coord costs`, `coord budget …`
 try:
     from coordinator.cli import adp as adp_cmd
 

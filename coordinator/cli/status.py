@@ -39,6 +39,13 @@ def _print_status(st: dict[str, Any]) -> None:
             gt.add_row(gid, _styled(g.get("status", "pending")), g.get("grade") or "",
                        f"{g['score']:.1f}" if g.get("score") is not None else "")
         console.out.print(gt)
+    budget = st.get("budget") or {}
+    if budget:
+        alerts = ", ".join(f"{100 * a:.0f}%" for a in budget.get("alerts") or [])
+        console.info(f"budget: {budget['run']['text']}" + (f" · alerts: {alerts}" if alerts else "")
+                     + (" · EXHAUSTED: paid work paused (coord budget raise USD)" if budget.get("exhausted") else ""))
+        for name, r in (budget.get("roles") or {}).items():
+            console.info(f"budget of role {name}: {r['text']}")
     open_items = [d for d in st["deferred"].values() if d["status"] == "open"]
     for d in open_items:
         console.info(f"deferred: {d['text']} ({d['detail']})")

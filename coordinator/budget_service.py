@@ -1,0 +1,54 @@
+"""Services behind `coord costs` and `coord budget`: totals from the ledger, raises and approvals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.budget import BudgetStatus, RunBudget
+from coordinator.errors import UsageError
+from coordinator.ledger import GroupBy, Ledger, Total
+from coordinator.runner import _load_compiled, _roles, list_runs
+from coordinator.workspace import Workspace
+
+
+def pick_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
+    """The run record named ``run_id``, else the latest (unfinished, when asked) run."""
+    runs = list_runs(ws)
+    if run_id is not None:
+        rec = next((r for r in runs if r["run_id"] == run_id), None)
+        if rec is None:
+            raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+        return rec
+    pool = [r for r in runs if r.get("phase") in ("running", "waiting")] if unfinished else runs
+    if not pool:
+        raise UsageError("no unfinished run (see `coord runs`)" if unfinished else
+                         f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
+    return pool[-1]
+
+
+def open_run_budget(ws: Workspace, run_id: str) -> RunBudget:
+    """The budget of a recorded run (plan budget, role limits, ledger)."""
+    plan = _load_compiled(ws, run_id)
+    return RunBudget(Ledger.of(ws.state_dir), run_id, plan.budget, _roles(ws, plan))
+
+
+def cost_totals(ws: Workspace, run_id: str | None, groups: list[GroupBy]) -> dict[str, list[Total]]:
+    """Ledger totals per group for one run (``None``: every run)."""
+    ledger = Ledger.of(ws.state_dir)
+    return {g: ledger.totals(run_id, g) for g in groups}
+
+
+def change_budget(ws: Workspace, run_id: str, *, usd: float | None, role: str | None, approve: bool = False,
+                  absolute: bool = False) -> BudgetStatus:
+    """Raise (or set) the run's or a role's limit, or approve spending past it; return the new status."""
+    budget = open_run_budget(ws, run_id)
+    if role is not None and role not in budget.roles:
+        raise UsageError(f"run {run_id} has no role {role!r} (roles: {', '.join(sorted(budget.roles))})")
+    scope = f"role:{role}" if role else "run"
+    if approve:
+        budget.ledger.change_budget(run_id, scope, "approve", None, "approved by a person")
+    else:
+        if usd is None or usd < 0:
+            raise UsageError(f"the amount must be a non-negative number of USD, got {usd!r}")
+        budget.ledger.change_budget(run_id, scope, "set" if absolute else "raise", usd)
+    return budget.status()

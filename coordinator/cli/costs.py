@@ -1,0 +1,130 @@
+"""`coord costs` and `coord budget`: spend from the ledger; raise, set or approve past a budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
+import typer
+from rich.table import Table
+
+from coordinator import console
+from coordinator.budget import BudgetStatus
+from coordinator.budget_service import change_budget, cost_totals, open_run_budget, pick_run
+from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.runner import RunOptions, resume_run
+from coordinator.workspace import Workspace, WorkspaceLock
+
+budget_app = typer.Typer(no_args_is_help=True, help="Show, raise or approve past a run's budget.")
+By = Literal["role", "agent", "task", "provider", "model"]
+
+
+def _print_budget(st: BudgetStatus) -> None:
+    console.info(f"budget of the run: {st.run.describe()}")
+    for name, r in st.roles.items():
+        console.info(f"budget of role {name}: {r.describe()}")
+    if st.alerts:
+        console.info("alerts crossed: " + ", ".join(f"{100 * a:.0f}%" for a in st.alerts))
+    if st.to_state()["exhausted"]:
+        console.warn("budget exhausted: paid work is paused")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `coord costs` and the `coord budget` group."""
+
+    @app.command()
+    def costs(
+        run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).")] = None,
+        by: Annotated[list[str] | None, typer.Option("--by", help="role, agent, task, provider or model "
+                                                     "(repeatable; default: role, agent, task).")] = None,
+        all_runs: Annotated[bool, typer.Option("--all", help="Totals over every run.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Totals of every recorded LLM call, CLI run and fine-tuning job: per role, agent and task."""
+        ws = Workspace.at(workspace)
+        groups = by or ["role", "agent", "task"]
+        bad = [g for g in groups if g not in ("role", "agent", "task", "provider", "model")]
+        if bad:
+            console.abort(f"--by must be role, agent, task, provider or model, got {', '.join(bad)}")
+        rid = None if all_runs else call(lambda: pick_run(ws, run_id))["run_id"]
+        totals = call(lambda: cost_totals(ws, rid, [g for g in groups]))  # type: ignore[misc]
+        if as_json:
+            data = {"run_id": rid, **{g: [t.__dict__ for t in rows] for g, rows in totals.items()}}
+            console.out.print_json(orjson.dumps(data).decode())
+            return
+        console.info(f"costs of {'every run' if rid is None else 'run ' + rid} (from .coord/ledger.sqlite)")
+        for group, rows in totals.items():
+            table = Table(group, "calls", "tokens in", "tokens out", "cached", "USD", "unknown cost")
+            for t in rows:
+                table.add_row(t.key, str(t.calls), f"{t.tokens_in:,}", f"{t.tokens_out:,}", f"{t.tokens_cached:,}",
+                              f"${t.usd:.4f}", str(t.unknown or "—"))
+            console.out.print(table)
+        first: list = next(iter(totals.values()), [])
+        spent, unknown = sum(t.usd for t in first), sum(t.unknown for t in first)
+        console.info(f"total: ${spent:.4f}" + (f" plus {unknown} call(s) of unknown cost (not in the price "
+                                               "table; never guessed)" if unknown else ""))
+
+    @budget_app.command("show")
+    def show(run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).")] = None,
+             workspace: WorkspaceOpt = Path(".")) -> None:
+        """Spend against the run's and each role's limit."""
+        ws = Workspace.at(workspace)
+        rid = call(lambda: pick_run(ws, run_id))["run_id"]
+        _print_budget(call(lambda: open_run_budget(ws, rid).status()))
+
+    @budget_app.command("raise")
+    def raise_(
+        usd: Annotated[float, typer.Argument(help="USD to add to the limit (with --to: the new limit).")],
+        run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run).")] = None,
+        role: Annotated[str | None, typer.Option(help="Raise this role's budget instead of the run's.")] = None,
+        to: Annotated[bool, typer.Option("--to", help="Set the limit to USD instead of adding USD.")] = False,
+        resume: Annotated[bool, typer.Option(help="Resume the run if it waits on its budget.")] = True,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Raise a run's (or a role's) budget, then resume the run it was holding."""
+        _change(Workspace.at(workspace), run_id, usd, role, approve=False, absolute=to, resume=resume)
+
+    @budget_app.command("approve")
+    def approve(
+        run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run).")] = None,
+        role: Annotated[str | None, typer.Option(help="Approve past this role's budget only.")] = None,
+        resume: Annotated[bool, typer.Option(help="Resume the run if it waits on its budget.")] = True,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """A person's approval to spend past the limit (until the next raise or set)."""
+        _change(Workspace.at(workspace), run_id, None, role, approve=True, absolute=False, resume=resume)
+
+    app.add_typer(budget_app, name="budget")
+
+
+def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | None, *, approve: bool,
+            absolute: bool, resume: bool) -> None:
+    record = call(lambda: pick_run(ws, run_id, unfinished=run_id is None))
+    rid = record["run_id"]
+    st = call(lambda: change_budget(ws, rid, usd=usd, role=role, approve=approve, absolute=absolute))
+    console.success(f"budget of run {rid} updated")
+    _print_budget(st)
+    if not resume or record.get("phase") != "waiting":
+        console.info("a running coord picks the change up at its next scheduling step; "
+                     f"otherwise continue with `coord resume {rid}`")
+        return
+    try:
+        with WorkspaceLock(ws):
+            pass
+    except Exception:
+        console.info("the run is live in another process; it picks the change up at its next step")
+        return
+    summary = call(lambda: resume_run(ws, rid, RunOptions(plan="")))
+    for p in summary.problems:
+        console.info(f"  - {p}")
+    if summary.phase == "finished":
+        console.success(f"run {rid} resumed and finished: every task done")
+    elif summary.phase == "waiting":
+        console.warn(f"run {rid} is waiting again")
+    else:
+        console.error(f"run {rid} resumed and ended with problems")
+    raise typer.Exit(summary.exit_code)
+
+
