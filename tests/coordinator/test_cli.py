@@ -165,3 +165,14 @@ def test_plan_step_is_pure_and_orders_ready_tasks(tmp_path):
     state: RunState = {"tasks": {"a": {"status": "done"}}, "gates": {}}
     sched = plan_step(plan, state["tasks"], state["gates"])
     assert sched.ready == ["b"] and not sched.updates
+
+
+def test_second_run_in_a_busy_workspace_is_refused(tmp_path):
+    from coordinator.workspace import WorkspaceLock
+
+    write_plan(tmp_path, PLAN, "p.yaml")
+    with WorkspaceLock(Workspace.at(tmp_path)):
+        result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is in use by pid" in result.output
+    assert not list_runs(Workspace.at(tmp_path))
