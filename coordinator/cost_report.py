@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.events import now_iso
-from coordinator.ledger import Ledger, Total
+from coordinator.ledger import GroupBy, Ledger, Total
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_text
 from templates import render
@@ -24,7 +24,8 @@ def _finetune_rows(tasks: dict[str, Any]) -> list[dict[str, Any]]:
 def render_cost_dashboard(ws: Workspace, ledger: Ledger, run_id: str, plan: str,
                           state: dict[str, Any]) -> str:
     """Write the dashboard for ``run_id`` atomically; return its workspace-relative path."""
-    groups = [(by, ledger.totals(run_id, by)) for by in ("role", "agent", "task", "model")]  # type: ignore[arg-type]
+    bys: tuple[GroupBy, ...] = ("role", "agent", "task", "model")
+    groups = [(by, ledger.totals(run_id, by)) for by in bys]
     rows = groups[0][1]
     total = Total("all", sum(r.calls for r in rows), sum(r.tokens_in for r in rows),
                   sum(r.tokens_out for r in rows), sum(r.tokens_cached for r in rows),
