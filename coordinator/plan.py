@@ -136,6 +136,19 @@ class RoleBinding(_Strict):
     """``auto``: the real driver when configured, else the offline stand-in."""
     model: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+    # --- LLM provider of the `llm` driver (roles/providers); keys only ever come from the environment ---
+    provider: Literal["anthropic", "openai", "openai_compatible", "offline"] | None = None
+    """LLM provider for ``driver: llm`` (and ``auto``, which picks llm when this provider's key is set)."""
+    base_url: str | None = None
+    """API endpoint override; required for ``openai_compatible`` (Ollama, vLLM, LM Studio)."""
+    api_key_env: str | None = None
+    """Environment variable holding the key (default ANTHROPIC_API_KEY / OPENAI_API_KEY)."""
+    env_file: str | None = None
+    """A dotenv file to read the key variable from when it is not in the environment."""
+    api: Literal["chat", "responses"] = "chat"
+    """OpenAI API flavour."""
+    stream: bool = False
+    """Stream answers (a stream cut short is retried)."""
 
 
 class Budget(_Strict):

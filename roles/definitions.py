@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator._yaml import load_file
 from coordinator.errors import ConfigError
 from coordinator.plan import RoleBinding
+
+if TYPE_CHECKING:
+    from roles.providers.config import ProviderConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,13 @@ class RoleDefinition:
     budget_usd: float | None
     driver_reason: str
     """Why this driver was chosen (shown on boards)."""
+    binding: RoleBinding | None = None
+    """The full binding (provider, base_url, … for the llm driver)."""
+
+    @property
+    def provider(self) -> str | None:
+        """The LLM provider bound to this role, if any."""
+        return self.binding.provider if self.binding is not None else None
 
     @property
     def board_name(self) -> str:
@@ -42,8 +52,44 @@ class RoleDefinition:
 
 
 def _auto_driver(binding: RoleBinding) -> tuple[str, str]:
-    # The llm / cli drivers are not available yet; the offline stand-in plays every agent.
+    if binding.provider not in (None, "offline"):  # llm hook: a provider whose key is set plays the role
+        from roles.providers.config import key_available
+
+        if key_available(provider_config(binding)):
+            return "llm", f"provider {binding.provider!r} configured and its key is set"
+        return "offline", (f"provider {binding.provider!r} configured but no key in "
+                           f"{provider_config(binding).key_env}: offline stand-in")
     return "offline", "no LLM or CLI driver configured: offline stand-in"
+
+
+def provider_config(binding: RoleBinding) -> ProviderConfig:
+    """The provider settings of a role binding (never a key: only the variable's name)."""
+    from roles.providers.config import ProviderConfig
+
+    return ProviderConfig(binding.provider or "offline", binding.model or "offline", base_url=binding.base_url,
+                          api_key_env=binding.api_key_env, env_file=binding.env_file, api=binding.api,
+                          stream=binding.stream)
+
+
+def _check_llm(name: str, binding: RoleBinding, driver: str, config_file: str) -> None:
+    """An llm-driven role needs a provider and a model, and a reachable key (named, never shown)."""
+    from roles.providers.config import key_available
+    from roles.providers.errors import ProviderConfigError
+
+    if binding.provider is None:
+        raise ConfigError("driver 'llm' needs a provider (anthropic, openai, openai_compatible, offline)",
+                          file=config_file, path=f"roles.{name}.provider")
+    if binding.model is None:
+        raise ConfigError(f"provider {binding.provider!r} needs a model", file=config_file,
+                          path=f"roles.{name}.model")
+    try:
+        config = provider_config(binding)
+    except ProviderConfigError as e:
+        raise ConfigError(e.message, file=config_file, path=f"roles.{name}") from None
+    if driver == "llm" and not key_available(config):
+        raise ConfigError(f"provider {binding.provider!r} needs an API key: set {config.key_env} "
+                          "(read from the environment only, never stored)", file=config_file,
+                          path=f"roles.{name}.api_key_env")
 
 
 def load_workspace_roles(config: Path) -> dict[str, dict[str, Any]]:
@@ -77,11 +123,13 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
             driver, reason = _auto_driver(binding)
         else:
             driver, reason = binding.driver, f"set to {binding.driver!r}"
+        if driver == "llm" or (binding.provider is not None and binding.driver == "auto"):
+            _check_llm(name, binding, driver, config_file)
         if driver not in DRIVERS:
             raise ConfigError(f"driver {driver!r} is not available in this version "
                               f"(available: {', '.join(sorted(DRIVERS))})", file=config_file,
                               path=f"roles.{name}.driver")
-        out[name] = RoleDefinition(name, binding.agent, driver, binding.model, binding.budget_usd, reason)
+        out[name] = RoleDefinition(name, binding.agent, driver, binding.model, binding.budget_usd, reason, binding)
     unknown = sorted(set(overrides) - set(plan_roles))
     if unknown:
         log.warning("%s defines roles the plan does not use: %s", config_file, ", ".join(unknown))

@@ -1,0 +1,155 @@
+"""The ``llm`` driver: an assignment answered by an LLM API (Anthropic, OpenAI, OpenAI-compatible).
+
+The model gets the task's EXECUTE_NOW content and must answer with a structured
+:class:`AssignmentAnswer`: a summary, the files it delivers (workspace-relative paths
+and their content) and notes. coord writes the files atomically — never outside the
+workspace or into ``.coord/`` — plus a response record under ``reports/assignments/``,
+then runs the task's accept checks itself; the model's claims count for nothing.
+
+Every call goes to the ledger through ``ctx.spend`` with tokens and cost. The prompt
+and the answer are logged to ``.coord/logs/<run>/<task>.log`` with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from coordinator.plan import CompiledTask
+from pipeline._io import atomic_write_bytes
+from pipeline._step import resolve_in_workspace
+from pipeline.errors import WorkspaceEscapeError
+from roles.definitions import provider_config
+from roles.drivers._prompt import execute_now_prompt
+from roles.drivers.base import DriverContext, TaskOutcome
+from roles.providers import (
+    Completion,
+    LLMRequest,
+    ProviderError,
+    complete_structured,
+    make_provider,
+)
+from roles.providers.secrets import redact
+
+MAX_TOKENS = 8192
+SYSTEM = ("You are the {role} agent ({agent}) of a small team coordinated by coord. Do the assignment below. "
+          "Deliver every file it asks for in `deliverables` (workspace-relative paths, full file content). "
+          "coord writes your files and then measures the acceptance checks itself: claims in your summary "
+          "are not counted.")
+
+
+class Deliverable(BaseModel):
+    """A file the model delivers."""
+
+    path: str = Field(description="Workspace-relative path, e.g. reports/assignments/notes.md")
+    content: str
+
+
+class AssignmentAnswer(BaseModel):
+    """What an LLM returns for an assignment."""
+
+    summary: str = Field(description="What was done, in a few sentences.")
+    deliverables: list[Deliverable] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="Risks, open questions, follow-ups.")
+
+
+def _safe_name(task_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)
+
+
+def _target(ws: Path, rel: str) -> Path:
+    path = resolve_in_workspace(ws, rel)
+    if path == ws.resolve() or ".coord" in path.relative_to(ws.resolve()).parts:
+        raise WorkspaceEscapeError(f"path {rel!r} points into coord's own state")
+    return path
+
+
+def _artifact(ws: Path, path: Path, body: bytes) -> dict[str, object]:
+    return {"path": path.relative_to(ws.resolve()).as_posix(), "sha256": hashlib.sha256(body).hexdigest(),
+            "bytes": len(body), "rows": None}
+
+
+class LLMDriver:
+    """Answers an assignment through the role's LLM provider."""
+
+    name = "llm"
+
+    def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
+        """Prompt the model, write its deliverables and a response record, report usage and cost."""
+        binding = ctx.role.binding
+        if binding is None or binding.provider is None:
+            return TaskOutcome(status="failed", error=f"role {ctx.role.name!r} has driver 'llm' but no provider")
+        calls: list[Completion] = []
+        log = _Log(ctx.log_file)
+        try:
+            provider = make_provider(provider_config(binding), sink=ctx.spend)
+            prompt = execute_now_prompt(task, ctx)
+            log.write(f"# prompt ({provider.name} {provider.model})\n{prompt}")
+            system = SYSTEM.format(role=ctx.role.name, agent=ctx.role.agent)
+            answer, calls = complete_structured(provider, LLMRequest.of(prompt, system=system,
+                                                                        max_tokens=MAX_TOKENS), AssignmentAnswer)
+        except ProviderError as e:
+            calls = calls or []
+            log.write(f"# failed\n{e}")
+            return TaskOutcome(status="failed", error=redact(str(e)), cost_usd=_known(calls))
+        log.write(f"# answer\n{answer.model_dump_json(indent=2)}")
+        ws = ctx.workspace
+        artifacts = []
+        try:
+            for d in answer.deliverables:
+                path = _target(ws, d.path)
+                body = d.content.encode("utf-8")
+                atomic_write_bytes(path, body)
+                artifacts.append(_artifact(ws, path, body))
+        except WorkspaceEscapeError as e:
+            return TaskOutcome(status="failed", error=f"the model asked to write outside the workspace: {e}",
+                               cost_usd=_known(calls))
+        record = self._record(task, ctx, answer, calls)
+        artifacts.append(record)
+        last = calls[-1]
+        metrics: dict[str, object] = {
+            "llm_calls": len(calls), "tokens_in": sum(c.usage.input_tokens + c.usage.cached_tokens for c in calls),
+            "tokens_out": sum(c.usage.output_tokens for c in calls), "deliverables": len(answer.deliverables),
+            "cost_usd": _known(calls) if all(c.cost.known for c in calls) else None,
+            "cost_known": all(c.cost.known for c in calls)}
+        notes = [f"answered by {last.provider} model {last.model}"] + \
+            [c.cost.flag for c in calls if c.cost.flag][:1] + answer.notes[:5]
+        return TaskOutcome(status="done", metrics=metrics, artifacts=artifacts, notes=notes,
+                           cost_usd=_known(calls))
+
+    def _record(self, task: CompiledTask, ctx: DriverContext, answer: AssignmentAnswer,
+                calls: list[Completion]) -> dict[str, object]:
+        last = calls[-1]
+        cost = "unknown (" + (last.cost.flag or "no price") + ")" if not all(c.cost.known for c in calls) \
+            else f"${_known(calls):.4f}"
+        lines = [f"# {task.title}", "",
+                 f"> Answer by **{last.provider}** model `{last.model}` for role **{ctx.role.name}** "
+                 f"({ctx.role.agent}), attempt {ctx.attempt}; {len(calls)} call(s), cost {cost}.", "",
+                 "## Summary", "", answer.summary, ""]
+        if answer.deliverables:
+            lines += ["## Deliverables", "", *[f"- `{d.path}`" for d in answer.deliverables], ""]
+        if answer.notes:
+            lines += ["## Notes", "", *[f"- {n}" for n in answer.notes], ""]
+        body = redact("\n".join(lines)).encode("utf-8")
+        path = ctx.workspace / "reports" / "assignments" / f"{_safe_name(task.id)}.response.md"
+        atomic_write_bytes(path, body)
+        return _artifact(ctx.workspace, path, body)
+
+
+def _known(calls: list[Completion]) -> float:
+    return round(sum(c.cost.usd or 0.0 for c in calls), 8)
+
+
+class _Log:
+    """Appends redacted sections to the task's log file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(redact(text) + "\n\n")
