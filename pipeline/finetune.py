@@ -4,14 +4,25 @@ The step validates the agent's OpenAI training file (``<train_dir>/openai/<agent
 with :func:`pipeline.openai_format.validate_openai_file` and refuses an invalid one,
 estimates tokens (the validator's documented estimator) × epochs and the cost from
 ``pipeline/data/prices.yaml`` (an unknown model gets ``null`` and a flag, never a guess),
-then drives a :class:`FinetuneBackend`: ``submit`` → the job record with its id is
-written to ``<out_dir>/<agent>.job.json`` *before* any waiting → ``poll`` until the job
-ends. On a re-run, a recorded job for the same file, model and epochs is re-attached
-instead of submitted again.
+then drives a :class:`FinetuneBackend`: ``submit`` saves the job record to
+``<out_dir>/<agent>.job.json`` through its ``save`` callback at every step that creates
+something remote (the uploaded file id, then the job id) — always *before* any waiting —
+and ``poll`` runs until the job ends. On a re-run, a recorded job for the same file,
+model and epochs is re-attached instead of submitted again.
 
-Backends: ``dry_run`` (today's only one) never leaves the machine; its job id is
-``dryrun-<sha12 of the file>`` and it succeeds at once. An OpenAI API backend and a
-local TRL backend plug in through the same protocol.
+Backends:
+
+- ``dry_run`` (the default) never leaves the machine; its job id is
+  ``dryrun-<sha12 of the file>`` and it succeeds at once.
+- ``openai`` (:mod:`pipeline.finetune_openai`): upload, create, poll with backoff, copy
+  the job's events to ``.coord/logs/finetune/<agent>.log``. OpenAI has announced the
+  end of self-serve fine-tuning for new jobs; its refusal is reported as such.
+- ``local`` (:mod:`pipeline.finetune_local`): writes a validated TRL/Unsloth QLoRA SFT
+  config and the command that trains it on a GPU machine (``status: prepared``), and
+  launches it only when asked (``COORD_LOCAL_LAUNCH=1``).
+
+Paid backends check their estimate against the run's budget before uploading anything
+(``ctx.spend``) and record the job's cost in the ledger once it succeeds.
 
 Metrics: ``examples``, ``tokens``, ``training_tokens``, ``est_cost_usd`` (None when the
 price is unknown), ``cost_known``, ``validation_errors``, ``dry_run``.
@@ -22,6 +33,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -31,14 +43,16 @@ import yaml
 
 from pipeline._io import atomic_write_json, sha256_file
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import InputError, ParameterError
+from pipeline.errors import InputError, ParameterError, PipelineError
 from pipeline.openai_format import DEFAULT_MODEL, FileReport, base_model, validate_openai_file
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["submitted", "running", "succeeded", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-JOB_SCHEMA_VERSION = 1
+JobStatus = Literal["uploaded", "submitted", "validating_files", "queued", "running", "succeeded", "failed",
+                    "cancelled", "prepared"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "prepared"})
+"""``prepared``: a local run whose config and launch command are written but not launched here."""
+JOB_SCHEMA_VERSION = 2
 PRICES_PATH = Path(__file__).parent / "data" / "prices.yaml"
 DEFAULT_TRAIN_DIR = WsPath("data/sft")
 DEFAULT_OUT_DIR = WsPath("data/finetune")
@@ -98,6 +112,16 @@ class JobRecord:
     validation_errors: int
     fine_tuned_model: str | None = None
     error: str | None = None
+    remote_file_id: str | None = None
+    """The uploaded training file (OpenAI), saved before the job is created."""
+    trained_tokens: int | None = None
+    """Tokens the provider reports it trained on (billed)."""
+    last_event_id: str | None = None
+    """Newest job event already copied to the log."""
+    config_path: str | None = None
+    """Local backend: the validated SFT config."""
+    launch_command: list[str] | None = None
+    """Local backend: the command that trains on a GPU machine."""
     schema_version: int = JOB_SCHEMA_VERSION
 
     @classmethod
@@ -129,18 +153,25 @@ class JobRecord:
         atomic_write_json(path, asdict(self))
 
 
+SaveFn = Callable[[JobRecord], None]
+"""Persists a record atomically; backends call it as soon as something exists remotely."""
+
+
 class FinetuneBackend(Protocol):
     """Where jobs run. ``submit`` returns at once with an id; ``poll`` is called until a terminal status."""
 
     name: str
     dry_run: bool
+    paid: bool
+    """True when jobs cost money (checked against the budget, recorded in the ledger)."""
     poll_seconds: float
+    """Seconds before the next poll (a backend may grow it between polls)."""
 
-    def submit(self, request: FinetuneRequest) -> JobRecord:
-        """Start a job and return its record (with the job id)."""
+    def submit(self, request: FinetuneRequest, save: SaveFn) -> JobRecord:
+        """Start a job, saving its record as soon as each remote id exists, and return the record."""
         ...
 
-    def attach(self, record: JobRecord, request: FinetuneRequest) -> JobRecord:
+    def attach(self, record: JobRecord, request: FinetuneRequest, save: SaveFn) -> JobRecord:
         """Re-attach to a job recorded earlier (resume after a crash) instead of submitting again."""
         ...
 
@@ -154,14 +185,15 @@ class DryRunBackend:
 
     name = "dry_run"
     dry_run = True
+    paid = False
     poll_seconds = 0.0
 
-    def submit(self, request: FinetuneRequest) -> JobRecord:
+    def submit(self, request: FinetuneRequest, save: SaveFn) -> JobRecord:
         """Record a job whose id derives from the file's sha256 (same file → same id)."""
         return JobRecord.from_request(request, backend=self.name, dry_run=True,
                                       job_id=f"dryrun-{request.training_file_sha256[:12]}", status="submitted")
 
-    def attach(self, record: JobRecord, request: FinetuneRequest) -> JobRecord:
+    def attach(self, record: JobRecord, request: FinetuneRequest, save: SaveFn) -> JobRecord:
         """Nothing runs remotely, so the recorded job is simply current."""
         return record
 
@@ -170,13 +202,19 @@ class DryRunBackend:
         return replace(record, status="succeeded")
 
 
-def get_backend(name: str) -> FinetuneBackend:
-    """The backend registered under ``name``."""
+def get_backend(name: str, *, log_dir: Path | None = None, out_dir: Path | None = None) -> FinetuneBackend:
+    """The backend registered under ``name`` (``log_dir``: job event logs; ``out_dir``: local configs)."""
     if name == "dry_run":
         return DryRunBackend()
-    if name in {"openai", "trl"}:
-        raise ParameterError(f"finetune backend {name!r} is not wired yet; use backend='dry_run'")
-    raise ParameterError(f"unknown finetune backend {name!r}; known: 'dry_run' ('openai', 'trl' planned)")
+    if name == "openai":
+        from pipeline.finetune_openai import OpenAIFinetuneBackend
+
+        return OpenAIFinetuneBackend(log_dir=log_dir)
+    if name == "local":
+        from pipeline.finetune_local import LocalFinetuneBackend
+
+        return LocalFinetuneBackend(out_dir=out_dir)
+    raise ParameterError(f"unknown finetune backend {name!r}; known: 'dry_run', 'openai', 'local'")
 
 
 def load_prices(path: Path = PRICES_PATH) -> dict[str, float]:
@@ -213,7 +251,7 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
         raise ParameterError(f"agent must match {_AGENT_NAME.pattern}, got {agent!r}")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ParameterError(f"epochs must be a positive integer, got {epochs!r}")
-    runner = get_backend(backend)
+    runner = get_backend(backend, log_dir=ctx.workspace / ".coord" / "logs" / "finetune", out_dir=ctx.path(out_dir))
     train = ctx.path(train_dir) / "openai" / f"{agent}.jsonl"
     if not train.exists():
         raise InputError("training file not found", path=ctx.rel(train))
@@ -229,17 +267,25 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
     if not report.valid:
         raise _refuse(report, rel)
     estimate = estimate_training(report, model, epochs, load_prices())
+    if backend == "local":  # trained on your own GPU: no API bill to estimate
+        estimate = replace(estimate, price_per_1m_tokens=0.0, est_cost_usd=0.0, cost_flag=None)
     if estimate.cost_flag:
         log.warning("finetune %s: %s; cost recorded as null", agent, estimate.cost_flag)
     request = FinetuneRequest(agent, model, epochs, train, rel, sha256_file(train), estimate)
     previous = JobRecord.load(job_path)
+
+    def save(rec: JobRecord) -> None:
+        rec.save(job_path)
+
     if previous is not None and previous.status not in {"failed", "cancelled"} and \
             (previous.backend, previous.training_file_sha256, previous.model, previous.epochs) == \
             (backend, request.training_file_sha256, model, epochs):
-        record = runner.attach(previous, request)
-        log.info("finetune %s: re-attached to job %s", agent, record.job_id)
+        record = runner.attach(previous, request, save)
+        log.info("finetune %s: re-attached to job %s", agent, record.job_id or record.remote_file_id)
     else:
-        record = runner.submit(request)
+        if runner.paid and ctx.spend is not None:  # refuse before anything is uploaded or billed
+            ctx.spend.check(estimate.est_cost_usd, f"fine-tuning {agent} on {model}")
+        record = runner.submit(request, save)
     record.save(job_path)  # the id is on disk before we wait on the job
     while record.status not in TERMINAL:
         ctx.report(f"job {record.job_id}: {record.status}", None)
@@ -248,12 +294,33 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
         if polled != record:
             polled.save(job_path)
         record = polled
+    if record.status in ("failed", "cancelled"):  # recorded, not vouched for: a retry submits afresh
+        raise PipelineError(record.error or f"fine-tuning job {record.job_id} ended {record.status}")
+    if record.status == "succeeded" and runner.paid and ctx.spend is not None:
+        _record_cost(ctx, record, estimate)
     run.record(job_path)
     notes = [f"{'dry run' if runner.dry_run else 'job'} {record.job_id}: {record.status}"]
+    if record.error:
+        notes.append(record.error)
+    if record.launch_command:
+        notes.append("launch on a GPU machine: " + " ".join(record.launch_command))
     if estimate.cost_flag:
         notes.append(estimate.cost_flag)
     metrics: dict[str, MetricValue] = {"examples": estimate.examples, "tokens": estimate.tokens, "training_tokens": estimate.training_tokens,
                "est_cost_usd": estimate.est_cost_usd, "cost_known": estimate.est_cost_usd is not None,
                "validation_errors": report.errors, "dry_run": runner.dry_run,
-               "succeeded": record.status == "succeeded"}
+               "succeeded": record.status == "succeeded", "job_status": record.status,
+               "fine_tuned_model": record.fine_tuned_model}
     return run.finish(metrics, notes)
+
+
+def _record_cost(ctx: StepContext, record: JobRecord, estimate: TrainingEstimate) -> None:
+    """One ledger row per job (keyed by its id): billed tokens × price, else the estimate."""
+    from roles.providers.types import CallRecord, Cost, Usage
+
+    tokens = record.trained_tokens or estimate.training_tokens
+    price = estimate.price_per_1m_tokens
+    cost = Cost(round(tokens / 1_000_000 * price, 6)) if price is not None else Cost(None, estimate.cost_flag)
+    assert ctx.spend is not None
+    ctx.spend.record(CallRecord("finetune", record.backend, record.model, usage=Usage(input_tokens=tokens),
+                                cost=cost, ref=record.job_id))

@@ -6,7 +6,8 @@ It serves:
 - Anthropic ``POST /v1/messages`` (JSON and SSE stream);
 - OpenAI ``POST /v1/chat/completions`` (JSON and SSE), ``POST /v1/responses`` (JSON and
   SSE), ``POST /v1/files``, ``POST /v1/fine_tuning/jobs``, ``GET /v1/fine_tuning/jobs/{id}``,
-  ``GET /v1/fine_tuning/jobs/{id}/events``, ``POST /v1/fine_tuning/jobs/{id}/cancel``.
+  ``GET /v1/fine_tuning/jobs`` (list), ``GET /v1/fine_tuning/jobs/{id}/events``,
+  ``POST /v1/fine_tuning/jobs/{id}/cancel``.
 
 Tests script it: queued reply texts, injected :class:`~tests.fakes.faults.Fault` s per
 route (429 with retry-after, 500, slow answers, malformed JSON, truncated streams,
@@ -30,7 +31,8 @@ from typing import Any
 from tests.fakes.faults import Fault
 
 Route = str
-"""``messages``, ``chat``, ``responses``, ``files``, ``ft_create``, ``ft_get``, ``ft_events``, ``ft_cancel``."""
+"""``messages``, ``chat``, ``responses``, ``files``, ``ft_create``, ``ft_list``, ``ft_get``, ``ft_events``,
+``ft_cancel``."""
 
 
 @dataclass
@@ -163,6 +165,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("POST", re.compile(r"^/v1/responses$"), "responses"),
     ("POST", re.compile(r"^/v1/files$"), "files"),
     ("POST", re.compile(r"^/v1/fine_tuning/jobs$"), "ft_create"),
+    ("GET", re.compile(r"^/v1/fine_tuning/jobs$"), "ft_list"),
     ("GET", re.compile(r"^/v1/fine_tuning/jobs/(?P<id>[^/]+)$"), "ft_get"),
     ("GET", re.compile(r"^/v1/fine_tuning/jobs/(?P<id>[^/]+)/events$"), "ft_events"),
     ("POST", re.compile(r"^/v1/fine_tuning/jobs/(?P<id>[^/]+)/cancel$"), "ft_cancel"),
@@ -452,6 +455,10 @@ class _Handler(BaseHTTPRequestHandler):
                 job.obj["error"] = {"code": "invalid_training_file", "message": self.srv.job_error, "param": None}
                 job.events.append(self._event(self.srv.job_error, "error"))
         self._json(200, job.obj)
+
+    def _r_ft_list(self, body: Any, params: dict[str, str], raw: bytes) -> None:
+        jobs = [j.obj for j in reversed(self.srv.jobs.values())]
+        self._json(200, {"object": "list", "data": jobs, "has_more": False})
 
     def _r_ft_events(self, body: Any, params: dict[str, str], raw: bytes) -> None:
         job = self.srv.jobs[params["id"]]

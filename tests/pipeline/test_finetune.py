@@ -99,7 +99,7 @@ def test_a_recorded_job_is_reattached_not_submitted_again(tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "needle"), [
-    ({"backend": "openai"}, ParameterError, "not wired yet"),
+    ({"backend": "openai"}, ParameterError, "needs an API key: set OPENAI_API_KEY"),
     ({"backend": "magic"}, ParameterError, "unknown finetune backend"),
     ({"epochs": 0}, ParameterError, "epochs"),
     ({"agent": "legal"}, InputError, r"legal\.jsonl"),

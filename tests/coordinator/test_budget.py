@@ -1,0 +1,124 @@
+"""Budgets: a hit mid-run holds new paid work (exit 3), `coord budget raise` resumes it; role budgets; alerts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.budget import RunBudget
+from coordinator.cli.app import app
+from coordinator.errors import BudgetExceeded
+from coordinator.events import read_events
+from coordinator.ledger import Ledger
+from coordinator.plan import Budget
+from coordinator.runner import RunOptions, run_plan, run_status
+from roles.providers.types import CallRecord, Cost
+from tests.fakes.llm_server import FakeLLMServer
+
+KEY = "sk-ant-api03-budget-test-000000000"
+ANSWER = json.dumps({"summary": "done", "deliverables": []})
+
+PLAN = """name: paid
+roles:
+  lead: {{agent: claude, driver: llm, provider: anthropic, model: claude-haiku-4-5, base_url: "{url}"{lead_extra}}}
+  quality: {{agent: codex}}
+  execution: {{agent: cursor}}
+budget: {{usd: {usd}}}
+tasks:
+  - {{id: a, title: First, role: lead, instructions: Write part one.}}
+  - {{id: free, title: Free step, role: quality, needs: [a], run: t_noop}}
+  - {{id: b, title: Second, role: lead, needs: [a], instructions: Write part two.}}
+  - {{id: c, title: Third, role: lead, needs: [b], instructions: Write part three.}}
+"""
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with FakeLLMServer() as srv:
+        srv.default_reply = ANSWER
+        yield srv
+
+
+def _run(ws, server, usd, lead_extra=""):
+    path = ws.root / "paid.yaml"
+    path.write_text(PLAN.format(url=server.anthropic_url, usd=usd, lead_extra=lead_extra))
+    return run_plan(ws, RunOptions(plan=str(path), render_interval=0))
+
+
+def _kinds(ws, kind):
+    return [e for e in read_events(ws.events) if e["kind"] == kind]
+
+
+def test_budget_hit_mid_run_holds_paid_work_and_a_raise_resumes_it(ws, server):
+    # one call costs a few hundredths of a cent; the first call exhausts a $0.0001 budget
+    summary = _run(ws, server, usd=0.0001)
+    tasks = summary.state["tasks"]
+    assert summary.exit_code == 3
+    assert tasks["a"]["status"] == "done" and tasks["free"]["status"] == "done"  # free work still ran
+    assert tasks["b"]["status"] == "waiting" and tasks["b"]["held_by"] == "budget"
+    assert tasks["c"]["status"] == "pending"
+    assert len(server.calls("messages")) == 1
+    assert "budget exhausted" in tasks["b"]["reason"] and "coord budget raise" in tasks["b"]["reason"]
+    assert any(p.startswith("budget: $") and "paid work is paused" in p for p in summary.problems)
+    assert [e["task"] for e in _kinds(ws, "task_held")] == ["b"]
+    assert [e["threshold"] for e in _kinds(ws, "budget_alert")] == [0.25, 0.5, 0.8]
+    team = ws.team_file.read_text()
+    assert "exhausted: paid work paused" in team
+    assert "exhausted" in (ws.boards / "CLAUDE_TASKS.md").read_text()
+    st = run_status(ws)
+    assert st["budget"]["exhausted"] and st["budget"]["alerts"] == [0.25, 0.5, 0.8]
+    status_out = CliRunner().invoke(app, ["status", "-w", str(ws.root)], catch_exceptions=False).output
+    assert "EXHAUSTED" in status_out
+
+    result = CliRunner().invoke(app, ["budget", "raise", "5", "-w", str(ws.root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "$5.00" in result.output and "finished" in result.output
+    st = run_status(ws)
+    assert st["phase"] == "finished" and not st["budget"]["exhausted"]
+    assert {t: st["tasks"][t]["status"] for t in "abc"} == {"a": "done", "b": "done", "c": "done"}
+    assert len(server.calls("messages")) == 3  # nothing paid ran twice
+    assert len(Ledger.of(ws.state_dir).calls(summary.run_id)) == 3
+
+
+def test_a_role_budget_holds_only_that_roles_paid_work(ws, server):
+    summary = _run(ws, server, usd=100, lead_extra=", budget_usd: 0.0001")
+    assert summary.exit_code == 3
+    assert summary.state["tasks"]["b"]["held_by"] == "budget"
+    assert "budget of role 'lead' exhausted" in summary.state["tasks"]["b"]["reason"]
+    result = CliRunner().invoke(app, ["budget", "raise", "1", "--role", "lead", "-w", str(ws.root)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and run_status(ws)["phase"] == "finished"
+
+
+def test_approval_lets_the_run_continue_past_the_limit(ws, server):
+    _run(ws, server, usd=0.0001)
+    result = CliRunner().invoke(app, ["budget", "approve", "-w", str(ws.root)], catch_exceptions=False)
+    assert result.exit_code == 0 and "approved by a person" in result.output
+    assert run_status(ws)["phase"] == "finished"
+
+
+def test_estimates_past_what_is_left_are_refused(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    budget = RunBudget(ledger, "r1", Budget(usd=10.0), {})
+    ledger.record(CallRecord("llm", "anthropic", "m", cost=Cost(7.5)), run_id="r1", task_id="t", role="lead",
+                  agent="claude")
+    budget.check("lead", 2.0, "generate")  # fits: $2.50 left
+    with pytest.raises(BudgetExceeded, match=r"estimated \$3.00 exceeds what is left .* \(\$2.50 of \$10.00\)"):
+        budget.check("lead", 3.0, "generate")
+    ledger.change_budget("r1", "run", "raise", 5.0)
+    budget.check("lead", 3.0, "generate")
+    assert budget.status().run.limit_usd == 15.0 and budget.status().alerts == (0.25, 0.5)
+
+
+def test_unknown_costs_are_counted_apart_not_guessed(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.record(CallRecord("llm", "openai_compatible", "llama3.1:8b", cost=Cost(None, "no inference price")),
+                  run_id="r", task_id="t", role="lead", agent="claude")
+    ledger.record(CallRecord("llm", "anthropic", "claude-haiku-4-5", cost=Cost(0.25)), run_id="r", task_id="t",
+                  role="lead", agent="claude")
+    [total] = ledger.totals("r", "role")
+    assert (total.calls, total.usd, total.unknown) == (2, 0.25, 1)
+    assert ledger.flags("r") == ["no inference price"]

@@ -1,0 +1,197 @@
+"""Fine-tuning backends: OpenAI against the loopback server (incl. crash/resume and refusal), local QLoRA config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from coordinator.budget import RunBudget
+from coordinator.errors import BudgetExceeded
+from coordinator.ledger import Ledger
+from coordinator.plan import Budget
+from pipeline._step import StepContext
+from pipeline.errors import ParameterError, PipelineError
+from pipeline.finetune import JobRecord, finetune
+from pipeline.finetune_openai import FinetuneRefused
+from tests.fakes.faults import Fault
+from tests.fakes.llm_server import FakeLLMServer
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "sk-proj-finetune-test-0123456789"
+ROW = {"messages": [{"role": "system", "content": "You are the support agent."},
+                    {"role": "user", "content": "My parcel is late."},
+                    {"role": "assistant", "content": "Sorry about that; I will check the tracking now."}]}
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with FakeLLMServer() as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.openai_url)
+        monkeypatch.setenv("COORD_FINETUNE_POLL_S", "0.001")
+        yield srv
+
+
+def _train(ws: Path, n: int = 12) -> Path:
+    path = ws / "data/sft/openai/support.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(ROW) + b"\n" for _ in range(n)))
+    return path
+
+
+def _record(ws: Path) -> dict:
+    return orjson.loads((ws / "data/finetune/support.job.json").read_bytes())
+
+
+def _spend(ws: Path, usd: float):
+    budget = RunBudget(Ledger.of(ws / ".coord"), "run1", Budget(usd=usd), {})
+    return budget.for_task("finetune[support]", "execution", "cursor")
+
+
+def test_openai_job_runs_to_success_with_events_logged_and_cost_recorded(tmp_path, server):
+    _train(tmp_path)
+    spend = _spend(tmp_path, 100.0)
+    result = finetune(StepContext(workspace=tmp_path, spend=spend), agent="support", backend="openai")
+    rec = _record(tmp_path)
+    assert rec["status"] == "succeeded" and rec["job_id"].startswith("ftjob-") and rec["remote_file_id"]
+    assert rec["fine_tuned_model"].startswith("ft:gpt-4o-mini") and rec["trained_tokens"] == 12345
+    assert result.metrics["succeeded"] is True and result.metrics["dry_run"] is False
+    assert len(server.calls("files")) == 1 and len(server.calls("ft_create")) == 1
+    create = server.calls("ft_create")[0].body
+    assert create["method"]["supervised"]["hyperparameters"]["n_epochs"] == 3
+    log = (tmp_path / ".coord/logs/finetune/support.log").read_text()
+    for status in ("validating_files", "queued", "running", "succeeded"):
+        assert f"Job status: {status}" in log or status == "validating_files"
+    assert "Created fine-tuning job" in log and KEY not in log
+    [row] = Ledger.of(tmp_path / ".coord").calls("run1")
+    assert (row["kind"], row["ref"], row["tokens_in"]) == ("finetune", rec["job_id"], 12345)
+    assert row["usd"] == pytest.approx(12345 / 1e6 * 3.0)
+
+
+def test_polling_survives_rate_limits_and_server_errors(tmp_path, server):
+    _train(tmp_path)
+    server.inject("ft_get", Fault.http(429, retry_after=0), Fault.http(500))
+    finetune(StepContext(workspace=tmp_path), agent="support", backend="openai")
+    assert _record(tmp_path)["status"] == "succeeded" and len(server.calls("ft_create")) == 1
+
+
+@pytest.mark.parametrize("final", ["failed", "cancelled"])
+def test_a_failed_or_cancelled_job_fails_the_step_with_the_reason(tmp_path, server, final):
+    _train(tmp_path)
+    server.job_script = ["validating_files", "running", final]
+    with pytest.raises(PipelineError, match=final if final == "cancelled" else "training data failed validation"):
+        finetune(StepContext(workspace=tmp_path), agent="support", backend="openai")
+    assert _record(tmp_path)["status"] == final
+
+
+def test_refusal_says_plainly_that_self_serve_fine_tuning_is_closing(tmp_path, server):
+    _train(tmp_path)
+    server.refuse_new_jobs = "Fine-tuning is not available for new jobs on this account."
+    with pytest.raises(FinetuneRefused) as err:
+        finetune(StepContext(workspace=tmp_path), agent="support", backend="openai")
+    msg = str(err.value)
+    assert "not available for new jobs" in msg and "2026-05-07" in msg and "2027-01-06" in msg
+    assert "'local'" in msg and "'dry_run'" in msg
+
+
+def test_a_fine_tune_past_the_budget_is_refused_before_uploading(tmp_path, server):
+    _train(tmp_path, n=2000)
+    with pytest.raises(BudgetExceeded, match=r"fine-tuning support .* exceeds what is left"):
+        finetune(StepContext(workspace=tmp_path, spend=_spend(tmp_path, 0.01)), agent="support", backend="openai")
+    assert server.calls("files") == [] and server.calls("ft_create") == []
+
+
+def test_crash_between_job_creation_and_polling_reattaches_to_the_one_job(tmp_path, server):
+    _train(tmp_path)
+    server.hold("ft_get")  # the child blocks on its first poll, after the job id is on disk
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    code = ("import sys; from pathlib import Path; from pipeline._step import StepContext; "
+            "from pipeline.finetune import finetune; "
+            "finetune(StepContext(workspace=Path(sys.argv[1])), agent='support', backend='openai')")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=REPO)
+    try:
+        job_path = tmp_path / "data/finetune/support.job.json"
+        for _ in range(400):
+            if server.calls("ft_get") and job_path.exists() and _record(tmp_path)["job_id"]:
+                break
+            time.sleep(0.05)
+        assert _record(tmp_path)["status"] == "validating_files"
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    server.release("ft_get")
+    finetune(StepContext(workspace=tmp_path), agent="support", backend="openai")
+    assert _record(tmp_path)["status"] == "succeeded"
+    assert len(server.calls("ft_create")) == 1 and len(server.calls("files")) == 1
+
+
+def test_crash_after_create_but_before_the_id_was_saved_finds_the_job(tmp_path, server):
+    import openai
+
+    path = _train(tmp_path)
+    client = openai.OpenAI(api_key=KEY, base_url=server.openai_url)
+    uploaded = client.files.create(file=("support.jsonl", path.read_bytes()), purpose="fine-tune")
+    client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=uploaded.id)
+    # what the step had saved when it died: the upload, not yet the job id
+    finetune(StepContext(workspace=tmp_path), agent="support", backend="dry_run")  # a valid record to edit
+    rec = JobRecord.load(tmp_path / "data/finetune/support.job.json")
+    assert rec is not None
+    rec.backend, rec.dry_run, rec.job_id, rec.status, rec.remote_file_id = "openai", False, "", "uploaded", uploaded.id
+    rec.save(tmp_path / "data/finetune/support.job.json")
+    finetune(StepContext(workspace=tmp_path), agent="support", backend="openai")
+    assert len(server.calls("ft_create")) == 1 and _record(tmp_path)["status"] == "succeeded"
+
+
+# --- local backend ----------------------------------------------------------------------------------
+
+
+def test_local_backend_writes_a_validated_qlora_config_and_launch_command(tmp_path):
+    _train(tmp_path)
+    result = finetune(StepContext(workspace=tmp_path), agent="support", backend="local",
+                      model="unsloth/Llama-3.2-3B-Instruct-bnb-4bit", epochs=2)
+    rec = _record(tmp_path)
+    assert rec["status"] == "prepared" and rec["est_cost_usd"] == 0.0 and result.metrics["cost_known"] is True
+    cfg = json.loads(Path(rec["config_path"]).read_text()) if Path(rec["config_path"]).is_absolute() else \
+        json.loads((tmp_path / rec["config_path"]).read_text())
+    assert cfg["load_in_4bit"] is True and cfg["num_train_epochs"] == 2 and cfg["trainer"] == "unsloth"
+    assert cfg["dataset"].endswith("data/sft/openai/support.jsonl")
+    assert rec["launch_command"][:3] == ["python", "-m", "pipeline.local_sft"]
+    assert any("launch on a GPU machine" in n for n in result.notes)
+    check = subprocess.run([sys.executable, *rec["launch_command"][1:], "--check"], cwd=REPO,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert check.returncode == 0, check.stderr
+    assert "QLoRA SFT of unsloth/Llama-3.2-3B-Instruct-bnb-4bit" in check.stdout
+
+
+def test_local_config_validation_names_every_bad_field(tmp_path):
+    _train(tmp_path)
+    bad = {"base_model": "not a model id", "dataset": str(tmp_path / "missing.jsonl"),
+           "output_dir": str(tmp_path / "out"), "load_in_4bit": False, "lora_r": 0, "learning_rate": 3}
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(bad))
+    check = subprocess.run([sys.executable, "-m", "pipeline.local_sft", "--config", str(path), "--check"],
+                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert check.returncode == 2
+    for field in ("base_model", "lora_r", "learning_rate"):
+        assert f"→ {field}:" in check.stderr
+    bad.update(base_model="org/model", load_in_4bit=True, lora_r=8, learning_rate=1e-4)
+    path.write_text(json.dumps(bad))
+    check = subprocess.run([sys.executable, "-m", "pipeline.local_sft", "--config", str(path), "--check"],
+                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert check.returncode == 2 and "missing.jsonl does not exist" in check.stderr
+
+
+def test_unknown_backend_lists_the_known_ones(tmp_path):
+    _train(tmp_path)
+    with pytest.raises(ParameterError, match="known: 'dry_run', 'openai', 'local'"):
+        finetune(StepContext(workspace=tmp_path), agent="support", backend="trl")
