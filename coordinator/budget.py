@@ -102,6 +102,19 @@ class RunBudget:
         self.run_id = run_id
         self.budget = budget
         self.roles = roles
+        self._released_at: int | None = None
+        """Budget changes seen at the last release; held work is retried once per change (and per process)."""
+
+    def take_release(self) -> bool:
+        """True once per process start and once per new budget change: the moments held work may retry.
+
+        A step that refused its estimate would otherwise be released and refused again in a loop.
+        """
+        n = len(self.ledger.budget_changes(self.run_id))
+        if self._released_at is not None and n <= self._released_at:
+            return False
+        self._released_at = n
+        return True
 
     def _scope(self, scope: str, base: float | None, role: str | None) -> ScopeStatus:
         limit, approved = base, False
@@ -202,7 +215,7 @@ def is_paid(task: CompiledTask, role: RoleDefinition) -> bool:
 def release_held(budget: RunBudget, plan: CompiledPlan, tasks: dict[str, Any]) -> dict[str, TaskRecord]:
     """Budget-held tasks whose budget now allows them, back to pending."""
     held = [t for t, r in tasks.items() if r.get("status") == "waiting" and r.get("held_by") == HOLD]
-    if not held:
+    if not held or not budget.take_release():
         return {}
     st = budget.status()
     return {t: TaskRecord(status="pending", held_by=None, reason=None, error=None)

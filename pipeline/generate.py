@@ -69,6 +69,8 @@ NO_END_PUNCT_RATE = 0.0075
 NEAR_DUP_RATE = 0.01
 TRAIT_RATES: tuple[tuple[Trait, float], ...] = (
     ("pii", PII_RATE), ("too_short", TOO_SHORT_RATE), ("no_end_punct", NO_END_PUNCT_RATE))
+MAX_LLM_REDRAWS = 2
+"""Paid redraws of an LLM example that exactly repeats an earlier one before it is kept as is."""
 NEAR_DUP_WINDOW = 200
 """Near-duplicates copy one of the last this-many regular examples (bounded memory)."""
 DEFAULT_OUT_DIR = WsPath("data/generated_examples")
@@ -198,7 +200,12 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
                     stats["near_dup_seeded"] += 1
             if row is None or _digest(row) in seen:
                 row = provider.example(spec, rng)
-                while _digest(row) in seen:  # astronomically rare; redraw from the same stream
+                redraws = 0
+                while _digest(row) in seen:  # astronomically rare offline; redraw from the same stream
+                    redraws += 1
+                    if redraws > MAX_LLM_REDRAWS and not provider.plants_traits:
+                        stats["duplicates_kept"] += 1  # a model repeating itself: kept, and the audit counts it
+                        break
                     row = provider.example(spec, rng)
                 for trait in spec.traits:
                     stats[f"{trait}_seeded"] += 1
@@ -216,7 +223,7 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
 @step("generate")
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
-             difficulty_mix: dict[str, float] | None = None) -> StepResult:
+             difficulty_mix: dict[str, float] | None = None, model: str | None = None) -> StepResult:
     """Generate raw examples for every agent (``difficulty_mix`` defaults to 30/45/25 %)."""
     _check_agents(agents)
     if not isinstance(examples_per_agent, int) or isinstance(examples_per_agent, bool) or examples_per_agent < 1:
@@ -224,14 +231,19 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ParameterError(f"seed must be an integer, got {seed!r}")
     mix = _check_mix(difficulty_mix)
-    prov = get_provider(provider)
+    prov = get_provider(provider, model=model, spend=ctx.spend)
     out = ctx.path(out_dir)
     outputs = [out / f"{a}.jsonl" for a in agents]
     params = {"agents": list(agents), "examples_per_agent": examples_per_agent, "seed": seed,
               "provider": provider, "out_dir": str(out_dir), "difficulty_mix": mix}
+    if model is not None:
+        params["model"] = model
     run = StepRun(ctx, "generate", params, inputs=[], outputs=outputs, seed=seed, provider=provider)
     if (cached := run.cached()) is not None:
         return cached
+    check_budget = getattr(prov, "check_budget", None)  # paid providers refuse to start past the budget
+    if check_budget is not None:
+        check_budget(examples_per_agent * len(agents))
     total: Counter[str] = Counter()
     for k, (agent, path) in enumerate(zip(agents, outputs, strict=True)):
         ctx.report(f"generating {examples_per_agent} examples for {agent!r}", k / len(agents))
@@ -247,4 +259,6 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
                "near_dup_seeded": total["near_dup_seeded"], "too_short_seeded": total["too_short_seeded"],
                "no_end_punct_seeded": total["no_end_punct_seeded"],
                "words_mean": round(total["words"] / n, 1)}
+    if total["duplicates_kept"]:
+        metrics["duplicates_kept"] = total["duplicates_kept"]
     return run.finish(metrics)

@@ -6,8 +6,11 @@ seeded ``random.Random`` and marks every row ``"provider": "offline"``. It also
 honours *traits* (PII, too-short answer, missing end punctuation) that the generate
 step plants at documented rates so the audit has something real to find.
 
-``anthropic`` is accepted by name and refuses until the real-agents provider layer
-lands; it will implement the same :class:`ExampleProvider` protocol.
+``anthropic``, ``openai`` and ``openai_compatible`` go through the LLM provider layer
+(:mod:`roles.providers`, see :mod:`pipeline.llm_examples`): each example is one
+structured-output call, validated against the raw-example format, retried once with the
+validation error, recorded in the cost ledger; the step estimates the whole run's cost
+first and refuses to start past the budget.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, NotRequired, Protocol, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, TypedDict
 
 import orjson
 
 from pipeline import offline_corpus as oc
 from pipeline.errors import ParameterError
+
+if TYPE_CHECKING:
+    from roles.providers.types import SpendGuard
 
 Difficulty = Literal["easy", "medium", "hard"]
 Kind = Literal["chat", "code", "tool"]
@@ -306,12 +312,15 @@ class OfflineProvider:
         return [], block
 
 
-def get_provider(name: str) -> ExampleProvider:
-    """The provider registered under ``name``."""
+LLM_PROVIDERS = ("anthropic", "openai", "openai_compatible")
+
+
+def get_provider(name: str, *, model: str | None = None, spend: SpendGuard | None = None) -> ExampleProvider:
+    """The provider registered under ``name`` (LLM providers record their calls to ``spend``)."""
     if name == "offline":
         return OfflineProvider()
-    if name == "anthropic":
-        raise ParameterError(
-            "provider 'anthropic' needs the real-agents provider layer (roles/ drivers) and an "
-            "ANTHROPIC_API_KEY; it is not wired into generate yet — use provider='offline'")
-    raise ParameterError(f"unknown provider {name!r}; known: 'offline', 'anthropic'")
+    if name in LLM_PROVIDERS:
+        from pipeline.llm_examples import LLMExampleProvider
+
+        return LLMExampleProvider(name, model, spend)
+    raise ParameterError(f"unknown provider {name!r}; known: 'offline', {', '.join(map(repr, LLM_PROVIDERS))}")

@@ -1,4 +1,8 @@
-"""The ``anthropic`` provider: the official SDK's Messages API (JSON or SSE stream)."""
+"""The ``anthropic`` provider: the official SDK's Messages API (JSON or SSE stream).
+
+``LLMRequest.temperature`` is not sent: the installed SDK's ``messages.create`` has no
+such parameter any more.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,7 @@ class AnthropicProvider(SDKProvider):
                               "messages": [{"role": m.role, "content": m.content} for m in request.messages]}
         if request.system:
             kw["system"] = request.system
-        if request.temperature is not None:
-            kw["temperature"] = request.temperature
+        # no sampling temperature: current Messages API clients no longer take one
         if not self.config.stream:
             msg = self.client.messages.create(**kw)
             text = "".join(b.text for b in msg.content if getattr(b, "type", None) == "text")
