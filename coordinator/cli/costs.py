@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
             console.out.print_json(orjson.dumps(data).decode())
             return
         console.info(f"costs of {'every run' if rid is None else 'run ' + rid} (from .coord/ledger.sqlite)")
+        if not any(totals.values()):
+            console.info("no paid calls recorded: every role used the offline stand-in or a free backend")
+            return
         for group, rows in totals.items():
             table = Table(group, "calls", "tokens in", "tokens out", "cached", "USD", "unknown cost")
             for t in rows:
