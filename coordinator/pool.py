@@ -147,9 +147,12 @@ class TaskPool:
                 return  # timed out: the graph already recorded the failure
             atomic_write_bytes(path, orjson.dumps(record))
             kind: EventKind = "task_finished" if record["status"] == "done" else "task_failed"
-            self.events.emit(kind, task=task.id, dispatch=entry.dispatch, attempts=record.get("attempts"),
-                             duration_s=record.get("duration_s"), error=record.get("error"),
-                             skipped_run=record.get("skipped_run", False))
+            if record.get("held_by"):  # refused to start past the budget: held, not failed
+                self.events.emit("task_held", task=task.id, dispatch=entry.dispatch, reason=record.get("reason"))
+            else:
+                self.events.emit(kind, task=task.id, dispatch=entry.dispatch, attempts=record.get("attempts"),
+                                 duration_s=record.get("duration_s"), error=record.get("error"),
+                                 skipped_run=record.get("skipped_run", False))
         with self._lock:  # leave the in-flight set and queue the result atomically
             if self._inflight.get(task.id) is not entry:
                 return

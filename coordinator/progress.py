@@ -52,6 +52,8 @@ class Progress:
                 self.status[task] = "skipped"
             elif kind == "task_blocked" and task:
                 self.status[task] = "blocked"
+            elif kind == "task_held" and task:
+                self.status[task] = "waiting"
             elif kind == "gate_decided":
                 self.gates[event["gate"]] = str(event.get("status"))
         if self._live is not None:
@@ -89,6 +91,11 @@ class Progress:
             return f"{self._elapsed()}  ◆ gate {e['gate']}: {e.get('status')}{grade}"
         if kind == "deferred_opened":
             return f"{self._elapsed()}  … deferred: {e.get('item')}"
+        if kind == "task_held":
+            return f"{self._elapsed()}  ⏸ {task} held: {e.get('reason')}"
+        if kind == "budget_alert":
+            return (f"{self._elapsed()}  $ budget alert: {100 * float(e.get('threshold') or 0):.0f}% "
+                    f"(${e.get('spent_usd')} of ${e.get('limit_usd')})")
         return None
 
     def _table(self) -> Table:

@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
+from coordinator.events import read_events
 from coordinator.runner import RunOptions, run_plan, run_status
 from tests.fakes.llm_server import FakeLLMServer
 
@@ -38,6 +39,8 @@ def test_generate_waits_for_budget_then_runs_after_a_raise(ws, monkeypatch):
         assert summary.exit_code == 3 and rec["status"] == "waiting" and rec["held_by"] == "budget"
         assert "generating 5 examples with anthropic claude-haiku-4-5 not started" in rec["reason"]
         assert server.calls("messages") == []
+        kinds = [e["kind"] for e in read_events(ws.events) if e.get("task") == "generate"]
+        assert "task_held" in kinds and "task_failed" not in kinds
         out = CliRunner().invoke(app, ["budget", "raise", "1", "-w", str(ws.root)], catch_exceptions=False)
         assert out.exit_code == 0, out.output
         st = run_status(ws)
