@@ -46,6 +46,7 @@ class _Inflight:
     started: float
     cancel: threading.Event
     deadline: float | None
+    feedback: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,10 +79,13 @@ class TaskPool:
         with self._lock:
             return bool(self._inflight) or not self._done.empty()
 
-    def submit(self, task: CompiledTask, dispatch: int) -> None:
-        """Start a task (or take its durable record if an earlier process finished it)."""
+    def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None) -> None:
+        """Start a task (or take its durable record if an earlier process finished it).
+
+        ``feedback``: review findings from a gate that sent the task back; the driver gets them.
+        """
         deadline = time.monotonic() + task.timeout if task.timeout else None
-        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline)
+        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline, list(feedback or []))
         with self._lock:
             if task.id in self._inflight:
                 return
@@ -89,13 +93,21 @@ class TaskPool:
         thread = threading.Thread(target=self._work, args=(entry,), name=f"task:{task.id}", daemon=True)
         thread.start()
 
-    def wait_any(self, poll: float = 0.5) -> dict[str, TaskRecord]:
-        """Block until at least one task finished (or timed out); return every finished record."""
+    def wait_any(self, poll: float = 0.5, *, deadline: float | None = None,
+                 wake: Callable[[], bool] | None = None) -> dict[str, TaskRecord]:
+        """Block until at least one task finished (or timed out); return every finished record.
+
+        Returns early (possibly with nothing) at the monotonic ``deadline`` or when ``wake()`` is true.
+        """
         results: dict[str, TaskRecord] = {}
+        if deadline is not None or wake is not None:
+            poll = min(poll, 0.2)
         while not results:
             with self._lock:
                 if not self._inflight:
                     break
+            if (deadline is not None and time.monotonic() >= deadline) or (wake is not None and wake()):
+                break
             try:
                 tid, rec = self._done.get(timeout=poll)
                 results[tid] = rec
@@ -167,7 +179,8 @@ class TaskPool:
             self.events.emit("task_started", task=task.id, dispatch=entry.dispatch, attempt=attempt,
                              role=task.role, agent=role.agent, driver=driver_name)
             ctx = DriverContext(
-                workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt, feedback=[],
+                workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt,
+                feedback=list(entry.feedback),
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
                 log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{_safe(task.id, entry.dispatch)[:-5]}.log")

@@ -60,6 +60,8 @@ class StepContext:
     """Called with a message and an optional fraction done in [0, 1]."""
     force: bool = False
     """Run even when the manifests say the outputs are up to date."""
+    feedback: tuple[str, ...] = ()
+    """Review findings from a gate that sent this task back (empty on a first run)."""
 
     def path(self, rel: str | Path) -> Path:
         """Absolute path of a workspace-relative path, refusing escapes."""

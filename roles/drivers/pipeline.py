@@ -22,7 +22,7 @@ class PipelineDriver:
         """Call the step; turn its result or error into an outcome."""
         assert task.run is not None
         spec = load_steps()[task.run]
-        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress)
+        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, feedback=tuple(ctx.feedback))
         try:
             result = spec.fn(step_ctx, **task.params)
         except PipelineError as e:
