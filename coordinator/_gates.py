@@ -100,13 +100,11 @@ def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, o
                         tasks=ctx.plan.gate_after[gid], findings=len(settlement.feedback))
         return
     final = {**rec, **settlement.update}
-    checks = {c.name: c for c in ctx.plan.gates[gid].criteria}
-    for crit in final.get("criteria") or []:
+    for crit, check in zip(final.get("criteria") or [], ctx.plan.gates[gid].criteria, strict=False):
         if not crit.get("deferred") or not crit.get("defer_text"):
             continue
-        check = checks[crit["name"]]
-        out.deferred[f"{gid}:{check.name}"] = DeferredItem(
-            text=str(crit["defer_text"]), gate=gid, criterion=check.name,
+        out.deferred[f"{gid}:{crit['name']}"] = DeferredItem(
+            text=str(crit["defer_text"]), gate=gid, criterion=crit["name"],
             detail=f"{crit['label']}: measured {crit['measured']}", resolved_by=list(check.resolved_by),
             status="open", resolved_in=None)
         ctx.events.emit("deferred_opened", gate=gid, item=crit["defer_text"])

@@ -117,7 +117,13 @@ def evaluate_all(checks: list[Check], lookup: MetricLookup, workspace: Path, *, 
         if check.claims is not None:
             results[i] = evaluate(check, lookup, workspace, deferrable=deferrable, task_text=task_text,
                                   commands=commands)
-    return [results[i] for i in range(len(checks))]
+    out = [results[i] for i in range(len(checks))]
+    seen: dict[str, int] = {}
+    for res in out:  # two checks of one metric would share a derived name; records need distinct ones
+        seen[res["name"]] = seen.get(res["name"], 0) + 1
+        if seen[res["name"]] > 1:
+            res["name"] = f"{res['name']}_{seen[res['name']]}"
+    return out
 
 
 def _claims_result(check: Check, workspace: Path, task_text: TaskText | None,
