@@ -40,9 +40,7 @@ def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
     for decision in inbox.pending(ctx.ws, ctx.run_id):
         gid = decision["gate"]
         rec: GateRecord = state.get("gates", {}).get(gid, {})  # type: ignore[assignment]
-        if gid not in ctx.plan.gates or _gates.decision_applied(rec, decision["id"]):
-            inbox.remove(ctx.ws, ctx.run_id, gid, decision["id"])
-        elif not _gates.decide(ctx, gid, rec, decision, ch):
+        if gid not in ctx.plan.gates or _gates.decision_applied(rec, decision["id"]) or not _gates.decide(ctx, gid, rec, decision, ch):
             inbox.remove(ctx.ws, ctx.run_id, gid, decision["id"])
 
 

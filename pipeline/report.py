@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
+from coordinator.plan import Grading
 from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
-from coordinator.plan import Grading
 from reviews.grading import letter_grade, weighted_score
 from templates import render
 

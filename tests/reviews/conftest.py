@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+import tests.coordinator.steps_for_tests
 import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
 from coordinator.workspace import Workspace
 
