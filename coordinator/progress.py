@@ -24,7 +24,8 @@ class Progress:
         self.gates: dict[str, str] = {g: "pending" for g in plan.gates}
         self.notes: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._live = Live(self._table(), console=console.out, refresh_per_second=4, transient=False) if live else None
+        self._live = Live(get_renderable=self._table, console=console.out, refresh_per_second=4,
+                          transient=False) if live else None
 
     def __enter__(self) -> Progress:
         if self._live is not None:
@@ -33,7 +34,7 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
-            self._live.update(self._table())
+            self._live.refresh()
             self._live.__exit__(*exc)
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -54,8 +55,7 @@ class Progress:
             elif kind == "gate_decided":
                 self.gates[event["gate"]] = str(event.get("status"))
         if self._live is not None:
-            self._live.update(self._table())
-            return
+            return  # the live table re-renders itself from the shared status
         line = self._line(event)
         if line:
             console.status(line)
@@ -64,8 +64,6 @@ class Progress:
         """Step progress callback."""
         with self._lock:
             self.notes[task] = message + (f" ({fraction:.0%})" if fraction is not None else "")
-        if self._live is not None:
-            self._live.update(self._table())
 
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self.started:6.1f}s"

@@ -33,8 +33,9 @@ examples) and ``difficulty_max_deviation`` (largest absolute gap to the target).
 
 Outputs: ``<out_dir>/audit_metrics.json`` (metrics, per-agent breakdown, samples) and
 ``<out_dir>/audit_report.md`` (bounded, see :mod:`pipeline.audit_report`).
-Memory: about 1.5 kB per unique text (digest, a few counters, MinHash signature and
-LSH entry) plus one small integer per base example and agent; never the texts.
+Memory: about 3 kB per unique text (two 16-byte digests, a few counters, the 512-byte
+MinHash signature and ~2.5 kB of datasketch LSH dict entries) plus the base_id strings
+and one small integer per base example and agent; never the texts.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from pipeline.audit_report import (
     OTHER,
     AgentStats,
     Findings,
+    LengthHistogram,
     WeightStats,
     difficulty_mix,
     mask_pii,
@@ -122,8 +124,7 @@ class AuditAccumulator:
         self.rows = self.rejects = self.schema_errors = 0
         self.unique = self.reuse_rows = self.dup_rows = 0
         self.weights = WeightStats()
-        self.hist = array("q", bytes(8 * HIST_BINS))
-        self.words_sum = 0
+        self.lengths = LengthHistogram(HIST_BINS)
         self.too_short_rows = self.no_end_punct_rows = 0
         self.pii_email_rows = self.pii_phone_rows = self.pii_rows = 0
         self.texts: dict[bytes, int] = {}
@@ -132,6 +133,7 @@ class AuditAccumulator:
         self.words = array("l")
         self.flags = bytearray()
         self.bases: dict[str, int] = {}
+        self._base_names: list[str] = []
         self.base_difficulty = array("b")
         self.difficulty_names: list[str] = []
         self._difficulty_codes: dict[str, int] = {}
@@ -175,8 +177,7 @@ class AuditAccumulator:
         system = [m["value"] for m in conv if m["from"] == "system"]
         flags = self.flags[tidx] | self._system_flags(system, rid)
         words = self.words[tidx]
-        self.hist[min(words, HIST_BINS - 1)] += 1
-        self.words_sum += words
+        self.lengths.add(words)
         agent.words_sum += words
         for bit, attr in _ROW_COUNTERS:
             if flags & bit:
@@ -282,20 +283,10 @@ class AuditAccumulator:
         return flags
 
     def base_name(self, bidx: int) -> str:
-        """The base_id string of a base index (only used for a few samples)."""
-        return next(name for name, i in self.bases.items() if i == bidx)
-
-    def percentile(self, q: float) -> int | None:
-        """Word count at quantile ``q`` from the histogram (None without rows)."""
-        total = sum(self.hist)
-        if total == 0:
-            return None
-        need, seen = max(1, math.ceil(q * total)), 0
-        for words, n in enumerate(self.hist):
-            seen += n
-            if seen >= need:
-                return words
-        return HIST_BINS - 1
+        """The base_id string of a base index (indexes follow insertion order)."""
+        if bidx >= len(self._base_names):  # only samples ask, so rebuilding is rare
+            self._base_names = list(self.bases)
+        return self._base_names[bidx]
 
     def near_duplicates(self) -> tuple[int, int]:
         """Close the LSH index; count pairs across base examples and texts involved."""
@@ -367,8 +358,11 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
                         acc.reject(rejects, path, line, row, *problem)
             # the rejects file holds both kinds; the metrics keep them apart
             acc.rejects += rejects.count - (acc.schema_errors - schema_before)
-    finally:
-        pairs, near_texts = acc.near_duplicates()
+    except BaseException:
+        acc.index.discard()  # stop the signing threads; the error is what matters
+        raise
+    ctx.report("audit: near duplicates", 0.9)
+    pairs, near_texts = acc.near_duplicates()
     ctx.report("audit: writing report", 0.95)
     metrics = _metrics(acc, len(files), pairs, near_texts, difficulty_target)
     agents = {name: a.summary(acc.base_difficulty, acc.difficulty_names, difficulty_target)
@@ -404,8 +398,9 @@ def _metrics(acc: AuditAccumulator, files: int, pairs: int, near_texts: int,
         "near_dup_pairs": pairs, "near_dup_texts": near_texts,
         "near_dup_rate": _rate(near_texts, acc.unique),
         **acc.weights.metrics("weight_"),
-        "answer_words_mean": _rate(acc.words_sum, acc.rows) if acc.rows else None,
-        "answer_words_p50": acc.percentile(0.50), "answer_words_p95": acc.percentile(0.95),
+        "answer_words_mean": acc.lengths.mean,
+        "answer_words_p50": acc.lengths.percentile(0.50),
+        "answer_words_p95": acc.lengths.percentile(0.95),
         "too_short_rows": acc.too_short_rows,
         "too_short_rate": _rate(acc.too_short_rows, acc.rows),
         "no_end_punct_rows": acc.no_end_punct_rows,

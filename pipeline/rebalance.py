@@ -40,6 +40,7 @@ from typing import Any, Literal
 from pipeline._io import JsonlWriter, Rejects, atomic_write_text, data_files, iter_jsonl
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError, ParameterError
+from pipeline.sft import write_openai_rows  # the SFT builder owns the OpenAI conversion
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +180,6 @@ def rebalance(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
               out_dir: WsPath = DEFAULT_OUT_DIR, target: dict[str, float] = DEFAULT_TARGET,
               seed: int = 42, mode: Mode = "down", report: WsPath = DEFAULT_REPORT) -> StepResult:
     """Down- or up-sample each agent's rows by difficulty to the target mix; rewrite both formats."""
-    from pipeline.sft import write_openai_rows  # the SFT builder owns the OpenAI conversion
-
     _check(target, mode)
     root, out, report_path = ctx.path(in_dir), ctx.path(out_dir), ctx.path(report)
     files = data_files(root / "unsloth")

@@ -25,7 +25,8 @@ def test_wheel_install_runs_week2_from_an_empty_directory(tmp_path):
                             "-q", "-w", str(dist), str(REPO)], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout + build.stderr
     wheel = next(dist.glob("coord-*.whl"))
-    install = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+    install = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
+                              "-q", str(wheel)],
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
 

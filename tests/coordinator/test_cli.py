@@ -1,0 +1,178 @@
+"""The `coord` commands as a user types them (CliRunner, real temp workspaces)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli.app import app
+from coordinator.events import read_events
+from coordinator.runner import RunOptions, list_runs, run_plan
+from coordinator.schedule import plan_step
+from coordinator.state import RunState
+from coordinator.workspace import Workspace
+from tests.coordinator.steps_for_tests import write_plan
+
+PLAN = """name: cli_demo
+params: {n: 1}
+tasks:
+  - {id: a, title: A, role: lead, run: t_noop, with: {value: "${n}"}}
+  - {id: b, title: B, role: quality, needs: [a], run: t_noop}
+  - id: c
+    title: Write notes
+    role: execution
+    needs: [b]
+    instructions: Write the notes. Name the risks.
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_init_scaffolds_and_keeps_existing_files(tmp_path):
+    (tmp_path / "TEAM_COORDINATION.md").write_text("# ours\n")
+    result = invoke("init", "-w", str(tmp_path))
+    assert result.exit_code == 0
+    assert (tmp_path / "coord.yaml").exists() and (tmp_path / "plans").is_dir()
+    assert (tmp_path / "TEAM_COORDINATION.md").read_text() == "# ours\n"
+
+
+def test_plans_lists_builtin_and_workspace_plans(tmp_path):
+    (tmp_path / "plans").mkdir()
+    write_plan(tmp_path / "plans", PLAN, "cli_demo.yaml")
+    result = invoke("plans", "-w", str(tmp_path))
+    assert result.exit_code == 0
+    assert "week2" in result.output and "13 tasks" not in result.output  # 9 tasks before fan-out
+    assert "cli_demo" in result.output
+
+
+def test_plan_show_prints_compiled_plan(tmp_path):
+    result = invoke("plan", "show", "week2", "--profile", "speed")
+    assert result.exit_code == 0
+    assert "finetune[legal]" in result.output and "skip: true" in result.output
+
+
+def test_run_by_workspace_plan_name_then_runs_and_status(tmp_path):
+    (tmp_path / "plans").mkdir()
+    write_plan(tmp_path / "plans", PLAN, "cli_demo.yaml")
+    result = invoke("run", "cli_demo", "-w", str(tmp_path), "--set", "n=5")
+    assert result.exit_code == 0, result.output
+    assert "finished: every task done" in result.output
+    runs = invoke("runs", "-w", str(tmp_path))
+    assert "cli_demo" in runs.output and "finished" in runs.output
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).output)
+    assert status["tasks"]["a"]["metrics"] == {"value": 5}
+    text = invoke("status", "-w", str(tmp_path)).output
+    assert "cli_demo" in text and "done" in text
+
+
+def test_status_without_runs_is_a_usage_error(tmp_path):
+    result = invoke("status", "-w", str(tmp_path))
+    assert result.exit_code == 2 and "no runs" in result.output
+
+
+def test_bad_set_is_a_usage_error(tmp_path):
+    write_plan(tmp_path, PLAN, "p.yaml")
+    result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path), "--set", "nope")
+    assert result.exit_code == 2 and "key=value" in result.output
+
+
+def _interrupted_run(ws: Workspace) -> str:
+    """A run whose process 'died' after its first step: recorded as running, checkpoint mid-way."""
+    path = write_plan(ws.root, PLAN, "p.yaml")
+    summary = run_plan(ws, RunOptions(plan=str(path)))
+    record = list_runs(ws)[-1]
+    # Re-open the finished run as if it had stopped after task a: reopen b and c in its checkpoint.
+    from coordinator.checkpoint import open_saver
+    from coordinator.graph import build_graph
+
+    with open_saver(ws.db) as saver:
+        graph = build_graph(saver)
+        config = {"configurable": {"thread_id": summary.run_id}}
+        graph.update_state(config, {"tasks": {"b": {"status": "running", "dispatch": 1},
+                                              "c": {"status": "pending", "dispatch": 0}},
+                                    "phase": "running"}, as_node="advance")
+    (ws.run_dir(summary.run_id) / "results").joinpath("b.1.json").unlink()
+    record["phase"] = "running"
+    (ws.run_dir(summary.run_id) / "run.json").write_text(json.dumps(record))
+    return summary.run_id
+
+
+def test_run_resumes_the_unfinished_run_and_fresh_starts_a_new_one(tmp_path):
+    ws = Workspace.at(tmp_path)
+    run_id = _interrupted_run(ws)
+    result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"run {run_id} resumed and finished" in result.output
+    started = [e["task"] for e in read_events(ws.events, run_id) if e["kind"] == "task_started"]
+    assert started.count("a") == 1 and started.count("b") == 2  # b re-ran: it had not finished
+    fresh = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path), "--fresh")
+    assert fresh.exit_code == 0
+    assert len(list_runs(ws)) == 2
+
+
+def test_resume_command_continues_a_run(tmp_path):
+    ws = Workspace.at(tmp_path)
+    run_id = _interrupted_run(ws)
+    result = invoke("resume", "-w", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert run_id in result.output
+    assert invoke("resume", "-w", str(tmp_path)).exit_code == 2  # nothing left to resume
+
+
+def test_changed_plan_does_not_silently_resume(tmp_path):
+    ws = Workspace.at(tmp_path)
+    _interrupted_run(ws)
+    result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path), "--set", "n=9")
+    assert result.exit_code == 2
+    assert "--fresh" in result.output
+
+
+def test_workspace_coord_yaml_rebinds_roles(tmp_path):
+    (tmp_path / "coord.yaml").write_text("roles:\n  execution: {agent: human_ops}\n")
+    write_plan(tmp_path, PLAN, "p.yaml")
+    result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path))
+    assert result.exit_code == 0
+    assert (tmp_path / "task_boards" / "HUMAN_OPS_TASKS.md").exists()
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).output)
+    assert status["tasks"]["c"]["agent"] == "human_ops"
+
+
+def test_invalid_coord_yaml_names_the_field(tmp_path):
+    (tmp_path / "coord.yaml").write_text("roles:\n  execution: {agent: x, driver: telepathy}\n")
+    write_plan(tmp_path, PLAN, "p.yaml")
+    result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path))
+    assert result.exit_code == 2
+    assert "coord.yaml" in result.output and "roles.execution" in result.output
+
+
+@pytest.mark.parametrize("concurrency", ["0", "-1"])
+def test_concurrency_must_be_positive(tmp_path, concurrency):
+    write_plan(tmp_path, PLAN, "p.yaml")
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "p.yaml"), "-w", str(tmp_path),
+                                      "--concurrency", concurrency])
+    assert result.exit_code == 2
+
+
+def test_plan_step_is_pure_and_orders_ready_tasks(tmp_path):
+    from coordinator.plan_loader import load_plan
+
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    plan = load_plan(str(path))
+    state: RunState = {"tasks": {"a": {"status": "done"}}, "gates": {}}
+    sched = plan_step(plan, state["tasks"], state["gates"])
+    assert sched.ready == ["b"] and not sched.updates
+
+
+def test_second_run_in_a_busy_workspace_is_refused(tmp_path):
+    from coordinator.workspace import WorkspaceLock
+
+    write_plan(tmp_path, PLAN, "p.yaml")
+    with WorkspaceLock(Workspace.at(tmp_path)):
+        result = invoke("run", str(tmp_path / "p.yaml"), "-w", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is in use by pid" in result.output
+    assert not list_runs(Workspace.at(tmp_path))
