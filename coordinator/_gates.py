@@ -12,7 +12,14 @@ from coordinator.context import RunContext
 from coordinator.events import read_events
 from coordinator.state import DecisionRecord, DeferredItem, GateRecord, TaskRecord
 from reviews.criteria import metric_lookup, task_text_reader
-from reviews.gate import AUTO, Settlement, apply_decision, decides_alone, review_gate, settle
+from reviews.gate import (
+    AUTO,
+    Settlement,
+    apply_decision,
+    decides_alone,
+    review_gate,
+    settle,
+)
 from reviews.gitinfo import workspace_commit
 
 log = logging.getLogger(__name__)
@@ -27,10 +34,10 @@ class Changes:
     deferred: dict[str, DeferredItem] = field(default_factory=dict)
 
     def gate(self, gid: str, update: GateRecord) -> None:
-        self.gates[gid] = {**self.gates.get(gid, {}), **update}  # type: ignore[typeddict-item]
+        self.gates[gid] = {**self.gates.get(gid, {}), **update}
 
     def task(self, tid: str, update: TaskRecord) -> None:
-        self.tasks[tid] = {**self.tasks.get(tid, {}), **update}  # type: ignore[typeddict-item]
+        self.tasks[tid] = {**self.tasks.get(tid, {}), **update}
 
     def as_update(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "gates": self.gates, "deferred": self.deferred}
@@ -59,7 +66,7 @@ def close_window(ctx: RunContext, gid: str, rec: GateRecord, out: Changes) -> No
     settlement = settle(spec, rec, str(rec.get("verdict")), by=f"{AUTO}; override window closed")
     ctx.events.emit("gate_decided", gate=gid, status=settlement.update.get("status"), verdict=rec.get("verdict"),
                     score=rec.get("score"), grade=rec.get("grade"), window_closed=True)
-    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)  # type: ignore[typeddict-item]
+    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)
 
 
 def decide(ctx: RunContext, gid: str, rec: GateRecord, decision: DecisionRecord, out: Changes) -> bool:
@@ -73,20 +80,13 @@ def decide(ctx: RunContext, gid: str, rec: GateRecord, decision: DecisionRecord,
         ctx.events.emit("gate_decision", gate=gid, decision=decision["id"], action=decision["action"],
                         by=decision["by"], at=decision["at"], note=decision["note"], grade=decision["grade"],
                         status=settlement.update.get("status"))
-    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)  # type: ignore[typeddict-item]
+    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)
     return True
 
 
 def _logged(ctx: RunContext, decision_id: str) -> bool:
     return any(e.get("kind") == "gate_decision" and e.get("decision") == decision_id
                for e in read_events(ctx.ws.events, ctx.run_id))
-
-
-def decision_applied(rec: GateRecord, decision_id: str) -> bool:
-    """True when the gate record (or one of its earlier attempts) holds this decision."""
-    if (rec.get("decision") or {}).get("id") == decision_id:
-        return True
-    return any((h.get("decision") or {}).get("id") == decision_id for h in rec.get("history") or [])
 
 
 def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, out: Changes) -> None:
@@ -99,8 +99,8 @@ def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, o
         ctx.events.emit("gate_retry", gate=gid, attempt=settlement.update.get("attempt"),
                         tasks=ctx.plan.gate_after[gid], findings=len(settlement.feedback))
         return
-    final = {**rec, **settlement.update}
-    for crit, check in zip(final.get("criteria") or [], ctx.plan.gates[gid].criteria, strict=False):
+    final_criteria = settlement.update.get("criteria", rec.get("criteria")) or []
+    for crit, check in zip(final_criteria, ctx.plan.gates[gid].criteria, strict=False):
         if not crit.get("deferred") or not crit.get("defer_text"):
             continue
         out.deferred[f"{gid}:{crit['name']}"] = DeferredItem(

@@ -21,7 +21,7 @@ from coordinator.events import now_iso
 from coordinator.schedule import plan_step, run_outcome
 from coordinator.state import DecisionRecord, GateRecord, RunState, TaskRecord
 from reviews import inbox
-from reviews.gate import needs_person, window_open
+from reviews.gate import decision_applied, needs_person, window_open
 from reviews.records import write_review_record
 from task_boards.render import render_all
 
@@ -30,7 +30,7 @@ def _merged(state: RunState, ch: _gates.Changes) -> RunState:
     def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         return {**old, **{k: {**old.get(k, {}), **v} for k, v in new.items()}}
 
-    return {**state, "tasks": merge(state.get("tasks", {}), ch.tasks),  # type: ignore[typeddict-item]
+    return {**state, "tasks": merge(state.get("tasks", {}), ch.tasks),
             "gates": merge(state.get("gates", {}), ch.gates),
             "deferred": merge(state.get("deferred", {}), ch.deferred)}
 
@@ -39,9 +39,11 @@ def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
     """Apply decisions queued while this run was live; drop those a checkpoint already holds."""
     for decision in inbox.pending(ctx.ws, ctx.run_id):
         gid = decision["gate"]
-        rec: GateRecord = state.get("gates", {}).get(gid, {})  # type: ignore[assignment]
-        if gid not in ctx.plan.gates or _gates.decision_applied(rec, decision["id"]) or not _gates.decide(ctx, gid, rec, decision, ch):
-            inbox.remove(ctx.ws, ctx.run_id, gid, decision["id"])
+        rec: GateRecord = state.get("gates", {}).get(gid, {})
+        if gid in ctx.plan.gates and not decision_applied(rec, decision["id"]) \
+                and _gates.decide(ctx, gid, rec, decision, ch):
+            continue  # applied now; the file goes once a checkpoint holds the decision
+        inbox.remove(ctx.ws, ctx.run_id, gid, decision["id"])
 
 
 def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -72,7 +74,7 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             ch.gate(gid, GateRecord(status="skipped", reason=why, decided_at=now_iso()))
             ctx.events.emit("gate_decided", gate=gid, status="skipped", reason=why)
         for gid in sched.due_gates:
-            _gates.review(ctx, gid, tasks_state, gates_state.get(gid, {}), ch)  # type: ignore[arg-type]
+            _gates.review(ctx, gid, tasks_state, gates_state.get(gid, {}), ch)
         if not (sched.updates or sched.gate_skips or sched.due_gates):
             break
         force_render = force_render or bool(sched.gate_skips or sched.due_gates)
@@ -102,9 +104,8 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
     merged = _merged(state, ch)
     phase = "running"
-    if not starting and not ctx.pool.busy():
-        if not any(window_open(g) for g in merged["gates"].values()):
-            phase, _ = run_outcome(plan, merged["tasks"], merged["gates"])
+    if not starting and not ctx.pool.busy() and not any(window_open(g) for g in merged["gates"].values()):
+        phase, _ = run_outcome(plan, merged["tasks"], merged["gates"])
     merged["phase"] = phase  # type: ignore[typeddict-item]
     if force_render or phase != "running" or ctx.render_due():
         _render(ctx, merged, [g for g in ch.gates if merged["gates"][g].get("verdict")])

@@ -29,7 +29,7 @@ from coordinator.runner import (
 from coordinator.state import DecisionRecord
 from coordinator.workspace import Workspace
 from reviews import inbox
-from reviews.gate import window_open
+from reviews.gate import decision_applied, window_open
 from reviews.gitinfo import person
 from reviews.grading import grade_floor
 
@@ -133,6 +133,5 @@ def record_decision(ws: Workspace, gate_id: str, action: Literal["approve", "rej
     gate = summary.state.get("gates", {}).get(gate_id, {})
     result.phase, result.problems = summary.phase, summary.problems
     result.gate_status = gate.get("status")
-    result.applied = (gate.get("decision") or {}).get("id") == decision["id"] or any(
-        (h.get("decision") or {}).get("id") == decision["id"] for h in gate.get("history") or [])
+    result.applied = decision_applied(gate, decision["id"])
     return result

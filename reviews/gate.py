@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from coordinator.events import now_iso
 from coordinator.plan import GateSpec, Grading
@@ -109,7 +110,7 @@ def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str 
     """Apply ``on_fail`` to a final ``verdict``: approve, defer, retry with feedback, or block."""
     at = at or now_iso()
     attempt = int(rec.get("attempt") or 1)
-    criteria = [dict(c) for c in rec.get("criteria") or []]
+    criteria = [cast(CriterionResult, dict(c)) for c in rec.get("criteria") or []]
     base = GateRecord(decided_at=at, decided_by=by)
     if verdict == "approved":
         status = "approved"
@@ -158,9 +159,9 @@ def apply_decision(spec: GateSpec, rec: GateRecord, decision: DecisionRecord, gr
         assert decision["grade"] is not None
         update["grade"] = decision["grade"]
         verdict = "approved" if grade_floor(decision["grade"], grading) >= spec.pass_score else "rejected"
-    merged: GateRecord = {**rec, **update}  # type: ignore[typeddict-item]
+    merged: GateRecord = {**rec, **update}
     out = settle(spec, merged, verdict, by=decision["by"], note=decision["note"], at=decision["at"])
-    out.update = {**update, **out.update}  # type: ignore[typeddict-item]
+    out.update = {**update, **out.update}
     return out
 
 
@@ -175,3 +176,9 @@ def window_open(rec: GateRecord, now: datetime | None = None) -> bool:
 def needs_person(rec: GateRecord) -> bool:
     """A gate that waits for a person and nothing else (no override window running)."""
     return rec.get("status") == "waiting" and not rec.get("override_until")
+
+
+def decision_applied(rec: GateRecord, decision_id: str) -> bool:
+    """True when the gate record (or one of its earlier attempts) holds this decision."""
+    decisions = [rec.get("decision"), *(h.get("decision") for h in rec.get("history") or [])]
+    return any(d is not None and d["id"] == decision_id for d in decisions)

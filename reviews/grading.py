@@ -24,9 +24,12 @@ def weighted_score(results: Sequence[tuple[float, bool]]) -> float:
 def letter_grade(score: float, scale: Sequence[tuple[str, float]] | Grading = DEFAULT_SCALE) -> str:
     """The highest letter whose threshold ``score`` reaches (the fail grade below all of them)."""
     fail = "F"
+    pairs: Sequence[tuple[str, float]]
     if isinstance(scale, Grading):
-        scale, fail = tuple(scale.scale.items()), scale.fail_grade
-    for letter, minimum in sorted(scale, key=lambda x: -x[1]):
+        pairs, fail = tuple(scale.scale.items()), scale.fail_grade
+    else:
+        pairs = scale
+    for letter, minimum in sorted(pairs, key=lambda x: -x[1]):
         if score >= minimum:
             return letter
     return fail
