@@ -16,6 +16,7 @@ EventKind = Literal[
     "task_started", "task_finished", "task_failed", "task_retried", "task_skipped", "task_blocked",
     "task_recovered", "task_timed_out",
     "gate_decided", "deferred_opened", "deferred_resolved", "board_rendered",
+    "branch_merged", "merge_failed",
 ]
 
 

@@ -14,6 +14,7 @@ from coordinator.schedule import plan_step, run_outcome
 from coordinator.state import DeferredItem, GateRecord, RunState, TaskRecord
 from reviews.criteria import metric_lookup
 from reviews.gate import review_gate
+from roles.drivers.cli import merge_reviewed
 from task_boards.render import render_all, write_review_record
 
 
@@ -56,9 +57,18 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             ctx.events.emit("gate_decided", gate=gid, status=rec["status"], verdict=rec["verdict"],
                             score=rec["score"], grade=rec["grade"])
             deferred_updates.update(_open_deferred(ctx, gid, rec))
-        if not (sched.updates or sched.gate_skips or sched.due_gates):
+        # Branches of cli assignments merge only once every gate reviewing them approved.
+        merges = merge_reviewed(ctx.ws.root, ctx.run_id, plan, tasks_state, gates_state)
+        for tid, change in merges.items():
+            task_updates[tid] = {**task_updates.get(tid, {}), **change}  # type: ignore[typeddict-item]
+            outcome = change["metrics"].get("merge")
+            if change.get("status") == "failed":
+                ctx.events.emit("merge_failed", task=tid, merge=outcome, error=change.get("error"))
+            elif outcome == "merged":
+                ctx.events.emit("branch_merged", task=tid, commit=change["metrics"].get("merge_commit"))
+        if not (sched.updates or sched.gate_skips or sched.due_gates or merges):
             break
-        force_render = force_render or bool(sched.gate_skips or sched.due_gates)
+        force_render = force_render or bool(sched.gate_skips or sched.due_gates or merges)
 
     for key, item in merged["deferred"].items():
         if item["status"] != "open":
