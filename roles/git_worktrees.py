@@ -116,6 +116,23 @@ def open_repo(workspace: Path) -> Repo:
     return repo
 
 
+def ensure_git_repo(workspace: Path) -> str:
+    """Make ``workspace`` a git repository with a first commit unless it is in one; say what happened."""
+    try:
+        repo = Repo(workspace, search_parent_directories=True)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        repo = Repo.init(workspace, initial_branch="main")
+    if repo.head.is_valid():
+        return f"{workspace} is already in the git repository at {repo.working_tree_dir}"
+    # Only coord's configuration is committed: boards and the status block change on every run.
+    paths = [p for p in ("coord.yaml", ".gitignore") if (workspace / p).exists()]
+    with repo.git.custom_environment(**identity_env("coord")):
+        if paths:
+            repo.git.add("--", *paths)
+        repo.git.commit("--allow-empty", "--no-verify", "--no-gpg-sign", "-m", "coord: initial commit")
+    return f"initialised a git repository in {repo.working_tree_dir} on branch {repo.active_branch.name}"
+
+
 def branch_name(run_id: str, task_id: str) -> str:
     """``coord/<run>/<task>`` with characters git refuses in ref names replaced."""
     return f"coord/{_REF_UNSAFE.sub('_', run_id)}/{_REF_UNSAFE.sub('_', task_id).strip('.')}"

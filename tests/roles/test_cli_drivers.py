@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -153,6 +156,15 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _all_dead(pids: list[int]) -> bool:
+    """True once none of ``pids`` runs; SIGKILL is delivered asynchronously, so allow a moment."""
+    for _ in range(100):
+        if not any(_alive(p) for p in pids):
+            return True
+        threading.Event().wait(0.05)
+    return False
+
+
 def _driver_ctx(ws, tmp_path, agent: str, timeout: float | None, cancel: threading.Event):
     plan_file = tmp_path / "p.yaml"
     plan_file.write_text(plan_yaml("lead", agent))
@@ -175,7 +187,7 @@ def test_hang_times_out_and_kills_the_process_group(git_ws, fake_clis, monkeypat
     assert outcome.status == "failed"
     assert "timed out after 1s" in outcome.error and "killed its process group" in outcome.error
     pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) == 2 and not any(_alive(p) for p in pids)  # the agent and its child
+    assert len(pids) == 2 and _all_dead(pids)  # the agent and its child
 
 
 def test_cancellation_kills_the_process_group(git_ws, fake_clis, monkeypatch, tmp_path):
@@ -193,4 +205,26 @@ def test_cancellation_kills_the_process_group(git_ws, fake_clis, monkeypatch, tm
     threading.Thread(target=cancel_once_started, daemon=True).start()
     outcome = CliDriver().run(task, ctx)
     assert "cancelled" in outcome.error
-    assert not any(_alive(int(p)) for p in pidfile.read_text().split())
+    assert _all_dead([int(p) for p in pidfile.read_text().split()])
+
+
+def test_an_agent_left_running_by_a_killed_coord_is_stopped_on_resume(git_ws, fake_clis, monkeypatch,
+                                                                     tmp_path):
+    pidfile = tmp_path / "pids"
+    stale_cwd = git_ws.state_dir / "worktrees" / "r1" / "notes"
+    stale_cwd.mkdir(parents=True)
+    fake = Path(__file__).resolve().parents[1] / "fakes" / "bin" / "claude"
+    env = {**os.environ, "FAKE_AGENT_MODE": "hang", "FAKE_AGENT_PIDFILE": str(pidfile)}
+    stale = subprocess.Popen([sys.executable, str(fake), "-p", "x", "--output-format", "json"],
+                             cwd=stale_cwd, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL)
+    while not pidfile.exists():
+        threading.Event().wait(0.05)
+    task, ctx = _driver_ctx(git_ws, tmp_path, "claude", None, threading.Event())
+    (ctx.log_file.parent).mkdir(parents=True, exist_ok=True)
+    ctx.log_file.with_name("notes.1.pgid").write_text(f"{stale.pid}\n")  # what the killed coord left
+    outcome = CliDriver().run(task, ctx)
+    stale.wait(timeout=10)
+    assert outcome.status == "done", outcome.error
+    assert _all_dead([int(p) for p in pidfile.read_text().split()])
+    assert not ctx.log_file.with_name("notes.1.pgid").exists()

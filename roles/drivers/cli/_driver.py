@@ -21,9 +21,9 @@ from reviews.criteria import evaluate, metric_lookup
 from roles.drivers.base import DriverContext, TaskOutcome, tail
 from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
 from roles.drivers.cli._merge import PENDING, merge_task, trailers
-from roles.drivers.cli._process import ProcessResult, run_in_group
+from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
 from roles.drivers.cli._run_files import gates_reviewing, load_run_plan, load_run_state
-from roles.git_worktrees import Worktree, commit_all, create_worktree, diff_stats
+from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
 from roles.redact import Redactor
 from task_boards.render import execute_now_text
 
@@ -52,14 +52,18 @@ class CliDriver:
             return TaskOutcome(status="failed", error=f"the cli driver cannot run agent {ctx.role.agent!r} "
                                f"(it runs {', '.join(FLAVORS)})")
         redactor = Redactor.from_env()
+        stem = ctx.log_file.with_suffix("")
+        pid_file = stem.with_name(stem.name + ".pgid")
         try:
             plan = load_run_plan(ctx.workspace, ctx.run_id)
+            # An agent a killed coord left running would keep editing the worktree we replace.
+            if kill_stale(pid_file, ctx.workspace / WORKTREES_DIR):
+                ctx.progress("stopped an agent left running by an interrupted run", None)
             wt = create_worktree(ctx.workspace, ctx.run_id, task.id)
         except CoordError as e:
             return TaskOutcome(status="failed", error=str(e))
         settings = settings_for(ctx, flavor)
         prompt = execute_now_text(plan, ctx.role, load_run_state(ctx.workspace, ctx.run_id), task.id)
-        stem = ctx.log_file.with_suffix("")
         prompt_file = stem.with_name(stem.name + ".prompt.md")
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(redactor(prompt), encoding="utf-8")
@@ -73,7 +77,8 @@ class CliDriver:
         timeout = task.timeout or DEFAULT_TIMEOUT_S
         try:
             proc = run_in_group(argv, cwd=wt.cwd, env=env, log_path=ctx.log_file, redactor=redactor,
-                                cancel=ctx.cancel, timeout=timeout, shown_argv=shown)
+                                cancel=ctx.cancel, timeout=timeout, shown_argv=shown,
+                                pid_file=pid_file)
         except (FileNotFoundError, PermissionError) as e:
             return TaskOutcome(status="failed", error=(
                 f"cannot run {settings.executable!r} for role {ctx.role.name} ({e.strerror}); install the "

@@ -41,19 +41,21 @@ class ProcessResult:
     duration_s: float
 
 
-def kill_group(pgid: int, grace: float = GRACE_S) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after ``grace`` seconds."""
+def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None = None, grace: float = GRACE_S) -> None:
+    """SIGTERM a process group, give its leader ``grace`` seconds to exit, then SIGKILL the group.
+
+    Waiting on the leader (not on the group) matters: its exited-but-unreaped siblings would keep
+    a group "alive" to ``killpg(pgid, 0)`` until the grace ran out.
+    """
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.05)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    else:
+        time.sleep(min(grace, 0.5))
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -62,7 +64,7 @@ def _kill_active() -> None:
     with _ACTIVE_LOCK:
         groups = list(_ACTIVE)
     for pgid in groups:
-        kill_group(pgid, grace=0.5)
+        kill_group(pgid)
 
 
 atexit.register(_kill_active)
@@ -88,12 +90,32 @@ def _pump(stream: IO[bytes], sink: list[str], log: _Log, prefix: str) -> None:
     stream.close()
 
 
+def kill_stale(pid_file: Path, workdir: Path) -> bool:
+    """Kill the group an earlier, killed coord process left running in ``workdir``; True if it did.
+
+    The group is only signalled while its leader still runs inside ``workdir``, so a pid the
+    system has since given to an unrelated process is left alone.
+    """
+    try:
+        pgid = int(pid_file.read_text().strip())
+        cwd = Path(os.readlink(f"/proc/{pgid}/cwd")).resolve()
+    except (FileNotFoundError, ValueError, OSError):
+        pid_file.unlink(missing_ok=True)
+        return False
+    pid_file.unlink(missing_ok=True)
+    if cwd != workdir.resolve() and workdir.resolve() not in cwd.parents:
+        return False
+    kill_group(pgid)
+    return True
+
+
 def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path,
                  redactor: Redactor, cancel: threading.Event, timeout: float | None,
-                 shown_argv: Sequence[str] | None = None) -> ProcessResult:
+                 shown_argv: Sequence[str] | None = None, pid_file: Path | None = None) -> ProcessResult:
     """Run ``argv`` with stdin closed until it exits, times out or ``cancel`` is set.
 
-    Raises FileNotFoundError when the executable does not exist.
+    ``pid_file`` holds the group id while it runs, so a resumed run can stop an agent its
+    killed predecessor left behind. Raises FileNotFoundError when the executable does not exist.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -105,6 +127,8 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         with _ACTIVE_LOCK:
             _ACTIVE.add(proc.pid)
+        if pid_file is not None:
+            pid_file.write_text(f"{proc.pid}\n")
         out: list[str] = []
         err: list[str] = []
         assert proc.stdout is not None and proc.stderr is not None
@@ -126,14 +150,16 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
                 elif deadline is not None and time.monotonic() > deadline:
                     timed_out = True
                 if cancelled or timed_out:
-                    kill_group(proc.pid)
+                    kill_group(proc.pid, proc)
                     proc.wait()
                     break
         finally:
             # Whatever the agent left running in its group (background servers, stray shells) goes too.
-            kill_group(proc.pid, grace=0.5)
+            kill_group(proc.pid, proc)
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(proc.pid)
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)
         for r in readers:
             r.join(timeout=5)
         duration = time.monotonic() - started
