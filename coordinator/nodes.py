@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -23,6 +23,7 @@ from coordinator.state import DecisionRecord, GateRecord, RunState, TaskRecord
 from reviews import inbox
 from reviews.gate import decision_applied, needs_person, window_open
 from reviews.records import write_review_record
+from roles.drivers.cli import merge_reviewed
 from task_boards.render import render_all
 
 
@@ -75,9 +76,18 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             ctx.events.emit("gate_decided", gate=gid, status="skipped", reason=why)
         for gid in sched.due_gates:
             _gates.review(ctx, gid, tasks_state, gates_state.get(gid, {}), ch)
-        if not (sched.updates or sched.gate_skips or sched.due_gates):
+        # Branches of cli assignments merge only once every gate reviewing them let them through.
+        merges = merge_reviewed(ctx.ws.root, ctx.run_id, plan, tasks_state, gates_state)
+        for tid, change in merges.items():
+            ch.task(tid, cast(TaskRecord, change))
+            outcome = change["metrics"].get("merge")
+            if change.get("status") == "failed":
+                ctx.events.emit("merge_failed", task=tid, merge=outcome, error=change.get("error"))
+            elif outcome == "merged":
+                ctx.events.emit("branch_merged", task=tid, commit=change["metrics"].get("merge_commit"))
+        if not (sched.updates or sched.gate_skips or sched.due_gates or merges):
             break
-        force_render = force_render or bool(sched.gate_skips or sched.due_gates)
+        force_render = force_render or bool(sched.gate_skips or sched.due_gates or merges)
     force_render = force_render or bool(ch.gates)
 
     for key, item in merged["deferred"].items():

@@ -222,6 +222,13 @@ class RoleBinding(_Strict):
     """``auto``: the real driver when configured, else the offline stand-in."""
     model: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+    executable: str | None = None
+    """cli driver: the program to run (default ``claude``, ``codex``, or ``agent`` for cursor)."""
+    flags: list[str] = Field(default_factory=list)
+    """cli driver: extra arguments passed to the agent CLI before the prompt."""
+    permissions: str | None = None
+    """cli driver: claude ``--permission-mode`` (default acceptEdits), codex ``--sandbox``
+    (default workspace-write), cursor ``force`` (default, passes ``--force``) or ``default``."""
 
 
 class Budget(_Strict):

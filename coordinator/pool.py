@@ -189,7 +189,7 @@ class TaskPool:
             except Exception as e:  # a driver bug fails the task, never the coordinator
                 log.exception("driver %s crashed on %s", driver_name, task.id)
                 outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e}")
-            if outcome.status == "done":
+            if outcome.status == "done" and not outcome.accept_checked:
                 failures = self.accept(task, outcome)
                 if failures:
                     outcome = TaskOutcome(status="failed", metrics=outcome.metrics,

@@ -152,9 +152,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
             next((v for v in views if v["status"] == "pending"), None)
         if in_hand is not None:
-            in_hand["inputs"] = [
-                {**a, "task": need} for need in in_hand["needs"]
-                for a in (tasks_state.get(need, {}).get("artifacts") or [])[:MAX_ARTIFACTS]]
+            in_hand["inputs"] = _inputs(in_hand, tasks_state)
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
         writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
@@ -162,6 +160,26 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     writer.save_index()
     atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
     return result
+
+
+def _inputs(view: dict[str, Any], tasks_state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{**a, "task": need} for need in view["needs"]
+            for a in (tasks_state.get(need, {}).get("artifacts") or [])[:MAX_ARTIFACTS]]
+
+
+def execute_now_text(plan: CompiledPlan, role: RoleDefinition, state: Mapping[str, Any],
+                     task_id: str) -> str:
+    """The EXECUTE_NOW text for one task, whatever else the role has in hand (a CLI agent's prompt)."""
+    tasks_state = state.get("tasks", {})
+    mine = plan.tasks_of_role(role.name)
+    statuses = [tasks_state.get(t.id, {}).get("status", "pending") for t in mine]
+    counts = {"total": len(mine), "done": statuses.count("done"), "pending": statuses.count("pending")}
+    view = _task_view(plan.tasks[task_id], {"status": "running", **tasks_state.get(task_id, {})}, plan)
+    view["inputs"] = _inputs(view, tasks_state)
+    run = {"run_id": state.get("run_id", "?"), "plan": plan.name, "profile": plan.profile,
+           "phase": "running", "provenance": "", "updated_at": now_iso()}
+    return render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=view,
+                  counts=counts)
 
 
 def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition],

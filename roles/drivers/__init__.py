@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from roles.drivers.base import Driver
+from roles.drivers.cli import CliDriver
 from roles.drivers.offline import OfflineDriver
 from roles.drivers.pipeline import PipelineDriver
 
 DRIVERS: dict[str, Callable[[], Driver]] = {
     "pipeline": PipelineDriver,
     "offline": OfflineDriver,
+    "cli": CliDriver,
 }
 
 

@@ -30,6 +30,8 @@ class TaskOutcome:
     cost_usd: float = 0.0
     skipped_run: bool = False
     """The work was already done (outputs up to date) and nothing ran."""
+    accept_checked: bool = False
+    """The driver already ran the task's accept checks where the work lives (e.g. a git worktree)."""
 
 
 @dataclass(frozen=True)
