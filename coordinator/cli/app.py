@@ -9,6 +9,7 @@ import sys
 import typer
 
 from coordinator import __version__, console
+from coordinator.cli import board as board_cmd
 from coordinator.cli import init as init_cmd
 from coordinator.cli import plans as plans_cmd
 from coordinator.cli import run as run_cmd
@@ -35,6 +36,7 @@ init_cmd.register(app)
 run_cmd.register(app)
 status_cmd.register(app)
 plans_cmd.register(app)
+board_cmd.register(app)
 try:
     from coordinator.cli import adp as adp_cmd
 
