@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator.plan import CompiledPlan
-from task_boards.model import BoardGate, BoardProblem, BoardTask, Edit, ParsedBoard
+from task_boards.model import OWNED, BoardGate, BoardProblem, BoardTask, Edit, ParsedBoard
 
 
 @dataclass
@@ -81,6 +81,12 @@ def _task_edits(board: ParsedBoard, task: BoardTask, old_board: ParsedBoard | No
     tid, edits = task.id, []
     if old is None or old_board is None:
         return []  # coord never rendered this task on a board: nothing to compare with
+    for key in sorted(OWNED & (set(task.fields) | set(old.fields))):
+        if task.fields.get(key) != old.fields.get(key):
+            problems.append(BoardProblem(board.file, task.field_lines.get(key, task.line),
+                                         f"the {key!r} line of task {tid!r} is written by coord and the change "
+                                         "would be lost; put your text in a new sub-item (a note) or outside "
+                                         "coord's sections"))
     new_role: str | None = None
     if task.fields.get("role", "") != old.fields.get("role", ""):
         new_role = task.fields.get("role", "").strip("` ")

@@ -63,6 +63,11 @@ def merge3(base: str, theirs: str, ours: str) -> str | None:
     return "".join(out)
 
 
+def missing_sections(base: dict[str, str], current: dict[str, str]) -> list[str]:
+    """Sections coord last rendered that the current file no longer has."""
+    return [name for name in base if name not in current]
+
+
 @dataclass
 class BoardMerge:
     """Outcome of merging one board."""
@@ -82,6 +87,12 @@ def merge_board(base: str | None, theirs: str, fresh: str, *, file: str = "") ->
         old = bodies(base, file=file) if base is not None else dict(current)
     except MarkerError as e:
         return BoardMerge(None, None, str(e))
+    missing = missing_sections(old, current)
+    if missing:
+        # a deleted section and a half-written save look the same: never guess, keep the file
+        return BoardMerge(None, None, f"{file}: coord's section(s) {', '.join(missing)} are missing "
+                          "(removed, or the file was read mid-save); coord left the file unchanged — "
+                          "restore the markers to let coord write it again")
     merged: dict[str, str] = {}
     for name, body in new.items():
         mine, before = current.get(name), old.get(name)

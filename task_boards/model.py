@@ -10,6 +10,8 @@ EditKind = Literal["tick", "untick", "approve", "reassign", "note", "new_task", 
 FIELDS = frozenset({"status", "kind", "needs", "why", "error", "accept", "measured", "artifacts",
                     "role", "note", "notice", "defer", "deferred"})
 """Keys coord renders (or reads) under a task; any other line under a task is a note."""
+OWNED = frozenset({"status", "kind", "needs", "why", "error", "accept", "measured", "artifacts", "notice"})
+"""Keys whose lines coord writes from measurements; a person's change to them would be lost."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class BoardTask:
     line: int
     """1-based line in the file."""
     fields: dict[str, str] = field(default_factory=dict)
+    field_lines: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     note_lines: list[int] = field(default_factory=list)
 

@@ -82,6 +82,7 @@ def _task(item: SyntaxTreeNode, file: str) -> tuple[BoardTask | None, list[Board
             key = key.strip().strip("*").strip().lower()
             if sep and key in FIELDS and key != "note":
                 task.fields[key] = value.strip()
+                task.field_lines[key] = sub_line
             elif not sep and text.lower().rstrip(".") in ("defer", "deferred"):
                 task.fields["defer"] = ""
             else:

@@ -8,7 +8,10 @@ the merge is impossible the file is left alone and the conflict is reported.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,15 +69,38 @@ class BoardWriter:
                     result.conflicts.append(merged.conflict or f"{rel}: merge impossible")
                     return
                 if merged.text != current:
-                    # a person's save between our read and our rename would be lost: re-read and retry
-                    now = path.read_text(encoding="utf-8") if path.exists() else None
-                    if now != current:
-                        continue
-                    atomic_write_text(path, merged.text)
+                    if not _replace_if_unchanged(path, merged.text, current):
+                        continue  # a person saved meanwhile: merge again with their new text
                     result.written.append(rel)
                 save_base(self.ws, path, merged.base)
                 return
             result.conflicts.append(f"{rel} kept changing while coord rendered it; coord left it unchanged")
+
+
+def _replace_if_unchanged(path: Path, text: str, expected: str | None) -> bool:
+    """Atomically replace ``path`` with ``text`` unless it no longer holds ``expected``.
+
+    The check runs after the temp file is written and synced, right before the
+    rename, so the window in which a person's save could be overwritten is as
+    small as a rename (editors take no lock coord could wait for).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        now = path.read_text(encoding="utf-8") if path.exists() else None
+        if now != expected:
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, path)
+        return True
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:

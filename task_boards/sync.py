@@ -32,9 +32,12 @@ from pipeline._io import atomic_write_json
 from task_boards.apply import compute_changes
 from task_boards.edits import detect_edits
 from task_boards.locks import board_lock
+from task_boards.markers import MarkerError
+from task_boards.merge import missing_sections
 from task_boards.model import Edit, ParsedBoard
 from task_boards.parse import parse_board
 from task_boards.render import render_all
+from task_boards.sections import bodies
 from task_boards.store import (
     append_audit,
     load_base,
@@ -172,6 +175,11 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport, person: str) ->
         boards: dict[str, ParsedBoard] = {}
         for path in files:
             rel = path.relative_to(ws.root).as_posix()
+            lost = _lost_sections(bases[path], texts[path])
+            if lost:
+                report.problems.append(f"{rel}:1: coord's section(s) {', '.join(lost)} are missing (removed, or "
+                                       "the file is being saved); restore the markers to apply its edits")
+                continue
             board = parse_board(texts[path], rel)
             if board.run_id is not None and board.run_id != run_id:
                 if bases[path] not in (None, texts[path]):
@@ -201,6 +209,15 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport, person: str) ->
             if bases[path] is not None:
                 save_base(ws, path, texts[path])
     return changes.approvals
+
+
+def _lost_sections(base: str | None, text: str) -> list[str]:
+    if base is None:
+        return []
+    try:
+        return missing_sections(bodies(base), bodies(text))
+    except MarkerError as e:
+        return [f"(unreadable markers: {e})"]
 
 
 def _render(ws: Workspace, run_id: str, report: SyncReport) -> None:

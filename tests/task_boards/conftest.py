@@ -82,3 +82,12 @@ def line_of(path: Path, needle: str) -> int:
         if needle in line:
             return n
     raise AssertionError(f"{needle!r} not in {path.name}")
+
+
+def add_under(path: Path, task_id: str, line: str) -> int:
+    """Add a sub-item right under a task's role line; return its 1-based line number."""
+    lines = path.read_text().splitlines(keepends=True)
+    at = next(n for n, text in enumerate(lines) if f"<!-- coord:task id={task_id} -->" in text)
+    lines.insert(at + 2, line + "\n")
+    path.write_text("".join(lines))
+    return at + 3
