@@ -10,20 +10,48 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
-from markdown_it.tree import SyntaxTreeNode
+from markdown_it.token import Token
 
 from task_boards.markers import MarkerError
 from task_boards.model import FIELDS, BoardGate, BoardProblem, BoardTask, ParsedBoard
 from task_boards.sections import sections
 
-_MD = MarkdownIt("commonmark")
+# Block structure is all a board needs; inline parsing (emphasis, links) would only cost time.
+_MD = MarkdownIt("commonmark").disable("inline")
 # attributes of coord's own HTML-comment markers (the markdown structure itself comes from tokens)
+_COMMENT = re.compile(r"<!--.*?-->")
 _TASK_MARK = re.compile(r"<!--\s*coord:task\s+id=(\S+?)\s*-->")
 _GATE_MARK = re.compile(r"<!--\s*coord:gate\s+id=(\S+?)\s*-->")
 _BOARD_MARK = re.compile(r"<!--\s*coord:board\s+role=(\S+)\s+run=(\S+?)\s*-->")
+
+
+@dataclass
+class _Node:
+    """A block of the token stream with its children (lighter than markdown-it's _Node)."""
+
+    type: str
+    map: list[int] | None
+    content: str = ""
+    children: list[_Node] = field(default_factory=list)
+
+
+def _tree(tokens: list[Token]) -> _Node:
+    root = _Node("root", None)
+    stack = [root]
+    for tok in tokens:
+        if tok.nesting == 1:
+            node = _Node(tok.type.removesuffix("_open"), tok.map)
+            stack[-1].children.append(node)
+            stack.append(node)
+        elif tok.nesting == -1:
+            stack.pop()
+        else:
+            stack[-1].children.append(_Node(tok.type, tok.map, tok.content))
+    return root
 
 
 def _checkbox(content: str) -> tuple[bool | None, str, bool]:
@@ -36,15 +64,15 @@ def _checkbox(content: str) -> tuple[bool | None, str, bool]:
     return False, content, False
 
 
-def _inline(node: SyntaxTreeNode) -> tuple[str, list[str], int]:
-    """Text of a list item's first paragraph, its inline HTML comments and its 1-based line."""
+def _inline(node: _Node) -> tuple[str, list[str], int]:
+    """Text of a list item's first paragraph, the coord markers in it and its 1-based line."""
     para = next((c for c in node.children if c.type == "paragraph"), None)
     line = (node.map[0] + 1) if node.map else 0
     if para is None or not para.children:
         return "", [], line
-    inline = para.children[0]
-    html = [c.content for c in inline.children if c.type == "html_inline"]
-    return (inline.content or ""), html, line
+    content = para.children[0].content or ""
+    html = [m.group(0) for m in _COMMENT.finditer(content)]
+    return content, html, line
 
 
 def _strip_marks(text: str) -> str:
@@ -52,7 +80,7 @@ def _strip_marks(text: str) -> str:
     return text
 
 
-def _task(item: SyntaxTreeNode, file: str) -> tuple[BoardTask | None, list[BoardProblem]]:
+def _task(item: _Node, file: str) -> tuple[BoardTask | None, list[BoardProblem]]:
     content, html, line = _inline(item)
     marks = [m.group(1) for h in html if (m := _TASK_MARK.search(h))]
     checked, rest, has_box = _checkbox(content)
@@ -93,7 +121,7 @@ def _task(item: SyntaxTreeNode, file: str) -> tuple[BoardTask | None, list[Board
     return task, problems
 
 
-def _gate(item: SyntaxTreeNode, file: str) -> tuple[BoardGate | None, list[BoardProblem]]:
+def _gate(item: _Node, file: str) -> tuple[BoardGate | None, list[BoardProblem]]:
     content, html, line = _inline(item)
     marks = [m.group(1) for h in html if (m := _GATE_MARK.search(h))]
     if not marks:
@@ -116,7 +144,7 @@ def _parse(text: str, file: str) -> ParsedBoard:
     if m:
         board.role, board.run_id = m.group(1), m.group(2)
     line_ranges = {name: (text.count("\n", 0, s.start), text.count("\n", 0, s.stop)) for name, s in spans.items()}
-    root = SyntaxTreeNode(_MD.parse(text))
+    root = _tree(_MD.parse(text))
     for node in root.children:
         if not node.map:
             continue

@@ -61,10 +61,11 @@ class BoardWriter:
         with board_lock(self.ws, path):
             for _ in range(3):
                 current = path.read_text(encoding="utf-8") if path.exists() else None
+                base = load_base(self.ws, path)
                 if current is None:
                     merged = BoardMerge(text, text)
                 else:
-                    merged = merge_board(load_base(self.ws, path), current, text, file=rel)
+                    merged = merge_board(base, current, text, file=rel)
                 if merged.text is None or merged.base is None:
                     result.conflicts.append(merged.conflict or f"{rel}: merge impossible")
                     return
@@ -72,7 +73,8 @@ class BoardWriter:
                     if not _replace_if_unchanged(path, merged.text, current):
                         continue  # a person saved meanwhile: merge again with their new text
                     result.written.append(rel)
-                save_base(self.ws, path, merged.base)
+                if merged.base != base:
+                    save_base(self.ws, path, merged.base)
                 return
             result.conflicts.append(f"{rel} kept changing while coord rendered it; coord left it unchanged")
 
@@ -149,8 +151,8 @@ def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
 
 
 def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition], state: RunState,
-               *, profile: str | None = None) -> RenderResult:
-    """Render every board and the status block from ``state``; atomic writes only."""
+               *, profile: str | None = None, only_roles: set[str] | None = None) -> RenderResult:
+    """Render every board (or only those of ``only_roles``) and the status block from ``state``."""
     result = RenderResult()
     writer = BoardWriter(ws)
     tasks_state = state.get("tasks", {})
@@ -162,6 +164,8 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     ws.boards.mkdir(parents=True, exist_ok=True)
     notices = load_notices(ws, run["run_id"]) if state.get("run_id") else {}
     for role in roles.values():
+        if only_roles is not None and role.name not in only_roles:
+            continue
         views = [_task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
                  for t in plan.tasks_of_role(role.name)]
         counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),

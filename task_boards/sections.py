@@ -43,11 +43,15 @@ def sections(text: str, *, file: str = "") -> dict[str, Section]:
     found: dict[str, Section] = {}
     open_name: str | None = None
     open_at, open_line = 0, 0
-    offset = 0
-    for n, line in enumerate(text.splitlines(keepends=True)):
-        marker = _marker_name(line)
+    pos = text.find(_PREFIX)
+    while pos != -1:  # only lines holding a marker are looked at: boards are long, markers few
+        line_start = text.rfind("\n", 0, pos) + 1
+        line_end = text.find("\n", pos)
+        line_end = len(text) if line_end == -1 else line_end + 1
+        marker = _marker_name(text[line_start:line_end])
         if marker is not None:
             name, kind = marker
+            n = text.count("\n", 0, line_start)
             if kind == "begin":
                 if open_name is not None:
                     raise MarkerError(f"{where}{n + 1}: {begin_marker(name)} inside section {open_name!r}; "
@@ -55,14 +59,14 @@ def sections(text: str, *, file: str = "") -> dict[str, Section]:
                 if name in found:
                     raise MarkerError(f"{where}{n + 1}: section {name!r} appears twice; "
                                       "fix the markers by hand (coord left the file unchanged)")
-                open_name, open_at, open_line = name, offset + len(line), n
+                open_name, open_at, open_line = name, line_end, n
             else:
                 if open_name != name:
                     raise MarkerError(f"{where}{n + 1}: {end_marker(name)} without its begin marker; "
                                       "fix the markers by hand (coord left the file unchanged)")
-                found[name] = Section(name, open_at, offset, open_line)
+                found[name] = Section(name, open_at, line_start, open_line)
                 open_name = None
-        offset += len(line)
+        pos = text.find(_PREFIX, line_end)
     if open_name is not None:
         raise MarkerError(f"{where}{open_line + 1}: {begin_marker(open_name)} has no end marker; "
                           "fix the markers by hand (coord left the file unchanged)")

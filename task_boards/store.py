@@ -9,13 +9,15 @@ that `coord status` and TEAM_COORDINATION.md report.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_bytes, atomic_write_json
+from pipeline._io import atomic_write_json
 
 
 def _base_file(ws: Workspace, path: Path) -> Path:
@@ -32,8 +34,18 @@ def load_base(ws: Workspace, path: Path) -> str | None:
 
 
 def save_base(ws: Workspace, path: Path, text: str) -> None:
-    """Remember ``text`` as what coord last rendered for ``path``."""
-    atomic_write_bytes(_base_file(ws, path), text.encode("utf-8"))
+    """Remember ``text`` as what coord last rendered for ``path``.
+
+    Written by rename (never half a file) but not fsynced: it is rewritten on
+    every render of every board, and the only cost of losing the latest one in
+    a power cut is that edits made before the cut are compared with the
+    previous render.
+    """
+    dest = _base_file(ws, path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(text.encode("utf-8"))
+    os.replace(tmp, dest)
 
 
 def _problems_file(ws: Workspace) -> Path:

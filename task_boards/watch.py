@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 from coordinator.errors import CoordError
 from coordinator.runner import RunOptions, resume_run
 from coordinator.workspace import Workspace
-from task_boards.sync import SyncReport, sync_boards
+from task_boards.sync import SyncReport, sync_boards, warm_cache
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ class BoardWatcher:
     on_report: Callable[[SyncReport], None] = lambda report: None
     on_resumed: Callable[[str, str], None] = lambda run_id, phase: None
     on_error: Callable[[str], None] = lambda message: None
+    incomplete_retries: int = 5
+    """Syncs retried while a board looks half-saved before the problem is reported."""
     _last_event: float = 0.0
+    _incomplete: int = 0
     _dirty: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -73,7 +76,7 @@ class BoardWatcher:
         self._observer.start()
         self._thread = threading.Thread(target=self._loop, name="coord-watch", daemon=True)
         self._thread.start()
-        self.poke()  # edits made while nobody watched
+        self.poke()  # edits made while nobody watched (that first sync also fills the parse cache)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -87,6 +90,10 @@ class BoardWatcher:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        try:
+            warm_cache(self.ws)
+        except OSError as e:  # a board vanished while being read: the first sync will say more
+            log.info("could not pre-parse boards: %s", e)
         while not self._stop.is_set():
             self._dirty.wait()
             if self._stop.is_set():
@@ -112,6 +119,13 @@ class BoardWatcher:
             self._last_event = time.monotonic() + self.retry - self.debounce
             self._dirty.set()
             return
+        if report.incomplete and self._incomplete < self.incomplete_retries:
+            self._incomplete += 1  # most likely an editor still writing: look again after the debounce
+            self.poke()
+            return
+        self._incomplete = 0
+        if report.changed:
+            warm_cache(self.ws)
         if report.changed or report.problems:
             self.on_report(report)
         if self.resume and report.changed and report.waiting and report.can_continue and report.run_id:
