@@ -97,7 +97,7 @@ def main() -> None:
         notes = sum(len(t.get("feedback") or []) for t in st["tasks"].values())
         assert notes == args.edits, f"{notes} notes in state, expected {args.edits}"
     ms = sorted(x * 1000 for x in latencies)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
     print(f"watch latency over {len(ms)} saves on {args.roles} boards x {args.tasks} tasks "
           f"(debounce {args.debounce * 1000:.0f} ms): p50 {statistics.median(ms):.0f} ms · p95 {p95:.0f} ms · "
           f"max {ms[-1]:.0f} ms  (targets p50 <= 300 ms, p95 <= 1000 ms); "
