@@ -9,6 +9,7 @@ import sys
 import typer
 
 from coordinator import __version__, console
+from coordinator.cli import board as board_cmd
 from coordinator.cli import init as init_cmd
 from coordinator.cli import plans as plans_cmd
 from coordinator.cli import review as review_cmd
@@ -37,6 +38,7 @@ run_cmd.register(app)
 status_cmd.register(app)
 plans_cmd.register(app)
 review_cmd.register(app)
+board_cmd.register(app)
 try:
     from coordinator.cli import adp as adp_cmd
 

@@ -106,7 +106,7 @@ gates:
     assert work["dispatch"] == 2 and any("quality at least 0.9" in f for f in work["feedback"])
     assert len(_events(ws, "gate_retry")) == 1
     board = (ws.root / "out/execute_now_seen.md").read_text()
-    assert "### Review feedback to address" in board and "quality at least 0.9: measured 0.2" in board
+    assert "### Review feedback and notes to address" in board and "quality at least 0.9: measured 0.2" in board
     md = (ws.reviews / summary.run_id / "review.md").read_text()
     assert "## Earlier attempts" in md and "| 1 | rejected | F |" in md
 
