@@ -35,6 +35,9 @@ from roles.drivers.base import DriverContext, TaskOutcome
 
 log = logging.getLogger(__name__)
 
+COALESCE_S = 0.005
+"""How long :meth:`TaskPool.wait_any` keeps collecting after the first completion."""
+
 AcceptFn = Callable[[CompiledTask, TaskOutcome], list[str]]
 """Runs a task's accept checks after its driver finished; returns failure messages."""
 
@@ -113,9 +116,15 @@ class TaskPool:
                 results[tid] = rec
             except queue.Empty:
                 results.update(self._expire())
+        # Completions that land within a few milliseconds share one checkpointed step: a burst of
+        # short tasks costs one superstep instead of one each, for at most COALESCE_S of latency.
+        until = time.monotonic() + COALESCE_S
         while True:
             try:
-                tid, rec = self._done.get_nowait()
+                if results:
+                    tid, rec = self._done.get(timeout=max(0.0, until - time.monotonic()))
+                else:  # everything finished before this call: take what is there, never wait
+                    tid, rec = self._done.get_nowait()
             except queue.Empty:
                 break
             results[tid] = rec
