@@ -17,6 +17,8 @@ EventKind = Literal[
     "task_recovered", "task_timed_out",
     "gate_decided", "deferred_opened", "deferred_resolved", "board_rendered",
     "budget_alert", "task_held",
+    "gate_retry", "gate_decision", "decision_queued", "decision_ignored",
+    "branch_merged", "merge_failed",
 ]
 
 

@@ -1,67 +1,98 @@
-"""Graph nodes. ``advance``: review due gates, render, schedule and dispatch.
-``await_tasks``: wait for the first running task to finish."""
+"""Graph nodes.
+
+``advance``: apply queued decisions, settle gates, review due gates, schedule
+and dispatch, render. ``await_tasks``: wait for the first running task to
+finish (or an override window to close, or a decision to arrive).
+``human_gate``: pause the run with ``interrupt()`` until a person decides.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
+from coordinator import _gates
 from coordinator.budget import hold_paid, release_held
 from coordinator.context import RunContext
 from coordinator.events import now_iso
 from coordinator.schedule import plan_step, run_outcome
-from coordinator.state import DeferredItem, GateRecord, RunState, TaskRecord
-from reviews.criteria import metric_lookup
-from reviews.gate import review_gate
-from task_boards.render import render_all, write_review_record
+from coordinator.state import DecisionRecord, GateRecord, RunState, TaskRecord
+from reviews import inbox
+from reviews.gate import decision_applied, needs_person, window_open
+from reviews.records import write_review_record
+from roles.drivers.cli import merge_reviewed
+from task_boards.render import render_all
 
 
-def _merged(state: RunState, tasks: dict[str, Any], gates: dict[str, Any],
-            deferred: dict[str, Any]) -> RunState:
+def _merged(state: RunState, ch: _gates.Changes) -> RunState:
     def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         return {**old, **{k: {**old.get(k, {}), **v} for k, v in new.items()}}
 
-    return {**state, "tasks": merge(state.get("tasks", {}), tasks),
-            "gates": merge(state.get("gates", {}), gates),
-            "deferred": merge(state.get("deferred", {}), deferred)}
+    return {**state, "tasks": merge(state.get("tasks", {}), ch.tasks),
+            "gates": merge(state.get("gates", {}), ch.gates),
+            "deferred": merge(state.get("deferred", {}), ch.deferred)}
+
+
+def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
+    """Apply decisions queued while this run was live; drop those a checkpoint already holds."""
+    for decision in inbox.pending(ctx.ws, ctx.run_id):
+        gid = decision["gate"]
+        rec: GateRecord = state.get("gates", {}).get(gid, {})
+        if gid in ctx.plan.gates and not decision_applied(rec, decision["id"]) \
+                and _gates.decide(ctx, gid, rec, decision, ch):
+            continue  # applied now; the file goes once a checkpoint holds the decision
+        inbox.remove(ctx.ws, ctx.run_id, gid, decision["id"])
 
 
 def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Decide gates, resolve deferred items, schedule and dispatch, render."""
     ctx = runtime.context
     plan = ctx.plan
-    task_updates: dict[str, TaskRecord] = {}
-    gate_updates: dict[str, GateRecord] = {}
-    deferred_updates: dict[str, DeferredItem] = {}
+    ch = _gates.Changes()
     force_render = False
+    _take_inbox(ctx, state, ch)
     if ctx.budget is not None:  # budget hook: a raise since the hold lets held paid work start again
-        task_updates.update(release_held(ctx.budget, plan, state.get("tasks", {})))
+        for tid, rec in release_held(ctx.budget, plan, state.get("tasks", {})).items():
+            ch.task(tid, rec)
 
     # Repeat until nothing changes: a skipped task can make a gate unreviewable,
-    # whose decision can block further tasks, all within one step.
+    # whose decision can block further tasks (or send tasks back), all within one step.
     while True:
-        merged = _merged(state, task_updates, gate_updates, deferred_updates)
+        merged = _merged(state, ch)
         tasks_state, gates_state = merged["tasks"], merged["gates"]
+        closed = [g for g in plan.gates if gates_state.get(g, {}).get("status") == "waiting"
+                  and gates_state[g].get("override_until") and not window_open(gates_state[g])]
+        for gid in closed:
+            _gates.close_window(ctx, gid, gates_state[gid], ch)
+        if closed:
+            continue
         sched = plan_step(plan, tasks_state, gates_state)
         for tid, upd in sched.updates.items():
-            task_updates[tid] = {**task_updates.get(tid, {}), **upd}
+            ch.task(tid, upd)
             ctx.events.emit("task_skipped" if upd["status"] == "skipped" else "task_blocked",
                             task=tid, reason=upd.get("reason"))
         for gid, why in sched.gate_skips.items():
-            gate_updates[gid] = GateRecord(status="skipped", reason=why, decided_at=now_iso())
+            ch.gate(gid, GateRecord(status="skipped", reason=why, decided_at=now_iso()))
             ctx.events.emit("gate_decided", gate=gid, status="skipped", reason=why)
         for gid in sched.due_gates:
-            lookup = metric_lookup({t: r.get("metrics") or {} for t, r in tasks_state.items()}, ctx.expansions)
-            rec = review_gate(plan.gates[gid], lookup, ctx.ws.root)
-            gate_updates[gid] = rec
-            ctx.events.emit("gate_decided", gate=gid, status=rec["status"], verdict=rec["verdict"],
-                            score=rec["score"], grade=rec["grade"])
-            deferred_updates.update(_open_deferred(ctx, gid, rec))
-        if not (sched.updates or sched.gate_skips or sched.due_gates):
+            _gates.review(ctx, gid, tasks_state, gates_state.get(gid, {}), ch)
+        # Branches of cli assignments merge only once every gate reviewing them let them through.
+        merges = merge_reviewed(ctx.ws.root, ctx.run_id, plan, tasks_state, gates_state)
+        for tid, change in merges.items():
+            ch.task(tid, cast(TaskRecord, change))
+            outcome = change["metrics"].get("merge")
+            if change.get("status") == "failed":
+                ctx.events.emit("merge_failed", task=tid, merge=outcome, error=change.get("error"))
+            elif outcome == "merged":
+                ctx.events.emit("branch_merged", task=tid, commit=change["metrics"].get("merge_commit"))
+        if not (sched.updates or sched.gate_skips or sched.due_gates or merges):
             break
-        force_render = force_render or bool(sched.gate_skips or sched.due_gates)
+        force_render = force_render or bool(sched.gate_skips or sched.due_gates or merges)
+    force_render = force_render or bool(ch.gates)
 
     for key, item in merged["deferred"].items():
         if item["status"] != "open":
@@ -69,42 +100,43 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         done = [t for base in item["resolved_by"] for t in ctx.expansions.get(base, [base])
                 if tasks_state.get(t, {}).get("status") == "done"]
         if done:
-            deferred_updates[key] = {**item, "status": "resolved", "resolved_in": done[0]}
+            ch.deferred[key] = {**item, "status": "resolved", "resolved_in": done[0]}
             ctx.events.emit("deferred_resolved", item=item["text"], task=done[0])
 
     in_pool = ctx.pool.known()
     orphans = [t for t in plan.order if tasks_state.get(t, {}).get("status") == "running" and t not in in_pool]
     for tid in orphans:  # running when an earlier process stopped: start again under the same dispatch
-        ctx.pool.submit(plan.tasks[tid], int(tasks_state[tid].get("dispatch", 1)))
+        ctx.pool.submit(plan.tasks[tid], int(tasks_state[tid].get("dispatch", 1)),
+                        feedback=list(tasks_state[tid].get("feedback") or []))
     free = max(0, ctx.concurrency - len(ctx.pool.running()))
     starting = sched.ready[:free]
     if ctx.budget is not None:  # budget hook: at 100 % paid work waits instead of starting
         held = hold_paid(ctx.budget, plan, ctx.roles, starting)
         for tid, hold in held.items():
-            task_updates[tid] = hold
+            ch.task(tid, hold)
             ctx.events.emit("task_held", task=tid, reason=hold.get("reason"))
         starting = [t for t in starting if t not in held]
         force_render = force_render or bool(held)
     for tid in starting:
         dispatch = int(tasks_state.get(tid, {}).get("dispatch", 0)) + 1
-        task_updates[tid] = TaskRecord(status="running", dispatch=dispatch, started_at=now_iso())
+        ch.task(tid, TaskRecord(status="running", dispatch=dispatch, started_at=now_iso()))
         if plan.tasks[tid].run is None or _reads_status(plan.tasks[tid].run):
             force_render = True
 
-    merged = _merged(state, task_updates, gate_updates, deferred_updates)
+    merged = _merged(state, ch)
     budget_view = _budget_view(ctx, state)
     if budget_view is not None:
         merged["budget"] = budget_view
     phase = "running"
-    if not starting and not ctx.pool.busy():
+    if not starting and not ctx.pool.busy() and not any(window_open(g) for g in merged["gates"].values()):
         phase, _ = run_outcome(plan, merged["tasks"], merged["gates"])
     merged["phase"] = phase  # type: ignore[typeddict-item]
     if force_render or phase != "running" or ctx.render_due():
-        _render(ctx, merged, [g for g in gate_updates if gate_updates[g].get("verdict")])
+        _render(ctx, merged, [g for g in ch.gates if merged["gates"][g].get("verdict")])
     for tid in starting:
-        ctx.pool.submit(plan.tasks[tid], task_updates[tid]["dispatch"])
-    update: dict[str, Any] = {"tasks": task_updates, "gates": gate_updates, "deferred": deferred_updates,
-                              "phase": phase}
+        ctx.pool.submit(plan.tasks[tid], ch.tasks[tid]["dispatch"],
+                        feedback=list(merged["tasks"][tid].get("feedback") or []))
+    update: dict[str, Any] = {**ch.as_update(), "phase": phase}
     if budget_view is not None:
         update["budget"] = budget_view
     return update
@@ -121,20 +153,6 @@ def _budget_view(ctx: RunContext, state: RunState) -> dict[str, Any] | None:
             ctx.events.emit("budget_alert", threshold=threshold, spent_usd=view["run"]["spent_usd"],
                             limit_usd=view["run"]["limit_usd"])
     return view
-
-
-def _open_deferred(ctx: RunContext, gid: str, rec: GateRecord) -> dict[str, DeferredItem]:
-    out: dict[str, DeferredItem] = {}
-    checks = {c.defer: c for c in ctx.plan.gates[gid].criteria if c.defer}
-    for text in rec.get("deferred") or []:
-        check = checks[text]
-        crit = next(c for c in rec.get("criteria", []) if c["name"] == check.name)
-        out[f"{gid}:{check.name}"] = DeferredItem(
-            text=text, gate=gid, criterion=check.name,
-            detail=f"{crit['label']}: measured {crit['measured']}", resolved_by=list(check.resolved_by),
-            status="open", resolved_in=None)
-        ctx.events.emit("deferred_opened", gate=gid, item=text)
-    return out
 
 
 def _reads_status(step_name: str | None) -> bool:
@@ -158,12 +176,63 @@ def _render(ctx: RunContext, state: RunState, decided_gates: list[str]) -> None:
         ctx.on_render(written)
 
 
+def _window_deadline(state: RunState) -> float | None:
+    """Monotonic time at which the first open override window closes."""
+    closes = [datetime.fromisoformat(str(g["override_until"])) for g in state.get("gates", {}).values()
+              if window_open(g)]
+    if not closes:
+        return None
+    return time.monotonic() + max(0.0, (min(closes) - datetime.now(UTC)).total_seconds())
+
+
 def await_tasks(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Block until at least one running task finished; record every finished one."""
-    results = runtime.context.pool.wait_any()
-    return {"tasks": results}
+    """Block until a running task finished, an override window closed or a decision arrived."""
+    ctx = runtime.context
+    deadline = _window_deadline(state)
+    seen = {d["id"] for d in inbox.pending(ctx.ws, ctx.run_id)}
+
+    def wake() -> bool:
+        return inbox.has_pending(ctx.ws, ctx.run_id) and \
+            any(d["id"] not in seen for d in inbox.pending(ctx.ws, ctx.run_id))
+
+    if ctx.pool.busy():
+        return {"tasks": ctx.pool.wait_any(deadline=deadline, wake=wake)}
+    while deadline is not None and time.monotonic() < deadline and not wake():
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    return {"tasks": {}}
+
+
+def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Pause until a person decides a waiting gate; apply the decision when resumed.
+
+    Nothing before ``interrupt()`` has a side effect: on resume LangGraph runs
+    this node again from the top, and ``interrupt()`` then returns the decision.
+    """
+    ctx = runtime.context
+    gates = state.get("gates", {})
+    waiting = [g for g in ctx.plan.gates if needs_person(gates.get(g, {}))]
+    if not waiting:
+        return {}
+    decision: DecisionRecord = interrupt({
+        "run": ctx.run_id, "action": "decide a gate",
+        "gates": [{"gate": g, "verdict": gates[g].get("verdict"), "grade": gates[g].get("grade"),
+                   "score": gates[g].get("score")} for g in waiting]})
+    gid = decision.get("gate") if isinstance(decision, dict) else None
+    if gid not in waiting:
+        ctx.events.emit("decision_ignored", gate=gid, reason="not a gate waiting for a person")
+        return {}
+    ch = _gates.Changes()
+    _gates.decide(ctx, gid, gates[gid], decision, ch)
+    merged = _merged(state, ch)
+    write_review_record(ctx.ws, ctx.plan, merged, gid)
+    ctx.last_render = 0.0  # the next advance re-renders the boards with the decision
+    return ch.as_update()
 
 
 def route_after_advance(state: RunState) -> str:
-    """Keep going while anything runs; otherwise the run is finished, failed or waiting."""
-    return "await_tasks" if state.get("phase") == "running" else "__end__"
+    """Keep going while anything runs; pause for a person; otherwise the run is over."""
+    if state.get("phase") == "running":
+        return "await_tasks"
+    if state.get("phase") == "waiting" and any(needs_person(g) for g in state.get("gates", {}).values()):
+        return "human_gate"
+    return "__end__"

@@ -23,8 +23,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+Validator = Literal["adp", "openai", "jsonl"]
+
+
+class ClaimsSpec(_Strict):
+    """Where an agent's claimed figures are read, and which command check measures them.
+
+    Exactly one of ``task`` or ``file``::
+
+        claims: {task: fix_tests, against: tests}              # the task's notes and text outputs
+        claims: {file: reports/status.md, against: tests}      # a workspace file
+
+    Claims like "21 tests, 18 passing", "18/21 tests pass", "all 42 tests pass",
+    "100% pass rate" or "18 passed, 3 failed" are parsed and compared with the
+    pass/fail counts the ``against`` command check measured; every mismatch is
+    a finding that shows the claim and the measurement side by side.
+    """
+
+    task: str | None = None
+    """A task id: its notes and the text files it reported as artifacts are read."""
+    file: str | None = None
+    """A workspace path to read the claims from."""
+    against: str
+    """The ``id`` of a command check in the same list whose measured counts the claims must match."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClaimsSpec:
+        if (self.task is None) == (self.file is None):
+            raise ValueError("claims need exactly one of 'task' or 'file'")
+        return self
+
+
 class Check(_Strict):
-    """One measured check: a metric comparison, a file check or a command."""
+    """One measured check: a metric comparison, a file check, a command or a claims check."""
 
     id: str | None = Field(default=None, pattern=ID_PATTERN)
     """Stable name (defaults to a name derived from what it checks)."""
@@ -35,9 +66,15 @@ class Check(_Strict):
     op: Op = ">="
     value: float | int | bool | str | None = None
     file: str | None = None
-    """A workspace path that must exist (and parse, for .json/.jsonl/.yaml)."""
+    """A workspace path (file or directory of files) that must exist and parse (.json/.jsonl/.yaml)."""
+    validator: Validator | None = None
+    """With ``file``: also validate it as ``adp`` (Agent Data Protocol), ``openai`` (chat
+    fine-tuning JSONL) or ``jsonl`` (every line parses); a directory validates each file in it."""
     command: str | None = None
-    """A shell command run in the workspace; passes on exit code 0."""
+    """A shell command run in the workspace; passes on exit code 0. Pass/fail counts in
+    pytest-style summaries ("18 passed, 3 failed") are parsed and recorded."""
+    claims: ClaimsSpec | None = None
+    """Compare figures an agent claimed with what a command check measured (see :class:`ClaimsSpec`)."""
     weight: float = Field(default=1.0, ge=0)
     critical: bool = False
     """A failed critical check fails the gate whatever the score."""
@@ -48,15 +85,17 @@ class Check(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
-        kinds = [k for k in ("metric", "file", "command") if getattr(self, k) is not None]
+        kinds = [k for k in ("metric", "file", "command", "claims") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a check needs exactly one of 'metric', 'file' or 'command'"
+            raise ValueError("a check needs exactly one of 'metric', 'file', 'command' or 'claims'"
                              + (f" (got {', '.join(kinds)})" if kinds else ""))
         if self.metric is not None:
             if self.value is None:
                 raise ValueError("a metric check needs a 'value' to compare with")
             if "." not in self.metric:
                 raise ValueError(f"metric {self.metric!r} must look like '<task>.<metric>'")
+        if self.validator is not None and self.file is None:
+            raise ValueError("'validator' only applies to a 'file' check")
         return self
 
     @property
@@ -64,8 +103,10 @@ class Check(_Strict):
         """The check's id, or one derived from its target."""
         if self.id:
             return self.id
-        target = self.metric or self.file or self.command or "check"
-        return "".join(c if c.isalnum() else "_" for c in target).strip("_")[:60]
+        target = self.metric or self.file or self.command
+        if target is None and self.claims is not None:
+            target = f"claims_{self.claims.task or self.claims.file}_vs_{self.claims.against}"
+        return "".join(c if c.isalnum() else "_" for c in target or "check").strip("_")[:60]
 
     def describe(self) -> str:
         """Human form, e.g. ``audit.exact_dup_rate <= 0.01``."""
@@ -74,7 +115,10 @@ class Check(_Strict):
         if self.metric is not None:
             return f"{self.metric} {self.op} {self.value}"
         if self.file is not None:
-            return f"file {self.file} exists"
+            return f"file {self.file} exists" + (f" and validates as {self.validator}" if self.validator else "")
+        if self.claims is not None:
+            source = f"task {self.claims.task}" if self.claims.task else f"file {self.claims.file}"
+            return f"claims in {source} match check {self.claims.against}"
         return f"command `{self.command}` exits 0"
 
 
@@ -112,7 +156,17 @@ class TaskSpec(_Strict):
 
 
 class GateSpec(_Strict):
-    """A review after some tasks: measured criteria, a grade and a verdict."""
+    """A review after some tasks: measured criteria, a grade and a verdict.
+
+    ``policy`` says who decides: ``auto`` (the measured verdict), ``human`` (always
+    waits for ``coord approve/reject/override``) or ``auto_then_human`` (the measured
+    verdict stands unless a person overrides it within ``override_window`` seconds;
+    tasks the gate blocks wait until the window closes or a person decides).
+    ``on_fail`` says what a failing verdict does: ``block`` the gated tasks, ``retry``
+    the reviewed tasks with the findings as feedback (up to ``max_retries`` times, then
+    block) or ``defer`` (continue; every failed non-critical criterion becomes a deferred
+    item — a failed critical criterion still blocks).
+    """
 
     id: str = Field(pattern=ID_PATTERN)
     title: str | None = None
@@ -126,6 +180,38 @@ class GateSpec(_Strict):
     pass_score: float = Field(default=7.0, ge=0, le=10)
     """Minimum score (0–10) for approval when no critical check failed."""
     max_retries: int = Field(default=1, ge=0, le=5)
+    """With ``on_fail: retry``: how many times the reviewed tasks are sent back."""
+    override_window: float = Field(default=30.0, ge=0)
+    """With ``policy: auto_then_human``: seconds a person has to override the automatic verdict."""
+
+
+class Grading(_Strict):
+    """The letter-grade scale of a plan's gates and report cards.
+
+    ``scale`` maps a letter to the lowest score (0–10) that earns it; a score below
+    every threshold gets ``fail_grade``. The default is A ≥ 9.3, A- ≥ 9.0, B+ ≥ 8.7,
+    B ≥ 8.3, B- ≥ 8.0, C+ ≥ 7.7, C ≥ 7.3, C- ≥ 7.0, D ≥ 6.0, else F.
+    """
+
+    scale: dict[str, float] = Field(default_factory=lambda: {
+        "A": 9.3, "A-": 9.0, "B+": 8.7, "B": 8.3, "B-": 8.0,
+        "C+": 7.7, "C": 7.3, "C-": 7.0, "D": 6.0})
+    fail_grade: str = "F"
+
+    @model_validator(mode="after")
+    def _sane(self) -> Grading:
+        if not self.scale:
+            raise ValueError("a grading scale needs at least one letter")
+        bad = [k for k, v in self.scale.items() if not 0 <= v <= 10]
+        if bad:
+            raise ValueError(f"thresholds must lie in [0, 10] (check {', '.join(map(repr, bad))})")
+        if self.fail_grade in self.scale:
+            raise ValueError(f"fail_grade {self.fail_grade!r} is also on the scale")
+        return self
+
+    def letters(self) -> list[str]:
+        """Every letter a gate can get, best first."""
+        return [k for k, _ in sorted(self.scale.items(), key=lambda kv: -kv[1])] + [self.fail_grade]
 
 
 class RoleBinding(_Strict):
@@ -149,6 +235,13 @@ class RoleBinding(_Strict):
     """OpenAI API flavour."""
     stream: bool = False
     """Stream answers (a stream cut short is retried)."""
+    executable: str | None = None
+    """cli driver: the program to run (default ``claude``, ``codex``, or ``agent`` for cursor)."""
+    flags: list[str] = Field(default_factory=list)
+    """cli driver: extra arguments passed to the agent CLI before the prompt."""
+    permissions: str | None = None
+    """cli driver: claude ``--permission-mode`` (default acceptEdits), codex ``--sandbox``
+    (default workspace-write), cursor ``force`` (default, passes ``--force``) or ``default``."""
 
 
 class Budget(_Strict):
@@ -186,6 +279,8 @@ class PlanSpec(_Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     gates: list[GateSpec] = Field(default_factory=list)
     budget: Budget = Field(default_factory=Budget)
+    grading: Grading = Field(default_factory=Grading)
+    """Letter-grade scale for gates and report cards."""
     profiles: dict[str, Profile] = Field(default_factory=lambda: {
         "thorough": Profile(description="run every task"),
         "speed": Profile(description="skip optional tasks", skip_optional=True),
@@ -233,6 +328,7 @@ class CompiledPlan(_Strict):
     gate_after: dict[str, list[str]]
     """Gate id → concrete task ids it reviews."""
     budget: Budget
+    grading: Grading = Field(default_factory=Grading)
 
     def tasks_of_role(self, role: str) -> list[CompiledTask]:
         """Tasks owned by ``role`` in plan order."""

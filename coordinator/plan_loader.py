@@ -145,7 +145,7 @@ def _check_references(spec: PlanSpec, errors: _Collector) -> None:
                 for key in step_spec.path_params & set(task.with_):
                     _check_path(task.with_[key], ("tasks", i, "with", key), errors)
         for c, check in enumerate(task.accept):
-            _check_check(check, ("tasks", i, "accept", c), task_ids, errors)
+            _check_check(check, ("tasks", i, "accept", c), task_ids, errors, task.accept)
     for g, gate in enumerate(spec.gates):
         if gate.reviewer not in roles:
             errors.add(("gates", g, "reviewer"), f"unknown role {gate.reviewer!r}")
@@ -156,7 +156,7 @@ def _check_references(spec: PlanSpec, errors: _Collector) -> None:
             if blocked not in task_ids:
                 errors.add(("gates", g, "blocks", b), f"unknown task {blocked!r}")
         for c, check in enumerate(gate.criteria):
-            _check_check(check, ("gates", g, "criteria", c), task_ids, errors)
+            _check_check(check, ("gates", g, "criteria", c), task_ids, errors, gate.criteria)
     if not errors.errors:
         cycle = _find_cycle(spec)
         if cycle:
@@ -165,7 +165,19 @@ def _check_references(spec: PlanSpec, errors: _Collector) -> None:
             errors.add(loc, "dependency cycle: " + " → ".join(cycle))
 
 
-def _check_check(check: Any, loc: Loc, task_ids: dict[str, int], errors: _Collector) -> None:
+def _check_check(check: Any, loc: Loc, task_ids: dict[str, int], errors: _Collector,
+                 siblings: list[Any]) -> None:
+    if check.claims is not None:
+        claims = check.claims
+        commands = [c.name for c in siblings if c.command is not None]
+        if claims.against not in commands:
+            errors.add(loc + ("claims", "against"),
+                       f"{claims.against!r} is not the id of a command check in the same list "
+                       f"(command checks: {', '.join(commands) or 'none'})")
+        if claims.task is not None and claims.task not in task_ids:
+            errors.add(loc + ("claims", "task"), f"unknown task {claims.task!r}")
+        if claims.file is not None:
+            _check_path(claims.file, loc + ("claims", "file"), errors)
     if check.metric is not None:
         task = check.metric.split(".", 1)[0]
         if task not in task_ids:
@@ -347,7 +359,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
     return CompiledPlan(name=spec.name, title=spec.title or spec.name, source=located.file,
                         sha256=digest, profile=profile_name, params=params, roles=spec.roles,
                         tasks=tasks, order=order, gates=gates,
-                        gate_after=gate_after, budget=spec.budget)
+                        gate_after=gate_after, budget=spec.budget, grading=spec.grading)
 
 
 def _topo_order(tasks: dict[str, CompiledTask]) -> list[str]:

@@ -36,6 +36,9 @@ from roles.providers.types import SpendGuard
 
 log = logging.getLogger(__name__)
 
+COALESCE_S = 0.005
+"""How long :meth:`TaskPool.wait_any` keeps collecting after the first completion."""
+
 AcceptFn = Callable[[CompiledTask, TaskOutcome], list[str]]
 """Runs a task's accept checks after its driver finished; returns failure messages."""
 
@@ -47,6 +50,7 @@ class _Inflight:
     started: float
     cancel: threading.Event
     deadline: float | None
+    feedback: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,10 +85,13 @@ class TaskPool:
         with self._lock:
             return bool(self._inflight) or not self._done.empty()
 
-    def submit(self, task: CompiledTask, dispatch: int) -> None:
-        """Start a task (or take its durable record if an earlier process finished it)."""
+    def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None) -> None:
+        """Start a task (or take its durable record if an earlier process finished it).
+
+        ``feedback``: review findings from a gate that sent the task back; the driver gets them.
+        """
         deadline = time.monotonic() + task.timeout if task.timeout else None
-        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline)
+        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline, list(feedback or []))
         with self._lock:
             if task.id in self._inflight:
                 return
@@ -92,21 +99,35 @@ class TaskPool:
         thread = threading.Thread(target=self._work, args=(entry,), name=f"task:{task.id}", daemon=True)
         thread.start()
 
-    def wait_any(self, poll: float = 0.5) -> dict[str, TaskRecord]:
-        """Block until at least one task finished (or timed out); return every finished record."""
+    def wait_any(self, poll: float = 0.5, *, deadline: float | None = None,
+                 wake: Callable[[], bool] | None = None) -> dict[str, TaskRecord]:
+        """Block until at least one task finished (or timed out); return every finished record.
+
+        Returns early (possibly with nothing) at the monotonic ``deadline`` or when ``wake()`` is true.
+        """
         results: dict[str, TaskRecord] = {}
+        if deadline is not None or wake is not None:
+            poll = min(poll, 0.2)
         while not results:
             with self._lock:
                 if not self._inflight:
                     break
+            if (deadline is not None and time.monotonic() >= deadline) or (wake is not None and wake()):
+                break
             try:
                 tid, rec = self._done.get(timeout=poll)
                 results[tid] = rec
             except queue.Empty:
                 results.update(self._expire())
+        # Completions that land within a few milliseconds share one checkpointed step: a burst of
+        # short tasks costs one superstep instead of one each, for at most COALESCE_S of latency.
+        until = time.monotonic() + COALESCE_S
         while True:
             try:
-                tid, rec = self._done.get_nowait()
+                if results:
+                    tid, rec = self._done.get(timeout=max(0.0, until - time.monotonic()))
+                else:  # everything finished before this call: take what is there, never wait
+                    tid, rec = self._done.get_nowait()
             except queue.Empty:
                 break
             results[tid] = rec
@@ -173,7 +194,8 @@ class TaskPool:
             self.events.emit("task_started", task=task.id, dispatch=entry.dispatch, attempt=attempt,
                              role=task.role, agent=role.agent, driver=driver_name)
             ctx = DriverContext(
-                workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt, feedback=[],
+                workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt,
+                feedback=list(entry.feedback),
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
                 spend=self.spend_for(task.id, task.role, role.agent) if self.spend_for else None,
@@ -183,7 +205,7 @@ class TaskPool:
             except Exception as e:  # a driver bug fails the task, never the coordinator
                 log.exception("driver %s crashed on %s", driver_name, task.id)
                 outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e}")
-            if outcome.status == "done":
+            if outcome.status == "done" and not outcome.accept_checked:
                 failures = self.accept(task, outcome)
                 if failures:
                     outcome = TaskOutcome(status="failed", metrics=outcome.metrics,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from langgraph.types import Command
 
 from coordinator.budget import RunBudget
 from coordinator.checkpoint import DURABILITY, open_saver
@@ -27,7 +28,8 @@ from coordinator.schedule import run_outcome
 from coordinator.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.workspace import Workspace, WorkspaceLock
 from pipeline._io import atomic_write_json
-from reviews.criteria import evaluate, metric_lookup
+from reviews import inbox
+from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
 from roles.definitions import RoleDefinition, load_workspace_roles, resolve_roles
 
 log = logging.getLogger(__name__)
@@ -111,8 +113,9 @@ def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str
             return []
         lookup = metric_lookup({task.id: outcome.metrics, task.base_id: outcome.metrics}, {})
         failures = []
-        for check in task.accept:
-            res = evaluate(check, lookup, ws.root, deferrable=False)
+        record = {"notes": outcome.notes, "artifacts": outcome.artifacts}
+        for res in evaluate_all(task.accept, lookup, ws.root, deferrable=False,
+                                task_text=task_text_reader(ws.root, {task.id: record, task.base_id: record}, {})):
             if not res["passed"]:
                 failures.append(f"{res['label']} (measured {res['measured']!r}"
                                 + (f"; {res['detail']}" if res["detail"] else "") + ")")
@@ -186,6 +189,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         if resumed and snapshot.values:
             events.emit("run_resumed", plan=plan.name)
             graph_input: Any = None if snapshot.next else {"phase": "running"}
+            if snapshot.interrupts:
+                graph_input = _resume_with(ws, run_id, snapshot.interrupts)
         else:
             events.emit("run_started", plan=plan.name, profile=plan.profile, params=plan.params)
             graph_input = _initial_state(run_id, plan)
@@ -202,6 +207,18 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
     _save_run(ws, {**record, "phase": phase, "finished_at": now_iso(), "problems": problems})
     events.emit("run_finished" if phase != "waiting" else "run_paused", phase=phase, problems=problems)
     return RunSummary(run_id, plan.name, phase, problems, resumed, state)
+
+
+def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command | None:
+    """The queued decision that answers the pending interrupt, as a ``Command(resume=...)``.
+
+    Without one the graph is resumed plainly: the waiting node pauses again.
+    """
+    waiting = {g["gate"] for i in interrupts for g in (i.value or {}).get("gates", [])}
+    for decision in inbox.pending(ws, run_id):
+        if decision["gate"] in waiting:
+            return Command(resume=decision)
+    return None
 
 
 def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:

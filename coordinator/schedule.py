@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator.plan import CompiledPlan
-from coordinator.state import DECIDED_GATE, TERMINAL_TASK, TaskRecord
+from coordinator.state import DECIDED_GATE, PASSING_GATE, TERMINAL_TASK, TaskRecord
 
 
 @dataclass
@@ -86,7 +86,7 @@ def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) 
             if update is None:
                 for gid in task.blocked_by:
                     gstatus = gates.get(gid, {}).get("status", "pending")
-                    if gstatus == "approved":
+                    if gstatus in PASSING_GATE:
                         continue
                     if gstatus in DECIDED_GATE:
                         update = {"status": "blocked", "reason": f"gate {gid} {gstatus}"}

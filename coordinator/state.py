@@ -6,12 +6,17 @@ record by record, so parallel updates to different tasks never clash.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 TaskStatus = Literal["pending", "running", "done", "failed", "skipped", "blocked", "waiting"]
-GateStatus = Literal["pending", "approved", "changes_requested", "rejected", "skipped", "waiting"]
+GateStatus = Literal["pending", "approved", "deferred", "changes_requested", "rejected", "skipped", "waiting"]
+"""``deferred``: the gate failed with ``on_fail: defer``; gated tasks go on and the findings are carried."""
+Verdict = Literal["approved", "changes_requested", "rejected"]
+DecisionAction = Literal["approve", "reject", "override"]
 TERMINAL_TASK: frozenset[str] = frozenset({"done", "failed", "skipped", "blocked"})
-DECIDED_GATE: frozenset[str] = frozenset({"approved", "changes_requested", "rejected", "skipped"})
+DECIDED_GATE: frozenset[str] = frozenset({"approved", "deferred", "changes_requested", "rejected", "skipped"})
+PASSING_GATE: frozenset[str] = frozenset({"approved", "deferred"})
+"""Gate statuses that let the tasks they block start."""
 
 STATE_SCHEMA_VERSION = 1
 
@@ -57,12 +62,22 @@ class TaskRecord(TypedDict, total=False):
     """``budget`` while the budget holds this paid task back (coordinator/budget.py)."""
 
 
+class ClaimComparison(TypedDict):
+    """One figure an agent claimed, next to what coord measured."""
+
+    text: str
+    """The claim as written (a short excerpt)."""
+    claimed: str
+    measured: str
+    matches: bool
+
+
 class CriterionResult(TypedDict):
     """One gate criterion as measured."""
 
     name: str
     label: str
-    kind: Literal["metric", "file", "command"]
+    kind: Literal["metric", "file", "command", "claims"]
     target: str
     op: str | None
     threshold: Any
@@ -72,6 +87,41 @@ class CriterionResult(TypedDict):
     weight: float
     deferred: bool
     detail: str | None
+    defer_text: NotRequired[str | None]
+    """The deferred item's text when ``deferred`` (the check's ``defer:`` or its finding)."""
+    counts: NotRequired[dict[str, int]]
+    """Command checks: pass/fail counts parsed from the output."""
+    claimed: NotRequired[str | None]
+    """Claims checks: the first mismatching (or first) claim, for a one-line view."""
+    claims: NotRequired[list[ClaimComparison]]
+    """Claims checks: every claim found, side by side with the measurement."""
+
+
+class DecisionRecord(TypedDict):
+    """A person's decision on a gate."""
+
+    id: str
+    """Unique per decision: applying the same decision twice is a no-op."""
+    gate: str
+    action: DecisionAction
+    by: str
+    at: str
+    note: str | None
+    grade: str | None
+    """The grade a person gave with ``override``."""
+
+
+class AttemptSummary(TypedDict):
+    """An earlier review of a gate that sent its tasks back."""
+
+    attempt: int
+    score: float | None
+    grade: str | None
+    verdict: str | None
+    findings: list[str]
+    reviewed_at: str | None
+    decision: NotRequired[DecisionRecord | None]
+    """The person's decision that sent the work back, if one did."""
 
 
 class GateRecord(TypedDict, total=False):
@@ -80,7 +130,10 @@ class GateRecord(TypedDict, total=False):
     status: GateStatus
     score: float | None
     grade: str | None
+    grade_measured: str | None
+    """The grade the score earned, kept when a person overrides ``grade``."""
     verdict: str | None
+    """The verdict coord measured (a person's decision changes ``status``, not this)."""
     criteria: list[CriterionResult]
     findings: list[str]
     deferred: list[str]
@@ -88,6 +141,15 @@ class GateRecord(TypedDict, total=False):
     decided_by: str | None
     attempt: int
     reason: str | None
+    policy: str
+    on_fail: str
+    reviewed_at: str | None
+    override_until: str | None
+    """``auto_then_human``: until when a person may override the automatic verdict."""
+    decision: DecisionRecord | None
+    history: list[AttemptSummary]
+    commit: str | None
+    """The workspace's git commit when reviewed (``+dirty`` when it had changes)."""
 
 
 class DeferredItem(TypedDict):

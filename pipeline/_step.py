@@ -65,6 +65,8 @@ class StepContext:
     """Run even when the manifests say the outputs are up to date."""
     spend: SpendGuard | None = None
     """Ledger recorder and budget check for steps that pay for API calls (None outside a budgeted run)."""
+    feedback: tuple[str, ...] = ()
+    """Review findings from a gate that sent this task back (empty on a first run)."""
 
     def path(self, rel: str | Path) -> Path:
         """Absolute path of a workspace-relative path, refusing escapes."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from coordinator.plan import Grading
 from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
@@ -23,38 +24,66 @@ from reviews.grading import letter_grade, weighted_score
 from templates import render
 
 
-def _role_cards(status: dict[str, Any]) -> list[dict[str, Any]]:
+def _grading(ctx: StepContext, status: dict[str, Any]) -> Grading:
+    """The run's grading scale (from its stored plan); the default scale when there is none."""
+    plan_file = ctx.path(".coord") / "runs" / str(status.get("run_id")) / "plan.json"
+    try:
+        return Grading.model_validate(orjson.loads(plan_file.read_bytes()).get("grading") or {})
+    except (OSError, orjson.JSONDecodeError, ValueError):
+        return Grading()
+
+
+def _criterion_owner(c: dict[str, Any]) -> str | None:
+    """The task a criterion measures, when it measures one task's work."""
+    if c["kind"] == "metric":
+        return str(c["target"]).split(".", 1)[0]
+    if c["kind"] == "claims" and str(c["target"]).startswith("task "):
+        return str(c["target"])[5:]
+    return None
+
+
+def _role_cards(status: dict[str, Any], grading: Grading | None = None) -> list[dict[str, Any]]:
+    """Per role: tasks done/total, the grade its measured criteria earn, its gates' grades, retries, cost."""
+    grading = grading or Grading()
     tasks = status["tasks"]
     owner = {tid: t["role"] for tid, t in tasks.items()}
     base_owner = {tid.split("[", 1)[0]: t["role"] for tid, t in tasks.items()}
     by_role: dict[str, dict[str, Any]] = {}
     for t in tasks.values():
         card = by_role.setdefault(t["role"], {"role": t["role"], "agent": t.get("agent") or "—", "total": 0,
-                                               "done": 0, "retries": 0, "cost": 0.0, "criteria": [],
-                                               "gates": set()})
+                                               "done": 0, "retries": 0, "gate_retries": 0, "cost": 0.0,
+                                               "criteria": [], "gates": set(), "gate_grades": []})
         card["total"] += 1
         card["done"] += t.get("status") == "done"
-        card["retries"] += max(0, int(t.get("attempts") or 1) - 1) if t.get("status") in ("done", "failed") else 0
+        # in-task retries (attempts) plus times a gate sent the task back (dispatches)
+        if t.get("status") in ("done", "failed"):
+            card["retries"] += max(0, int(t.get("attempts") or 1) - 1)
+        card["gate_retries"] += max(0, int(t.get("dispatch") or 1) - 1)
         card["cost"] += float(t.get("cost_usd") or 0.0)
         if t.get("agent"):
             card["agent"] = t["agent"]
     for gid, g in status["gates"].items():
+        roles_here: set[str] = set()
         for c in g.get("criteria") or []:
-            if c["kind"] != "metric":
-                continue
-            task = c["target"].split(".", 1)[0]
-            role = owner.get(task) or base_owner.get(task)
+            task = _criterion_owner(c)
+            role = (owner.get(task) or base_owner.get(task)) if task else None
             if role in by_role:
                 by_role[role]["criteria"].append((c["weight"], c["passed"]))
-                by_role[role]["gates"].add(gid)
+                roles_here.add(role)
+        for role in roles_here:
+            by_role[role]["gates"].add(gid)
+            if g.get("grade"):
+                by_role[role]["gate_grades"].append(f"{gid} {g['grade']}")
     cards = []
     for card in by_role.values():
         if card["criteria"]:
             score = weighted_score(card["criteria"])
-            card["score"], card["grade"] = score, letter_grade(score)
+            card["score"], card["grade"] = score, letter_grade(score, grading)
         else:
             card["score"], card["grade"] = None, None
         card["gates"] = sorted(card["gates"])
+        card["gate_grades"] = sorted(card["gate_grades"])
+        card["retries"] += card.pop("gate_retries")
         card["checks"] = len(card.pop("criteria"))
         cards.append(card)
     return sorted(cards, key=lambda c: c["role"])
@@ -112,7 +141,7 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     summary_path = out / "week_summary.md"
     run = StepRun(ctx, "report", {"status_file": status_file, "out_dir": out_dir, "launch_gate": launch_gate},
                   inputs=[src], outputs=[summary_path])
-    cards = _role_cards(status)
+    cards = _role_cards(status, _grading(ctx, status))
     launch = _launch(status, launch_gate)
     deferred = list(status.get("deferred", {}).values())
     finetune = _finetune_rows(status)

@@ -1,4 +1,4 @@
-"""Measure checks: metric comparisons, file checks and commands, never an agent's word."""
+"""Measure checks: metric comparisons, files, commands and agents' claims, never an agent's word."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import yaml
 
 from coordinator.plan import Check
 from coordinator.state import CriterionResult
+from reviews.claims import Measured, compare, parse_claims
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -57,9 +58,14 @@ def _compare(measured: Any, op: str, threshold: Any) -> bool:
         return False
 
 
+TaskText = Callable[[str], str]
+"""Task id → what the task reported in words: its notes and the text of its output files."""
+
+
 def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable: bool = True,
-             command_timeout: float = 600.0) -> CriterionResult:
-    """Measure one check."""
+             command_timeout: float = 600.0, task_text: TaskText | None = None,
+             commands: Mapping[str, Measured] | None = None) -> CriterionResult:
+    """Measure one check (a claims check needs its command check's measurement in ``commands``)."""
     base: dict[str, Any] = {"name": check.name, "label": check.describe(), "critical": check.critical,
                             "weight": check.weight, "op": None, "threshold": None, "detail": None}
     detail: str | None
@@ -77,53 +83,204 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
         result = {**base, "kind": "metric", "target": check.metric, "op": check.op,
                   "threshold": check.value, "measured": shown, "passed": passed, "detail": detail}
     elif check.file is not None:
-        passed, detail = _check_file(workspace / check.file)
+        passed, detail = check_file(workspace, check.file, check.validator)
         result = {**base, "kind": "file", "target": check.file, "measured": passed, "passed": passed,
-                  "detail": detail}
+                  "detail": detail, "threshold": check.validator}
+    elif check.command is not None:
+        m, detail = run_command(check.command, workspace, command_timeout)
+        result = {**base, "kind": "command", "target": check.command, "measured": m.exit_code,
+                  "passed": m.exit_code == 0, "detail": detail, "threshold": "exit 0",
+                  "counts": {k: v for k, v in (("passed", m.passed), ("failed", m.failed),
+                                               ("errors", m.errors)) if v is not None}}
     else:
-        assert check.command is not None
-        passed, detail, code = _run_command(check.command, workspace, command_timeout)
-        result = {**base, "kind": "command", "target": check.command, "measured": code,
-                  "passed": passed, "detail": detail}
+        assert check.claims is not None
+        result = {**base, **_claims_result(check, workspace, task_text, commands or {})}
     result["deferred"] = bool(deferrable and not result["passed"] and check.defer and not check.critical)
+    result["defer_text"] = check.defer if result["deferred"] else None
     return result  # type: ignore[return-value]
 
 
-def _check_file(path: Path) -> tuple[bool, str | None]:
+def evaluate_all(checks: list[Check], lookup: MetricLookup, workspace: Path, *, deferrable: bool = True,
+                 command_timeout: float = 600.0, task_text: TaskText | None = None) -> list[CriterionResult]:
+    """Measure every check, commands before the claims checks that compare against them."""
+    results: dict[int, CriterionResult] = {}
+    commands: dict[str, Measured] = {}
+    for i, check in enumerate(checks):
+        if check.claims is None:
+            res = evaluate(check, lookup, workspace, deferrable=deferrable, command_timeout=command_timeout)
+            results[i] = res
+            if res["kind"] == "command":
+                counts = res.get("counts") or {}
+                commands[check.name] = Measured(counts.get("passed"), counts.get("failed"),
+                                                counts.get("errors"), res["measured"])
+    for i, check in enumerate(checks):
+        if check.claims is not None:
+            results[i] = evaluate(check, lookup, workspace, deferrable=deferrable, task_text=task_text,
+                                  commands=commands)
+    out = [results[i] for i in range(len(checks))]
+    seen: dict[str, int] = {}
+    for res in out:  # two checks of one metric would share a derived name; records need distinct ones
+        seen[res["name"]] = seen.get(res["name"], 0) + 1
+        if seen[res["name"]] > 1:
+            res["name"] = f"{res['name']}_{seen[res['name']]}"
+    return out
+
+
+def _claims_result(check: Check, workspace: Path, task_text: TaskText | None,
+                   commands: Mapping[str, Measured]) -> dict[str, Any]:
+    spec = check.claims
+    assert spec is not None
+    source = f"task {spec.task}" if spec.task else f"file {spec.file}"
+    out: dict[str, Any] = {"kind": "claims", "target": source, "threshold": f"matches {spec.against}",
+                           "claims": [], "claimed": None}
+    measured = commands.get(spec.against)
+    if measured is None:
+        return {**out, "measured": None, "passed": False,
+                "detail": f"check {spec.against!r} was not measured"}
+    if spec.task is not None:
+        text = task_text(spec.task) if task_text is not None else ""
+    else:
+        assert spec.file is not None
+        path = workspace / spec.file
+        if not path.is_file():
+            return {**out, "measured": measured.describe(), "passed": False,
+                    "detail": f"{spec.file} is missing"}
+        text = path.read_text(encoding="utf-8", errors="replace")
+    comparisons = compare(parse_claims(text), measured)
+    wrong = [c for c in comparisons if not c["matches"]]
+    shown = wrong[0] if wrong else (comparisons[0] if comparisons else None)
+    if not comparisons:
+        detail = f"no test figures claimed in {source}"
+    elif wrong:
+        detail = f"{len(wrong)} of {len(comparisons)} claims disagree with the measurement: " + \
+            "; ".join(f"claimed {c['text']!r} ({c['claimed']}), measured {c['measured']}" for c in wrong[:3])
+    else:
+        detail = f"all {len(comparisons)} claims match the measurement"
+    return {**out, "measured": measured.describe(), "passed": not wrong, "detail": detail,
+            "claims": comparisons, "claimed": shown["claimed"] if shown else None}
+
+
+_TEXT_SUFFIXES = {".md", ".txt", ".log", ".json", ".yaml", ".yml", ".rst", ""}
+_TEXT_LIMIT = 512 * 1024
+
+
+def task_text_reader(workspace: Path, tasks: Mapping[str, Mapping[str, Any]],
+                     expansions: Mapping[str, list[str]]) -> TaskText:
+    """Read a task's notes and the text files it reported, for claims checks (bounded in size)."""
+
+    def read(task_id: str) -> str:
+        parts: list[str] = []
+        for tid in expansions.get(task_id, [task_id]):
+            rec = tasks.get(tid) or {}
+            parts.extend(str(n) for n in rec.get("notes") or [])
+            for art in rec.get("artifacts") or []:
+                path = workspace / str(art.get("path", ""))
+                if path.suffix.lower() in _TEXT_SUFFIXES and path.is_file() \
+                        and path.stat().st_size <= _TEXT_LIMIT:
+                    parts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "\n".join(parts)
+
+    return read
+
+
+def check_file(workspace: Path, rel: str, validator: str | None) -> tuple[bool, str | None]:
+    """A file (or every data file of a directory) exists, parses and passes ``validator``."""
+    path = workspace / rel
     if not path.exists():
         return False, "missing"
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in {".json", ".jsonl"})
+        if not files:
+            return False, "directory holds no .json or .jsonl files"
+        problems = []
+        for f in files:
+            ok, why = _check_one(f, validator)
+            if not ok:
+                problems.append(f"{f.name}: {why}")
+        if problems:
+            return False, f"{len(problems)} of {len(files)} files fail: " + "; ".join(problems[:3])
+        return True, f"{len(files)} files" + (f" validate as {validator}" if validator else " parse")
+    return _check_one(path, validator)
+
+
+def _check_one(path: Path, validator: str | None) -> tuple[bool, str | None]:
+    if validator == "adp":
+        from pipeline.adp.validate import validate_adp_file
+        from pipeline.errors import PipelineError
+
+        try:
+            adp = validate_adp_file(path, max_errors=3)
+        except PipelineError as e:
+            return False, str(e)
+        if not adp.ok:
+            return False, f"{adp.invalid} of {adp.trajectories} trajectories invalid; first: {adp.errors[0]}" \
+                if adp.errors else f"{adp.invalid} invalid trajectories"
+        return True, f"{adp.trajectories} valid ADP trajectories"
+    if validator == "openai":
+        from pipeline.openai_format import validate_openai_file
+
+        oai = validate_openai_file(path, max_samples=3)
+        if not oai.valid:
+            first = oai.error_samples[0] if oai.error_samples else None
+            return False, f"{oai.errors} errors" + (f"; first: line {first.line} {first.field}: {first.message}"
+                                                     if first else "")
+        return True, f"{oai.examples} valid OpenAI chat examples"
+    if validator == "jsonl" or path.suffix == ".jsonl":
+        return _check_jsonl(path)
     try:
         if path.suffix == ".json":
             json.loads(path.read_text(encoding="utf-8"))
         elif path.suffix in {".yaml", ".yml"}:
             yaml.safe_load(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".jsonl":
-            with path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            json.loads(line)
-                        except json.JSONDecodeError as e:
-                            return False, f"line {n}: {e.msg}"
     except (ValueError, yaml.YAMLError) as e:
         return False, f"does not parse: {e}"
     return True, None
 
 
-_PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
+def _check_jsonl(path: Path) -> tuple[bool, str | None]:
+    rows = 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as e:
+                    return False, f"line {n}: {e.msg}"
+                rows += 1
+    return True, f"{rows} JSON lines"
 
 
-def _run_command(command: str, cwd: Path, timeout: float) -> tuple[bool, str | None, int | None]:
+_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped)\b")
+
+
+def parse_counts(output: str) -> dict[str, int]:
+    """Pass/fail counts from a pytest-style summary line ("18 passed, 3 failed, 1 error in 0.4s").
+
+    The last line that has counts wins: that is where test runners print their summary.
+    """
+    for line in reversed(output.splitlines()):
+        found = _COUNTS.findall(line)
+        if found:
+            counts: dict[str, int] = {}
+            for n, kind in found:
+                key = "errors" if kind.startswith("error") else kind
+                counts[key] = counts.get(key, 0) + int(n)
+            return counts
+    return {}
+
+
+def run_command(command: str, cwd: Path, timeout: float) -> tuple[Measured, str]:
+    """Run a shell command; exit code, parsed counts and a one-line detail."""
     try:
         proc = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout:.0f}s", None
+        return Measured(None, None, None, None), f"timed out after {timeout:.0f}s"
     output = (proc.stdout + proc.stderr).strip()
-    counts = {kind.rstrip("s"): int(n) for n, kind in _PYTEST_COUNTS.findall(output)}
+    counts = parse_counts(output)
     detail = f"exit {proc.returncode}"
     if counts:
         detail += "; " + ", ".join(f"{v} {k}" for k, v in counts.items())
     elif output and proc.returncode != 0:
         detail += ": " + output.splitlines()[-1][:200]
-    return proc.returncode == 0, detail, proc.returncode
+    return Measured(counts.get("passed"), counts.get("failed"), counts.get("errors"), proc.returncode), detail

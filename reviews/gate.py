@@ -1,30 +1,50 @@
-"""Gate evaluation: measure the criteria, score, grade, decide.
+"""Gate evaluation: measure the criteria, score, grade, decide, and settle the outcome.
 
-Approval policies and human decisions build on :func:`decide`; the
-coordinator calls :func:`review_gate` when every task the gate reviews is done.
+Pure functions over plan specs and records; the coordinator's nodes call them
+and perform the side effects (events, review records, task resets).
+
+- :func:`review_gate` measures a gate and records score, grade and verdict; an
+  ``auto`` gate is settled at once, ``human`` and ``auto_then_human`` gates wait.
+- :func:`settle` turns a final verdict into the gate's status under ``on_fail``:
+  approved, deferred (carry the findings), retry (send the reviewed tasks back
+  with the findings as feedback) or block.
+- :func:`apply_decision` settles a gate as a person decided it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from coordinator.events import now_iso
-from coordinator.plan import GateSpec
-from coordinator.state import CriterionResult, GateRecord
-from reviews.criteria import MetricLookup, evaluate
-from reviews.grading import letter_grade, weighted_score
+from coordinator.plan import GateSpec, Grading
+from coordinator.state import AttemptSummary, CriterionResult, DecisionRecord, GateRecord, Verdict
+from reviews.criteria import MetricLookup, TaskText, evaluate_all
+from reviews.grading import grade_floor, letter_grade, weighted_score
+
+AUTO = "coord (auto)"
 
 
-def decide(spec: GateSpec, results: list[CriterionResult]) -> tuple[str, list[str]]:
-    """Verdict from measured criteria: approved, changes_requested or rejected, plus findings."""
+def findings_of(results: list[CriterionResult]) -> list[str]:
+    """One line per failed criterion: what was measured against what it needed."""
     findings = []
     for r in results:
-        if not r["passed"]:
-            measured = r["measured"]
-            findings.append(f"{r['label']}: measured {measured!r}"
-                            + (f" (needs {r['op']} {r['threshold']})" if r["op"] else "")
-                            + (f" — {r['detail']}" if r["detail"] else ""))
+        if r["passed"]:
+            continue
+        if r["kind"] == "claims":
+            findings.append(f"{r['label']}: {r['detail']}")
+            continue
+        findings.append(f"{r['label']}: measured {r['measured']!r}"
+                        + (f" (needs {r['op']} {r['threshold']})" if r["op"] else "")
+                        + (f" — {r['detail']}" if r["detail"] else ""))
+    return findings
+
+
+def decide(spec: GateSpec, results: list[CriterionResult]) -> tuple[Verdict, list[str]]:
+    """Verdict from measured criteria: approved, changes_requested or rejected, plus findings."""
+    findings = findings_of(results)
     critical_failed = any(r["critical"] and not r["passed"] for r in results)
     score = weighted_score([(r["weight"], r["passed"]) for r in results])
     if critical_failed:
@@ -34,19 +54,131 @@ def decide(spec: GateSpec, results: list[CriterionResult]) -> tuple[str, list[st
     return "approved", findings
 
 
-def review_gate(spec: GateSpec, lookup: MetricLookup, workspace: Path, attempt: int = 1) -> GateRecord:
-    """Measure every criterion of ``spec`` and record score, grade and verdict."""
-    results = [evaluate(c, lookup, workspace, deferrable=True) for c in spec.criteria]
+def decides_alone(spec: GateSpec) -> bool:
+    """True when coord settles the gate right after measuring it (no person, no override window)."""
+    return spec.policy == "auto" or (spec.policy == "auto_then_human" and spec.override_window <= 0)
+
+
+def review_gate(spec: GateSpec, lookup: MetricLookup, workspace: Path, attempt: int = 1, *,
+                grading: Grading | None = None, task_text: TaskText | None = None,
+                commit: str | None = None, history: list[AttemptSummary] | None = None) -> GateRecord:
+    """Measure every criterion of ``spec`` and record score, grade and verdict.
+
+    The record is ``waiting``: the caller settles it with :func:`settle` when
+    :func:`decides_alone`, opens the override window of an ``auto_then_human``
+    gate (already set here) or waits for a person.
+    """
+    grading = grading or Grading()
+    results = evaluate_all(spec.criteria, lookup, workspace, deferrable=True, task_text=task_text)
     score = weighted_score([(r["weight"], r["passed"]) for r in results])
     verdict, findings = decide(spec, results)
-    if verdict != "approved":  # nothing is deferred by a gate that did not let the work through
-        for r in results:
-            r["deferred"] = False
-    deferred = [c.defer for c, r in zip(spec.criteria, results, strict=True) if r["deferred"] and c.defer]
-    status: Any = verdict if spec.policy == "auto" else "waiting"
-    return GateRecord(status=status, score=score, grade=letter_grade(score), verdict=verdict,
-                      criteria=results, findings=findings,
-                      deferred=deferred,
-                      decided_at=now_iso() if spec.policy == "auto" else None,
-                      decided_by="coord (auto)" if spec.policy == "auto" else None,
-                      attempt=attempt, reason=None)
+    grade = letter_grade(score, grading)
+    rec = GateRecord(status="waiting", score=score, grade=grade, grade_measured=grade, verdict=verdict,
+                     criteria=results, findings=findings, deferred=[], decided_at=None, decided_by=None,
+                     attempt=attempt, reason=None, policy=spec.policy, on_fail=spec.on_fail,
+                     reviewed_at=now_iso(), override_until=None, decision=None,
+                     history=list(history or []), commit=commit)
+    if decides_alone(spec):
+        pass
+    elif spec.policy == "auto_then_human":
+        until = datetime.now(UTC) + timedelta(seconds=spec.override_window)
+        rec["override_until"] = until.isoformat(timespec="milliseconds")
+        rec["reason"] = f"automatic verdict {verdict}; a person may override until {rec['override_until']}"
+    else:
+        rec["reason"] = f"measured verdict {verdict} (grade {grade}); waiting for a person"
+    return rec
+
+
+@dataclass
+class Settlement:
+    """A gate's final outcome for one attempt."""
+
+    update: GateRecord
+    retry: bool = False
+    """Send the reviewed tasks back with :attr:`feedback`."""
+    feedback: list[str] = field(default_factory=list)
+
+
+def _summary(rec: GateRecord) -> AttemptSummary:
+    return AttemptSummary(attempt=int(rec.get("attempt") or 1), score=rec.get("score"), grade=rec.get("grade"),
+                          verdict=rec.get("verdict"), findings=list(rec.get("findings") or []),
+                          reviewed_at=rec.get("reviewed_at"), decision=rec.get("decision"))
+
+
+def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str | None = None,
+           at: str | None = None) -> Settlement:
+    """Apply ``on_fail`` to a final ``verdict``: approve, defer, retry with feedback, or block."""
+    at = at or now_iso()
+    attempt = int(rec.get("attempt") or 1)
+    criteria = [cast(CriterionResult, dict(c)) for c in rec.get("criteria") or []]
+    base = GateRecord(decided_at=at, decided_by=by)
+    if verdict == "approved":
+        status = "approved"
+    elif spec.on_fail == "retry" and attempt <= spec.max_retries:
+        feedback = [f"gate {spec.id} (attempt {attempt}, grade {rec.get('grade')}, "
+                    f"{rec.get('score')}/10): {f}" for f in rec.get("findings") or []]
+        if note:
+            feedback.append(f"note from {by}: {note}")
+        for c in criteria:
+            c["deferred"], c["defer_text"] = False, None
+        return Settlement(GateRecord(
+            status="pending", attempt=attempt + 1, history=[*rec.get("history", []), _summary(rec)],
+            criteria=criteria, deferred=[], override_until=None, decision=rec.get("decision"),
+            reason=f"attempt {attempt} {verdict}; reviewed tasks sent back with the findings "
+                   f"(retry {attempt} of {spec.max_retries})", **base), retry=True, feedback=feedback)
+    elif spec.on_fail == "defer" and verdict == "changes_requested":
+        status = "deferred"
+    else:
+        status = verdict
+    for c in criteria:
+        if status == "deferred" and not c["passed"] and not c["critical"]:
+            c["deferred"] = True
+            c["defer_text"] = c.get("defer_text") or next(
+                (f for f in rec.get("findings") or [] if f.startswith(c["label"] + ":")), c["label"])
+        elif status != "approved" and status != "deferred":
+            c["deferred"], c["defer_text"] = False, None
+    deferred = [str(c["defer_text"]) for c in criteria if c.get("deferred") and c.get("defer_text")]
+    reason = None
+    if status in ("rejected", "changes_requested") and spec.on_fail == "retry":
+        reason = f"still {verdict} after {attempt} attempts"
+    elif status == "deferred":
+        reason = f"{verdict}; findings deferred (on_fail: defer)"
+    return Settlement(GateRecord(status=status, criteria=criteria,  # type: ignore[typeddict-item]
+                                 deferred=deferred, override_until=None, reason=reason, **base))
+
+
+def apply_decision(spec: GateSpec, rec: GateRecord, decision: DecisionRecord, grading: Grading) -> Settlement:
+    """Settle a waiting gate as a person decided: approve, reject, or override with a grade."""
+    update = GateRecord(decision=decision)
+    verdict: str
+    if decision["action"] == "approve":
+        verdict = "approved"
+    elif decision["action"] == "reject":
+        verdict = "rejected"
+    else:
+        assert decision["grade"] is not None
+        update["grade"] = decision["grade"]
+        verdict = "approved" if grade_floor(decision["grade"], grading) >= spec.pass_score else "rejected"
+    merged: GateRecord = {**rec, **update}
+    out = settle(spec, merged, verdict, by=decision["by"], note=decision["note"], at=decision["at"])
+    out.update = {**update, **out.update}
+    return out
+
+
+def window_open(rec: GateRecord, now: datetime | None = None) -> bool:
+    """True while an ``auto_then_human`` gate's override window has not closed."""
+    until = rec.get("override_until")
+    if rec.get("status") != "waiting" or not until:
+        return False
+    return (now or datetime.now(UTC)) < datetime.fromisoformat(until)
+
+
+def needs_person(rec: GateRecord) -> bool:
+    """A gate that waits for a person and nothing else (no override window running)."""
+    return rec.get("status") == "waiting" and not rec.get("override_until")
+
+
+def decision_applied(rec: GateRecord, decision_id: str) -> bool:
+    """True when the gate record (or one of its earlier attempts) holds this decision."""
+    decisions = [rec.get("decision"), *(h.get("decision") for h in rec.get("history") or [])]
+    return any(d is not None and d["id"] == decision_id for d in decisions)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLI_AGENTS = ("claude", "codex", "cursor")
+"""Agents the ``cli`` driver can run (Claude Code, the Codex CLI, Cursor's ``agent``)."""
 AGENT_BOARD_NAMES = {"claude": "CLAUDE", "codex": "CODEX", "cursor": "CURSOR", "human": "HUMAN"}
 
 
@@ -37,6 +39,12 @@ class RoleDefinition:
     budget_usd: float | None
     driver_reason: str
     """Why this driver was chosen (shown on boards)."""
+    executable: str | None = None
+    """cli driver: program to run instead of the agent's usual CLI."""
+    flags: tuple[str, ...] = ()
+    """cli driver: extra CLI arguments."""
+    permissions: str | None = None
+    """cli driver: permission mode / sandbox (see :class:`coordinator.plan.RoleBinding`)."""
     binding: RoleBinding | None = None
     """The full binding (provider, base_url, … for the llm driver)."""
 
@@ -129,7 +137,12 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
             raise ConfigError(f"driver {driver!r} is not available in this version "
                               f"(available: {', '.join(sorted(DRIVERS))})", file=config_file,
                               path=f"roles.{name}.driver")
-        out[name] = RoleDefinition(name, binding.agent, driver, binding.model, binding.budget_usd, reason, binding)
+        if driver == "cli" and binding.agent not in CLI_AGENTS:
+            raise ConfigError(f"driver 'cli' runs {', '.join(CLI_AGENTS)}; role {name!r} is played by "
+                              f"{binding.agent!r}", file=config_file, path=f"roles.{name}.agent")
+        out[name] = RoleDefinition(name, binding.agent, driver, binding.model, binding.budget_usd, reason,
+                                   executable=binding.executable, flags=tuple(binding.flags),
+                                   permissions=binding.permissions, binding=binding)
     unknown = sorted(set(overrides) - set(plan_roles))
     if unknown:
         log.warning("%s defines roles the plan does not use: %s", config_file, ", ".join(unknown))

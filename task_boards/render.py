@@ -1,28 +1,32 @@
 """Render boards, EXECUTE_NOW files, the TEAM_COORDINATION status block, review records and the status snapshot.
 
-A board coord wrote before is only replaced if nobody changed it since: the
-sha256 of every render is kept in ``.coord/boards.json`` and a board edited
-by a person is left alone (its conflict is reported) until the edit is synced.
+Boards are merged, never clobbered: coord rewrites only its marked sections,
+and a board a person edited since coord last wrote it is merged three ways
+(last render, current file, new render; see :mod:`task_boards.merge`). When
+the merge is impossible the file is left alone and the conflict is reported.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from coordinator.events import now_iso
 from coordinator.plan import CompiledPlan, CompiledTask
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from pipeline._io import atomic_write_json, atomic_write_text
 from roles.definitions import RoleDefinition
+from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
+from task_boards.merge import BoardMerge, merge_board
+from task_boards.store import load_base, load_notices, load_problems, save_base, save_problems
 from templates import render
 
 log = logging.getLogger(__name__)
@@ -45,41 +49,60 @@ class RenderResult:
     conflicts: list[str] = field(default_factory=list)
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 class BoardWriter:
-    """Writes coord-owned files, refusing to clobber ones people changed."""
+    """Writes coord-owned files under per-file locks, merging with people's edits."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.index_path = ws.state_dir / "boards.json"
-        try:
-            self.index: dict[str, str] = orjson.loads(self.index_path.read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            self.index = {}
 
     def write(self, path: Path, text: str, result: RenderResult) -> None:
-        """Write ``text`` unless the file changed since coord last wrote it."""
+        """Write a fresh render of ``path``, merged with the person's edits since coord's last write."""
         rel = path.relative_to(self.ws.root).as_posix()
-        data = text.encode("utf-8")
-        new_sha = _sha(data)
-        if path.exists():
-            current = _sha(path.read_bytes())
-            if current == new_sha:
-                self.index[rel] = new_sha
+        with board_lock(self.ws, path):
+            for _ in range(3):
+                current = path.read_text(encoding="utf-8") if path.exists() else None
+                base = load_base(self.ws, path)
+                if current is None:
+                    merged = BoardMerge(text, text)
+                else:
+                    merged = merge_board(base, current, text, file=rel)
+                if merged.text is None or merged.base is None:
+                    result.conflicts.append(merged.conflict or f"{rel}: merge impossible")
+                    return
+                if merged.text != current:
+                    if not _replace_if_unchanged(path, merged.text, current):
+                        continue  # a person saved meanwhile: merge again with their new text
+                    result.written.append(rel)
+                if merged.base != base:
+                    save_base(self.ws, path, merged.base)
                 return
-            if rel in self.index and current != self.index[rel]:
-                result.conflicts.append(f"{rel} was edited since coord last wrote it; "
-                                        "coord left it unchanged (run `coord board sync` to apply the edit)")
-                return
-        atomic_write_bytes(path, data)
-        self.index[rel] = new_sha
-        result.written.append(rel)
+            result.conflicts.append(f"{rel} kept changing while coord rendered it; coord left it unchanged")
 
-    def save_index(self) -> None:
-        atomic_write_json(self.index_path, self.index)
+
+def _replace_if_unchanged(path: Path, text: str, expected: str | None) -> bool:
+    """Atomically replace ``path`` with ``text`` unless it no longer holds ``expected``.
+
+    The check runs after the temp file is written and synced, right before the
+    rename, so the window in which a person's save could be overwritten is as
+    small as a rename (editors take no lock coord could wait for).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        now = path.read_text(encoding="utf-8") if path.exists() else None
+        if now != expected:
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, path)
+        return True
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
@@ -105,7 +128,8 @@ def _gated_metrics(plan: CompiledPlan, base_id: str) -> set[str]:
             if c.metric and c.metric.split(".", 1)[0] == base_id}
 
 
-def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan) -> dict[str, Any]:
+def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
+               notice: Mapping[str, str] | None = None) -> dict[str, Any]:
     gated = _gated_metrics(plan, task.base_id)
     # metrics a gate reads come first, then the rest by name
     metrics = sorted(((k, v) for k, v in (rec.get("metrics") or {}).items()
@@ -121,24 +145,30 @@ def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan) -
         "skipped_run": rec.get("skipped_run", False), "recovered": rec.get("recovered", False),
         "instructions": task.instructions, "params": sorted(task.params.items()),
         "gates": [g for g, after in plan.gate_after.items() if task.id in after],
-        "feedback": rec.get("feedback") or [],
+        "feedback": rec.get("feedback") or [], "notes": rec.get("feedback") or [],
+        "notice": notice["text"] if notice and notice.get("status") == rec.get("status", "pending") else None,
     }
 
 
 def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition], state: RunState,
-               *, profile: str | None = None) -> RenderResult:
-    """Render every board and the status block from ``state``; atomic writes only."""
+               *, profile: str | None = None, only_roles: set[str] | None = None) -> RenderResult:
+    """Render every board (or only those of ``only_roles``) and the status block from ``state``."""
     result = RenderResult()
     writer = BoardWriter(ws)
     tasks_state = state.get("tasks", {})
     gates_state = state.get("gates", {})
     deferred = sorted(state.get("deferred", {}).values(), key=lambda d: (d["gate"], d["text"]))
-    run = {"run_id": state.get("run_id", "?"), "plan": plan.name, "profile": profile or plan.profile,
-           "phase": state.get("phase", "running"), "provenance": provenance(plan, roles),
-           "updated_at": now_iso(), "budget": state.get("budget")}
+    run: dict[str, Any] = {
+        "run_id": state.get("run_id", "?"), "plan": plan.name, "profile": profile or plan.profile,
+        "phase": state.get("phase", "running"), "provenance": provenance(plan, roles),
+        "updated_at": now_iso(), "budget": state.get("budget")}
     ws.boards.mkdir(parents=True, exist_ok=True)
+    notices = load_notices(ws, run["run_id"]) if state.get("run_id") else {}
     for role in roles.values():
-        views = [_task_view(t, tasks_state.get(t.id, {}), plan) for t in plan.tasks_of_role(role.name)]
+        if only_roles is not None and role.name not in only_roles:
+            continue
+        views = [_task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
+                 for t in plan.tasks_of_role(role.name)]
         counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),
                   "pending": sum(v["status"] == "pending" for v in views)}
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
@@ -152,16 +182,34 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
             next((v for v in views if v["status"] == "pending"), None)
         if in_hand is not None:
-            in_hand["inputs"] = [
-                {**a, "task": need} for need in in_hand["needs"]
-                for a in (tasks_state.get(need, {}).get("artifacts") or [])[:MAX_ARTIFACTS]]
+            in_hand["inputs"] = _inputs(in_hand, tasks_state)
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
         writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
     _render_team_status(ws, plan, roles, state, run, deferred, result)
-    writer.save_index()
+    save_problems(ws, conflicts=result.conflicts)
     atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
     return result
+
+
+def _inputs(view: dict[str, Any], tasks_state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{**a, "task": need} for need in view["needs"]
+            for a in (tasks_state.get(need, {}).get("artifacts") or [])[:MAX_ARTIFACTS]]
+
+
+def execute_now_text(plan: CompiledPlan, role: RoleDefinition, state: Mapping[str, Any],
+                     task_id: str) -> str:
+    """The EXECUTE_NOW text for one task, whatever else the role has in hand (a CLI agent's prompt)."""
+    tasks_state = state.get("tasks", {})
+    mine = plan.tasks_of_role(role.name)
+    statuses = [tasks_state.get(t.id, {}).get("status", "pending") for t in mine]
+    counts = {"total": len(mine), "done": statuses.count("done"), "pending": statuses.count("pending")}
+    view = _task_view(plan.tasks[task_id], {"status": "running", **tasks_state.get(task_id, {})}, plan)
+    view["inputs"] = _inputs(view, tasks_state)
+    run = {"run_id": state.get("run_id", "?"), "plan": plan.name, "profile": plan.profile,
+           "phase": "running", "provenance": "", "updated_at": now_iso()}
+    return render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=view,
+                  counts=counts)
 
 
 def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition],
@@ -195,19 +243,21 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
         if rec.get("status") == "waiting":
             problems.append(f"gate **{gid}** is waiting for a person")
     problems.extend(result.conflicts)
+    problems.extend(f"board edit not applied: {e}" for e in load_problems(ws)["edit_errors"])
     body = render("team_status.md.j2", run=run, roles=rows, gates=gates, problems=problems,
                   deferred=deferred)
     path = ws.team_file
-    current = path.read_text(encoding="utf-8") if path.exists() else TEAM_HEADER
-    try:
-        updated = replace_block(current, "status", body, file=path.name)
-    except MarkerError as e:
-        result.conflicts.append(str(e))
-        log.warning("%s", e)
-        return
-    if updated != current:
-        atomic_write_text(path, updated)
-        result.written.append(path.name)
+    with board_lock(ws, path):
+        current = path.read_text(encoding="utf-8") if path.exists() else TEAM_HEADER
+        try:
+            updated = replace_block(current, "status", body, file=path.name)
+        except MarkerError as e:
+            result.conflicts.append(str(e))
+            log.warning("%s", e)
+            return
+        if updated != current:
+            atomic_write_text(path, updated)
+            result.written.append(path.name)
 
 
 def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate_id: str) -> list[str]:

@@ -9,9 +9,11 @@ import sys
 import typer
 
 from coordinator import __version__, console
+from coordinator.cli import board as board_cmd
 from coordinator.cli import costs as costs_cmd
 from coordinator.cli import init as init_cmd
 from coordinator.cli import plans as plans_cmd
+from coordinator.cli import review as review_cmd
 from coordinator.cli import run as run_cmd
 from coordinator.cli import status as status_cmd
 from coordinator.errors import CoordError
@@ -37,6 +39,8 @@ run_cmd.register(app)
 status_cmd.register(app)
 plans_cmd.register(app)
 costs_cmd.register(app)  # `coord costs`, `coord budget …`
+review_cmd.register(app)
+board_cmd.register(app)
 try:
     from coordinator.cli import adp as adp_cmd
 

@@ -14,6 +14,7 @@ from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.runner import list_runs, run_status
 from coordinator.workspace import Workspace
+from task_boards.store import board_problems
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
           "waiting": "magenta", "approved": "green", "rejected": "red", "changes_requested": "yellow"}
@@ -51,6 +52,8 @@ def _print_status(st: dict[str, Any]) -> None:
         console.info(f"deferred: {d['text']} ({d['detail']})")
     for p in st["problems"]:
         console.info(f"problem: {p}")
+    for p in st.get("board_problems", []):
+        console.info(f"board: {p}")
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +66,9 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Show a run's tasks, gates and deferred items from its checkpoint."""
-        st = call(lambda: run_status(Workspace.at(workspace), run_id))
+        ws = Workspace.at(workspace)
+        st = call(lambda: run_status(ws, run_id))
+        st["board_problems"] = board_problems(ws)
         if as_json:
             console.out.print_json(orjson.dumps(st, option=orjson.OPT_NON_STR_KEYS).decode())
         else:

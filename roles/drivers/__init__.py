@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from roles.drivers.base import Driver
+from roles.drivers.cli import CliDriver
 from roles.drivers.llm import LLMDriver
 from roles.drivers.offline import OfflineDriver
 from roles.drivers.pipeline import PipelineDriver
@@ -13,6 +14,7 @@ DRIVERS: dict[str, Callable[[], Driver]] = {
     "pipeline": PipelineDriver,
     "offline": OfflineDriver,
     "llm": LLMDriver,
+    "cli": CliDriver,
 }
 
 

@@ -33,6 +33,8 @@ class TaskOutcome:
     """The work was already done (outputs up to date) and nothing ran."""
     held_by: str | None = None
     """``budget`` when the task did not start because its cost does not fit the budget (status waiting)."""
+    accept_checked: bool = False
+    """The driver already ran the task's accept checks where the work lives (e.g. a git worktree)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ class PipelineDriver:
         """Call the step; turn its result or error into an outcome."""
         assert task.run is not None
         spec = load_steps()[task.run]
-        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, spend=ctx.spend)
+        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, feedback=tuple(ctx.feedback),
+                               spend=ctx.spend)
         try:
             result = spec.fn(step_ctx, **task.params)
         except BudgetExceeded as e:  # refused before spending: wait for a budget raise, do not fail

@@ -204,15 +204,16 @@ def test_team_coordination_human_text_survives_runs(ws):
         assert "phase **finished**" in text
 
 
-def test_edited_board_is_not_clobbered(ws):
+def test_edited_board_is_merged_not_clobbered(ws):
     plan = HEAD + "  - {id: a, title: A, role: lead, run: t_noop}\n"
     _run(ws, plan)
     board = ws.boards / "CLAUDE_TASKS.md"
-    edited = board.read_text() + "\nMy own note.\n"
-    board.write_text(edited)
-    _run(ws, plan)
-    assert board.read_text() == edited
-    assert any("CLAUDE_TASKS.md was edited" in c for c in orjson.loads(ws.status_file.read_bytes())["conflicts"])
+    board.write_text(board.read_text() + "\nMy own note.\n")
+    second = _run(ws, plan)
+    text = board.read_text()
+    assert text.endswith("\nMy own note.\n")
+    assert f"run={second.run_id}" in text
+    assert orjson.loads(ws.status_file.read_bytes())["conflicts"] == []
 
 
 @pytest.mark.parametrize("profile,expected", [("speed", "skipped"), ("thorough", "done")])

@@ -1,0 +1,76 @@
+"""`coord board sync` and `coord watch`: follow the edits people make to the boards."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from coordinator import console
+from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.workspace import Workspace
+from task_boards.sync import SyncReport, sync_boards
+from task_boards.watch import BoardWatcher
+
+board_app = typer.Typer(no_args_is_help=True, help="Markdown boards people edit.")
+
+
+def _print(report: SyncReport) -> None:
+    if report.busy:
+        console.warn(f"{report.busy}; edits are applied when that run pauses or ends")
+    for line in report.problems:
+        console.error(line)
+    if report.problems:
+        console.info("no edit was applied; fix the lines above and sync again")
+    for line in report.applied:
+        console.success(line)
+    for line in report.reverted:
+        console.warn(line)
+    for line in report.conflicts:
+        console.warn(line)
+    if not (report.busy or report.problems or report.applied or report.reverted):
+        console.info("boards are in sync: no edits to apply")
+    if report.changed and report.can_continue and report.run_id:
+        console.info(f"run {report.run_id} can continue: coord resume {report.run_id}")
+
+
+@board_app.command("sync")
+def sync(
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).")] = None,
+    workspace: WorkspaceOpt = Path("."),
+) -> None:
+    """Apply the edits made to the boards since coord last rendered them, once."""
+    report = call(lambda: sync_boards(Workspace.at(workspace), run_id))
+    _print(report)
+    if report.problems:
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `coord board …` and `coord watch`."""
+    app.add_typer(board_app, name="board")
+
+    @app.command()
+    def watch(
+        debounce: Annotated[float, typer.Option(min=0.0, help="Seconds of quiet before a sync.")] = 0.15,
+        no_resume: Annotated[bool, typer.Option("--no-resume", help="Never resume a waiting run.")] = False,
+        timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
+        ws = Workspace.at(workspace)
+        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, on_report=_print,
+                               on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),
+                               on_error=console.error)
+        console.info(f"watching {ws.boards} (Ctrl-C stops)")
+        watcher.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            watcher.stop()

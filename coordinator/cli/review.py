@@ -1,0 +1,94 @@
+"""`coord approve|reject|override GATE` and `coord reviews` / `coord review show GATE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+
+from coordinator import console
+from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.workspace import Workspace
+from reviews.decisions import Action, DecisionResult, record_decision
+from reviews.records import find_review_record, list_review_records
+
+GateArg = Annotated[str, typer.Argument(help="Gate id, e.g. data_quality.")]
+RunOpt = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run with this gate).")]
+ByOpt = Annotated[str | None, typer.Option("--by", help="Who decides (default: git user.name, else $USER).")]
+
+
+def _report(r: DecisionResult) -> None:
+    what = {"approve": "approved", "reject": "rejected", "override": f"overridden with grade {r.grade}"}[r.action]
+    console.success(f"gate {r.gate_id} {what} by {r.by} at {r.at}")
+    if not r.applied:
+        console.info(f"run {r.run_id} is running in another process; it applies the decision within a moment")
+        return
+    console.info(f"gate status: {r.gate_status} · run {r.run_id}: {r.phase}")
+    for p in r.problems:
+        console.info(f"  - {p}")
+
+
+def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,
+            by: str | None, run_id: str | None) -> None:
+    ws = Workspace.at(workspace)
+    result = call(lambda: record_decision(ws, gate, action, note=note, grade=grade, by=by, run_id=run_id))
+    _report(result)
+    raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands."""
+
+    @app.command()
+    def approve(gate: GateArg, note: Annotated[str | None, typer.Option(help="Why (kept in the review record).")] = None,
+                run: RunOpt = None, by: ByOpt = None, workspace: WorkspaceOpt = Path(".")) -> None:
+        """Approve a gate that waits for a person, then continue the run."""
+        _decide(workspace, gate, "approve", note, None, by, run)
+
+    @app.command()
+    def reject(gate: GateArg, note: Annotated[str, typer.Option(help="Why (required; handed to the agent on a retry).")],
+               run: RunOpt = None, by: ByOpt = None, workspace: WorkspaceOpt = Path(".")) -> None:
+        """Reject a waiting gate: its tasks are sent back (on_fail: retry) or blocked."""
+        _decide(workspace, gate, "reject", note, None, by, run)
+
+    @app.command()
+    def override(gate: GateArg, grade: Annotated[str, typer.Option(help="The grade to give, e.g. B+.")],
+                 note: Annotated[str, typer.Option(help="Why (required).")],
+                 run: RunOpt = None, by: ByOpt = None, workspace: WorkspaceOpt = Path(".")) -> None:
+        """Replace a gate's grade; it approves when the grade reaches the gate's pass score."""
+        _decide(workspace, gate, "override", note, grade, by, run)
+
+    @app.command()
+    def reviews(run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+                workspace: WorkspaceOpt = Path(".")) -> None:
+        """List review records."""
+        records = list_review_records(Workspace.at(workspace), run)
+        if not records:
+            console.info("no review records yet")
+            return
+        table = Table("run", "gate", "status", "verdict", "grade", "score", "decided by", "record")
+        for r in records:
+            table.add_row(r["run"], r["gate"]["id"], str(r.get("status")), str(r.get("verdict")),
+                          str(r.get("grade")), f"{r['score']:.2f}" if r.get("score") is not None else "",
+                          str(r.get("decided_by") or ""), r["_md"])
+        console.out.print(table)
+
+    review_app = typer.Typer(no_args_is_help=True, help="Review records.")
+
+    @review_app.command("show")
+    def show(gate: GateArg, run: Annotated[str | None, typer.Option("--run", help="Run id (default: newest).")] = None,
+             as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+             workspace: WorkspaceOpt = Path(".")) -> None:
+        """Print a gate's review record."""
+        ws = Workspace.at(workspace)
+        md, rec = call(lambda: find_review_record(ws, gate, run))
+        if as_json:
+            rec = {k: v for k, v in rec.items() if not k.startswith("_")}
+            console.out.print_json(orjson.dumps(rec).decode())
+        else:
+            console.info(md.read_text(encoding="utf-8"))
+
+    app.add_typer(review_app, name="review")

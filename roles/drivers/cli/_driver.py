@@ -1,0 +1,199 @@
+"""The ``cli`` driver: run Claude Code, the Codex CLI or Cursor's agent on one assignment.
+
+Steps, in order: a fresh git worktree on ``coord/<run>/<task>``; the task's
+EXECUTE_NOW text as the prompt; the CLI in its own process group with stdin
+closed, output logged with secrets redacted; a commit with ``Coord-*``
+trailers; diff statistics; the task's accept checks run in the worktree; then
+a merge into the base branch, unless a gate reviews the task, in which case
+the branch waits for the gate (see :mod:`roles.drivers.cli._merge`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from coordinator.errors import CoordError
+from coordinator.plan import CompiledTask
+from reviews.criteria import evaluate, metric_lookup
+from roles.drivers.base import DriverContext, TaskOutcome, tail
+from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
+from roles.drivers.cli._merge import PENDING, merge_task, trailers
+from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
+from roles.drivers.cli._run_files import gates_reviewing, load_run_plan, load_run_state
+from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
+from roles.redact import Redactor
+from task_boards.render import execute_now_text
+
+DEFAULT_TIMEOUT_S = 3600.0
+"""An agent run without a task timeout is stopped after an hour rather than never."""
+MAX_ARTIFACTS = 50
+LOG_TAIL_LINES = 15
+
+
+def settings_for(ctx: DriverContext, flavor: Flavor) -> CliSettings:
+    """The role's CLI settings, the flavor's defaults filling the gaps."""
+    role = ctx.role
+    return CliSettings(executable=role.executable or flavor.executable, model=role.model,
+                       permissions=role.permissions or flavor.permissions, flags=tuple(role.flags))
+
+
+class CliDriver:
+    """Runs an assignment through the agent CLI of the role's agent."""
+
+    name = "cli"
+
+    def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
+        """Run the agent in a worktree, commit, check, and merge or hold for the gate."""
+        flavor = FLAVORS.get(ctx.role.agent)
+        if flavor is None:
+            return TaskOutcome(status="failed", error=f"the cli driver cannot run agent {ctx.role.agent!r} "
+                               f"(it runs {', '.join(FLAVORS)})")
+        redactor = Redactor.from_env()
+        stem = ctx.log_file.with_suffix("")
+        pid_file = stem.with_name(stem.name + ".pgid")
+        try:
+            plan = load_run_plan(ctx.workspace, ctx.run_id)
+            # An agent a killed coord left running would keep editing the worktree we replace.
+            if kill_stale(pid_file, ctx.workspace / WORKTREES_DIR):
+                ctx.progress("stopped an agent left running by an interrupted run", None)
+            wt = create_worktree(ctx.workspace, ctx.run_id, task.id)
+        except CoordError as e:
+            return TaskOutcome(status="failed", error=str(e))
+        settings = settings_for(ctx, flavor)
+        prompt = execute_now_text(plan, ctx.role, load_run_state(ctx.workspace, ctx.run_id), task.id)
+        prompt_file = stem.with_name(stem.name + ".prompt.md")
+        prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        prompt_file.write_text(redactor(prompt), encoding="utf-8")
+        last_message = stem.with_name(stem.name + ".last-message.md")
+        last_message.unlink(missing_ok=True)
+        argv = flavor.build(settings, prompt, last_message)
+        shown = [f"<prompt: {len(prompt)} chars, {self._rel(ctx, prompt_file)}>" if a == prompt else a
+                 for a in argv]
+        env = {**os.environ, "COORD_RUN_ID": ctx.run_id, "COORD_TASK_ID": task.id,
+               "COORD_ROLE": ctx.role.name}
+        timeout = task.timeout or DEFAULT_TIMEOUT_S
+        try:
+            proc = run_in_group(argv, cwd=wt.cwd, env=env, log_path=ctx.log_file, redactor=redactor,
+                                cancel=ctx.cancel, timeout=timeout, shown_argv=shown,
+                                pid_file=pid_file)
+        except (FileNotFoundError, PermissionError) as e:
+            return TaskOutcome(status="failed", error=(
+                f"cannot run {settings.executable!r} for role {ctx.role.name} ({e.strerror}); install the "
+                f"{flavor.name} CLI or set roles.{ctx.role.name}.executable in coord.yaml"))
+        reply = flavor.parse(proc.stdout, last_message)
+        problem = self._problem(flavor, proc, reply, timeout)
+        metrics: dict[str, Any] = {
+            "exit_code": proc.exit_code, "agent_seconds": round(proc.duration_s, 2),
+            "cost_known": reply.cost_usd is not None, **reply.usage,
+            **{k: v for k, v in reply.extra.items() if isinstance(v, int | float | str)},
+            "branch": wt.branch, "base_branch": wt.base_branch,
+            "worktree": wt.path.relative_to(ctx.workspace.resolve()).as_posix()}
+        if reply.session_id:
+            metrics["session_id"] = reply.session_id
+        cost = reply.cost_usd or 0.0
+        _record_run(ctx, flavor, settings, reply, proc, problem, redactor)  # costs hook: the ledger
+        if problem is not None:
+            log_text = ctx.log_file.read_text(encoding="utf-8", errors="replace")
+            return TaskOutcome(status="failed", metrics=metrics, cost_usd=cost, accept_checked=True,
+                               error=redactor(f"{problem}; log {self._rel(ctx, ctx.log_file)}, last lines:\n"
+                                              + tail(log_text, LOG_TAIL_LINES)))
+        return self._finish(task, ctx, gates_reviewing(plan, task.id), wt, reply, metrics, cost, redactor)
+
+    def _finish(self, task: CompiledTask, ctx: DriverContext, gates: list[str], wt: Worktree,
+                reply: AgentReply, metrics: dict[str, Any], cost: float, redactor: Redactor) -> TaskOutcome:
+        summary = redactor(reply.text.strip())
+        body = "\n".join(summary.splitlines()[:20])[:2000]
+        message = (f"coord: {task.id} — {task.title}\n\n" + (f"{body}\n\n" if body else "")
+                   + trailers(ctx.run_id, task.id, ctx.role.name, ctx.role.agent))
+        metrics["commit"] = commit_all(wt, message, f"{ctx.role.agent} (via coord)")
+        stats = diff_stats(wt)
+        metrics.update(files_changed=stats.files_changed, insertions=stats.insertions,
+                       deletions=stats.deletions, files_added=stats.added, files_deleted=stats.deleted)
+        notes = [f"{ctx.role.agent} changed {stats.files_changed} file(s) "
+                 f"(+{stats.insertions} −{stats.deletions}) on branch {wt.branch}"]
+        if summary:
+            notes.append(f"{ctx.role.agent} said: {summary[:300]}")
+        failures = self._accept(task, wt, metrics, notes)
+        artifacts = self._artifacts(wt, stats.files)
+        if failures:
+            return TaskOutcome(status="failed", metrics=metrics, artifacts=artifacts, notes=notes, cost_usd=cost,
+                               accept_checked=True, error="accept checks failed in the worktree: "
+                               + "; ".join(failures) + f" (branch {wt.branch} not merged)")
+        if gates:
+            metrics["merge"] = PENDING
+            notes.append(f"branch {wt.branch} waits for gate(s) {', '.join(gates)} before merging")
+            return TaskOutcome(status="done", metrics=metrics, artifacts=artifacts, notes=notes,
+                               cost_usd=cost, accept_checked=True)
+        metrics, error = merge_task(ctx.workspace, ctx.run_id, task.id, ctx.role.name, ctx.role.agent, metrics)
+        return TaskOutcome(status="failed" if error else "done", metrics=metrics, artifacts=artifacts,
+                           notes=notes, cost_usd=cost, accept_checked=True, error=error)
+
+    @staticmethod
+    def _problem(flavor: Flavor, proc: ProcessResult, reply: AgentReply, timeout: float) -> str | None:
+        if proc.timed_out:
+            return f"{flavor.name} timed out after {timeout:g}s; coord killed its process group"
+        if proc.cancelled:
+            return f"{flavor.name} was cancelled; coord killed its process group"
+        if proc.exit_code != 0:
+            return f"{flavor.name} exited with code {proc.exit_code}" + (
+                f" ({reply.problem})" if reply.problem and not reply.problem.endswith("(unparsable output)")
+                else "")
+        return reply.problem
+
+    @staticmethod
+    def _accept(task: CompiledTask, wt: Worktree, metrics: dict[str, Any], notes: list[str]) -> list[str]:
+        lookup = metric_lookup({task.id: metrics, task.base_id: metrics}, {})
+        failures = []
+        for check in task.accept:
+            res = evaluate(check, lookup, wt.cwd, deferrable=False)
+            verdict = "passed" if res["passed"] else "FAILED"
+            notes.append(f"check {res['label']} {verdict}" + (f": {res['detail']}" if res["detail"] else ""))
+            if not res["passed"]:
+                failures.append(f"{res['label']} (measured {res['measured']!r}"
+                                + (f"; {res['detail']}" if res["detail"] else "") + ")")
+        metrics.update(checks_run=len(task.accept), checks_passed=len(task.accept) - len(failures),
+                       checks_failed=len(failures))
+        return failures
+
+    @staticmethod
+    def _artifacts(wt: Worktree, files: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for name in files[:MAX_ARTIFACTS]:
+            path = wt.path / name
+            if not path.is_file():
+                continue  # deleted by the agent
+            try:
+                rel = path.relative_to(wt.cwd).as_posix()
+            except ValueError:
+                continue  # outside the workspace's part of the repository
+            data = path.read_bytes()
+            out.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                        "rows": None})
+        return out
+
+    @staticmethod
+    def _rel(ctx: DriverContext, path: Path) -> str:
+        try:
+            return path.relative_to(ctx.workspace).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _record_run(ctx: DriverContext, flavor: Flavor, settings: CliSettings, reply: AgentReply,
+                proc: ProcessResult, problem: str | None, redactor: Redactor) -> None:
+    """One ledger row per CLI run: tokens and cost as the CLI reported them (unknown when it reports none)."""
+    if ctx.spend is None:
+        return
+    from roles.providers.types import CallRecord, Cost, Usage
+
+    u = reply.usage
+    usage = Usage(input_tokens=int(u.get("input_tokens", 0)), output_tokens=int(u.get("output_tokens", 0)),
+                  cached_tokens=int(u.get("cached_input_tokens", 0)))
+    cost = Cost(reply.cost_usd) if reply.cost_usd is not None else \
+        Cost(None, f"the {flavor.name} CLI reports no cost")
+    ctx.spend.record(CallRecord("cli", f"cli:{flavor.name}", settings.model or "default", usage=usage, cost=cost,
+                                duration_s=proc.duration_s, ok=problem is None,
+                                error=redactor(problem) if problem else None))

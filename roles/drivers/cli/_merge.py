@@ -1,0 +1,69 @@
+"""Merging an assignment's branch into the base: right after its checks, or once its gates approve."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from coordinator.plan import CompiledPlan
+from coordinator.state import PASSING_GATE
+from roles.drivers.cli._run_files import gates_reviewing
+from roles.git_worktrees import NotAGitRepository, merge_branch, remove_worktree
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending_gate"
+"""``metrics.merge`` of a done task whose branch waits for its gates."""
+WITHHELD_BY = ("rejected", "changes_requested", "skipped")
+
+
+def trailers(run_id: str, task_id: str, role: str, agent: str) -> str:
+    """The trailer block coord puts on every commit it makes for an assignment."""
+    return f"Coord-Run: {run_id}\nCoord-Task: {task_id}\nCoord-Role: {role}\nCoord-Agent: {agent}"
+
+
+def merge_task(workspace: Path, run_id: str, task_id: str, role: str, agent: str,
+               metrics: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Merge the task's branch; return updated metrics and an error message (None when merged)."""
+    branch, base = str(metrics["branch"]), str(metrics["base_branch"])
+    message = f"coord: merge {task_id} ({agent}) into {base}\n\n{trailers(run_id, task_id, role, agent)}"
+    try:
+        result = merge_branch(workspace, branch, base, message)
+    except NotAGitRepository as e:
+        return {**metrics, "merge": "refused"}, str(e)
+    if result.status != "merged":
+        return {**metrics, "merge": result.status, "merge_conflicts": len(result.conflicts)}, result.detail
+    worktree = metrics.get("worktree")
+    if worktree:
+        try:
+            remove_worktree(workspace, workspace / str(worktree))
+        except Exception as e:  # the merge stands; a leftover directory is only clutter
+            log.warning("could not remove worktree %s: %s", worktree, e)
+    return {**metrics, "merge": "merged", "merge_commit": result.commit}, None
+
+
+def merge_reviewed(workspace: Path, run_id: str, plan: CompiledPlan, tasks: Mapping[str, Any],
+                   gates: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Task-record updates for branches whose gates have now decided: merged, withheld or failed."""
+    out: dict[str, dict[str, Any]] = {}
+    for tid in plan.order:
+        rec = tasks.get(tid) or {}
+        metrics = rec.get("metrics") or {}
+        if rec.get("status") != "done" or metrics.get("merge") != PENDING:
+            continue
+        decided = {g: (gates.get(g) or {}).get("status", "pending") for g in gates_reviewing(plan, tid)}
+        against = [f"gate {g} {s}" for g, s in decided.items() if s in WITHHELD_BY]
+        if against:
+            out[tid] = {"metrics": {**metrics, "merge": "withheld"},
+                        "notes": [*(rec.get("notes") or []),
+                                  f"branch {metrics['branch']} not merged: {'; '.join(against)}"]}
+        elif decided and all(s in PASSING_GATE for s in decided.values()):
+            task = plan.tasks[tid]
+            new_metrics, error = merge_task(workspace, run_id, tid, task.role, str(rec.get("agent", "?")),
+                                            metrics)
+            out[tid] = {"metrics": new_metrics}
+            if error:
+                out[tid].update(status="failed", error=error)
+    return out

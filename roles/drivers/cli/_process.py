@@ -1,0 +1,169 @@
+"""Run an agent CLI in its own process group, log its output redacted, and kill it whole.
+
+The agent runs in a new session so a timeout or cancellation can signal every
+process it started (shells, test runners, language servers), not just the
+one coord spawned. Process groups still alive when coord exits are killed
+too, so an interrupted run leaves no agent working unsupervised.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from roles.redact import Redactor
+
+GRACE_S = 3.0
+"""Seconds between SIGTERM and SIGKILL."""
+_ACTIVE: set[int] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How the agent process ended and what it printed."""
+
+    exit_code: int | None
+    """None when coord killed it."""
+    stdout: str
+    stderr: str
+    timed_out: bool
+    cancelled: bool
+    duration_s: float
+
+
+def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None = None, grace: float = GRACE_S) -> None:
+    """SIGTERM a process group, give its leader ``grace`` seconds to exit, then SIGKILL the group.
+
+    Waiting on the leader (not on the group) matters: its exited-but-unreaped siblings would keep
+    a group "alive" to ``killpg(pgid, 0)`` until the grace ran out.
+    """
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    else:
+        time.sleep(min(grace, 0.5))
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _kill_active() -> None:
+    with _ACTIVE_LOCK:
+        groups = list(_ACTIVE)
+    for pgid in groups:
+        kill_group(pgid)
+
+
+atexit.register(_kill_active)
+
+
+class _Log:
+    """Thread-safe, redacting line writer."""
+
+    def __init__(self, fh: IO[str], redactor: Redactor) -> None:
+        self.fh, self.redactor, self.lock = fh, redactor, threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self.lock:
+            self.fh.write(self.redactor(line.rstrip("\n")) + "\n")
+            self.fh.flush()
+
+
+def _pump(stream: IO[bytes], sink: list[str], log: _Log, prefix: str) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        sink.append(line)
+        log.write(prefix + line)
+    stream.close()
+
+
+def kill_stale(pid_file: Path, workdir: Path) -> bool:
+    """Kill the group an earlier, killed coord process left running in ``workdir``; True if it did.
+
+    The group is only signalled while its leader still runs inside ``workdir``, so a pid the
+    system has since given to an unrelated process is left alone.
+    """
+    try:
+        pgid = int(pid_file.read_text().strip())
+        cwd = Path(os.readlink(f"/proc/{pgid}/cwd")).resolve()
+    except (FileNotFoundError, ValueError, OSError):
+        pid_file.unlink(missing_ok=True)
+        return False
+    pid_file.unlink(missing_ok=True)
+    if cwd != workdir.resolve() and workdir.resolve() not in cwd.parents:
+        return False
+    kill_group(pgid)
+    return True
+
+
+def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path,
+                 redactor: Redactor, cancel: threading.Event, timeout: float | None,
+                 shown_argv: Sequence[str] | None = None, pid_file: Path | None = None) -> ProcessResult:
+    """Run ``argv`` with stdin closed until it exits, times out or ``cancel`` is set.
+
+    ``pid_file`` holds the group id while it runs, so a resumed run can stop an agent its
+    killed predecessor left behind. Raises FileNotFoundError when the executable does not exist.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log_path.open("a", encoding="utf-8") as fh:
+        log = _Log(fh, redactor)
+        log.write(f"$ {' '.join(shown_argv or argv)}")
+        log.write(f"# cwd: {cwd}")
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(proc.pid)
+        if pid_file is not None:
+            pid_file.write_text(f"{proc.pid}\n")
+        out: list[str] = []
+        err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [threading.Thread(target=_pump, args=(proc.stdout, out, log, ""), daemon=True),
+                   threading.Thread(target=_pump, args=(proc.stderr, err, log, "[stderr] "), daemon=True)]
+        for r in readers:
+            r.start()
+        deadline = started + timeout if timeout else None
+        timed_out = cancelled = False
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if cancel.is_set():
+                    cancelled = True
+                elif deadline is not None and time.monotonic() > deadline:
+                    timed_out = True
+                if cancelled or timed_out:
+                    kill_group(proc.pid, proc)
+                    proc.wait()
+                    break
+        finally:
+            # Whatever the agent left running in its group (background servers, stray shells) goes too.
+            kill_group(proc.pid, proc)
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(proc.pid)
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)
+        for r in readers:
+            r.join(timeout=5)
+        duration = time.monotonic() - started
+        code = None if (timed_out or cancelled) else proc.returncode
+        ending = ("timed out" if timed_out else "cancelled" if cancelled else f"exit {code}")
+        log.write(f"# {ending} after {duration:.1f}s")
+    return ProcessResult(code, "".join(out), "".join(err), timed_out, cancelled, duration)

@@ -1,0 +1,263 @@
+"""Git worktrees for coding agents: one branch per assignment, merged only when allowed.
+
+Each assignment runs in ``.coord/worktrees/<run>/<task>`` on branch
+``coord/<run>/<task>``, created from the commit the workspace's branch points
+at. coord commits what the agent left there, measures the diff, and merges
+the branch back into the base branch only when its review allows it. A merge
+that conflicts is aborted and reported; coord never forces one.
+
+Every operation that touches the shared repository (worktree add/remove,
+branch delete, merge) holds a per-repository lock, because worker threads
+and the graph's main thread both use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
+
+from coordinator.errors import CoordError, UsageError
+
+log = logging.getLogger(__name__)
+
+WORKTREES_DIR = Path(".coord") / "worktrees"
+COORD_EMAIL = "coord@localhost"
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+_REF_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]+")
+
+
+class NotAGitRepository(UsageError):
+    """The workspace is not inside a usable git repository (the cli driver needs one)."""
+
+
+class GitOperationError(CoordError):
+    """A git command coord relies on failed."""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """Where one assignment runs."""
+
+    path: Path
+    """The worktree's root directory."""
+    cwd: Path
+    """The workspace's place inside the worktree (where the agent and checks run)."""
+    branch: str
+    """``coord/<run>/<task>``."""
+    base_branch: str
+    """The branch the workspace had checked out; the merge target."""
+    base_commit: str
+    """The commit the branch started from."""
+
+
+@dataclass(frozen=True)
+class DiffStats:
+    """What an agent changed, measured by git (never taken from the agent's word)."""
+
+    files: list[str] = field(default_factory=list)
+    insertions: int = 0
+    deletions: int = 0
+    added: int = 0
+    deleted: int = 0
+
+    @property
+    def files_changed(self) -> int:
+        """Number of paths that differ from the base."""
+        return len(self.files)
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """How a merge into the base branch went."""
+
+    status: Literal["merged", "conflict", "refused"]
+    commit: str | None = None
+    conflicts: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+@contextmanager
+def repo_lock(repo: Repo) -> Iterator[None]:
+    """Serialize operations on one repository across threads."""
+    key = str(Path(repo.common_dir).resolve())
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        yield
+
+
+def open_repo(workspace: Path) -> Repo:
+    """The git repository holding ``workspace``; a clear error when there is none or it is unusable."""
+    try:
+        repo = Repo(workspace, search_parent_directories=True)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        raise NotAGitRepository(
+            f"workspace {workspace} is not a git repository, and the cli driver runs each assignment "
+            "in its own git worktree; make it one with `coord init --git` (or `git init && git add -A "
+            "&& git commit -m initial`)") from None
+    if repo.bare or repo.working_tree_dir is None:
+        raise NotAGitRepository(f"{repo.git_dir} is a bare repository; coord needs a working tree")
+    if not repo.head.is_valid():
+        raise NotAGitRepository(f"the git repository at {repo.working_tree_dir} has no commits yet; "
+                                "commit once so coord has a base to branch from")
+    if repo.head.is_detached:
+        raise NotAGitRepository(f"HEAD of {repo.working_tree_dir} is detached; check out the branch "
+                                "coord should merge finished work into")
+    return repo
+
+
+def ensure_git_repo(workspace: Path) -> str:
+    """Make ``workspace`` a git repository with a first commit unless it is in one; say what happened."""
+    try:
+        repo = Repo(workspace, search_parent_directories=True)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        repo = Repo.init(workspace, initial_branch="main")
+    if repo.head.is_valid():
+        return f"{workspace} is already in the git repository at {repo.working_tree_dir}"
+    # Only coord's configuration is committed: boards and the status block change on every run.
+    paths = [p for p in ("coord.yaml", ".gitignore") if (workspace / p).exists()]
+    with repo.git.custom_environment(**identity_env("coord")):
+        if paths:
+            repo.git.add("--", *paths)
+        repo.git.commit("--allow-empty", "--no-verify", "--no-gpg-sign", "-m", "coord: initial commit")
+    return f"initialised a git repository in {repo.working_tree_dir} on branch {repo.active_branch.name}"
+
+
+def branch_name(run_id: str, task_id: str) -> str:
+    """``coord/<run>/<task>`` with characters git refuses in ref names replaced."""
+    return f"coord/{_REF_UNSAFE.sub('_', run_id)}/{_REF_UNSAFE.sub('_', task_id).strip('.')}"
+
+
+def identity_env(name: str) -> dict[str, str]:
+    """Author and committer settings, so commits work without the user's git identity."""
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": COORD_EMAIL,
+            "GIT_COMMITTER_NAME": "coord", "GIT_COMMITTER_EMAIL": COORD_EMAIL}
+
+
+def _exclude_state_dir(repo: Repo) -> None:
+    # Worktrees live under .coord/; keep them (and coord's state) out of the user's `git status`
+    # without editing a tracked file.
+    exclude = Path(repo.common_dir) / "info" / "exclude"
+    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    if ".coord/" not in text.splitlines():
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n") + ".coord/\n",
+                           encoding="utf-8")
+
+
+def _drop(repo: Repo, path: Path, branch: str) -> None:
+    """Remove an earlier attempt's worktree and unmerged branch (a retry starts from the base again)."""
+    if path.exists():
+        try:
+            repo.git.worktree("remove", "--force", str(path))
+        except GitCommandError:
+            log.warning("could not remove worktree %s cleanly; pruning", path)
+            shutil.rmtree(path, ignore_errors=True)
+    repo.git.worktree("prune")
+    if branch in [h.name for h in repo.heads]:
+        repo.git.branch("-D", branch)
+
+
+def create_worktree(workspace: Path, run_id: str, task_id: str) -> Worktree:
+    """A fresh worktree on ``coord/<run>/<task>`` from the current commit of the workspace's branch."""
+    repo = open_repo(workspace)
+    root = Path(str(repo.working_tree_dir)).resolve()
+    rel = workspace.resolve().relative_to(root)
+    branch = branch_name(run_id, task_id)
+    path = workspace.resolve() / WORKTREES_DIR / branch.split("/", 1)[1]
+    with repo_lock(repo):
+        _exclude_state_dir(repo)
+        base_branch = repo.active_branch.name
+        base_commit = repo.head.commit.hexsha
+        _drop(repo, path, branch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            repo.git.worktree("add", "-b", branch, str(path), base_commit)
+        except GitCommandError as e:
+            raise GitOperationError(f"git worktree add {path} failed: {e.stderr.strip()}") from e
+    return Worktree(path=path, cwd=path / rel, branch=branch, base_branch=base_branch,
+                    base_commit=base_commit)
+
+
+def commit_all(wt: Worktree, message: str, author: str) -> str:
+    """Commit everything in the worktree (an empty commit when nothing changed); return its sha."""
+    repo = Repo(wt.path)
+    with repo_lock(repo), repo.git.custom_environment(**identity_env(author)):
+        repo.git.add("-A")
+        # Hooks and signing are the user's interactive tooling; coord's checks run next anyway.
+        repo.git.commit("--allow-empty", "--no-verify", "--no-gpg-sign", "-m", message)
+    return repo.head.commit.hexsha
+
+
+def diff_stats(wt: Worktree) -> DiffStats:
+    """Files, insertions and deletions between the base commit and the branch head."""
+    repo = Repo(wt.path)
+    numstat = repo.git.diff("--numstat", "--no-renames", wt.base_commit, "HEAD")
+    status = repo.git.diff("--name-status", "--no-renames", wt.base_commit, "HEAD")
+    files, ins, dels = [], 0, 0
+    for line in numstat.splitlines():
+        a, d, name = line.split("\t", 2)
+        files.append(name)
+        ins += int(a) if a.isdigit() else 0  # binary files show "-"
+        dels += int(d) if d.isdigit() else 0
+    kinds = [line.split("\t", 1)[0] for line in status.splitlines()]
+    return DiffStats(files=files, insertions=ins, deletions=dels, added=kinds.count("A"),
+                     deleted=kinds.count("D"))
+
+
+def is_merged(repo: Repo, branch: str, base: str) -> bool:
+    """True when ``branch``'s head is already part of ``base``."""
+    try:
+        repo.git.merge_base("--is-ancestor", branch, base)
+    except GitCommandError:
+        return False
+    return True
+
+
+def merge_branch(workspace: Path, branch: str, base_branch: str, message: str) -> MergeResult:
+    """Merge ``branch`` into ``base_branch`` in the workspace; abort and report on any conflict."""
+    repo = open_repo(workspace)
+    with repo_lock(repo):
+        if branch not in [h.name for h in repo.heads]:
+            return MergeResult("refused", detail=f"branch {branch} no longer exists")
+        current = repo.active_branch.name
+        if current != base_branch:
+            return MergeResult("refused", detail=f"the workspace has branch {current!r} checked out, "
+                               f"not {base_branch!r}; check it out and merge {branch} by hand")
+        if is_merged(repo, branch, base_branch):
+            return MergeResult("merged", commit=repo.head.commit.hexsha, detail="already merged")
+        try:
+            with repo.git.custom_environment(**identity_env("coord")):
+                repo.git.merge("--no-ff", "--no-edit", "--no-verify", "--no-gpg-sign", "-m", message, branch)
+        except GitCommandError as e:
+            conflicts = [p for p in repo.git.diff("--name-only", "--diff-filter=U").splitlines() if p]
+            if (Path(repo.git_dir) / "MERGE_HEAD").exists():
+                repo.git.merge("--abort")
+            if conflicts:
+                return MergeResult("conflict", conflicts=conflicts,
+                                   detail=f"merging {branch} into {base_branch} conflicts in "
+                                   f"{', '.join(conflicts)}; the merge was aborted and {branch} kept "
+                                   "for a person to merge")
+            reason = (e.stderr or e.stdout or str(e)).strip().splitlines()
+            return MergeResult("refused", detail=f"git refused to merge {branch} into {base_branch}: "
+                               + " ".join(line.strip() for line in reason[-3:]))
+        return MergeResult("merged", commit=repo.head.commit.hexsha)
+
+
+def remove_worktree(workspace: Path, path: Path) -> None:
+    """Delete a worktree directory (its branch stays, as the record of what the agent did)."""
+    repo = open_repo(workspace)
+    with repo_lock(repo):
+        if path.exists():
+            repo.git.worktree("remove", "--force", str(path))
+        repo.git.worktree("prune")

@@ -1,0 +1,263 @@
+"""`coord board sync`: read the boards, apply people's edits to the run, re-render.
+
+Edits reach the run through the LangGraph checkpointer: one
+``graph.update_state`` on the run's thread with the merged task, gate and
+deferred records, applied as the node that last ran so the graph's next step
+is unchanged. Plan changes (new tasks, reassignments) are written to the
+run's stored plan (``.coord/runs/<run>/plan.json``), which resume reads.
+
+Edits are applied only while no run process holds the workspace; a running
+run keeps merging its renders with the edits, and they are applied as soon
+as it pauses or ends (`coord watch` retries on its own).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import subprocess
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordinator.checkpoint import open_saver
+from coordinator.errors import CoordError, UsageError, WorkspaceBusyError
+from coordinator.graph import build_graph
+from coordinator.runner import _load_compiled, _roles, list_runs
+from coordinator.schedule import plan_step
+from coordinator.state import RunState, merge_records
+from coordinator.workspace import Workspace, WorkspaceLock
+from pipeline._io import atomic_write_json
+from reviews.decisions import record_decision
+from task_boards.apply import Changes, compute_changes
+from task_boards.edits import detect_edits
+from task_boards.locks import board_lock
+from task_boards.markers import MarkerError
+from task_boards.merge import missing_sections
+from task_boards.model import Edit, ParsedBoard
+from task_boards.parse import parse_board
+from task_boards.render import render_all
+from task_boards.sections import bodies
+from task_boards.store import (
+    append_audit,
+    load_base,
+    load_notices,
+    save_base,
+    save_notices,
+    save_problems,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    """What one sync did."""
+
+    run_id: str | None = None
+    applied: list[str] = field(default_factory=list)
+    reverted: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Garbled edits (``file:line: message``); when any exist nothing was applied."""
+    incomplete: bool = False
+    """A board lacked coord's sections (deleted, or read while being saved): the watcher retries."""
+    busy: str | None = None
+    """Set when a run process holds the workspace: nothing was read or applied."""
+    written: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    can_continue: bool = False
+    """The run has work that may start now (``coord resume`` runs it)."""
+    waiting: bool = False
+    """The run was paused waiting on a person."""
+
+    @property
+    def changed(self) -> bool:
+        """True when an edit was applied or reverted."""
+        return bool(self.applied or self.reverted)
+
+
+def who() -> str:
+    """The person editing: git ``user.name`` if set, else the login name."""
+    try:
+        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,
+                              timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def read_run_state(ws: Workspace, run_id: str) -> tuple[RunState, tuple[str, ...]]:
+    """The run's latest checkpointed state and the graph's next step(s)."""
+    with open_saver(ws.db) as saver:
+        snap = build_graph(saver).get_state({"configurable": {"thread_id": run_id}})
+    return snap.values, tuple(snap.next)  # type: ignore[return-value]
+
+
+def write_run_state(ws: Workspace, run_id: str, update: dict[str, Any], nxt: tuple[str, ...]) -> None:
+    """Apply a partial update to the run's thread through ``graph.update_state``.
+
+    The update is recorded as written by the node that precedes the thread's
+    next step (``nxt``, read with the state), so a paused run resumes where it was.
+    """
+    config: Any = {"configurable": {"thread_id": run_id}}
+    with open_saver(ws.db) as saver:
+        build_graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
+
+
+def _merged(state: RunState, update: dict[str, Any]) -> RunState:
+    """``state`` with ``update`` merged by the state's own reducers (what the checkpoint now holds)."""
+    out: dict[str, Any] = dict(state)
+    for key, value in update.items():
+        out[key] = merge_records(out.get(key), value)
+    return out  # type: ignore[return-value]
+
+
+def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> str | None:
+    """Record a board approval through the gates service; the error message, or None when recorded."""
+
+    try:
+        record_decision(ws, gate_id, "approve", note=note, by=by, run_id=run_id)
+    except CoordError as e:
+        return str(e)
+    return None
+
+
+def warm_cache(ws: Workspace) -> None:
+    """Parse every board and its last render ahead of time, so the next edit is applied faster."""
+    for path in _board_files(ws):
+        rel = path.relative_to(ws.root).as_posix()
+        base = load_base(ws, path)
+        if base is not None:
+            parse_board(base, rel)
+        parse_board(path.read_text(encoding="utf-8"), rel)
+
+
+def _board_files(ws: Workspace) -> list[Path]:
+    return sorted(ws.boards.glob("*_TASKS.md")) if ws.boards.exists() else []
+
+
+def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None = None) -> SyncReport:
+    """Apply the edits people made to the boards since coord last rendered them, once."""
+    runs = list_runs(ws)
+    if not runs:
+        raise UsageError(f"no runs in {ws.root} yet: boards are created by `coord run PLAN`")
+    record = runs[-1] if run_id is None else next((r for r in runs if r["run_id"] == run_id), None)
+    if record is None:
+        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    report = SyncReport(run_id=record["run_id"], waiting=record.get("phase") == "waiting")
+    person = editor or who()
+    try:
+        with WorkspaceLock(ws):
+            approvals, state, touched = _apply_edits(ws, record["run_id"], report, person)
+    except WorkspaceBusyError as e:
+        report.busy = str(e)
+        return report
+    if report.problems or not (report.changed or approvals):
+        return report
+    if approvals:
+        state, touched = None, None  # the decision service wrote the checkpoint: read it again
+    for edit in approvals:
+        error = approve_gate(ws, edit.target, by=person, run_id=record["run_id"], note=f"ticked on {edit.where()}")
+        if error:
+            report.reverted.append(f"{edit.where()}: approval of gate {edit.target!r} not recorded: {error}")
+        else:
+            report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}")
+    try:
+        with WorkspaceLock(ws):
+            _render(ws, record["run_id"], report, state, touched)
+    except WorkspaceBusyError as e:  # a run started meanwhile; its own renders take over
+        report.busy = str(e)
+    return report
+
+
+def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
+                 person: str) -> tuple[list[Edit], RunState | None, set[str] | None]:
+    plan = _load_compiled(ws, run_id)
+    roles = set(_roles(ws, plan))
+    files = _board_files(ws)
+    with ExitStack() as stack:
+        for path in files:
+            stack.enter_context(board_lock(ws, path))
+        texts = {p: p.read_text(encoding="utf-8") for p in files}
+        bases = {p: load_base(ws, p) for p in files}
+        if all(bases[p] is None or bases[p] == texts[p] for p in files):
+            save_problems(ws, edit_errors=[])
+            return [], None, None
+        edited: set[str] = set()
+        base_boards: dict[str, ParsedBoard] = {}
+        boards: dict[str, ParsedBoard] = {}
+        for path in files:
+            rel = path.relative_to(ws.root).as_posix()
+            lost = _lost_sections(bases[path], texts[path])
+            if lost:
+                report.incomplete = True
+                report.problems.append(f"{rel}:1: coord's section(s) {', '.join(lost)} are missing (removed, or "
+                                       "the file is being saved); restore the markers to apply its edits")
+                continue
+            board = parse_board(texts[path], rel)
+            if board.run_id is not None and board.run_id != run_id:
+                if bases[path] not in (None, texts[path]):
+                    report.problems.append(f"{rel}:1: this board belongs to run {board.run_id}, not {run_id}; "
+                                           "its edits are ignored")
+                continue
+            boards[rel] = board
+            if bases[path] not in (None, texts[path]):
+                edited.add(rel)
+            base_text = bases[path]
+            base_boards[rel] = parse_board(base_text if base_text is not None else texts[path], rel)
+        state, nxt = read_run_state(ws, run_id)
+        found = detect_edits(base_boards, boards, plan, state, roles)
+        report.problems += [str(p) for p in found.problems]
+        save_problems(ws, edit_errors=report.problems)
+        if report.problems:
+            return [], None, None
+        changes = compute_changes(found.edits, plan, state, load_notices(ws, run_id), ws.root, person)
+        if changes.plan_changed:
+            atomic_write_json(ws.run_dir(run_id) / "plan.json", changes.plan.model_dump(mode="json"))
+        if changes.state_update():
+            write_run_state(ws, run_id, changes.state_update(), nxt)
+        save_notices(ws, run_id, changes.notices)
+        if changes.audit:
+            append_audit(ws, run_id, changes.audit)
+        report.applied += changes.applied
+        report.reverted += changes.reverted
+        for path in files:  # every edit on these boards is now in the run: they are the new base
+            if bases[path] is not None:
+                save_base(ws, path, texts[path])
+    return changes.approvals, _merged(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
+
+
+def _touched_roles(changes: Changes, edited: list[ParsedBoard]) -> set[str] | None:
+    """Roles whose boards the edits can change; None (all) when gates, deferred items or the plan changed."""
+    if changes.plan_changed or changes.gates or changes.deferred:
+        return None
+    roles = {changes.plan.tasks[t].role for t in changes.tasks}
+    roles |= {changes.plan.tasks[t].role for t in changes.notices}
+    return roles | {b.role for b in edited if b.role}  # absorbed boards are rewritten too
+
+
+def _lost_sections(base: str | None, text: str) -> list[str]:
+    if base is None:
+        return []
+    try:
+        return missing_sections(bodies(base), bodies(text))
+    except MarkerError as e:
+        return [f"(unreadable markers: {e})"]
+
+
+def _render(ws: Workspace, run_id: str, report: SyncReport, state: RunState | None,
+            only_roles: set[str] | None) -> None:
+    plan = _load_compiled(ws, run_id)
+    if state is None:
+        state = read_run_state(ws, run_id)[0]
+    result = render_all(ws, plan, _roles(ws, plan), state, only_roles=only_roles)
+    report.written += result.written
+    report.conflicts += result.conflicts
+    sched = plan_step(plan, state.get("tasks", {}), state.get("gates", {}))
+    report.can_continue = bool(sched.ready or sched.due_gates or sched.updates or sched.gate_skips)

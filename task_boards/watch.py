@@ -1,0 +1,137 @@
+"""`coord watch`: follow the boards with watchdog, sync after a quiet period, resume unblocked runs.
+
+File events only mark the boards dirty; one worker thread waits until no event
+arrived for ``debounce`` seconds and then runs one :func:`sync_boards`, so a
+burst of saves (editors often write twice) costs one sync. The worker also
+retries while a run holds the workspace, and resumes a run that was waiting
+on a person when an edit lets it continue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from coordinator.errors import CoordError
+from coordinator.runner import RunOptions, resume_run
+from coordinator.workspace import Workspace
+from task_boards.sync import SyncReport, sync_boards, warm_cache
+
+log = logging.getLogger(__name__)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, poke: Callable[[], None]) -> None:
+        self.poke = poke
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            name = str(raw).rsplit("/", 1)[-1]
+            if name.endswith("_TASKS.md"):  # temp files of atomic writes start with "." and end in .tmp
+                self.poke()
+                return
+
+
+@dataclass
+class BoardWatcher:
+    """Watches ``task_boards/`` of one workspace until :meth:`stop`."""
+
+    ws: Workspace
+    debounce: float = 0.15
+    resume: bool = True
+    """Resume a run that was waiting on a person once an edit lets it continue."""
+    retry: float = 1.0
+    """Seconds between attempts while a run holds the workspace."""
+    on_report: Callable[[SyncReport], None] = lambda report: None
+    on_resumed: Callable[[str, str], None] = lambda run_id, phase: None
+    on_error: Callable[[str], None] = lambda message: None
+    incomplete_retries: int = 5
+    """Syncs retried while a board looks half-saved before the problem is reported."""
+    _last_event: float = 0.0
+    _incomplete: int = 0
+    _dirty: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _observer: Any = None
+
+    def poke(self) -> None:
+        """Mark the boards dirty (called by file events; also usable by tests and callers)."""
+        self._last_event = time.monotonic()
+        self._dirty.set()
+
+    def start(self) -> BoardWatcher:
+        """Start watching (returns at once)."""
+        self.ws.boards.mkdir(parents=True, exist_ok=True)
+        self._observer = Observer()
+        self._observer.schedule(_Handler(self.poke), str(self.ws.boards), recursive=False)
+        self._observer.start()
+        self._thread = threading.Thread(target=self._loop, name="coord-watch", daemon=True)
+        self._thread.start()
+        self.poke()  # edits made while nobody watched (that first sync also fills the parse cache)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop watching and wait for the worker to finish its current sync."""
+        self._stop.set()
+        self._dirty.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        try:
+            warm_cache(self.ws)
+        except OSError as e:  # a board vanished while being read: the first sync will say more
+            log.info("could not pre-parse boards: %s", e)
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            quiet = self.debounce - (time.monotonic() - self._last_event)
+            if quiet > 0:
+                self._stop.wait(quiet)
+                continue
+            self._dirty.clear()
+            self._sync_once()
+
+    def _sync_once(self) -> None:
+        try:
+            report = sync_boards(self.ws)
+        except CoordError as e:
+            self.on_error(str(e))
+            return
+        except Exception as e:  # the watcher must outlive one bad sync; the message says what broke
+            log.exception("board sync failed")
+            self.on_error(f"{type(e).__name__}: {e}")
+            return
+        if report.busy:
+            self._last_event = time.monotonic() + self.retry - self.debounce
+            self._dirty.set()
+            return
+        if report.incomplete and self._incomplete < self.incomplete_retries:
+            self._incomplete += 1  # most likely an editor still writing: look again after the debounce
+            self.poke()
+            return
+        self._incomplete = 0
+        if report.changed:
+            warm_cache(self.ws)
+        if report.changed or report.problems:
+            self.on_report(report)
+        if self.resume and report.changed and report.waiting and report.can_continue and report.run_id:
+            try:
+                summary = resume_run(self.ws, report.run_id, RunOptions(plan=""))
+            except CoordError as e:
+                self.on_error(str(e))
+                return
+            self.on_resumed(summary.run_id, summary.phase)

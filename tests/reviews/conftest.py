@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import pytest
+
+import tests.coordinator.steps_for_tests
+import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
+from coordinator.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    """An empty workspace directory."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    return Workspace.at(root)
