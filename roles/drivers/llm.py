@@ -23,8 +23,8 @@ from pipeline._io import atomic_write_bytes
 from pipeline._step import resolve_in_workspace
 from pipeline.errors import WorkspaceEscapeError
 from roles.definitions import provider_config
-from roles.drivers._prompt import execute_now_prompt
 from roles.drivers.base import DriverContext, TaskOutcome
+from roles.drivers.cli._run_files import load_run_plan, load_run_state
 from roles.providers import (
     Completion,
     LLMRequest,
@@ -33,6 +33,7 @@ from roles.providers import (
     make_provider,
 )
 from roles.providers.secrets import redact
+from task_boards.render import execute_now_text
 
 MAX_TOKENS = 8192
 SYSTEM = ("You are the {role} agent ({agent}) of a small team coordinated by coord. Do the assignment below. "
@@ -86,7 +87,8 @@ class LLMDriver:
         log = _Log(ctx.log_file)
         try:
             provider = make_provider(provider_config(binding), sink=ctx.spend)
-            prompt = execute_now_prompt(task, ctx)
+            prompt = execute_now_text(load_run_plan(ctx.workspace, ctx.run_id), ctx.role,
+                                      load_run_state(ctx.workspace, ctx.run_id), task.id)
             log.write(f"# prompt ({provider.name} {provider.model})\n{prompt}")
             system = SYSTEM.format(role=ctx.role.name, agent=ctx.role.agent)
             answer, calls = complete_structured(provider, LLMRequest.of(prompt, system=system,

@@ -1,33 +1,31 @@
 """Keep API keys out of everything coord writes.
 
-Every key the provider layer resolves is registered here; :func:`redact` replaces
-registered values and anything shaped like a provider key before text reaches an
+Every key the provider layer resolves (from the environment or a named env file) is
+registered here; :func:`redact` masks registered values, the values of secret-named
+environment variables and key-shaped strings, using the shared rules of
+:mod:`roles.redact` (the same ones the CLI drivers use), before text reaches an
 error message, a log line, the ledger or a board.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 
-_KEY_SHAPES = re.compile(r"\b(?:sk-ant-[A-Za-z0-9_\-]{6,}|sk-[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9_\-.]{12,})")
+from roles.redact import Redactor
+
 _known: set[str] = set()
 _lock = threading.Lock()
-MASK = "[redacted]"
 
 
 def register(secret: str) -> None:
     """Remember a secret value so :func:`redact` removes it wherever it appears."""
-    if secret and len(secret) >= 6:
+    if secret:
         with _lock:
             _known.add(secret)
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret and every key-shaped token masked."""
+    """``text`` with every registered secret, secret-named variable value and key-shaped token masked."""
     with _lock:
-        known = sorted(_known, key=len, reverse=True)
-    for secret in known:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return _KEY_SHAPES.sub(MASK, text)
+        known = sorted(_known)
+    return Redactor.from_env(extra=known)(text)

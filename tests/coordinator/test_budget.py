@@ -122,3 +122,38 @@ def test_unknown_costs_are_counted_apart_not_guessed(tmp_path):
     [total] = ledger.totals("r", "role")
     assert (total.calls, total.usd, total.unknown) == (2, 0.25, 1)
     assert ledger.flags("r") == ["no inference price"]
+
+
+def test_cli_runs_are_recorded_in_the_ledger(tmp_path, monkeypatch):
+    """A Claude Code run (fake CLI) lands in the ledger with the cost and tokens it reported."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from git import Actor, Repo
+
+    from coordinator.workspace import Workspace
+
+    fake_bin = Path(__file__).resolve().parents[1] / "fakes" / "bin"
+    monkeypatch.setenv("PATH", os.pathsep.join([str(fake_bin), str(Path(sys.executable).parent),
+                                                os.environ.get("PATH", "")]))
+    monkeypatch.setenv("FAKE_AGENT_RECORD", str(tmp_path / "calls"))
+    root = tmp_path / "ws"
+    root.mkdir()
+    repo = Repo.init(root, initial_branch="main")
+    (root / ".gitignore").write_text(".coord/\ndata/\n")
+    repo.index.add([".gitignore"])
+    repo.index.commit("initial", author=Actor("T", "t@example.com"), committer=Actor("T", "t@example.com"))
+    ws = Workspace.at(root)
+    (root / "p.yaml").write_text("""name: p
+roles:
+  lead: {agent: claude, driver: cli, model: claude-haiku-4-5}
+tasks:
+  - {id: notes, title: Notes, role: lead, instructions: Write the notes., accept: [{file: docs/notes.md}]}
+""")
+    summary = run_plan(ws, RunOptions(plan=str(root / "p.yaml"), render_interval=0))
+    assert summary.exit_code == 0, summary.problems
+    [row] = Ledger.of(ws.state_dir).calls(summary.run_id)
+    assert (row["kind"], row["provider"], row["model"], row["role"], row["agent"]) == \
+        ("cli", "cli:claude", "claude-haiku-4-5", "lead", "claude")
+    assert row["usd"] == pytest.approx(0.0125) and row["tokens_in"] == 900 and row["tokens_cached"] == 100

@@ -126,7 +126,7 @@ def test_secrets_scan_no_key_anywhere_after_a_run(ws, server):
     server.inject("messages", Fault.http(401, f"invalid x-api-key {ANTHROPIC_KEY}"))
     summary = _run(ws, server)
     assert summary.exit_code == 1
-    assert "[redacted]" in summary.state["tasks"]["notes"]["error"]
+    assert "[REDACTED" in summary.state["tasks"]["notes"]["error"]
     server.reply(GOOD)
     second = run_plan(ws, RunOptions(plan=str(ws.root / "plan.yaml"), fresh=True, render_interval=0))
     assert second.exit_code == 0
