@@ -176,7 +176,7 @@ def test_missing_key_names_the_variable(monkeypatch):
 def test_key_from_a_named_env_file(server, tmp_path, monkeypatch):
     env = tmp_path / "keys.env"
     env.write_text("# team keys\nexport MY_CLAUDE_KEY='sk-ant-fromfile-123456'\n")
-    cfg = ProviderConfig("anthropic", "claude-sonnet-4-5", base_url=server.anthropic_url,
+    cfg = ProviderConfig("anthropic", "claude-haiku-4-5", base_url=server.anthropic_url,
                          api_key_env="MY_CLAUDE_KEY", env_file=str(env))
     make_provider(cfg).complete(LLMRequest.of("hi"))
     headers = server.calls("messages")[0].headers
