@@ -159,7 +159,9 @@ class AuditAccumulator:
     def add(self, row: dict[str, Any]) -> None:
         """Account for one schema-valid row."""
         self.rows += 1
-        agent = self.agents.setdefault(row["target_agent"], AgentStats())
+        agent = self.agents.get(row["target_agent"])
+        if agent is None:  # not setdefault: building AgentStats for every row is what it costs
+            agent = self.agents[row["target_agent"]] = AgentStats()
         agent.rows += 1
         rid = str(row.get("id") or f"{row['target_agent']}:{row['base_id']}")
         bidx = self.bases.get(row["base_id"])
@@ -186,6 +188,8 @@ class AuditAccumulator:
         words = self.words[tidx]
         self.lengths.add(words)
         agent.words_sum += words
+        if not flags & (_SHORT | _NO_PUNCT | _EMAIL | _PHONE):
+            return
         for bit, attr in _ROW_COUNTERS:
             if flags & bit:
                 setattr(self, attr, getattr(self, attr) + 1)
