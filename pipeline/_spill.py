@@ -23,8 +23,8 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bytes, str, int)
 V = TypeVar("V", int, str)
 
-MEMORY_ITEMS = 1 << 16
-"""Entries a map buffers in memory before it spills (~7 MB for 16-byte keys and ints)."""
+MEMORY_ITEMS = 1 << 14
+"""Entries a map buffers in memory before it spills (~2 MB for 16-byte keys and ints)."""
 CACHE_KIB = 8192
 """SQLite page cache per spilled map."""
 

@@ -13,9 +13,11 @@ from pipeline._io import sha256_file
 from pipeline._spill import SpillMap
 from pipeline._step import StepContext
 from pipeline.audit import audit
+from pipeline.rebalance import rebalance
 from pipeline.sft import build_sft
 from pipeline.to_adp import to_adp
 from tests.pipeline.test_audit import fixture_rows, write_sft
+from tests.pipeline.test_rebalance import rows_for, write_files
 from tests.pipeline.test_sft import adp_row, write_adp
 from tests.pipeline.test_to_adp import chat, write_raw
 
@@ -46,7 +48,7 @@ def _outputs(ws: Path, sub: str) -> dict[str, str]:
 def test_audit_is_byte_identical_when_its_lookups_spill(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     results = []
-    for name, cap in (("memory", 1 << 16), ("disk", 2)):
+    for name, cap in (("memory", 1 << 20), ("disk", 2)):
         monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)
         ws = tmp_path / name
         write_sft(ws, fixture_rows())
@@ -68,3 +70,17 @@ def test_to_adp_and_build_sft_find_duplicates_past_the_cap(tmp_path: Path,
         fh.write(orjson.dumps(adp_row("qa", 1)) + b"\n")
     result = build_sft(StepContext(tmp_path), holdout_fraction=0.0)
     assert result.metrics["rejects"] == 1 and result.metrics["examples"] == 30
+
+
+@pytest.mark.parametrize("mode", ["down", "up"])
+def test_rebalance_is_byte_identical_when_its_plan_spills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          mode: str) -> None:
+    outputs = []
+    for name, cap in (("memory", 1 << 20), ("disk", 3)):
+        monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)
+        ws = tmp_path / name
+        write_files(ws, {"qa": rows_for("qa", {"easy": 40, "medium": 25, "hard": 9}),
+                         "legal": rows_for("legal", {"easy": 5, "medium": 30, "hard": 30})})
+        metrics = rebalance(StepContext(ws), mode=mode).metrics  # type: ignore[arg-type]
+        outputs.append((metrics, _outputs(ws, "data/sft_final"), _outputs(ws, "reports")))
+    assert outputs[0] == outputs[1]
