@@ -25,7 +25,7 @@ V = TypeVar("V", int, str)
 
 MEMORY_ITEMS = 1 << 14
 """Entries a map buffers in memory before it spills (~2 MB for 16-byte keys and ints)."""
-CACHE_KIB = 8192
+CACHE_KIB = 4096
 """SQLite page cache per spilled map."""
 
 
