@@ -10,7 +10,7 @@ Instead of datasketch's in-memory dicts (~2.5 kB per text, growing with N), ever
 added batch is appended to files in a private temporary directory:
 
 - ``signatures.u32``: the signatures, row after row (4 · num_perm bytes per text), read
-  back through a memory map only for the pairs being verified;
+  back through short-lived memory maps only for the pairs being verified;
 - ``band<k>.u64``: one 64-bit hash per text of band ``k`` (equal bands → equal hashes;
   unequal bands collide with probability ~2^-64, as datasketch's 8-byte band digests);
 - ``valid.u8``: 0 for empty texts (the all-``0xFFFFFFFF`` signature), which never pair.
@@ -39,7 +39,7 @@ EMPTY = np.uint32(0xFFFFFFFF)
 PART_ROWS = 1 << 18
 """Texts per partition when pairing one band (bounds the sort's memory)."""
 _CHUNK = 1 << 18  # texts read per step when scattering a band
-_VERIFY_CHUNK = 1 << 14  # candidate pairs compared per step (2 · 16k signature rows)
+_VERIFY_CHUNK = 1 << 12  # candidate pairs compared per map (≤ 8k pages touched, 32 MB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _ENTRY = np.dtype([("h", "<u8"), ("i", "<i8")])
 
@@ -111,7 +111,6 @@ class BandedLSH:
         self._sig: BinaryIO = (self.dir / "signatures.u32").open("wb")
         self._band = [(self.dir / f"band{k}.u64").open("wb") for k in range(bands)]
         self._valid: BinaryIO = (self.dir / "valid.u8").open("wb")
-        self._map: np.memmap | None = None
 
     def add(self, sigs: np.ndarray) -> None:
         """Append a batch of signatures (uint32 rows of ``num_perm``), indexed from :attr:`count`."""
@@ -124,27 +123,23 @@ class BandedLSH:
             fh.write(np.ascontiguousarray(hashes[:, k]).tobytes())
         self._valid.write((~(sigs == EMPTY).all(axis=1)).astype(np.uint8).tobytes())
         self.count += len(sigs)
-        self._map = None
 
-    def _signatures(self) -> np.ndarray:
-        if self._map is None:
-            for fh in (self._sig, self._valid, *self._band):
-                fh.flush()
-            if self.count == 0:
-                return np.zeros((0, self.num_perm), dtype=np.uint32)
-            self._map = np.memmap(self.dir / "signatures.u32", dtype=np.uint32, mode="r",
-                                  shape=(self.count, self.num_perm))
-        return self._map
+    def _flush(self) -> None:
+        for fh in (self._sig, self._valid, *self._band):
+            fh.flush()
 
     def signature(self, index: int) -> np.ndarray:
         """A copy of one stored signature."""
         if not 0 <= index < self.count:
             raise IndexError(f"text {index} is not in the index")
-        return np.array(self._signatures()[index])
+        self._flush()
+        with (self.dir / "signatures.u32").open("rb") as fh:
+            fh.seek(index * 4 * self.num_perm)
+            return np.fromfile(fh, dtype=np.uint32, count=self.num_perm)
 
     def candidates(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Candidate pairs ``(a, b)``, ``a < b``, band by band (a pair may recur in several bands)."""
-        self._signatures()  # flushes the files
+        self._flush()
         parts = max(1, -(-self.count // PART_ROWS))
         valid = self.dir / "valid.u8"
         for k in range(self.bands):
@@ -182,32 +177,37 @@ class BandedLSH:
                 fh.close()
         return paths
 
+    def _equal_slots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Equal signature slots of each pair ``(a[i], b[i])``."""
+        out = np.empty(len(a), dtype=np.int64)
+        for c in range(0, len(a), _VERIFY_CHUNK):
+            # a fresh map per chunk: pages a map touched count as resident until it is
+            # unmapped, so one long-lived map would grow to the whole file (4·num_perm·N)
+            sigs = np.memmap(self.dir / "signatures.u32", dtype=np.uint32, mode="r",
+                             shape=(self.count, self.num_perm))
+            out[c:c + _VERIFY_CHUNK] = (sigs[a[c:c + _VERIFY_CHUNK]] == sigs[b[c:c + _VERIFY_CHUNK]]).sum(axis=1)
+            del sigs
+        return out
+
     def pairs(self, min_equal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Verified pairs ``(a, b, equal_slots)`` with ``equal_slots ≥ min_equal``, sorted by (b, a)."""
-        sigs = self._signatures()
         keys: list[np.ndarray] = []
         for a, b in self.candidates():
-            for c in range(0, len(a), _VERIFY_CHUNK):
-                ca, cb = a[c:c + _VERIFY_CHUNK], b[c:c + _VERIFY_CHUNK]
-                equal = (sigs[ca] == sigs[cb]).sum(axis=1)
-                keep = equal >= min_equal
-                if keep.any():
-                    # (b, a) in one uint64: np.unique then drops pairs found in several bands
-                    # and sorts by b, then a; the counts are recomputed for the pairs kept
-                    keys.append((cb[keep].astype(np.uint64) << np.uint64(32)) | ca[keep].astype(np.uint64))
+            keep = self._equal_slots(a, b) >= min_equal
+            if keep.any():
+                # (b, a) in one uint64: np.unique then drops pairs found in several bands
+                # and sorts by b, then a; the counts are recomputed for the pairs kept
+                keys.append((b[keep].astype(np.uint64) << np.uint64(32)) | a[keep].astype(np.uint64))
         if not keys:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         key = np.unique(np.concatenate(keys))
         b_idx = (key >> np.uint64(32)).astype(np.int64)
         a_idx = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        equal = np.concatenate([(sigs[a_idx[c:c + _VERIFY_CHUNK]] == sigs[b_idx[c:c + _VERIFY_CHUNK]])
-                                .sum(axis=1) for c in range(0, len(key), _VERIFY_CHUNK)])
-        return a_idx, b_idx, equal.astype(np.int64)
+        return a_idx, b_idx, self._equal_slots(a_idx, b_idx)
 
     def close(self) -> None:
         """Close and delete the files."""
-        self._map = None
         for fh in (self._sig, self._valid, *self._band):
             fh.close()
         shutil.rmtree(self.dir, ignore_errors=True)
