@@ -33,9 +33,11 @@ examples) and ``difficulty_max_deviation`` (largest absolute gap to the target).
 
 Outputs: ``<out_dir>/audit_metrics.json`` (metrics, per-agent breakdown, samples) and
 ``<out_dir>/audit_report.md`` (bounded, see :mod:`pipeline.audit_report`).
-Memory: about 3 kB per unique text (two 16-byte digests, a few counters, the 512-byte
-MinHash signature and ~2.5 kB of datasketch LSH dict entries) plus the base_id strings
-and one small integer per base example and agent; never the texts.
+Memory does not grow with the data beyond 9 bytes per unique text (first base, answer
+words, flags), 1 byte per base example and 1 bit per base example and agent (~10 MB per
+million): the content digests and base_id lookups spill to SQLite past a cap
+(:mod:`pipeline._spill`), MinHash signatures and LSH bands live in temporary files
+(:mod:`pipeline.lsh`); never the texts.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline._io import Rejects, atomic_write_json, atomic_write_text, data_files, iter_jsonl
+from pipeline._spill import SpillMap
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.audit_report import (
     MAX_SAMPLES,
@@ -127,13 +130,15 @@ class AuditAccumulator:
         self.lengths = LengthHistogram(HIST_BINS)
         self.too_short_rows = self.no_end_punct_rows = 0
         self.pii_email_rows = self.pii_phone_rows = self.pii_rows = 0
-        self.texts: dict[bytes, int] = {}
-        self.raw_texts: dict[bytes, int] = {}
-        self.first_base = array("l")
-        self.words = array("l")
+        # per-row lookups spill to disk past a cap (pipeline._spill); per unique text only
+        # 9 bytes stay in memory (first base, answer words, flags)
+        self.texts: SpillMap[bytes, int] = SpillMap()
+        self.raw_texts: SpillMap[bytes, int] = SpillMap()
+        self.first_base = array("i")
+        self.words = array("i")
         self.flags = bytearray()
-        self.bases: dict[str, int] = {}
-        self._base_names: list[str] = []
+        self.bases: SpillMap[str, int] = SpillMap()
+        self._base_names: SpillMap[int, str] = SpillMap()
         self.base_difficulty = array("b")
         self.difficulty_names: list[str] = []
         self._difficulty_codes: dict[str, int] = {}
@@ -154,12 +159,16 @@ class AuditAccumulator:
     def add(self, row: dict[str, Any]) -> None:
         """Account for one schema-valid row."""
         self.rows += 1
-        agent = self.agents.setdefault(row["target_agent"], AgentStats())
+        agent = self.agents.get(row["target_agent"])
+        if agent is None:  # not setdefault: building AgentStats for every row is what it costs
+            agent = self.agents[row["target_agent"]] = AgentStats()
         agent.rows += 1
         rid = str(row.get("id") or f"{row['target_agent']}:{row['base_id']}")
         bidx = self.bases.get(row["base_id"])
         if bidx is None:
-            bidx = self.bases[row["base_id"]] = len(self.base_difficulty)
+            bidx = len(self.base_difficulty)
+            self.bases.put(row["base_id"], bidx)
+            self._base_names.put(bidx, row["base_id"])
             self.base_difficulty.append(self._difficulty_code(row["difficulty"]))
         agent.bases.add(bidx)
         self._weight(row.get("weight"), agent, rid)
@@ -179,6 +188,8 @@ class AuditAccumulator:
         words = self.words[tidx]
         self.lengths.add(words)
         agent.words_sum += words
+        if not flags & (_SHORT | _NO_PUNCT | _EMAIL | _PHONE):
+            return
         for bit, attr in _ROW_COUNTERS:
             if flags & bit:
                 setattr(self, attr, getattr(self, attr) + 1)
@@ -198,10 +209,11 @@ class AuditAccumulator:
         norm = normalize_text(raw)
         digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
         tidx = self.texts.get(digest)
-        self.raw_texts[raw_key] = self.unique if tidx is None else tidx
+        self.raw_texts.put(raw_key, self.unique if tidx is None else tidx)
         if tidx is not None:
             return tidx, False
-        tidx = self.texts[digest] = self.unique
+        tidx = self.unique
+        self.texts.put(digest, tidx)
         self.unique += 1
         self.first_base.append(bidx)
         answer = next((m["value"] for m in reversed(body) if m["from"] == "gpt"), "")
@@ -284,9 +296,13 @@ class AuditAccumulator:
 
     def base_name(self, bidx: int) -> str:
         """The base_id string of a base index (indexes follow insertion order)."""
-        if bidx >= len(self._base_names):  # only samples ask, so rebuilding is rare
-            self._base_names = list(self.bases)
-        return self._base_names[bidx]
+        return self._base_names.get(bidx) or "?"
+
+    def close(self) -> None:
+        """Release the lookups (and their spill files) and the LSH index's files."""
+        for m in (self.texts, self.raw_texts, self.bases, self._base_names):
+            m.close()
+        self.index.discard()
 
     def near_duplicates(self) -> tuple[int, int]:
         """Close the LSH index; count pairs across base examples and texts involved."""
@@ -358,11 +374,10 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
                         acc.reject(rejects, path, line, row, *problem)
             # the rejects file holds both kinds; the metrics keep them apart
             acc.rejects += rejects.count - (acc.schema_errors - schema_before)
-    except BaseException:
-        acc.index.discard()  # stop the signing threads; the error is what matters
-        raise
-    ctx.report("audit: near duplicates", 0.9)
-    pairs, near_texts = acc.near_duplicates()
+        ctx.report("audit: near duplicates", 0.9)
+        pairs, near_texts = acc.near_duplicates()
+    finally:
+        acc.close()  # stops the signing threads after an error; the error is what matters
     ctx.report("audit: writing report", 0.95)
     metrics = _metrics(acc, len(files), pairs, near_texts, difficulty_target)
     agents = {name: a.summary(acc.base_difficulty, acc.difficulty_names, difficulty_target)

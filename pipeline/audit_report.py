@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 MAX_SAMPLES = 100
 MAX_AGENT_ROWS = 50
@@ -117,6 +119,30 @@ class LengthHistogram:
         return len(self.counts) - 1
 
 
+class BitSet:
+    """A set of base-example indexes as a bitmap: 1 bit per base, not ~50 bytes per member."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self._len = 0
+
+    def add(self, i: int) -> None:
+        """Add index ``i`` (>= 0)."""
+        byte, bit = i >> 3, 1 << (i & 7)
+        if byte >= len(self._bits):  # grow by doubling, so appends stay amortized O(1)
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
+        if not self._bits[byte] & bit:
+            self._bits[byte] |= bit
+            self._len += 1
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[int]:
+        bits = np.unpackbits(np.frombuffer(bytes(self._bits), dtype=np.uint8), bitorder="little")
+        return iter(np.flatnonzero(bits).tolist())
+
+
 @dataclass
 class AgentStats:
     """Per target agent counters."""
@@ -131,7 +157,7 @@ class AgentStats:
     pii_rows: int = 0
     words_sum: int = 0
     weights: WeightStats = field(default_factory=WeightStats)
-    bases: set[int] = field(default_factory=set)
+    bases: BitSet = field(default_factory=lambda: BitSet())
     """Indexes of the base examples this agent trains on."""
 
     def summary(self, codes: Sequence[int], names: Sequence[str],

@@ -14,31 +14,33 @@ in numpy, a batch of texts at a time:
    scheme of ``datasketch.MinHash`` (the product wraps mod 2^64 first, as there),
    but the modulo is done with shifts (``2^61 ≡ 1 mod p``) instead of a division.
    The signature is the per-text minimum of each permutation.
-3. Signatures become ``datasketch.LeanMinHash`` objects in a ``MinHashLSH`` index
-   (band keys shortened to 8-byte digests to keep the index small). Each text
-   queries the index before it is inserted, so every candidate pair is seen once;
-   candidates are kept only when the estimated Jaccard (share of equal signature
-   slots) reaches the threshold.
+3. Signatures go to a disk-backed banded LSH (:mod:`pipeline.lsh`) with the bands and
+   rows datasketch's ``MinHashLSH`` would pick; when the index is closed, texts sharing a
+   band become candidate pairs (the same pairs ``MinHashLSH`` would return, which a test
+   checks), kept only when the estimated Jaccard (share of equal signature slots)
+   reaches the threshold. :func:`lean_minhash` turns a signature into a datasketch
+   object for interop.
 
 Batches are signed on two worker threads (numpy releases the GIL) while the
-caller keeps feeding texts and indexing finished batches, in submission order, so
-results do not depend on timing. Memory per indexed text: 4·``num_perm`` bytes of
-signature plus ~2.5 kB of datasketch's in-memory LSH dicts (11 bands).
-Measured here (2 vCPUs giving about one core of throughput): ~0.18 ms to sign and
-~0.06 ms to index a 350-word text, i.e. ~25 s for 100k unique texts.
+caller keeps feeding texts and storing finished batches, in submission order, so
+results do not depend on timing. Memory does not grow with the number of texts:
+signatures and band hashes live in temporary files (~600 bytes per text on disk),
+pairing works on bounded partitions, and only verified pairs stay in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from datasketch import LeanMinHash, MinHashLSH
+from datasketch import LeanMinHash
+
+from pipeline.lsh import BandedLSH, lsh_params
 
 MERSENNE_61 = (1 << 61) - 1
 _P = np.uint64(MERSENNE_61)
@@ -180,10 +182,6 @@ def _signatures(texts: Sequence[str], a: np.ndarray, b: np.ndarray, shingle_size
     return out
 
 
-def _band_digest(band: bytes) -> bytes:
-    return hashlib.blake2b(band, digest_size=8).digest()
-
-
 def lean_minhash(signature: np.ndarray, seed: int = 1) -> LeanMinHash:
     """A datasketch ``LeanMinHash`` holding one of our signatures (legacy scheme)."""
     values = signature.astype(np.uint64)
@@ -195,13 +193,15 @@ def lean_minhash(signature: np.ndarray, seed: int = 1) -> LeanMinHash:
 class NearDupIndex:
     """Streaming near-duplicate finder over texts added one by one.
 
-    Texts are buffered and signed in batches on worker threads; each signed text
-    queries the LSH index, candidate pairs are verified against the threshold and
-    the text is inserted. Call :meth:`close` (or use ``with``) before reading results.
+    Texts are buffered and signed in batches on worker threads; signed batches go to a
+    disk-backed :class:`pipeline.lsh.BandedLSH` (in a temporary directory under
+    ``tmp_dir``, default the system's), whose candidate pairs are verified against the
+    threshold when the index is closed. Call :meth:`close` (or use ``with``) before
+    reading results.
     """
 
     def __init__(self, *, threshold: float = 0.85, num_perm: int = 128, shingle_size: int = 5,
-                 seed: int = 1, batch_size: int = 2048) -> None:
+                 seed: int = 1, batch_size: int = 2048, tmp_dir: Path | None = None) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
         self.threshold = threshold
@@ -210,15 +210,15 @@ class NearDupIndex:
         self.seed = seed
         self.batch_size = batch_size
         self._a, self._b = permutations(num_perm, seed)
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS,
-                               hashfunc=_band_digest)
-        self._batches: list[np.ndarray] = []  # signatures as signed: every batch but the last is full
-        self._signed = 0
+        self.bands, self.rows = lsh_params(threshold, num_perm, LSH_WEIGHTS)
+        self._store = BandedLSH(num_perm, self.bands, self.rows, directory=tmp_dir)
         self._pending: list[str] = []
         self._inflight: deque[Future[np.ndarray]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="minhash")
-        self._pairs: list[NearPair] = []
+        empty = np.zeros(0, dtype=np.int64)
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
         self._min_equal = int(np.ceil(threshold * num_perm - 1e-9))
+        self._closed = False
         self.added = 0
 
     def add(self, text: str) -> int:
@@ -233,41 +233,32 @@ class NearDupIndex:
         batch, self._pending = self._pending, []
         self._inflight.append(self._pool.submit(_signatures, batch, self._a, self._b,
                                                 self.shingle_size))
-        # index finished batches in submission order; at most _WORKERS stay queued
+        # store finished batches in submission order; at most _WORKERS stay queued
         while len(self._inflight) > _WORKERS:
-            self._index(self._inflight.popleft().result())
-
-    def _index(self, sigs: np.ndarray) -> None:
-        start = self._signed
-        self._batches.append(sigs)
-        self._signed += len(sigs)
-        for i in range(start, self._signed):
-            sig = sigs[i - start]
-            if sig[0] == _EMPTY and bool((sig == _EMPTY).all()):
-                continue  # empty texts would all look identical
-            mh = lean_minhash(sig, self.seed)
-            cands = sorted(self._lsh.query(mh))
-            if cands:
-                # verify: the share of equal slots estimates the Jaccard similarity
-                equal = (np.stack([self.signature(j) for j in cands]) == sig).sum(axis=1)
-                self._pairs.extend(NearPair(j, i, eq / self.num_perm)
-                                   for j, eq in zip(cands, equal.tolist(), strict=True)
-                                   if eq >= self._min_equal)
-            self._lsh.insert(i, mh, check_duplication=False)
+            self._store.add(self._inflight.popleft().result())
 
     def close(self) -> None:
-        """Sign and index everything still queued."""
+        """Sign and store everything still queued, then find and verify the pairs."""
+        if self._closed:
+            return
         if self._pending:
             self._submit()
         while self._inflight:
-            self._index(self._inflight.popleft().result())
+            self._store.add(self._inflight.popleft().result())
         self._pool.shutdown(wait=True)
+        try:
+            self._pairs = self._store.pairs(self._min_equal)
+        finally:
+            self._store.close()
+            self._closed = True
 
     def discard(self) -> None:
         """Stop without indexing what is still queued (after an error)."""
         self._pending = []
         self._inflight.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._store.close()
+        self._closed = True
 
     def __enter__(self) -> NearDupIndex:
         return self
@@ -280,13 +271,15 @@ class NearDupIndex:
 
     def pairs(self) -> Iterator[NearPair]:
         """Verified pairs, ordered by the later text's index, then the earlier one's."""
-        return iter(self._pairs)
+        a, b, equal = self._pairs
+        for i, j, eq in zip(a.tolist(), b.tolist(), equal.tolist(), strict=True):
+            yield NearPair(i, j, eq / self.num_perm)
 
     def signature(self, index: int) -> np.ndarray:
-        """The signature of an indexed text."""
-        if not 0 <= index < self._signed:
-            raise IndexError(f"text {index} is not signed yet")
-        return self._batches[index // self.batch_size][index % self.batch_size]
+        """The signature of a stored text (before :meth:`close`)."""
+        if self._closed:
+            raise IndexError("the index is closed; its signatures are gone")
+        return self._store.signature(index)
 
 
 def near_duplicate_pairs(texts: Sequence[str], *, threshold: float = 0.85, num_perm: int = 128,

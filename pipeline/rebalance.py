@@ -24,6 +24,10 @@ Metrics: ``agents``, ``rows_before``, ``rows_after``, ``bases_before``, ``bases_
 ``openai_rows``, ``frac_before_<d>`` / ``frac_after_<d>`` (over all agents' base
 examples), ``max_deviation_before`` / ``max_deviation_after`` (largest gap to the
 target of any agent), ``rows_outside_target``, ``rejects``.
+
+Memory: rows are streamed (two passes per file); the plan keeps 16 bytes per base
+example (its order key) and a base → difficulty lookup that spills to disk past a cap
+(:class:`BaseCopies`), so it does not grow with the number of rows.
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from pipeline._io import JsonlWriter, Rejects, atomic_write_text, data_files, iter_jsonl
+from pipeline._spill import SpillMap
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError, ParameterError
 from pipeline.sft import write_openai_rows  # the SFT builder owns the OpenAI conversion
@@ -60,7 +67,7 @@ class AgentPlan:
     """Base examples per difficulty in the input."""
     after: dict[str, int] = field(default_factory=dict)
     """Base examples per difficulty in the output (copies counted)."""
-    copies: dict[str, int] = field(default_factory=dict)
+    copies: BaseCopies = field(default_factory=lambda: BaseCopies(0, ""))
     """How many times each kept base_id is written."""
     rows_before: int = 0
     rows_after: int = 0
@@ -122,11 +129,67 @@ def _difficulty(row: Any) -> str | None:
     return d if isinstance(d, str) else "unknown"
 
 
+class BaseCopies:
+    """How many times each base example of one agent is written, in bounded memory.
+
+    Per base: its difficulty, in a :class:`pipeline._spill.SpillMap` keyed by the 16-byte
+    order key (spills to disk past a cap); per difficulty: the order keys in one byte
+    array (16 bytes per base) until :meth:`choose` turns them into a rule. Writing
+    ``want`` bases of ``n`` in key order, cycling, gives every base ``want // n`` copies
+    plus one for the ``want % n`` first — those whose key is at most a cutoff key.
+    """
+
+    def __init__(self, seed: int, agent: str) -> None:
+        self.seed, self.agent = seed, agent
+        self._difficulty: SpillMap[bytes, str] = SpillMap()
+        self._keys: dict[str, bytearray] = {}
+        self._rule: dict[str, tuple[int, bytes | None]] = {}
+
+    def see(self, base_id: str, difficulty: str) -> None:
+        """Count a row; the first row of a base example fixes its difficulty."""
+        key = _order_key(self.seed, self.agent, base_id)
+        if self._difficulty.add(key, difficulty):
+            self._keys.setdefault(difficulty, bytearray()).extend(key)
+
+    def difficulties(self) -> list[str]:
+        """Difficulties still to choose for, in first-seen order."""
+        return list(self._keys)
+
+    def counts(self) -> dict[str, int]:
+        """Base examples per difficulty."""
+        return {d: len(k) // 16 for d, k in sorted(self._keys.items())}
+
+    def choose(self, difficulty: str, want: int) -> None:
+        """Write ``want`` base examples of ``difficulty`` (0 drops them all)."""
+        keys = self._keys.pop(difficulty)
+        n = len(keys) // 16
+        full, rem = divmod(want, n)
+        cutoff = None
+        if rem:
+            words = np.frombuffer(bytes(keys), dtype=">u8").reshape(n, 2)
+            order = np.lexsort((words[:, 1], words[:, 0]))  # = sorting the 16-byte keys
+            cutoff = bytes(keys[16 * int(order[rem - 1]):16 * int(order[rem - 1]) + 16])
+        self._rule[difficulty] = (full, cutoff)
+
+    def get(self, base_id: str) -> int:
+        """Copies of ``base_id`` to write (0 for bases not seen or not kept)."""
+        key = _order_key(self.seed, self.agent, base_id)
+        d = self._difficulty.get(key)
+        rule = self._rule.get(d) if d is not None else None
+        if rule is None:
+            return 0
+        full, cutoff = rule
+        return full + (cutoff is not None and key <= cutoff)
+
+    def close(self) -> None:
+        """Release the spilled lookup."""
+        self._difficulty.close()
+
+
 def build_plan(path: Path, agent: str, target: Mapping[str, float], mode: Mode, seed: int,
                rejects: Rejects) -> AgentPlan:
     """First pass over one agent's file: count base examples and choose the copies."""
-    plan = AgentPlan(agent)
-    base_difficulty: dict[str, str] = {}
+    plan = AgentPlan(agent, copies=BaseCopies(seed, agent))
     for line, row in iter_jsonl(path, rejects):
         d = _difficulty(row)
         if d is None:
@@ -135,18 +198,12 @@ def build_plan(path: Path, agent: str, target: Mapping[str, float], mode: Mode, 
             continue
         plan.rows_before += 1
         plan.outside_target += d not in target
-        base_difficulty.setdefault(row["base_id"], d)
-    by_difficulty: dict[str, list[str]] = {}
-    for base_id, d in base_difficulty.items():
-        by_difficulty.setdefault(d, []).append(base_id)
-    plan.before = {d: len(v) for d, v in sorted(by_difficulty.items())}
+        plan.copies.see(row["base_id"], d)
+    plan.before = plan.copies.counts()
     counts, plan.notes = plan_counts(plan.before, target, mode)
-    for d, bases in by_difficulty.items():
-        ordered = sorted(bases, key=lambda b: _order_key(seed, agent, b))
+    for d in plan.copies.difficulties():  # first-seen order, as the report lists them
         want = counts.get(d, 0)
-        for i in range(want):
-            base_id = ordered[i % len(ordered)]
-            plan.copies[base_id] = plan.copies.get(base_id, 0) + 1
+        plan.copies.choose(d, want)
         plan.after[d] = want
     return plan
 
@@ -159,7 +216,7 @@ def _kept_rows(path: Path, plan: AgentPlan) -> Iterator[dict[str, Any]]:
             d = _difficulty(row)
             if d is None:
                 continue
-            n = plan.copies.get(row["base_id"], 0)
+            n = plan.copies.get(row["base_id"])
             if n == 0:
                 continue
             yield row
@@ -204,6 +261,7 @@ def rebalance(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
         with JsonlWriter(target_path) as writer:
             for row in _kept_rows(path, plan):
                 writer.write_obj(row)
+        plan.copies.close()
         plan.rows_after = writer.count
         run.record(target_path, rows=writer.count, sha256=writer.sha256, rejects=rejects.count,
                    extra={"before": plan.before, "after": plan.after})

@@ -60,6 +60,7 @@ from typing import Any, Literal, TypedDict
 import orjson
 
 from pipeline._io import JsonlWriter, Rejects, data_files, iter_jsonl
+from pipeline._spill import SpillMap
 from pipeline._step import (
     MetricValue,
     StepContext,
@@ -305,7 +306,12 @@ def example_from_trajectory(traj: Any, agent: str) -> Example:
 
 def read_examples(path: Path, agent: str, rejects: Rejects) -> Iterator[Example]:
     """Stream the valid examples of one ADP file; bad or duplicate lines go to ``rejects``."""
-    seen: set[bytes] = set()
+    with SpillMap[bytes, int]() as seen:  # bounded: spills to disk past a cap
+        yield from _unique_examples(path, agent, rejects, seen)
+
+
+def _unique_examples(path: Path, agent: str, rejects: Rejects,
+                     seen: SpillMap[bytes, int]) -> Iterator[Example]:
     for lineno, traj in iter_jsonl(path, rejects):
         try:
             ex = example_from_trajectory(traj, agent)
@@ -318,7 +324,7 @@ def read_examples(path: Path, agent: str, rejects: Rejects) -> Iterator[Example]
             rejects.add(source=path, line=lineno, field="id", raw=orjson.dumps(traj),
                         reason=f"duplicate id {ex.base_id!r}")
             continue
-        seen.add(key)
+        seen.put(key, 1)
         yield ex
 
 

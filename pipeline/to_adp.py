@@ -44,6 +44,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline._io import JsonlWriter, Rejects, data_files, iter_jsonl
+from pipeline._spill import SpillMap
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.adp.models import WRITE_VERSION
 from pipeline.adp.turns import KWARGS_FORMAT_JSON
@@ -240,9 +241,9 @@ def _count(traj: dict[str, Any], counts: _Counts) -> None:
 
 def _convert_file(src: Path, out: Path, agent: str, compatibility: dict[str, float] | None,
                   counts: _Counts) -> tuple[JsonlWriter, int]:
-    seen: set[str] = set()
     converted_rejects = 0
-    with Rejects(out) as rejects, JsonlWriter(out) as writer:
+    # ids seen in this file: a dict while small, then on disk (memory stays bounded)
+    with SpillMap[str, int]() as seen, Rejects(out) as rejects, JsonlWriter(out) as writer:
         for lineno, obj in iter_jsonl(src, rejects):
             try:
                 if not isinstance(obj, dict):
@@ -261,7 +262,7 @@ def _convert_file(src: Path, out: Path, agent: str, compatibility: dict[str, flo
                             raw=orjson.dumps(obj).decode())
                 converted_rejects += 1
                 continue
-            seen.add(traj["id"])
+            seen.put(traj["id"], 1)
             writer.write_obj(traj)
             _count(traj, counts)
         # iter_jsonl sent the lines that are not JSON at all straight to the sink

@@ -1,0 +1,96 @@
+"""The disk-backed banded LSH finds exactly the candidates datasketch's MinHashLSH finds."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasketch import MinHashLSH
+
+import pipeline.lsh as lsh
+from pipeline.lsh import BandedLSH, lsh_params
+from pipeline.minhash import LSH_WEIGHTS, NearDupIndex, lean_minhash, normalize_text, signatures
+
+SYLLABLES = ("ka", "lo", "mi", "ru", "te", "sa", "no", "vi", "de", "po", "zu", "fe")
+
+
+def corpus(n: int, seed: int = 3) -> list[str]:
+    """``n`` short texts from a small vocabulary, with clusters of edited copies at many similarities."""
+    rng = random.Random(seed)
+    vocab = ["".join(rng.choice(SYLLABLES) for _ in range(2)) for _ in range(60)]
+    texts: list[str] = []
+    while len(texts) < n:
+        base = [rng.choice(vocab) for _ in range(rng.randint(20, 60))]
+        texts.append(" ".join(base))
+        for _ in range(rng.randint(0, 3)):  # copies with 0..6 words changed
+            w = list(base)
+            for _ in range(rng.randint(0, 6)):
+                w[rng.randrange(len(w))] = rng.choice(vocab)
+            texts.append(" ".join(w))
+    texts[5] = ""  # empty texts never pair
+    texts[9] = ""
+    return texts[:n]
+
+
+def datasketch_candidates(sigs: np.ndarray, threshold: float) -> set[tuple[int, int]]:
+    """Query-then-insert every signature into datasketch's MinHashLSH, as the old index did."""
+    index = MinHashLSH(threshold=threshold, num_perm=sigs.shape[1], weights=LSH_WEIGHTS)
+    found: set[tuple[int, int]] = set()
+    for i, sig in enumerate(sigs):
+        if (sig == 0xFFFFFFFF).all():
+            continue
+        mh = lean_minhash(sig)
+        found.update((j, i) for j in index.query(mh))
+        index.insert(i, mh, check_duplication=False)
+    return found
+
+
+def banded_candidates(sigs: np.ndarray, threshold: float, tmp_path: Path) -> set[tuple[int, int]]:
+    bands, rows = lsh_params(threshold, sigs.shape[1], LSH_WEIGHTS)
+    store = BandedLSH(sigs.shape[1], bands, rows, directory=tmp_path)
+    try:
+        for c in range(0, len(sigs), 500):  # several batches
+            store.add(sigs[c:c + 500])
+        return {(a, b) for ca, cb in store.candidates() for a, b in zip(ca.tolist(), cb.tolist(), strict=True)}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("partition_rows", [1 << 18, 700])
+@pytest.mark.parametrize("threshold", [0.85, 0.5])
+def test_candidates_equal_datasketch_minhashlsh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                threshold: float, partition_rows: int) -> None:
+    # 700 rows per partition forces the scatter path used above 262,144 texts
+    monkeypatch.setattr(lsh, "PART_ROWS", partition_rows)
+    sigs = signatures(corpus(3000))
+    expected = datasketch_candidates(sigs, threshold)
+    assert len(expected) > 200  # the corpus really has buckets with several texts
+    assert banded_candidates(sigs, threshold, tmp_path) == expected
+    assert not list(tmp_path.iterdir())  # close() removed the files
+
+
+def test_verified_pairs_match_the_signature_comparison(tmp_path: Path) -> None:
+    texts = corpus(2000, seed=8)
+    sigs = signatures(texts)
+    with NearDupIndex(threshold=0.85, tmp_dir=tmp_path) as index:
+        for t in texts:
+            index.add(normalize_text(t))
+    got = [(p.a, p.b, p.jaccard) for p in index.pairs()]
+    want = sorted(((a, b, float((sigs[a] == sigs[b]).sum()) / 128)
+                   for a, b in datasketch_candidates(sigs, 0.85)
+                   if (sigs[a] == sigs[b]).sum() >= int(np.ceil(0.85 * 128))),
+                  key=lambda t: (t[1], t[0]))
+    assert got == want and got
+    assert not list(tmp_path.iterdir())
+
+
+def test_band_hashes_are_equal_exactly_when_bands_are() -> None:
+    rng = np.random.default_rng(1)
+    sigs = rng.integers(0, 1 << 32, size=(200, 128), dtype=np.uint64).astype(np.uint32)
+    sigs[100:, :11] = sigs[:100, :11]  # band 0 copied, the rest differs
+    h = lsh.band_hashes(sigs, 11, 11)
+    assert (h[100:, 0] == h[:100, 0]).all()
+    assert (h[100:, 1:] != h[:100, 1:]).all()
+    assert len(np.unique(h[:, 1])) == 200

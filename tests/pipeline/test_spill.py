@@ -1,0 +1,86 @@
+"""Bounded lookups: SpillMap past its cap, and steps giving the same bytes when their lookups spill."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+import pipeline._spill as spill
+from pipeline._io import sha256_file
+from pipeline._spill import SpillMap
+from pipeline._step import StepContext
+from pipeline.audit import audit
+from pipeline.rebalance import rebalance
+from pipeline.sft import build_sft
+from pipeline.to_adp import to_adp
+from tests.pipeline.test_audit import fixture_rows, write_sft
+from tests.pipeline.test_rebalance import rows_for, write_files
+from tests.pipeline.test_sft import adp_row, write_adp
+from tests.pipeline.test_to_adp import chat, write_raw
+
+
+def test_spill_map_answers_the_same_from_memory_and_from_disk(tmp_path: Path) -> None:
+    keys = [hashlib.blake2b(str(i).encode(), digest_size=16).digest() for i in range(1000)]
+    with SpillMap[bytes, int](memory_items=64, directory=tmp_path) as m:
+        for i, k in enumerate(keys):
+            assert m.add(k, i)
+        assert m.spilled and len(m) == 1000
+        assert [m.get(k) for k in keys] == list(range(1000))
+        assert not m.add(keys[3], 99) and m.get(keys[3]) == 3  # old key, now on disk
+        assert m.get(b"missing") is None and b"missing" not in m
+        names = SpillMap[int, str](memory_items=2, directory=tmp_path)
+        for i in range(10):
+            names.put(i, f"base-{i}")
+        assert [names.get(i) for i in range(10)] == [f"base-{i}" for i in range(10)]
+        names.close()
+        assert len(list(tmp_path.iterdir())) == 1  # only m's directory is left
+    assert not list(tmp_path.iterdir())
+
+
+def _outputs(ws: Path, sub: str) -> dict[str, str]:
+    return {p.relative_to(ws).as_posix(): sha256_file(p) for p in sorted((ws / sub).rglob("*"))
+            if p.is_file() and not p.name.endswith(".manifest.json")}
+
+
+def test_audit_is_byte_identical_when_its_lookups_spill(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    results = []
+    for name, cap in (("memory", 1 << 20), ("disk", 2)):
+        monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)
+        ws = tmp_path / name
+        write_sft(ws, fixture_rows())
+        results.append((audit(StepContext(ws)).metrics, _outputs(ws, "reports/audit")))
+    assert results[0] == results[1]
+    assert results[0][0]["exact_dup_rows"] == 6 and results[0][0]["near_dup_pairs"] == 1
+
+
+def test_to_adp_and_build_sft_find_duplicates_past_the_cap(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "MEMORY_ITEMS", 4)
+    write_raw(tmp_path, "qa", [chat(i) for i in range(30)] + [chat(2)])
+    assert to_adp(StepContext(tmp_path)).metrics["raw_errors"] == 1
+    rejects = (tmp_path / "data/adp/qa.jsonl.rejects.jsonl").read_bytes()
+    assert b"duplicate id 'qa-00002'" in rejects
+
+    write_adp(tmp_path, ["qa"], 30)
+    with (tmp_path / "data/adp/qa.jsonl").open("ab") as fh:
+        fh.write(orjson.dumps(adp_row("qa", 1)) + b"\n")
+    result = build_sft(StepContext(tmp_path), holdout_fraction=0.0)
+    assert result.metrics["rejects"] == 1 and result.metrics["examples"] == 30
+
+
+@pytest.mark.parametrize("mode", ["down", "up"])
+def test_rebalance_is_byte_identical_when_its_plan_spills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          mode: str) -> None:
+    outputs = []
+    for name, cap in (("memory", 1 << 20), ("disk", 3)):
+        monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)
+        ws = tmp_path / name
+        write_files(ws, {"qa": rows_for("qa", {"easy": 40, "medium": 25, "hard": 9}),
+                         "legal": rows_for("legal", {"easy": 5, "medium": 30, "hard": 30})})
+        metrics = rebalance(StepContext(ws), mode=mode).metrics  # type: ignore[arg-type]
+        outputs.append((metrics, _outputs(ws, "data/sft_final"), _outputs(ws, "reports")))
+    assert outputs[0] == outputs[1]
