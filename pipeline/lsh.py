@@ -44,20 +44,20 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _ENTRY = np.dtype([("h", "<u8"), ("i", "<i8")])
 
 
-def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) -> tuple[int, int]:
-    """``(bands, rows)`` that datasketch's ``MinHashLSH`` picks for these settings."""
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
-    return int(lsh.b), int(lsh.r)
-
-
-def _mix64(h: np.ndarray) -> np.ndarray:
-    # murmur3's 64-bit finalizer (a bijection), in place
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finalizer, a bijection on uint64, applied in place."""
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xC4CEB9FE1A85EC53)
     h ^= h >> np.uint64(33)
     return h
+
+
+def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) -> tuple[int, int]:
+    """``(bands, rows)`` that datasketch's ``MinHashLSH`` picks for these settings."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
+    return int(lsh.b), int(lsh.r)
 
 
 def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -72,7 +72,7 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
             w |= s[:, :, j + 1]
         h ^= w
         h += _GOLDEN
-        _mix64(h)
+        fmix64(h)
     return h
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from datasketch import LeanMinHash
 
-from pipeline.lsh import BandedLSH, lsh_params
+from pipeline.lsh import BandedLSH, fmix64, lsh_params
 
 MERSENNE_61 = (1 << 61) - 1
 _P = np.uint64(MERSENNE_61)
@@ -82,15 +82,6 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     a = rng.integers(1, MERSENNE_61, size=num_perm, dtype=np.uint64)
     b = rng.integers(0, MERSENNE_61, size=num_perm, dtype=np.uint64)
     return a, b
-
-
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
 
 
 def _powers(base: int, n: int) -> np.ndarray:
@@ -140,7 +131,7 @@ def shingle_hashes(texts: Sequence[str], shingle_size: int = 5) -> tuple[np.ndar
     weighted = data.astype(np.uint64) * _powers(_BASE_INV, n)
     g = np.concatenate((np.zeros(1, dtype=np.uint64), np.cumsum(weighted, dtype=np.uint64)))
     poly = _powers(_BASE, n)[sh_end - 1] * (g[sh_end] - g[sh_start])
-    hashes = _fmix64(poly) >> np.uint64(32)
+    hashes = fmix64(poly) >> np.uint64(32)
     counts[:] = np.bincount(sh_doc, minlength=len(texts))
     return hashes, counts
 

@@ -260,24 +260,6 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
             result.written.append(path.name)
 
 
-def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate_id: str) -> list[str]:
-    """Write ``reviews/<run>/<gate>.md`` and ``.json`` for a decided gate."""
-    rec = state.get("gates", {}).get(gate_id)
-    if not rec or not rec.get("verdict"):
-        return []
-    gate = plan.gates[gate_id]
-    run_id = state.get("run_id", "run")
-    artifacts = [a for t in plan.gate_after[gate_id] for a in (state.get("tasks", {}).get(t, {}).get("artifacts") or [])]
-    run = {"run_id": run_id, "plan": plan.name}
-    gate_view = {"id": gate_id, "title": gate.title or gate_id, "reviewer": gate.reviewer, "policy": gate.policy}
-    md = render("review.md.j2", gate=gate_view, rec=rec, run=run, artifacts=artifacts, commit=None)
-    out = ws.reviews / run_id
-    atomic_write_text(out / f"{gate_id}.md", md)
-    atomic_write_json(out / f"{gate_id}.json", {"schema_version": 1, "run": run_id, "gate": gate_view,
-                                                 **rec, "artifacts": artifacts})
-    return [f"reviews/{run_id}/{gate_id}.md", f"reviews/{run_id}/{gate_id}.json"]
-
-
 def snapshot(plan: CompiledPlan, state: RunState, profile: str, conflicts: list[str]) -> dict[str, Any]:
     """The status document `coord status --json` and the report step read."""
     tasks = state.get("tasks", {})
