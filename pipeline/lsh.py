@@ -10,7 +10,7 @@ Instead of datasketch's in-memory dicts (~2.5 kB per text, growing with N), ever
 added batch is appended to files in a private temporary directory:
 
 - ``signatures.u32``: the signatures, row after row (4 · num_perm bytes per text), read
-  back through short-lived memory maps only for the pairs being verified;
+  back with ``pread`` only for the pairs being verified;
 - ``band<k>.u64``: one 64-bit hash per text of band ``k`` (equal bands → equal hashes;
   unequal bands collide with probability ~2^-64, as datasketch's 8-byte band digests);
 - ``valid.u8``: 0 for empty texts (the all-``0xFFFFFFFF`` signature), which never pair.
@@ -26,6 +26,7 @@ at 128 permutations), removed by :meth:`BandedLSH.close`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ EMPTY = np.uint32(0xFFFFFFFF)
 PART_ROWS = 1 << 18
 """Texts per partition when pairing one band (bounds the sort's memory)."""
 _CHUNK = 1 << 18  # texts read per step when scattering a band
-_VERIFY_CHUNK = 1 << 12  # candidate pairs compared per map (≤ 8k pages touched, 32 MB)
+_VERIFY_CHUNK = 1 << 12  # candidate pairs compared per read (≤ 8k rows, 4 MB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _ENTRY = np.dtype([("h", "<u8"), ("i", "<i8")])
 
@@ -180,13 +181,20 @@ class BandedLSH:
     def _equal_slots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Equal signature slots of each pair ``(a[i], b[i])``."""
         out = np.empty(len(a), dtype=np.int64)
-        for c in range(0, len(a), _VERIFY_CHUNK):
-            # a fresh map per chunk: pages a map touched count as resident until it is
-            # unmapped, so one long-lived map would grow to the whole file (4·num_perm·N)
-            sigs = np.memmap(self.dir / "signatures.u32", dtype=np.uint32, mode="r",
-                             shape=(self.count, self.num_perm))
-            out[c:c + _VERIFY_CHUNK] = (sigs[a[c:c + _VERIFY_CHUNK]] == sigs[b[c:c + _VERIFY_CHUNK]]).sum(axis=1)
-            del sigs
+        size = 4 * self.num_perm
+        # rows are read with pread, not through a memory map: the kernel maps the cached
+        # neighbours of every faulted page too, so a map touched at random rows becomes
+        # resident up to the whole file (4·num_perm·N bytes) — the RSS growth this avoids
+        fd = os.open(self.dir / "signatures.u32", os.O_RDONLY)
+        try:
+            for c in range(0, len(a), _VERIFY_CHUNK):
+                ca, cb = a[c:c + _VERIFY_CHUNK], b[c:c + _VERIFY_CHUNK]
+                rows, inverse = np.unique(np.concatenate((ca, cb)), return_inverse=True)
+                data = b"".join(os.pread(fd, size, r * size) for r in rows.tolist())
+                sigs = np.frombuffer(data, dtype=np.uint32).reshape(len(rows), self.num_perm)
+                out[c:c + len(ca)] = (sigs[inverse[:len(ca)]] == sigs[inverse[len(ca):]]).sum(axis=1)
+        finally:
+            os.close(fd)
         return out
 
     def pairs(self, min_equal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
