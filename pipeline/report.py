@@ -150,7 +150,9 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
                "highlights": _highlights(status), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
-               "unknown_cost": any(r["cost"] is None for r in finetune)}
+               "unknown_cost": any(r["cost"] is None for r in finetune),
+               # this step is itself one of the running tasks: the summary says so instead of a bare "1/2"
+               "running": [t for t, rec in status["tasks"].items() if rec.get("status") == "running"]}
     atomic_write_text(summary_path, render("week_summary.md.j2", **context))
     run.record(Path(summary_path))
     tasks = status["tasks"]
