@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -112,6 +113,8 @@ class BandedLSH:
         self._sig: BinaryIO = (self.dir / "signatures.u32").open("wb")
         self._band = [(self.dir / f"band{k}.u64").open("wb") for k in range(bands)]
         self._valid: BinaryIO = (self.dir / "valid.u8").open("wb")
+        # an index dropped without close() (an abandoned accumulator) still removes its files
+        self._cleanup = weakref.finalize(self, _remove, [self._sig, self._valid, *self._band], self.dir)
 
     def add(self, sigs: np.ndarray) -> None:
         """Append a batch of signatures (uint32 rows of ``num_perm``), indexed from :attr:`count`."""
@@ -216,6 +219,10 @@ class BandedLSH:
 
     def close(self) -> None:
         """Close and delete the files."""
-        for fh in (self._sig, self._valid, *self._band):
-            fh.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._cleanup()
+
+
+def _remove(handles: list[BinaryIO], directory: Path) -> None:
+    for fh in handles:
+        fh.close()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -94,3 +94,15 @@ def test_band_hashes_are_equal_exactly_when_bands_are() -> None:
     assert (h[100:, 0] == h[:100, 0]).all()
     assert (h[100:, 1:] != h[:100, 1:]).all()
     assert len(np.unique(h[:, 1])) == 200
+
+
+def test_an_index_dropped_without_close_removes_its_files(tmp_path: Path) -> None:
+    index = NearDupIndex(tmp_dir=tmp_path)
+    index.add("a b c d e f")
+    index.discard()
+    assert not list(tmp_path.iterdir())
+    store = BandedLSH(128, 11, 11, directory=tmp_path)
+    store.add(signatures(["a b c d e f"]))
+    assert list(tmp_path.iterdir())
+    del store
+    assert not list(tmp_path.iterdir())
