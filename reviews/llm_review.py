@@ -19,7 +19,9 @@ model is not called.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -108,7 +110,7 @@ class ModelReviewer:
     """Reviews one attempt of one gate with the reviewer role's model (or says why it did not)."""
 
     def __init__(self, workspace: Path, run_id: str, plan: CompiledPlan, gate_id: str, attempt: int,
-                 role: RoleDefinition, tasks: dict[str, dict[str, object]], *,
+                 role: RoleDefinition, tasks: Mapping[str, Mapping[str, Any]], *,
                  budget: RunBudget | None = None) -> None:
         self.workspace = workspace
         self.run_id = run_id
@@ -160,18 +162,21 @@ class ModelReviewer:
         fingerprint = _fingerprint(evidence, self.role)
         stored = self._stored(fingerprint)
         if stored is not None:
+            log.info("gate %s attempt %d: reusing the stored reviewer answer", self.gate_id, self.attempt)
             self._log(f"# reused the stored answer of attempt {self.attempt} ({self._rel(self.answer_path)}); "
                       "no call made")
             return {**stored, "reused": True}
-        rec = _with(self._call(evidence), evidence_sha256=fingerprint, evidence_chars=len(evidence.text),
+        answered, paid = self._call(evidence)
+        rec = _with(answered, evidence_sha256=fingerprint, evidence_chars=len(evidence.text),
                     evidence_truncated=evidence.truncated, answer_file=self._rel(self.answer_path))
-        # Written before anyone uses it: a crash from here on resumes from this file, unpaid.
+        # Written before anyone uses it: a run killed after this point resumes from the file, paying nothing.
         atomic_write_json(self.answer_path, {"schema_version": ANSWER_SCHEMA_VERSION, "gate": self.gate_id,
                                              "attempt": self.attempt, "evidence_sha256": fingerprint,
-                                             "record": rec})
+                                             "paid": paid, "record": rec})
         return rec
 
-    def _call(self, evidence: Evidence) -> ModelReview:
+    def _call(self, evidence: Evidence) -> tuple[ModelReview, bool]:
+        """The record and whether any call was answered (and so paid for)."""
         binding = self.role.binding
         assert binding is not None
         spend = self.budget.for_task(self.gate_id, self.role.name, self.role.agent) if self.budget else None
@@ -185,14 +190,16 @@ class ModelReviewer:
                                                                     max_tokens=MAX_TOKENS), ReviewFindings)
         except (ProviderError, ProviderConfigError) as e:
             reason = redact(str(e))
+            log.warning("gate %s: the reviewer model failed: %s", self.gate_id, reason)
             self._log(f"# failed after {len(meter.calls)} call(s)\n{reason}")
-            return _metered(self._base("failed", f"the reviewer model failed: {reason}"), meter)
+            paid = any(c.ok for c in meter.calls)
+            return _metered(self._base("failed", f"the reviewer model failed: {reason}"), meter), paid
         self._log(f"# answer ({len(meter.calls)} call(s))\n{answer.model_dump_json(indent=2)}")
         findings = sorted(answer.findings, key=lambda f: -SEVERITY_RANK[f.severity])
         return _with(_metered(self._base("reviewed", None), meter), summary=redact(answer.summary),
                      recommendation=answer.recommendation,
                      findings=[cast(ModelFinding, {k: redact(v) if isinstance(v, str) else v
-                                                   for k, v in f.model_dump().items()}) for f in findings])
+                                                   for k, v in f.model_dump().items()}) for f in findings]), True
 
     def _stored(self, fingerprint: str) -> ModelReview | None:
         path = self.answer_path
@@ -202,6 +209,8 @@ class ModelReviewer:
             data = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError:
             return None
+        if not isinstance(data, dict) or not data.get("paid", True):
+            return None  # no answer was paid for (the API was unreachable): a resume may try again
         if data.get("evidence_sha256") == fingerprint and isinstance(data.get("record"), dict):
             return cast(ModelReview, data["record"])
         # Different evidence for the same attempt: keep the paid answer under its fingerprint.
@@ -218,8 +227,6 @@ class ModelReviewer:
 
 
 def _fingerprint(evidence: Evidence, role: RoleDefinition) -> str:
-    import hashlib
-
     binding = role.binding
     key = f"{PROMPT_VERSION}\n{binding.provider if binding else None}\n{role.model}\n{role.name}\n{evidence.sha256}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()

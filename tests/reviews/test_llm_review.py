@@ -213,3 +213,33 @@ def test_offline_run_records_that_no_reviewer_model_was_configured(ws, server, m
     assert "recommends" not in md
     decided = [e for e in read_events(ws.events) if e["kind"] == "gate_decided"]
     assert decided and "model_review" not in decided[0]
+
+
+def test_an_unanswered_call_is_tried_again_but_an_answer_is_never_bought_twice(ws, server):
+    from coordinator.plan import RoleBinding
+    from coordinator.plan_loader import compile_plan, parse_plan
+    from reviews.llm_review import ModelReviewer
+    from roles.definitions import resolve_roles
+    from tests.fakes.faults import Fault
+
+    text = PLAN.format(provider="anthropic", model="claude-haiku-4-5", url=server.anthropic_url, extra="")
+    spec, located = parse_plan(text, "rv.yaml")
+    plan = compile_plan(spec, located, text)
+    role = resolve_roles({"quality": RoleBinding(agent="codex", provider="anthropic", model="claude-haiku-4-5",
+                                                 base_url=server.anthropic_url)}, {})["quality"]
+    tasks = {"work": {"status": "done", "driver": "pipeline", "notes": ["done, all good"]}}
+    reviewer = ModelReviewer(ws.root, "r1", plan, "review", 1, role, tasks)
+    server.inject("messages", Fault.http(400, f"bad request for key {ANTHROPIC_KEY}"))
+    first = reviewer([])
+    assert first["status"] == "failed" and ANTHROPIC_KEY not in first["reason"] and "[REDACTED" in first["reason"]
+    server.reply_for("ReviewFindings", CLEAN)
+    second = reviewer([])  # nothing was answered, so nothing was paid: the resume asks again
+    assert (second["status"], second["reused"], len(server.requests)) == ("reviewed", False, 2)
+    third = reviewer([])
+    assert (third["status"], third["reused"], len(server.requests)) == ("reviewed", True, 2)
+    tasks["work"]["notes"] = ["changed since"]  # other evidence for the same attempt: a new review, old one kept
+    server.reply_for("ReviewFindings", BLOCKER)
+    fourth = reviewer([])
+    assert fourth["findings"][0]["severity"] == "blocker" and len(server.requests) == 3
+    kept = sorted(p.name for p in (ws.state_dir / "runs" / "r1" / "reviews").iterdir())
+    assert len(kept) == 2 and "review.1.llm.json" in kept
