@@ -21,6 +21,7 @@ from reviews.gate import (
     settle,
 )
 from reviews.gitinfo import workspace_commit
+from reviews.llm_review import ModelReviewer
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,22 @@ class Changes:
 def review(ctx: RunContext, gid: str, tasks_state: dict[str, Any], gate_rec: GateRecord, out: Changes) -> None:
     """Measure a due gate; settle it when its policy lets coord decide alone."""
     spec = ctx.plan.gates[gid]
+    attempt = int(gate_rec.get("attempt") or 1)
     lookup = metric_lookup({t: r.get("metrics") or {} for t, r in tasks_state.items()}, ctx.expansions)
-    rec = review_gate(spec, lookup, ctx.ws.root, int(gate_rec.get("attempt") or 1), grading=ctx.plan.grading,
+    reviewer = ModelReviewer(ctx.ws.root, ctx.run_id, ctx.plan, gid, attempt, ctx.roles[spec.reviewer],
+                             tasks_state, budget=ctx.budget)
+    rec = review_gate(spec, lookup, ctx.ws.root, attempt, grading=ctx.plan.grading,
                       task_text=task_text_reader(ctx.ws.root, tasks_state, ctx.expansions),
-                      commit=workspace_commit(ctx.ws.root), history=list(gate_rec.get("history") or []))
+                      commit=workspace_commit(ctx.ws.root), history=list(gate_rec.get("history") or []),
+                      reviewer=reviewer)
     settlement = settle(spec, rec, str(rec["verdict"]), by=AUTO) if decides_alone(spec) else None
     status = settlement.update.get("status") if settlement else rec["status"]
+    mr = rec.get("model_review")
+    opinion = {} if mr is None or mr["status"] == "not_configured" else {"model_review": {
+        "status": mr["status"], "provider": mr["provider"], "model": mr["model"], "findings": len(mr["findings"]),
+        "recommendation": mr["recommendation"], "cost_usd": mr["cost_usd"], "reused": mr["reused"]}}
     ctx.events.emit("gate_decided", gate=gid, status=status, verdict=rec["verdict"],
-                    score=rec["score"], grade=rec["grade"], attempt=rec["attempt"], policy=spec.policy)
+                    score=rec["score"], grade=rec["grade"], attempt=rec["attempt"], policy=spec.policy, **opinion)
     if settlement is None:
         out.gate(gid, rec)
         return

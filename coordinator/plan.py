@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$"
 Op = Literal["<=", "<", ">=", ">", "==", "!="]
@@ -54,8 +54,33 @@ class ClaimsSpec(_Strict):
         return self
 
 
+Severity = Literal["blocker", "major", "minor", "info"]
+"""How serious a reviewer model says a finding is, worst first."""
+
+
+class ReviewSpec(_Strict):
+    """Let a gate's reviewer model count (gates only)::
+
+        review: {fail_on: blocker}     # fails when the model reports a blocker
+        review: {fail_on: major}       # … a major or a blocker finding
+
+    By default a reviewer model's findings are advisory: recorded next to the measured
+    criteria, handed to the agent on a retry, never changing the verdict. With this
+    criterion the gate counts them. When no reviewer model ran (none configured, the
+    budget was exhausted, or its answer failed) the criterion is *not measured* and fails
+    with the reason; it is never passed silently.
+    """
+
+    fail_on: Literal["blocker", "major", "minor"] = "blocker"
+    """The lowest severity that fails the criterion."""
+
+
+CHECK_KINDS = ("metric", "file", "command", "claims", "review")
+
+
 class Check(_Strict):
-    """One measured check: a metric comparison, a file check, a command or a claims check."""
+    """One measured check: a metric comparison, a file check, a command, a claims check, or
+    (on gates) whether the reviewer model reported a finding at or above a severity."""
 
     id: str | None = Field(default=None, pattern=ID_PATTERN)
     """Stable name (defaults to a name derived from what it checks)."""
@@ -75,6 +100,8 @@ class Check(_Strict):
     pytest-style summaries ("18 passed, 3 failed") are parsed and recorded."""
     claims: ClaimsSpec | None = None
     """Compare figures an agent claimed with what a command check measured (see :class:`ClaimsSpec`)."""
+    review: ReviewSpec | None = None
+    """Gates only: count the reviewer model's findings (see :class:`ReviewSpec`)."""
     weight: float = Field(default=1.0, ge=0)
     critical: bool = False
     """A failed critical check fails the gate whatever the score."""
@@ -85,9 +112,9 @@ class Check(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
-        kinds = [k for k in ("metric", "file", "command", "claims") if getattr(self, k) is not None]
+        kinds = [k for k in CHECK_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a check needs exactly one of 'metric', 'file', 'command' or 'claims'"
+            raise ValueError("a check needs exactly one of 'metric', 'file', 'command', 'claims' or 'review'"
                              + (f" (got {', '.join(kinds)})" if kinds else ""))
         if self.metric is not None:
             if self.value is None:
@@ -106,6 +133,8 @@ class Check(_Strict):
         target = self.metric or self.file or self.command
         if target is None and self.claims is not None:
             target = f"claims_{self.claims.task or self.claims.file}_vs_{self.claims.against}"
+        if target is None and self.review is not None:
+            target = f"review_{self.review.fail_on}"
         return "".join(c if c.isalnum() else "_" for c in target or "check").strip("_")[:60]
 
     def describe(self) -> str:
@@ -119,6 +148,9 @@ class Check(_Strict):
         if self.claims is not None:
             source = f"task {self.claims.task}" if self.claims.task else f"file {self.claims.file}"
             return f"claims in {source} match check {self.claims.against}"
+        if self.review is not None:
+            worse = {"blocker": "", "major": " or blocker", "minor": ", major or blocker"}[self.review.fail_on]
+            return f"reviewer model reports no {self.review.fail_on}{worse} finding"
         return f"command `{self.command}` exits 0"
 
 
@@ -144,6 +176,15 @@ class TaskSpec(_Strict):
     """Seconds before the first retry; doubled each time."""
     timeout: float | None = Field(default=None, gt=0)
     """Seconds; a task running longer fails."""
+
+    @field_validator("accept")
+    @classmethod
+    def _no_review_checks(cls, accept: list[Check]) -> list[Check]:
+        bad = [i for i, c in enumerate(accept) if c.review is not None]
+        if bad:
+            raise ValueError(f"accept[{bad[0]}]: a 'review' check applies to gates only (a task's accept "
+                             "checks are measured before any reviewer sees the work)")
+        return accept
 
     @model_validator(mode="after")
     def _step_or_assignment(self) -> TaskSpec:

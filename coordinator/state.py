@@ -77,7 +77,7 @@ class CriterionResult(TypedDict):
 
     name: str
     label: str
-    kind: Literal["metric", "file", "command", "claims"]
+    kind: Literal["metric", "file", "command", "claims", "review"]
     target: str
     op: str | None
     threshold: Any
@@ -95,6 +95,56 @@ class CriterionResult(TypedDict):
     """Claims checks: the first mismatching (or first) claim, for a one-line view."""
     claims: NotRequired[list[ClaimComparison]]
     """Claims checks: every claim found, side by side with the measurement."""
+
+
+ModelReviewStatus = Literal["reviewed", "failed", "skipped", "not_configured"]
+"""``reviewed``: the model answered; ``failed``: its call or its answer failed; ``skipped``: not
+called (budget exhausted); ``not_configured``: the reviewer role has no LLM provider."""
+
+
+class ModelFinding(TypedDict):
+    """One finding a reviewer model reported (its opinion, not a measurement)."""
+
+    severity: Literal["blocker", "major", "minor", "info"]
+    title: str
+    detail: str
+    file: str | None
+    line: int | None
+    criterion: str | None
+
+
+class ModelReview(TypedDict):
+    """What a gate's reviewer model said about the evidence coord measured, and what it cost.
+
+    Kept apart from the measured criteria: advisory unless a ``review`` criterion counts it.
+    """
+
+    status: ModelReviewStatus
+    reason: str | None
+    """Why the model did not review (or failed), in words a person can act on."""
+    role: str
+    agent: str
+    provider: str | None
+    model: str | None
+    attempt: int
+    summary: str | None
+    recommendation: Literal["approve", "changes_requested", "reject"] | None
+    findings: list[ModelFinding]
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    """Known USD of the calls (see ``cost_known``)."""
+    cost_known: bool
+    evidence_sha256: str | None
+    evidence_chars: int
+    evidence_truncated: bool
+    """The evidence hit the prompt bound and was cut."""
+    answer_file: str | None
+    """Workspace-relative path of the stored answer (``.coord/runs/<run>/reviews/<gate>.<attempt>.llm.json``)."""
+    reused: bool
+    """The stored answer was reused (a resumed run) instead of calling the model again."""
+    at: str
 
 
 class DecisionRecord(TypedDict):
@@ -122,6 +172,8 @@ class AttemptSummary(TypedDict):
     reviewed_at: str | None
     decision: NotRequired[DecisionRecord | None]
     """The person's decision that sent the work back, if one did."""
+    model_review: NotRequired[ModelReview | None]
+    """What the reviewer model said about that attempt."""
 
 
 class GateRecord(TypedDict, total=False):
@@ -150,6 +202,8 @@ class GateRecord(TypedDict, total=False):
     history: list[AttemptSummary]
     commit: str | None
     """The workspace's git commit when reviewed (``+dirty`` when it had changes)."""
+    model_review: ModelReview | None
+    """The reviewer model's opinion of this attempt's evidence (or why there is none)."""
 
 
 class DeferredItem(TypedDict):

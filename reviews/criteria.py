@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from coordinator.plan import Check
-from coordinator.state import CriterionResult
+from coordinator.state import CriterionResult, ModelReview
 from reviews.claims import Measured, compare, parse_claims
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -64,8 +64,10 @@ TaskText = Callable[[str], str]
 
 def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable: bool = True,
              command_timeout: float = 600.0, task_text: TaskText | None = None,
-             commands: Mapping[str, Measured] | None = None) -> CriterionResult:
-    """Measure one check (a claims check needs its command check's measurement in ``commands``)."""
+             commands: Mapping[str, Measured] | None = None,
+             model_review: ModelReview | None = None) -> CriterionResult:
+    """Measure one check (a claims check needs its command check's measurement in ``commands``,
+    a review check the reviewer model's answer in ``model_review``)."""
     base: dict[str, Any] = {"name": check.name, "label": check.describe(), "critical": check.critical,
                             "weight": check.weight, "op": None, "threshold": None, "detail": None}
     detail: str | None
@@ -92,6 +94,10 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
                   "passed": m.exit_code == 0, "detail": detail, "threshold": "exit 0",
                   "counts": {k: v for k, v in (("passed", m.passed), ("failed", m.failed),
                                                ("errors", m.errors)) if v is not None}}
+    elif check.review is not None:
+        from reviews.llm_review import review_result
+
+        result = {**base, **review_result(check, model_review)}
     else:
         assert check.claims is not None
         result = {**base, **_claims_result(check, workspace, task_text, commands or {})}

@@ -13,6 +13,7 @@ and perform the side effects (events, review records, task resets).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +21,17 @@ from typing import cast
 
 from coordinator.events import now_iso
 from coordinator.plan import GateSpec, Grading
-from coordinator.state import AttemptSummary, CriterionResult, DecisionRecord, GateRecord, Verdict
-from reviews.criteria import MetricLookup, TaskText, evaluate_all
+from coordinator.state import (
+    AttemptSummary,
+    CriterionResult,
+    DecisionRecord,
+    GateRecord,
+    ModelReview,
+    Verdict,
+)
+from reviews.criteria import MetricLookup, TaskText, evaluate, evaluate_all
 from reviews.grading import grade_floor, letter_grade, weighted_score
+from reviews.llm_review import model_feedback
 
 AUTO = "coord (auto)"
 
@@ -59,10 +68,19 @@ def decides_alone(spec: GateSpec) -> bool:
     return spec.policy == "auto" or (spec.policy == "auto_then_human" and spec.override_window <= 0)
 
 
+Reviewer = Callable[[list[CriterionResult]], ModelReview]
+"""Gives the reviewer model's opinion of the measured criteria and the work behind them
+(:class:`reviews.llm_review.ModelReviewer`; the coordinator injects it, so this module stays pure)."""
+
+
 def review_gate(spec: GateSpec, lookup: MetricLookup, workspace: Path, attempt: int = 1, *,
                 grading: Grading | None = None, task_text: TaskText | None = None,
-                commit: str | None = None, history: list[AttemptSummary] | None = None) -> GateRecord:
+                commit: str | None = None, history: list[AttemptSummary] | None = None,
+                reviewer: Reviewer | None = None) -> GateRecord:
     """Measure every criterion of ``spec`` and record score, grade and verdict.
+
+    ``reviewer`` (when given) sees the measured criteria after they are measured; its
+    opinion is recorded as ``model_review`` and only ``review`` criteria count it.
 
     The record is ``waiting``: the caller settles it with :func:`settle` when
     :func:`decides_alone`, opens the override window of an ``auto_then_human``
@@ -70,6 +88,11 @@ def review_gate(spec: GateSpec, lookup: MetricLookup, workspace: Path, attempt: 
     """
     grading = grading or Grading()
     results = evaluate_all(spec.criteria, lookup, workspace, deferrable=True, task_text=task_text)
+    model_review = reviewer([r for r in results if r["kind"] != "review"]) if reviewer is not None else None
+    for i, check in enumerate(spec.criteria):
+        if check.review is not None:  # judged now that the model has answered; the unique name stays
+            results[i] = {**evaluate(check, lookup, workspace, model_review=model_review),
+                          "name": results[i]["name"]}
     score = weighted_score([(r["weight"], r["passed"]) for r in results])
     verdict, findings = decide(spec, results)
     grade = letter_grade(score, grading)
@@ -77,7 +100,7 @@ def review_gate(spec: GateSpec, lookup: MetricLookup, workspace: Path, attempt: 
                      criteria=results, findings=findings, deferred=[], decided_at=None, decided_by=None,
                      attempt=attempt, reason=None, policy=spec.policy, on_fail=spec.on_fail,
                      reviewed_at=now_iso(), override_until=None, decision=None,
-                     history=list(history or []), commit=commit)
+                     history=list(history or []), commit=commit, model_review=model_review)
     if decides_alone(spec):
         pass
     elif spec.policy == "auto_then_human":
@@ -102,7 +125,8 @@ class Settlement:
 def _summary(rec: GateRecord) -> AttemptSummary:
     return AttemptSummary(attempt=int(rec.get("attempt") or 1), score=rec.get("score"), grade=rec.get("grade"),
                           verdict=rec.get("verdict"), findings=list(rec.get("findings") or []),
-                          reviewed_at=rec.get("reviewed_at"), decision=rec.get("decision"))
+                          reviewed_at=rec.get("reviewed_at"), decision=rec.get("decision"),
+                          model_review=rec.get("model_review"))
 
 
 def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str | None = None,
@@ -117,6 +141,7 @@ def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str 
     elif spec.on_fail == "retry" and attempt <= spec.max_retries:
         feedback = [f"gate {spec.id} (attempt {attempt}, grade {rec.get('grade')}, "
                     f"{rec.get('score')}/10): {f}" for f in rec.get("findings") or []]
+        feedback += model_feedback(rec.get("model_review"), counted=any(c.review for c in spec.criteria))
         if note:
             feedback.append(f"note from {by}: {note}")
         for c in criteria:

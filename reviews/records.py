@@ -3,7 +3,8 @@
 Each record holds every criterion with its measured value and threshold, the
 claims an agent made next to what coord measured, score, grade, verdict, the
 decision (who, when, note), findings, deferred items, earlier attempts, the
-reviewed artifacts with their sha256 and the workspace's git commit.
+reviewed artifacts with their sha256 and the workspace's git commit — and, apart from
+all that, the reviewer model's opinion (provider, model, cost, findings) or why there is none.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
 from templates import render
 
-RECORD_SCHEMA_VERSION = 2
+RECORD_SCHEMA_VERSION = 3
+"""3: ``model_review`` (the reviewer model's opinion, or why there is none)."""
 
 
 def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate_id: str) -> list[str]:
@@ -35,9 +37,10 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
     run = {"run_id": run_id, "plan": plan.name}
     gate_view = {"id": gate_id, "title": gate.title or gate_id, "reviewer": gate.reviewer, "policy": gate.policy,
                  "on_fail": gate.on_fail, "pass_score": gate.pass_score, "max_retries": gate.max_retries,
-                 "after": plan.gate_after[gate_id]}
+                 "after": plan.gate_after[gate_id],
+                 "review_criteria": [c.describe() for c in gate.criteria if c.review is not None]}
     full = {"decision": None, "history": [], "commit": None, "override_until": None,
-            "grade_measured": rec.get("grade"), "reason": None, **rec}
+            "grade_measured": rec.get("grade"), "reason": None, "model_review": None, **rec}
     md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts)
     out = ws.reviews / run_id
     atomic_write_text(out / f"{gate_id}.md", md)

@@ -67,6 +67,9 @@ class FakeLLMServer:
         self.replies: deque[str] = deque()
         """Texts for the next completions, in order; when empty, :attr:`default_reply` is used."""
         self.default_reply = "All done."
+        self.replies_for: dict[str, deque[str]] = {}
+        """Texts for completions whose request body mentions a marker (e.g. the schema name
+        ``ReviewFindings``), served before :attr:`replies`; see :meth:`reply_for`."""
         self.cached_tokens = 0
         """Cached input tokens reported in usage."""
         self.faults: dict[Route, deque[Fault]] = {}
@@ -125,6 +128,12 @@ class FakeLLMServer:
         """Queue completion texts."""
         self.replies.extend(texts)
 
+    def reply_for(self, marker: str, *texts: str) -> None:
+        """Queue completion texts for requests whose body contains ``marker``, e.g. a scripted review
+        answer for ``ReviewFindings`` requests while other calls get :attr:`replies`."""
+        with self._lock:
+            self.replies_for.setdefault(marker, deque()).extend(texts)
+
     def hold(self, route: Route) -> None:
         """Block requests on ``route`` until :meth:`release`."""
         self._holds[route] = threading.Event()
@@ -146,8 +155,13 @@ class FakeLLMServer:
             q = self.faults.get(route)
             return q.popleft() if q else None
 
-    def _next_text(self) -> str:
+    def _next_text(self, body: Any = None) -> str:
         with self._lock:
+            if body is not None and self.replies_for:
+                raw = json.dumps(body)
+                for marker, queue in self.replies_for.items():
+                    if queue and marker in raw:
+                        return queue.popleft()
             return self.replies.popleft() if self.replies else self.default_reply
 
     def _new_id(self, prefix: str) -> str:
@@ -304,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
         return prompt, max(1, len(text.split())), min(self.srv.cached_tokens, prompt)
 
     def _complete(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
-        text = self.srv._next_text()
+        text = self.srv._next_text(body)
         tin, tout, cached = self._usage(body, text)
         model = body.get("model", "unknown")
         if route == "messages":
