@@ -2,7 +2,10 @@
 
 The fake Anthropic server (tests/fakes/llm_server.py) waits ``--latency`` seconds per
 call (the stand-in for model time) and answers from the prompt alone, so every run
-asks for the same answers. Each concurrency level runs in a fresh workspace (empty
+asks for the same answers. Its answers always make one tool call, so each row carries
+its own call ids and no two rows are exact duplicates — like a real model at
+temperature 1, and unlike the tests' fake, whose repeated chat answers are redrawn
+(serially, in index order) and so would measure redraws rather than concurrency. Each concurrency level runs in a fresh workspace (empty
 answer cache) with a real ledger and budget; the script checks that every level wrote
 the same bytes and that ledger rows equal the server's request count.
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -28,6 +32,12 @@ from pipeline._step import StepContext
 from pipeline.generate import generate
 from tests.fakes.llm_server import FakeLLMServer
 from tests.roles.test_generate_concurrency import MODEL, _answer
+
+
+def tool_answer(body: dict) -> str:
+    """The tests' answer for this prompt, always in the shape with one tool call."""
+    example = json.loads(_answer({"messages": [{"content": body["messages"][0]["content"] + " calls one tool"}]}))
+    return json.dumps(example)
 
 
 def one_run(srv: FakeLLMServer, n: int, concurrency: int) -> tuple[float, str, int, int, int]:
@@ -54,7 +64,7 @@ def main() -> None:
     with FakeLLMServer() as srv:
         os.environ["ANTHROPIC_API_KEY"] = "sk-ant-bench-000000"
         os.environ["ANTHROPIC_BASE_URL"] = srv.anthropic_url
-        srv.reply_fn = _answer
+        srv.reply_fn = tool_answer
         srv.latency_s = args.latency
         import anthropic  # noqa: F401  (import time is not generation time)
 
