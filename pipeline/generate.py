@@ -50,19 +50,16 @@ import logging
 import math
 import random
 import re
-import threading
 from collections import Counter, deque
-from contextlib import closing
 from pathlib import Path
 
 import orjson
 
-from coordinator.errors import BudgetExceeded
 from pipeline import offline_corpus as oc
+from pipeline._generate_paid import MAX_LLM_REDRAWS, digest, tally, write_agent_paid
 from pipeline._io import JsonlWriter
-from pipeline._ordered import ordered_map
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import ParameterError, PipelineError
+from pipeline.errors import ParameterError
 from pipeline.gen_cache import CACHE_DIR
 from pipeline.providers import (
     DIFFICULTIES,
@@ -87,8 +84,6 @@ NO_END_PUNCT_RATE = 0.0075
 NEAR_DUP_RATE = 0.01
 TRAIT_RATES: tuple[tuple[Trait, float], ...] = (
     ("pii", PII_RATE), ("too_short", TOO_SHORT_RATE), ("no_end_punct", NO_END_PUNCT_RATE))
-MAX_LLM_REDRAWS = 2
-"""Paid redraws of an LLM example that exactly repeats an earlier one before it is kept as is."""
 NEAR_DUP_WINDOW = 200
 """Near-duplicates copy one of the last this-many regular examples (bounded memory)."""
 DEFAULT_OUT_DIR = WsPath("data/generated_examples")
@@ -100,8 +95,8 @@ _AGENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 def derive_seed(seed: int, agent: str) -> int:
     """Per-agent seed from the user seed and the agent name (stable across runs and Pythons)."""
-    digest = hashlib.sha256(f"generate:{seed}:{agent}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    h = hashlib.sha256(f"generate:{seed}:{agent}".encode()).digest()
+    return int.from_bytes(h[:8], "big")
 
 
 def mix_counts(n: int, mix: dict[str, float]) -> dict[Difficulty, int]:
@@ -195,10 +190,6 @@ def near_duplicate(src: RawExample, spec: ExampleSpec, rng: random.Random) -> Ra
     return {**src, "id": spec.id, "turns": turns}
 
 
-def _digest(row: RawExample) -> bytes:
-    return hashlib.blake2b(orjson.dumps(row["turns"]), digest_size=16).digest()
-
-
 def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float],
                  provider: ExampleProvider) -> tuple[JsonlWriter, Counter[str]]:
     """Write one agent's file; return the writer (rows, sha256) and the counters."""
@@ -219,10 +210,10 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
                     recent.remove(source)  # one copy per source keeps near-dup clusters to pairs
                     row = near_duplicate(source, spec, rng)
                     stats["near_dup_seeded"] += 1
-            if row is None or _digest(row) in seen:
+            if row is None or digest(row) in seen:
                 row = provider.example(spec, rng)
                 redraws = 0
-                while _digest(row) in seen:  # astronomically rare offline; redraw from the same stream
+                while digest(row) in seen:  # astronomically rare offline; redraw from the same stream
                     redraws += 1
                     if redraws > MAX_LLM_REDRAWS and not provider.plants_traits:
                         stats["duplicates_kept"] += 1  # a model repeating itself: kept, and the audit counts it
@@ -232,47 +223,9 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
                     stats[f"{trait}_seeded"] += 1
                 if not spec.traits:
                     recent.append(row)
-            seen.add(_digest(row))
+            seen.add(digest(row))
             out.write_obj(row)
-            _tally(stats, row)
-    return out, stats
-
-
-def _tally(stats: Counter[str], row: RawExample) -> None:
-    stats[row["difficulty"]] += 1
-    stats[f"kind_{row['kind']}"] += 1
-    stats["multi_turn"] += sum(t["role"] == "user" for t in row["turns"]) > 1
-    stats["words"] += len(row["turns"][-1]["content"].split())
-
-
-def _write_agent_paid(ctx: StepContext, path: Path, plan: _Plan, n: int, provider: PaidExampleProvider,
-                      concurrency: int) -> tuple[JsonlWriter, Counter[str]]:
-    """Write one agent's file from concurrent model calls, rows in index order (bytes independent of
-    ``concurrency``)."""
-    seen: set[bytes] = set()
-    stats: Counter[str] = Counter()
-    every = max(1, n // 20)
-    slots = threading.Semaphore(concurrency)  # redraws, made by this thread, count against the limit too
-
-    def call(i: int, draw: int) -> RawExample:
-        with slots:
-            return provider.draw(plan.spec(i), draw)
-
-    answers = ordered_map(lambda i: call(i, 0), range(n), concurrency, name=f"generate-{plan.agent}")
-    with JsonlWriter(path) as out, closing(answers):
-        for i, row in enumerate(answers):
-            redraws = 0
-            while _digest(row) in seen:  # a model repeating itself: ask again, in index order
-                redraws += 1
-                if redraws > MAX_LLM_REDRAWS:
-                    stats["duplicates_kept"] += 1  # kept, and the audit counts it
-                    break
-                row = call(i, redraws)
-            seen.add(_digest(row))
-            out.write_obj(row)
-            _tally(stats, row)
-            if (i + 1) % every == 0:
-                ctx.report(f"{plan.agent}: {i + 1}/{n} examples", None)
+            tally(stats, row)
     return out, stats
 
 
@@ -320,7 +273,8 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
         if paid is None:
             writer, stats = _write_agent(path, agent, examples_per_agent, seed, mix, prov)
         else:
-            writer, stats = _paid_or_explain(ctx, path, plans[agent], examples_per_agent, paid, concurrency)
+            writer, stats = write_agent_paid(ctx, path, agent, plans[agent].spec, examples_per_agent, paid,
+                                             concurrency)
         run.record(path, rows=writer.count, sha256=writer.sha256)
         total.update(stats)
         log.info("generate: %s → %s (%d rows)", agent, ctx.rel(path), writer.count)
@@ -335,15 +289,3 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
     if total["duplicates_kept"]:
         metrics["duplicates_kept"] = total["duplicates_kept"]
     return run.finish(metrics)
-
-
-def _paid_or_explain(ctx: StepContext, path: Path, plan: _Plan, n: int, provider: PaidExampleProvider,
-                     concurrency: int) -> tuple[JsonlWriter, Counter[str]]:
-    """:func:`_write_agent_paid`, with a stop (budget, provider error) saying that answers so far are kept."""
-    kept = f"answers received so far are cached in {ctx.rel(ctx.path(CACHE_DIR))}/ and a rerun pays only for the rest"
-    try:
-        return _write_agent_paid(ctx, path, plan, n, provider, concurrency)
-    except BudgetExceeded as e:
-        raise BudgetExceeded(f"generate {plan.agent!r} stopped: {e}; {kept}") from None
-    except PipelineError as e:
-        raise PipelineError(f"generate {plan.agent!r} stopped at {e}; {kept}") from None

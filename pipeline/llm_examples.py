@@ -220,12 +220,12 @@ class LLMExampleProvider:
         cache = self.cache_for(spec.agent)
         key = self.key(spec, draw)
         hit = cache.get(key) if cache is not None else None
-        if hit is not None:
+        if cache is not None and hit is not None:
             try:
                 return self._row(spec, GeneratedExample.model_validate(hit))
-            except ValidationError as e:
-                log.warning("%s: cached answer for %s no longer validates (%s); asking again", cache.path if
-                            cache else "", spec.id, str(e).splitlines()[0])
+            except ValidationError as e:  # an edited cache file: pay again rather than fail the run
+                log.warning("%s: cached answer for %s does not validate (%s); asking again", cache.path, spec.id,
+                            str(e).splitlines()[0])
         if self.spend is not None:  # the budget may have run out since the run started
             self.spend.check(0.0, f"example {spec.id}")
         self.pause.wait()
