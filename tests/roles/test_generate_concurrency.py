@@ -9,6 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +106,40 @@ def test_a_failure_half_way_keeps_the_answers_and_the_rerun_pays_only_for_the_re
     srv.completions = 0
     _run(ws, 30, 4)
     assert srv.completions == ref_calls - 10  # only the ten answered calls were not asked again
+    assert _sha(ws) == ref_sha
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from pipeline._step import StepContext
+from pipeline.generate import generate
+generate(StepContext(workspace=Path(sys.argv[1])), agents=["qa"], examples_per_agent=40, provider="anthropic",
+         model=sys.argv[2], concurrency=4)
+"""
+
+
+def test_a_killed_step_reruns_paying_only_for_answers_it_had_not_stored(tmp_path, srv):
+    ref_sha, ref_calls = _reference(tmp_path, srv, 40)
+    srv.completions = 0
+    srv.latency_s = 0.05
+    ws = tmp_path / "ws"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ws), MODEL], cwd=root, env={**os.environ},
+                             start_new_session=True)
+    deadline = time.monotonic() + 60
+    while srv.completions < 12 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    stored = sum(1 for _ in next((ws / CACHE_DIR).rglob("qa.jsonl")).open())
+    assert stored >= 8  # answers were on disk before the kill
+
+    srv.latency_s = 0.0
+    srv.completions = 0
+    _run(ws, 40, 4)
+    assert srv.completions == ref_calls - stored
     assert _sha(ws) == ref_sha
 
 
