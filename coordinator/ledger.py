@@ -96,12 +96,13 @@ class Ledger:
         try:
             if not self._ready:
                 with self._init_lock:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.executescript(_SCHEMA)
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                 (str(LEDGER_SCHEMA_VERSION),))
-                    conn.commit()
-                    self._ready = True
+                    if not self._ready:  # another thread may have set the schema up while we waited
+                        conn.execute("PRAGMA journal_mode=WAL")
+                        conn.executescript(_SCHEMA)
+                        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                     (str(LEDGER_SCHEMA_VERSION),))
+                        conn.commit()
+                        self._ready = True
             yield conn
             conn.commit()
         finally:

@@ -25,6 +25,18 @@ Planted variety (offline provider), so the audit has real things to find:
 
 Counts are ``round(n × rate)`` per agent and disjoint.
 
+With an LLM provider (``anthropic``, ``openai``, ``openai_compatible``) every example is
+one paid call, and ``concurrency`` of them (default 8) are in flight at once: a sliding
+window of ``2 × concurrency`` examples ahead of the writer, never all of them. Rows are
+still written in index order and redraws of exact duplicates happen in that order, so
+the file's bytes do not depend on ``concurrency``. Every answer is appended (and
+fsynced) to ``.coord/cache/generate/<provider>/<model>/<agent>.jsonl`` as it arrives,
+so a step that fails, is killed or is held by the budget half-way pays on its rerun
+only for the answers it is missing (see :mod:`pipeline.gen_cache`). When the budget
+runs out mid-step no new call starts; calls already running finish and are recorded,
+and the step is held until ``coord budget raise``. The offline provider ignores
+``concurrency``.
+
 Metrics: ``examples``, ``agents``, ``easy``, ``medium``, ``hard``, ``multi_turn``,
 ``tool_examples``, ``code_examples``, ``pii_seeded``, ``near_dup_seeded``,
 ``too_short_seeded``, ``no_end_punct_seeded``, ``words_mean`` (mean words of the
@@ -44,9 +56,11 @@ from pathlib import Path
 import orjson
 
 from pipeline import offline_corpus as oc
+from pipeline._generate_paid import MAX_LLM_REDRAWS, digest, tally, write_agent_paid
 from pipeline._io import JsonlWriter
 from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import ParameterError
+from pipeline.gen_cache import CACHE_DIR
 from pipeline.providers import (
     DIFFICULTIES,
     KINDS,
@@ -54,6 +68,7 @@ from pipeline.providers import (
     ExampleProvider,
     ExampleSpec,
     Kind,
+    PaidExampleProvider,
     RawExample,
     Trait,
     call_id,
@@ -69,18 +84,19 @@ NO_END_PUNCT_RATE = 0.0075
 NEAR_DUP_RATE = 0.01
 TRAIT_RATES: tuple[tuple[Trait, float], ...] = (
     ("pii", PII_RATE), ("too_short", TOO_SHORT_RATE), ("no_end_punct", NO_END_PUNCT_RATE))
-MAX_LLM_REDRAWS = 2
-"""Paid redraws of an LLM example that exactly repeats an earlier one before it is kept as is."""
 NEAR_DUP_WINDOW = 200
 """Near-duplicates copy one of the last this-many regular examples (bounded memory)."""
 DEFAULT_OUT_DIR = WsPath("data/generated_examples")
+DEFAULT_CONCURRENCY = 8
+"""Model calls in flight at once with an LLM provider (well under the usual per-minute rate limits)."""
+MAX_CONCURRENCY = 64
 _AGENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def derive_seed(seed: int, agent: str) -> int:
     """Per-agent seed from the user seed and the agent name (stable across runs and Pythons)."""
-    digest = hashlib.sha256(f"generate:{seed}:{agent}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    h = hashlib.sha256(f"generate:{seed}:{agent}".encode()).digest()
+    return int.from_bytes(h[:8], "big")
 
 
 def mix_counts(n: int, mix: dict[str, float]) -> dict[Difficulty, int]:
@@ -174,10 +190,6 @@ def near_duplicate(src: RawExample, spec: ExampleSpec, rng: random.Random) -> Ra
     return {**src, "id": spec.id, "turns": turns}
 
 
-def _digest(row: RawExample) -> bytes:
-    return hashlib.blake2b(orjson.dumps(row["turns"]), digest_size=16).digest()
-
-
 def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float],
                  provider: ExampleProvider) -> tuple[JsonlWriter, Counter[str]]:
     """Write one agent's file; return the writer (rows, sha256) and the counters."""
@@ -198,10 +210,10 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
                     recent.remove(source)  # one copy per source keeps near-dup clusters to pairs
                     row = near_duplicate(source, spec, rng)
                     stats["near_dup_seeded"] += 1
-            if row is None or _digest(row) in seen:
+            if row is None or digest(row) in seen:
                 row = provider.example(spec, rng)
                 redraws = 0
-                while _digest(row) in seen:  # astronomically rare offline; redraw from the same stream
+                while digest(row) in seen:  # astronomically rare offline; redraw from the same stream
                     redraws += 1
                     if redraws > MAX_LLM_REDRAWS and not provider.plants_traits:
                         stats["duplicates_kept"] += 1  # a model repeating itself: kept, and the audit counts it
@@ -211,27 +223,31 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
                     stats[f"{trait}_seeded"] += 1
                 if not spec.traits:
                     recent.append(row)
-            seen.add(_digest(row))
+            seen.add(digest(row))
             out.write_obj(row)
-            stats[row["difficulty"]] += 1
-            stats[f"kind_{row['kind']}"] += 1
-            stats["multi_turn"] += sum(t["role"] == "user" for t in row["turns"]) > 1
-            stats["words"] += len(row["turns"][-1]["content"].split())
+            tally(stats, row)
     return out, stats
 
 
 @step("generate")
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
-             difficulty_mix: dict[str, float] | None = None, model: str | None = None) -> StepResult:
-    """Generate raw examples for every agent (``difficulty_mix`` defaults to 30/45/25 %)."""
+             difficulty_mix: dict[str, float] | None = None, model: str | None = None,
+             concurrency: int = DEFAULT_CONCURRENCY) -> StepResult:
+    """Generate raw examples for every agent (``difficulty_mix`` defaults to 30/45/25 %).
+
+    ``concurrency`` is how many model calls an LLM provider keeps in flight; it never changes
+    the output, so it is not part of the step's cache key.
+    """
     _check_agents(agents)
     if not isinstance(examples_per_agent, int) or isinstance(examples_per_agent, bool) or examples_per_agent < 1:
         raise ParameterError(f"examples_per_agent must be a positive integer, got {examples_per_agent!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ParameterError(f"seed must be an integer, got {seed!r}")
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ParameterError(f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}")
     mix = _check_mix(difficulty_mix)
-    prov = get_provider(provider, model=model, spend=ctx.spend)
+    prov = get_provider(provider, model=model, spend=ctx.spend, cache_dir=ctx.path(CACHE_DIR))
     out = ctx.path(out_dir)
     outputs = [out / f"{a}.jsonl" for a in agents]
     params = {"agents": list(agents), "examples_per_agent": examples_per_agent, "seed": seed,
@@ -241,13 +257,24 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
     run = StepRun(ctx, "generate", params, inputs=[], outputs=outputs, seed=seed, provider=provider)
     if (cached := run.cached()) is not None:
         return cached
-    check_budget = getattr(prov, "check_budget", None)  # paid providers refuse to start past the budget
-    if check_budget is not None:
-        check_budget(examples_per_agent * len(agents))
+    paid = prov if isinstance(prov, PaidExampleProvider) else None
+    plans: dict[str, _Plan] = {}
+    if paid is not None:
+        plans = {a: _Plan(a, examples_per_agent, seed, mix, random.Random(derive_seed(seed, a)), False)
+                 for a in agents}
+        missing = sum(paid.uncached(p.spec(i) for i in range(examples_per_agent)) for p in plans.values())
+        if missing:  # paid providers refuse to start past the budget; cached answers cost nothing
+            paid.check_budget(missing)
+        log.info("generate: %d of %d examples already answered (cache); %d to ask for",
+                 examples_per_agent * len(agents) - missing, examples_per_agent * len(agents), missing)
     total: Counter[str] = Counter()
     for k, (agent, path) in enumerate(zip(agents, outputs, strict=True)):
         ctx.report(f"generating {examples_per_agent} examples for {agent!r}", k / len(agents))
-        writer, stats = _write_agent(path, agent, examples_per_agent, seed, mix, prov)
+        if paid is None:
+            writer, stats = _write_agent(path, agent, examples_per_agent, seed, mix, prov)
+        else:
+            writer, stats = write_agent_paid(ctx, path, agent, plans[agent].spec, examples_per_agent, paid,
+                                             concurrency)
         run.record(path, rows=writer.count, sha256=writer.sha256)
         total.update(stats)
         log.info("generate: %s → %s (%d rows)", agent, ctx.rel(path), writer.count)

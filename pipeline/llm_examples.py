@@ -6,31 +6,53 @@ answer last, tool results only right after the call they answer. Call ids are as
 here (``call_<index><k>``), so rows have the same shape as the offline provider's. The
 model is the step's ``model`` parameter, else ``COORD_GENERATE_MODEL``.
 
-Before any call the step asks :meth:`LLMExampleProvider.check_budget` to price the run
-(``EST_INPUT_TOKENS`` / ``EST_OUTPUT_TOKENS`` per example from the price table) against
-what is left of the budget.
+Before any call the step asks :meth:`LLMExampleProvider.check_budget` to price the
+examples not yet answered (``EST_INPUT_TOKENS`` / ``EST_OUTPUT_TOKENS`` per example from
+the price table) against what is left of the budget. The generate step calls
+:meth:`LLMExampleProvider.draw` from several threads at once, so:
+
+- every answer goes to the :class:`~pipeline.gen_cache.AnswerCache` the moment it
+  arrives, keyed by :meth:`LLMExampleProvider.key`; a cached answer is never asked for
+  (nor paid for) again;
+- before each paid call the budget is checked again; once it is exhausted no new call
+  starts (``BudgetExceeded``), while calls already running finish and are recorded;
+- ledger writes and budget checks go through one lock;
+- a call told to wait (429 retry-after, overload, server error backoff) holds back new
+  calls of the whole pool for as long, instead of every worker hitting the limit in turn.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import random
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+import orjson
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pipeline.errors import ParameterError, PipelineError
+from pipeline.gen_cache import AnswerCache, cache_file
 from pipeline.providers import ExampleSpec, Kind, RawExample, Turn, call_id
 from roles.providers import (
     LLMRequest,
     ProviderConfig,
     ProviderConfigError,
     ProviderError,
+    RetryPolicy,
     complete_structured,
     make_provider,
 )
 from roles.providers.pricing import estimate_cost
-from roles.providers.types import SpendGuard
+from roles.providers.structured import schema_instructions
+from roles.providers.types import CallRecord, SpendGuard
+
+log = logging.getLogger(__name__)
 
 MODEL_ENV = "COORD_GENERATE_MODEL"
 EST_INPUT_TOKENS = 900
@@ -77,6 +99,43 @@ class GeneratedExample(BaseModel):
         return self
 
 
+class _SerialSpend:
+    """A spend guard shared by the generate workers: one ledger write or budget check at a time."""
+
+    def __init__(self, inner: SpendGuard) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+
+    def record(self, call: CallRecord) -> None:
+        """Store one call."""
+        with self._lock:
+            self.inner.record(call)
+
+    def check(self, estimate_usd: float | None, what: str) -> None:
+        """Raise ``BudgetExceeded`` when ``estimate_usd`` does not fit what is left."""
+        with self._lock:
+            self.inner.check(estimate_usd, what)
+
+
+class PoolPause:
+    """Back-off shared by concurrent calls: when one is told to wait, new calls wait as long."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        """The retry policy's sleep: wait, and hold back new calls until this wait is over."""
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+        time.sleep(seconds)
+
+    def wait(self) -> None:
+        """Block until no back-off is in force."""
+        while (delay := self._until - time.monotonic()) > 0:
+            time.sleep(delay)
+
+
 _KIND_HINT = {
     "chat": "a conversation where the user asks for help and the assistant answers in prose",
     "code": "a request the assistant answers with working code in a fenced block and an explanation",
@@ -90,17 +149,26 @@ class LLMExampleProvider:
 
     plants_traits = False
 
-    def __init__(self, name: str, model: str | None, spend: SpendGuard | None) -> None:
+    def __init__(self, name: str, model: str | None, spend: SpendGuard | None,
+                 cache_dir: Path | None = None) -> None:
         model = model or os.environ.get(MODEL_ENV)
+        self.spend = _SerialSpend(spend) if spend is not None else None
+        self.pause = PoolPause()
+        config = ProviderConfig(name, model or "unset")  # type: ignore[arg-type]
         try:  # the key first: it is what a new user is most likely missing
-            self.llm = make_provider(ProviderConfig(name, model or "unset"), sink=spend)  # type: ignore[arg-type]
+            self.llm = make_provider(config, sink=self.spend, retry=RetryPolicy(sleep=self.pause.sleep))
         except ProviderConfigError as e:
             raise ParameterError(f"generate with provider {name!r}: {e.message}") from None
         if not model:
             raise ParameterError(f"provider {name!r} needs a model: pass model=… to generate or set {MODEL_ENV}")
         self.name = name
         self.model = model
-        self.spend = spend
+        # a local server's answers depend on which server it is; hosted APIs are one model per name
+        self.endpoint = config.resolved_base_url() if name == "openai_compatible" else None
+        self.cache_dir = cache_dir
+        self._caches: dict[str, AnswerCache] = {}
+        self._cache_lock = threading.Lock()
+        self._schema = schema_instructions(GeneratedExample)
 
     def estimate_usd(self, n_examples: int) -> float | None:
         """Cost of ``n_examples`` at the assumed mix (None when the model has no price)."""
@@ -114,16 +182,59 @@ class LLMExampleProvider:
             self.spend.check(self.estimate_usd(n_examples),
                              f"generating {n_examples} examples with {self.name} {self.model}")
 
-    def example(self, spec: ExampleSpec, rng: random.Random) -> RawExample:
-        """Ask the model for one example matching ``spec``."""
+    def cache_for(self, agent: str) -> AnswerCache | None:
+        """The answer cache of ``agent`` (None when the provider was made without a cache directory)."""
+        if self.cache_dir is None:
+            return None
+        with self._cache_lock:
+            if agent not in self._caches:
+                self._caches[agent] = AnswerCache(cache_file(self.cache_dir, self.name, self.model, agent))
+            return self._caches[agent]
+
+    def uncached(self, specs: Iterable[ExampleSpec]) -> int:
+        """How many of ``specs`` have no cached first answer (what a run would still pay for)."""
+        return sum(1 for spec in specs if (c := self.cache_for(spec.agent)) is None or self.key(spec, 0) not in c)
+
+    def _request(self, spec: ExampleSpec) -> LLMRequest:
         prompt = (f"Write one realistic training example for the {spec.agent!r} agent. Task category: "
                   f"{spec.category}. Difficulty: {spec.difficulty}. Shape: {_KIND_HINT[spec.kind]}. The final "
                   "answer should be 80-350 words, specific and correct. Invent no real people's contact details.")
+        return LLMRequest.of(prompt, max_tokens=2048, temperature=1.0)
+
+    def key(self, spec: ExampleSpec, draw: int) -> str:
+        """Cache key: provider, model, endpoint, the spec, the draw number and a digest of the request."""
+        req = self._request(spec)
+        parts = {"provider": self.name, "model": self.model, "endpoint": self.endpoint, "agent": spec.agent,
+                 "index": spec.index, "seed": spec.seed, "category": spec.category,
+                 "difficulty": spec.difficulty, "kind": spec.kind, "draw": draw,
+                 "request": [[m.role, m.content] for m in req.messages], "max_tokens": req.max_tokens,
+                 "temperature": req.temperature, "schema": self._schema}
+        return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+    def example(self, spec: ExampleSpec, rng: random.Random) -> RawExample:
+        """Ask the model for one example matching ``spec`` (``rng`` is unused: the model is the randomness)."""
+        return self.draw(spec, 0)
+
+    def draw(self, spec: ExampleSpec, draw: int) -> RawExample:
+        """Answer number ``draw`` for ``spec``: from the cache, else one paid call (safe from many threads)."""
+        cache = self.cache_for(spec.agent)
+        key = self.key(spec, draw)
+        hit = cache.get(key) if cache is not None else None
+        if cache is not None and hit is not None:
+            try:
+                return self._row(spec, GeneratedExample.model_validate(hit))
+            except ValidationError as e:  # an edited cache file: pay again rather than fail the run
+                log.warning("%s: cached answer for %s does not validate (%s); asking again", cache.path, spec.id,
+                            str(e).splitlines()[0])
+        if self.spend is not None:  # the budget may have run out since the run started
+            self.spend.check(0.0, f"example {spec.id}")
+        self.pause.wait()
         try:
-            ex, _ = complete_structured(self.llm, LLMRequest.of(prompt, max_tokens=2048, temperature=1.0),
-                                        GeneratedExample)
+            ex, _ = complete_structured(self.llm, self._request(spec), GeneratedExample)
         except ProviderError as e:
             raise PipelineError(f"example {spec.id}: {e}") from None
+        if cache is not None:
+            cache.put(key, ex.model_dump(mode="json", exclude_none=True), id=spec.id, draw=draw, model=self.model)
         return self._row(spec, ex)
 
     def _row(self, spec: ExampleSpec, ex: GeneratedExample) -> RawExample:

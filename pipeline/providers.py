@@ -10,16 +10,18 @@ step plants at documented rates so the audit has something real to find.
 (:mod:`roles.providers`, see :mod:`pipeline.llm_examples`): each example is one
 structured-output call, validated against the raw-example format, retried once with the
 validation error, recorded in the cost ledger; the step estimates the whole run's cost
-first and refuses to start past the budget.
+first and refuses to start past the budget. They are :class:`PaidExampleProvider` s: the
+step calls them concurrently and every answer is cached so it is paid for once.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, TypedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
 import orjson
 
@@ -117,6 +119,23 @@ class ExampleProvider(Protocol):
 
     def example(self, spec: ExampleSpec, rng: random.Random) -> RawExample:
         """Produce the example described by ``spec``."""
+        ...
+
+
+@runtime_checkable
+class PaidExampleProvider(ExampleProvider, Protocol):
+    """A provider whose every example is a paid call: drawn concurrently, cached, checked against the budget."""
+
+    def draw(self, spec: ExampleSpec, draw: int) -> RawExample:
+        """Answer number ``draw`` (0, then redraws) for ``spec``; safe to call from many threads."""
+        ...
+
+    def uncached(self, specs: Iterable[ExampleSpec]) -> int:
+        """How many of ``specs`` would need a paid call."""
+        ...
+
+    def check_budget(self, n_examples: int) -> None:
+        """Refuse to start when ``n_examples`` calls do not fit the budget."""
         ...
 
 
@@ -315,12 +334,13 @@ class OfflineProvider:
 LLM_PROVIDERS = ("anthropic", "openai", "openai_compatible")
 
 
-def get_provider(name: str, *, model: str | None = None, spend: SpendGuard | None = None) -> ExampleProvider:
-    """The provider registered under ``name`` (LLM providers record their calls to ``spend``)."""
+def get_provider(name: str, *, model: str | None = None, spend: SpendGuard | None = None,
+                 cache_dir: Path | None = None) -> ExampleProvider:
+    """The provider registered under ``name`` (LLM providers record calls to ``spend``, answers in ``cache_dir``)."""
     if name == "offline":
         return OfflineProvider()
     if name in LLM_PROVIDERS:
         from pipeline.llm_examples import LLMExampleProvider
 
-        return LLMExampleProvider(name, model, spend)
+        return LLMExampleProvider(name, model, spend, cache_dir)
     raise ParameterError(f"unknown provider {name!r}; known: 'offline', {', '.join(map(repr, LLM_PROVIDERS))}")

@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,6 +82,18 @@ class FakeLLMServer:
         self.job_error: str = "training data failed validation"
         self.refuse_new_jobs: str | None = None
         """When set, job creation answers 400 with this message."""
+        self.reply_fn: Callable[[dict[str, Any]], str] | None = None
+        """When set, the text of every completion is ``reply_fn(request body)``: answers that do not
+        depend on the order concurrent requests arrive in."""
+        self.latency_s = 0.0
+        """Seconds every completion waits before answering (the bench's stand-in for model time)."""
+        self.fail_after: tuple[int, Fault] | None = None
+        """``(k, fault)``: every completion request after the first ``k`` is answered with ``fault``."""
+        self.completions = 0
+        """Completion requests seen (messages, chat, responses)."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """Most completion requests being served at the same time."""
         self._holds: dict[Route, threading.Event] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -156,6 +169,8 @@ class FakeLLMServer:
             return q.popleft() if q else None
 
     def _next_text(self, body: Any = None) -> str:
+        if self.reply_fn is not None and isinstance(body, dict):
+            return self.reply_fn(body)
         with self._lock:
             if body is not None and self.replies_for:
                 raw = json.dumps(body)
@@ -204,6 +219,7 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 class _Handler(BaseHTTPRequestHandler):
     srv: FakeLLMServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall per call
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
@@ -232,11 +248,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.srv.requests.append(Recorded(method, self.path, route, {k.lower(): v for k, v in self.headers.items()},
                                           body))
         self.srv._wait_hold(route)
-        fault = self.srv._next_fault(route)
+        late_fault = self._model_time() if route in ("messages", "chat", "responses") else None
+        fault = late_fault or self.srv._next_fault(route)
         if fault is not None and self._apply(fault, route, body):
             return
         handler = getattr(self, f"_r_{route}")
         handler(body, match.groupdict(), raw)
+
+    def _model_time(self) -> Fault | None:
+        """Count a completion, spend :attr:`latency_s` in flight; the ``fail_after`` fault once past k calls.
+
+        A request counts as in flight only before its answer is written, so a client that waits for
+        each answer never shows two at once.
+        """
+        srv = self.srv
+        with srv._lock:
+            srv.completions += 1
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+            late = srv.fail_after[1] if srv.fail_after and srv.completions > srv.fail_after[0] else None
+        try:
+            time.sleep(srv.latency_s)
+        finally:
+            with srv._lock:
+                srv.in_flight -= 1
+        return late
 
     def _apply(self, fault: Fault, route: Route, body: Any) -> bool:
         """Serve the fault; True when the response is complete."""
