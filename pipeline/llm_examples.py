@@ -36,9 +36,10 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from pipeline import offline_corpus as oc
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.gen_cache import AnswerCache, cache_file
-from pipeline.providers import ExampleSpec, Kind, RawExample, Turn, call_id
+from pipeline.providers import ExampleSpec, Kind, RawExample, Slots, Turn, call_id, fill
 from roles.providers import (
     LLMRequest,
     ProviderConfig,
@@ -144,6 +145,21 @@ _KIND_HINT = {
 }
 
 
+def scenario(spec: ExampleSpec) -> str:
+    """A concrete situation for the example, drawn from the agent's topic pool by the spec alone.
+
+    Without it every example of one category, difficulty and shape gets the same prompt
+    and a model tends to answer it the same way (exact repeats cost paid redraws). The
+    draw is seeded by ``(seed, agent, index)`` so a rerun asks the same question and the
+    answer cache still hits.
+    """
+    rng = random.Random(f"scenario:{spec.seed}:{spec.agent}:{spec.index}")
+    corpus = oc.corpus_for(spec.agent)
+    slots = Slots(rng, corpus, spec.agent)
+    topic = fill(rng.choice(corpus.categories[spec.category].topics), slots)
+    return f"{topic}. {fill(rng.choice(corpus.details), slots)}" if corpus.details else topic
+
+
 class LLMExampleProvider:
     """Writes examples through an LLM provider; never plants defects (the model's own flaws are real ones)."""
 
@@ -197,8 +213,9 @@ class LLMExampleProvider:
 
     def _request(self, spec: ExampleSpec) -> LLMRequest:
         prompt = (f"Write one realistic training example for the {spec.agent!r} agent. Task category: "
-                  f"{spec.category}. Difficulty: {spec.difficulty}. Shape: {_KIND_HINT[spec.kind]}. The final "
-                  "answer should be 80-350 words, specific and correct. Invent no real people's contact details.")
+                  f"{spec.category}. Scenario: {scenario(spec)}. Difficulty: {spec.difficulty}. Shape: "
+                  f"{_KIND_HINT[spec.kind]}. The final answer should be 80-350 words, specific and correct. "
+                  "Invent no real people's contact details.")
         return LLMRequest.of(prompt, max_tokens=2048, temperature=1.0)
 
     def key(self, spec: ExampleSpec, draw: int) -> str:

@@ -143,7 +143,7 @@ _SLOT = re.compile(r"\{([a-z_]+)\}")
 DECOY_SLOTS = frozenset({"version", "date", "ip", "price", "order"})
 
 
-class _Slots(dict[str, str]):
+class Slots(dict[str, str]):
     """Slot values drawn lazily and then fixed for one example, so its text stays consistent."""
 
     def __init__(self, rng: random.Random, corpus: oc.AgentCorpus, agent: str) -> None:
@@ -215,7 +215,7 @@ class OfflineProvider:
     def example(self, spec: ExampleSpec, rng: random.Random) -> RawExample:
         """Assemble one example from the agent's corpus with ``rng``."""
         corpus = oc.corpus_for(spec.agent)
-        slots = _Slots(rng, corpus, spec.agent)
+        slots = Slots(rng, corpus, spec.agent)
         slots["topic"] = fill(rng.choice(corpus.categories[spec.category].topics), slots)
         pool = list(corpus.categories[spec.category].sentences + corpus.sentences + oc.SHARED_SENTENCES)
         rng.shuffle(pool)
@@ -245,7 +245,7 @@ class OfflineProvider:
                 "kind": spec.kind, "system": fill(corpus.system, slots), "provider": self.name,
                 "seed": spec.seed, "turns": turns}
 
-    def _prompt(self, corpus: oc.AgentCorpus, spec: ExampleSpec, slots: _Slots, rng: random.Random,
+    def _prompt(self, corpus: oc.AgentCorpus, spec: ExampleSpec, slots: Slots, rng: random.Random,
                 pii: bool) -> str:
         asks = corpus.code_asks if spec.kind == "code" else corpus.asks
         n_details = {"easy": 1, "medium": rng.randint(1, 2), "hard": rng.randint(2, 3)}[spec.difficulty]
@@ -255,7 +255,7 @@ class OfflineProvider:
             parts.append(fill(rng.choice(oc.PII_USER_SENTENCES), slots))
         return " ".join(parts)
 
-    def _answer(self, corpus: oc.AgentCorpus, slots: _Slots, rng: random.Random, pool: list[str],
+    def _answer(self, corpus: oc.AgentCorpus, slots: Slots, rng: random.Random, pool: list[str],
                 target: int, *, pii: bool = False, lead: str | None = None,
                 middle: str | None = None) -> str:
         """Opener, paragraphs of body sentences, maybe a numbered list, closer: about ``target`` words."""
@@ -305,7 +305,7 @@ class OfflineProvider:
         shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in list(facts.items())[:3])
         return f"The {call['name'].replace('_', ' ')} result shows {shown}."
 
-    def _tool_turns(self, corpus: oc.AgentCorpus, spec: ExampleSpec, slots: _Slots,
+    def _tool_turns(self, corpus: oc.AgentCorpus, spec: ExampleSpec, slots: Slots,
                     rng: random.Random) -> list[Turn]:
         n_calls = 2 if spec.difficulty == "hard" and len(corpus.tools) > 1 and rng.random() < 0.5 else 1
         turns: list[Turn] = []
@@ -317,7 +317,7 @@ class OfflineProvider:
                           "content": orjson.dumps(tool.result(slots)).decode()})
         return turns
 
-    def _code_turns(self, corpus: oc.AgentCorpus, spec: ExampleSpec, slots: _Slots,
+    def _code_turns(self, corpus: oc.AgentCorpus, spec: ExampleSpec, slots: Slots,
                     rng: random.Random) -> tuple[list[Turn], str]:
         """Turns before the final answer (a code_call and its output, or none) and the fenced block."""
         template = rng.choice(corpus.code)

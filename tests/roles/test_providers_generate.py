@@ -14,6 +14,8 @@ from coordinator.plan import Budget
 from pipeline._step import StepContext
 from pipeline.errors import ParameterError
 from pipeline.generate import generate
+from pipeline.llm_examples import scenario
+from pipeline.providers import ExampleSpec
 
 EXAMPLE = {"system": "You are the QA agent of the team.", "turns": [
     {"role": "user", "content": "Design tests for the login form."},
@@ -60,3 +62,15 @@ def test_without_a_key_generate_names_the_variable(tmp_path):
     with pytest.raises(ParameterError, match="set ANTHROPIC_API_KEY"):
         generate(StepContext(workspace=tmp_path), agents=["qa"], examples_per_agent=1, provider="anthropic",
                  model="claude-haiku-4-5")
+
+
+def test_each_example_asks_the_model_about_its_own_scenario(tmp_path, keyed):
+    """Same category, difficulty and shape still give different prompts, and a rerun asks the same ones."""
+    generate(StepContext(workspace=tmp_path, spend=_spend(tmp_path, 10)), agents=["qa"],
+             examples_per_agent=12, provider="anthropic", model="claude-haiku-4-5", concurrency=1)
+    prompts = [c.body["messages"][0]["content"] for c in keyed.calls("messages")]
+    assert len(prompts) == 12 and all("Scenario: " in p for p in prompts)
+    assert len(set(prompts)) >= 10  # a handful of topic × detail pairs may repeat by chance, not most
+    spec = ExampleSpec("qa", "bug_triage", "hard", "chat", 7, 42)
+    assert scenario(spec) == scenario(spec) and scenario(spec) != scenario(ExampleSpec("qa", "bug_triage", "hard",
+                                                                                        "chat", 8, 42))
