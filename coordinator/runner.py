@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,19 @@ class RunSummary:
         return {"finished": EXIT_OK, "waiting": EXIT_WAITING}.get(self.phase, EXIT_FAILED)
 
 
+def parse_budget(raw: str | float | None) -> float | None:
+    """``--budget`` as a positive, finite number of USD; a :class:`UsageError` otherwise."""
+    if raw is None:
+        return None
+    try:
+        usd = float(raw)
+    except (TypeError, ValueError):
+        usd = math.nan
+    if not math.isfinite(usd) or usd <= 0:
+        raise UsageError(f"--budget must be a positive number of USD, got {str(raw)!r}")
+    return usd
+
+
 def _new_run_id(plan: str) -> str:
     return f"{plan}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
@@ -126,11 +140,15 @@ def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str
 
 def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = None,
              progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
-    """`coord run`: resume the unfinished run of this plan, or start a new one."""
-    ws.ensure()
+    """`coord run`: resume the unfinished run of this plan, or start a new one.
+
+    Everything the user gave is validated before anything is written.
+    """
+    budget_usd = parse_budget(options.budget_usd)
     plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
-    if options.budget_usd is not None:
-        plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": options.budget_usd})})
+    if budget_usd is not None:
+        plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
+    ws.ensure()
     with WorkspaceLock(ws):
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name
                       and r.get("phase") in ("running", "waiting")]

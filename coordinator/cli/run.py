@@ -17,6 +17,7 @@ from coordinator.runner import (
     RunSummary,
     _load_compiled,
     list_runs,
+    parse_budget,
     resume_run,
     run_plan,
 )
@@ -71,7 +72,8 @@ def register(app: typer.Typer) -> None:
         plan: Annotated[str, typer.Argument(help="Built-in plan name, plans/<name>.yaml, or a YAML path.")],
         profile: Annotated[str | None, typer.Option(help="Plan profile, e.g. speed or thorough.")] = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if one is unfinished.")] = False,
-        budget: Annotated[float | None, typer.Option(help="Budget in USD for this run.")] = None,
+        budget: Annotated[str | None, typer.Option(help="Budget in USD for this run (a positive number).",
+                                                   show_default=False)] = None,
         concurrency: Annotated[int, typer.Option(min=1, max=64, help="Most tasks running at once.")] = 4,
         set_: Annotated[list[str] | None, typer.Option("--set", help="Override a plan parameter: key=value.")] = None,
         workspace: WorkspaceOpt = Path("."),
@@ -79,7 +81,8 @@ def register(app: typer.Typer) -> None:
         """Run a plan (resuming its unfinished run unless --fresh)."""
         with handle_errors():
             overrides = dict(parse_override(s) for s in set_ or [])
-        opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget,
+            budget_usd = parse_budget(budget)
+        opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget_usd,
                           concurrency=concurrency, overrides=overrides)
         raise typer.Exit(_execute(Workspace.at(workspace), opts, None, resume=False))
 

@@ -176,3 +176,26 @@ def test_second_run_in_a_busy_workspace_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "is in use by pid" in result.output
     assert not list_runs(Workspace.at(tmp_path))
+
+
+@pytest.mark.parametrize("budget", ["-1", "0", "nan", "abc", "inf", "-0.5"])
+def test_bad_budget_is_refused_before_anything_is_written(tmp_path, budget):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["run", str(path), "-w", str(tmp_path), f"--budget={budget}"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--budget must be a positive number of USD" in lines[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no run registered, no file written
+    assert not list_runs(Workspace.at(tmp_path))
+
+
+def test_budget_is_validated_by_the_run_service_too(tmp_path):
+    from coordinator.errors import UsageError
+
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    with pytest.raises(UsageError, match="--budget"):
+        run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path), budget_usd=-1))
+    assert not (tmp_path / ".coord").exists()
