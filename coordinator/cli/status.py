@@ -75,14 +75,30 @@ def register(app: typer.Typer) -> None:
             _print_status(st)
 
     @app.command()
-    def runs(workspace: WorkspaceOpt = Path(".")) -> None:
-        """List the runs of this workspace."""
+    def runs(
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a JSON array.")] = False,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """List the runs of this workspace, oldest first, with their full ids."""
         records = list_runs(Workspace.at(workspace))
+        if as_json:
+            rows = [{k: r.get(k) for k in RUN_FIELDS} for r in records]
+            console.out.print_json(orjson.dumps(rows).decode())
+            return
         if not records:
             console.info("no runs yet")
             return
-        table = Table("run", "plan", "profile", "phase", "started", "finished")
-        for r in records:
-            table.add_row(r["run_id"], r["plan"], r.get("profile", ""), _styled(r.get("phase", "?")),
-                          r.get("created_at", ""), r.get("finished_at", ""))
-        console.out.print(table)
+        console.info(_columns([("run", "plan", "profile", "phase", "started", "finished")]
+                              + [(r["run_id"], r["plan"], r.get("profile") or "", r.get("phase") or "?",
+                                  r.get("created_at") or "", r.get("finished_at") or "") for r in records]))
+
+
+RUN_FIELDS = ("run_id", "plan", "plan_ref", "profile", "phase", "created_at", "finished_at", "problems")
+"""Keys of each object ``coord runs --json`` prints."""
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned plain columns that never truncate a cell (run ids must stay pasteable)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)

@@ -199,3 +199,20 @@ def test_budget_is_validated_by_the_run_service_too(tmp_path):
     with pytest.raises(UsageError, match="--budget"):
         run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path), budget_usd=-1))
     assert not (tmp_path / ".coord").exists()
+
+
+def test_runs_shows_full_ids_and_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal must not cut ids
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    first = run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path)))
+    second = run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path), fresh=True))
+    text = invoke("runs", "-w", str(tmp_path))
+    assert text.exit_code == 0
+    assert first.run_id in text.stdout and second.run_id in text.stdout
+    as_json = invoke("runs", "--json", "-w", str(tmp_path))
+    rows = json.loads(as_json.stdout)
+    assert [r["run_id"] for r in rows] == [first.run_id, second.run_id]
+    assert rows[0]["plan"] == "cli_demo" and rows[0]["phase"] == "finished"
+    assert set(rows[0]) == {"run_id", "plan", "plan_ref", "profile", "phase", "created_at", "finished_at",
+                            "problems"}
+    assert json.loads(invoke("runs", "--json", "-w", str(tmp_path / "empty")).stdout) == []
