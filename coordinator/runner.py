@@ -100,6 +100,31 @@ def list_runs(ws: Workspace) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r.get("created_at", ""))
 
 
+UNFINISHED = ("running", "waiting")
+"""Recorded phases of a run that can still continue."""
+
+
+def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
+    """The run the user means: ``run_id`` (an exact id or a unique prefix of one), else the latest run
+    (the latest unfinished one when ``unfinished``). Every command picks its run through here."""
+    runs = list_runs(ws)
+    if run_id is not None:
+        matches = [r for r in runs if r["run_id"] == run_id] or \
+            [r for r in runs if run_id and r["run_id"].startswith(run_id)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(f"run id {run_id!r} is ambiguous: it starts {len(matches)} runs "
+                             f"({', '.join(r['run_id'] for r in matches)}); give more of it (see `coord runs`)")
+        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    if not runs:
+        raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
+    pool = [r for r in runs if r.get("phase") in UNFINISHED] if unfinished else runs
+    if not pool:
+        raise UsageError("no unfinished run (see `coord runs`)")
+    return pool[-1]
+
+
 def _save_run(ws: Workspace, record: dict[str, Any]) -> None:
     atomic_write_json(ws.run_dir(record["run_id"]) / "run.json", record)
 
@@ -151,7 +176,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     ws.ensure()
     with WorkspaceLock(ws):
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name
-                      and r.get("phase") in ("running", "waiting")]
+                      and r.get("phase") in UNFINISHED]
         if unfinished and not options.fresh:
             last = unfinished[-1]
             if last["plan_sha256"] != plan.sha256:
@@ -173,14 +198,7 @@ def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener:
                progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
     """`coord resume`: continue a run from its last checkpoint."""
     with WorkspaceLock(ws):
-        runs = list_runs(ws)
-        if run_id is None:
-            unfinished = [r for r in runs if r.get("phase") in ("running", "waiting")]
-            if not unfinished:
-                raise UsageError("no unfinished run to resume (see `coord runs`)")
-            run_id = unfinished[-1]["run_id"]
-        elif not any(r["run_id"] == run_id for r in runs):
-            raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+        run_id = find_run(ws, run_id, unfinished=True)["run_id"]
         return _drive(ws, run_id, options, listener, progress, resumed=True)
 
 
@@ -241,12 +259,7 @@ def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command | None:
 
 def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     """The state of a run read from its checkpoint; nothing runs."""
-    runs = list_runs(ws)
-    if not runs:
-        raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
-    record = runs[-1] if run_id is None else next((r for r in runs if r["run_id"] == run_id), None)
-    if record is None:
-        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    record = find_run(ws, run_id)
     plan = _load_compiled(ws, record["run_id"])
     with open_saver(ws.db) as saver:
         graph = build_graph(saver)

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.checkpoint import open_saver
-from coordinator.errors import CoordError, UsageError, WorkspaceBusyError
+from coordinator.errors import CoordError, WorkspaceBusyError
 from coordinator.graph import build_graph
-from coordinator.runner import _load_compiled, _roles, list_runs
+from coordinator.runner import _load_compiled, _roles, find_run
 from coordinator.schedule import plan_step
 from coordinator.state import RunState, merge_records
 from coordinator.workspace import Workspace, WorkspaceLock
@@ -144,12 +144,7 @@ def _board_files(ws: Workspace) -> list[Path]:
 
 def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None = None) -> SyncReport:
     """Apply the edits people made to the boards since coord last rendered them, once."""
-    runs = list_runs(ws)
-    if not runs:
-        raise UsageError(f"no runs in {ws.root} yet: boards are created by `coord run PLAN`")
-    record = runs[-1] if run_id is None else next((r for r in runs if r["run_id"] == run_id), None)
-    if record is None:
-        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    record = find_run(ws, run_id)
     report = SyncReport(run_id=record["run_id"], waiting=record.get("phase") == "waiting")
     person = editor or who()
     try:

@@ -9,14 +9,13 @@ import typer
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
-from coordinator.errors import UsageError
 from coordinator.plan_loader import parse_override
 from coordinator.progress import Progress
 from coordinator.runner import (
     RunOptions,
     RunSummary,
     _load_compiled,
-    list_runs,
+    find_run,
     parse_budget,
     resume_run,
     run_plan,
@@ -42,10 +41,8 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) 
     with handle_errors():
         live = console.is_tty()
         if resume:
-            runs = [r for r in list_runs(ws) if run_id is None or r["run_id"] == run_id]
-            if not runs:
-                raise UsageError("no run to resume (see `coord runs`)")
-            plan = _load_compiled(ws, runs[-1]["run_id"])
+            run_id = find_run(ws, run_id, unfinished=True)["run_id"]
+            plan = _load_compiled(ws, run_id)
         else:
             from coordinator.plan_loader import load_plan
 

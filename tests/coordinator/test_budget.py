@@ -157,3 +157,25 @@ tasks:
     assert (row["kind"], row["provider"], row["model"], row["role"], row["agent"]) == \
         ("cli", "cli:claude", "claude-haiku-4-5", "lead", "claude")
     assert row["usd"] == pytest.approx(0.0125) and row["tokens_in"] == 900 and row["tokens_cached"] == 100
+
+
+def test_budget_raise_reports_a_live_run_but_does_not_swallow_other_errors(ws, server, monkeypatch):
+    from coordinator.errors import WorkspaceBusyError
+    from coordinator.workspace import WorkspaceLock
+
+    assert _run(ws, server, usd=0.0001).phase == "waiting"
+
+    def busy(self):
+        raise WorkspaceBusyError("workspace is in use by pid 1")
+
+    monkeypatch.setattr(WorkspaceLock, "__enter__", busy)
+    result = CliRunner().invoke(app, ["budget", "raise", "5", "-w", str(ws.root)])
+    assert result.exit_code == 0 and "live in another process" in result.stdout
+
+    def broken(self):
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(WorkspaceLock, "__enter__", broken)
+    result = CliRunner().invoke(app, ["budget", "raise", "5", "-w", str(ws.root)])
+    assert isinstance(result.exception, PermissionError)  # a real error is not passed off as a live run
+    assert "live in another process" not in result.output

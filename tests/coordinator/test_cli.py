@@ -216,3 +216,47 @@ def test_runs_shows_full_ids_and_json(tmp_path, monkeypatch):
     assert set(rows[0]) == {"run_id", "plan", "plan_ref", "profile", "phase", "created_at", "finished_at",
                             "problems"}
     assert json.loads(invoke("runs", "--json", "-w", str(tmp_path / "empty")).stdout) == []
+
+
+def _two_runs(tmp_path):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    ws = Workspace.at(tmp_path)
+    first = run_plan(ws, RunOptions(plan=str(path))).run_id
+    second = run_plan(ws, RunOptions(plan=str(path), fresh=True)).run_id
+    return first, second
+
+
+def test_find_run_takes_an_id_or_a_unique_prefix(tmp_path):
+    from coordinator.errors import UsageError
+    from coordinator.runner import find_run
+
+    first, second = _two_runs(tmp_path)
+    ws = Workspace.at(tmp_path)
+    assert find_run(ws, None)["run_id"] == second
+    assert find_run(ws, first)["run_id"] == first
+    assert find_run(ws, first[:-1])["run_id"] == first  # the last hex digits differ
+    with pytest.raises(UsageError, match=r"ambiguous.*" + first + ".*" + second):
+        find_run(ws, "cli_demo-")
+    with pytest.raises(UsageError, match="unknown run 'nope'"):
+        find_run(ws, "nope")
+    with pytest.raises(UsageError, match="no unfinished run"):
+        find_run(ws, None, unfinished=True)
+
+
+@pytest.mark.parametrize("command", [["status"], ["costs"], ["budget", "show"], ["resume"], ["board", "sync"],
+                                     ["approve", "g", "--run"], ["reviews", "--run"], ["budget", "raise", "1", "--run"],
+                                     ["review", "show", "g", "--run"]])
+def test_every_command_picks_runs_the_same_way(tmp_path, command):
+    _two_runs(tmp_path)
+    for ref, expected in (("cli_demo-", "is ambiguous"), ("nope", "unknown run 'nope' (see `coord runs`)")):
+        result = CliRunner().invoke(app, [*command, ref, "-w", str(tmp_path)])
+        assert result.exit_code == 2, (command, result.output)
+        assert expected in result.stderr and result.stdout == ""
+
+
+def test_a_unique_prefix_names_a_run_on_the_command_line(tmp_path):
+    first, _ = _two_runs(tmp_path)
+    status = json.loads(invoke("status", first[:-1], "--json", "-w", str(tmp_path)).stdout)
+    assert status["run_id"] == first
+    costs = json.loads(invoke("costs", first[:-1], "--json", "-w", str(tmp_path)).stdout)
+    assert costs["run_id"] == first
