@@ -27,7 +27,7 @@ from coordinator.plan_loader import load_plan
 from coordinator.pool import TaskPool
 from coordinator.schedule import run_outcome
 from coordinator.state import STATE_SCHEMA_VERSION, RunState
-from coordinator.workspace import Workspace, WorkspaceLock
+from coordinator.workspace import Workspace, WorkspaceLock, lock_holder
 from pipeline._io import atomic_write_json
 from reviews import inbox
 from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
@@ -174,7 +174,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     if budget_usd is not None:
         plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
     ws.ensure()
-    with WorkspaceLock(ws):
+    with WorkspaceLock(ws) as lock:
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name
                       and r.get("phase") in UNFINISHED]
         if unfinished and not options.fresh:
@@ -184,26 +184,28 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
                     f"run {last['run_id']} of plan {plan.name!r} is unfinished but was started with a "
                     "different plan, profile or parameters; resume it with `coord resume "
                     f"{last['run_id']}` or start over with `coord run {options.plan} --fresh`")
-            return _drive(ws, last["run_id"], options, listener, progress, resumed=True)
+            return _drive(ws, last["run_id"], options, listener, progress, lock, resumed=True)
         run_id = _new_run_id(plan.name)
         ws.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         atomic_write_json(ws.run_dir(run_id) / "plan.json", plan.model_dump(mode="json"))
         _save_run(ws, {"run_id": run_id, "plan": plan.name, "plan_ref": options.plan,
                        "plan_sha256": plan.sha256, "profile": plan.profile, "overrides": options.overrides,
                        "created_at": now_iso(), "phase": "running"})
-        return _drive(ws, run_id, options, listener, progress, resumed=False)
+        return _drive(ws, run_id, options, listener, progress, lock, resumed=False)
 
 
 def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener: Listener | None = None,
                progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
     """`coord resume`: continue a run from its last checkpoint."""
-    with WorkspaceLock(ws):
+    with WorkspaceLock(ws) as lock:
         run_id = find_run(ws, run_id, unfinished=True)["run_id"]
-        return _drive(ws, run_id, options, listener, progress, resumed=True)
+        return _drive(ws, run_id, options, listener, progress, lock, resumed=True)
 
 
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
-           progress: Callable[[str, str, float | None], None] | None, *, resumed: bool) -> RunSummary:
+           progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
+           resumed: bool) -> RunSummary:
+    lock.claim(run_id)
     plan = _load_compiled(ws, run_id)
     for path in ws.remove_stale_temp_files():
         log.info("removed %s, left by an interrupted write", path)
@@ -267,13 +269,15 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     state: dict[str, Any] = dict(snap.values or {})
     tasks = state.get("tasks", {})
     gates = state.get("gates", {})
-    phase, problems = run_outcome(plan, tasks, gates)
-    if phase != "waiting" and any(tasks.get(t, {}).get("status", "pending") in ("pending", "running")
-                                  for t in plan.order):
-        phase = "interrupted" if record.get("phase") == "running" else phase
+    holder = lock_holder(ws)
+    live = holder is not None and holder.run_id == record["run_id"]
+    # A run recorded as running is either live (its process holds the lock) or was interrupted.
+    phase, problems = run_outcome(plan, tasks, gates, live=live,
+                                  stopped=record.get("phase") in UNFINISHED)
     return {
         "run_id": record["run_id"], "plan": plan.name, "profile": plan.profile, "phase": phase,
         "recorded_phase": record.get("phase"), "problems": problems,
+        "live": {"pid": holder.pid} if live and holder is not None else None,
         "tasks": {t: {"role": plan.tasks[t].role, "title": plan.tasks[t].title, **tasks.get(t, {})}
                   for t in plan.order},
         "gates": {g: gates.get(g, {"status": "pending"}) for g in plan.gates},

@@ -100,8 +100,14 @@ def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) 
     return out
 
 
-def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) -> tuple[str, list[str]]:
-    """Final phase and the problems that explain it: finished, failed or waiting."""
+def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any], *,
+                live: bool = False, stopped: bool = False) -> tuple[str, list[str]]:
+    """Phase and the problems that explain it: finished, failed or waiting once the run has ended.
+
+    Unfinished tasks only mean "never became ready" in a run that ended: while its process
+    still drives it (``live``) the phase is ``running``; when that process ended before the
+    run did (``stopped``) it is ``interrupted``.
+    """
     problems = []
     for tid in plan.order:
         rec = tasks.get(tid, {})
@@ -121,8 +127,13 @@ def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]
     waiting = [g for g in plan.gates if gates.get(g, {}).get("status") == "waiting"] + \
         [t for t in plan.order if tasks.get(t, {}).get("status") == "waiting"]
     unfinished = [t for t in plan.order if tasks.get(t, {}).get("status", "pending") in ("pending", "running")]
+    if live:
+        return "running", problems
     if waiting:
         return "waiting", [f"waiting for a person: {', '.join(waiting)}", *problems]
+    if unfinished and stopped:
+        return "interrupted", [f"the run stopped before {', '.join(unfinished)} finished; continue it with "
+                               "`coord resume`", *problems]
     if problems:
         return "failed", problems
     if unfinished:

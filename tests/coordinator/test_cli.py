@@ -213,8 +213,8 @@ def test_runs_shows_full_ids_and_json(tmp_path, monkeypatch):
     rows = json.loads(as_json.stdout)
     assert [r["run_id"] for r in rows] == [first.run_id, second.run_id]
     assert rows[0]["plan"] == "cli_demo" and rows[0]["phase"] == "finished"
-    assert set(rows[0]) == {"run_id", "plan", "plan_ref", "profile", "phase", "created_at", "finished_at",
-                            "problems"}
+    assert set(rows[0]) == {"run_id", "plan", "plan_ref", "profile", "phase", "live_pid", "created_at",
+                            "finished_at", "problems"}
     assert json.loads(invoke("runs", "--json", "-w", str(tmp_path / "empty")).stdout) == []
 
 
@@ -260,3 +260,66 @@ def test_a_unique_prefix_names_a_run_on_the_command_line(tmp_path):
     assert status["run_id"] == first
     costs = json.loads(invoke("costs", first[:-1], "--json", "-w", str(tmp_path)).stdout)
     assert costs["run_id"] == first
+
+
+SLOW_PLAN = """name: slow_demo
+tasks:
+  - {id: a, title: A, role: lead, run: t_noop}
+  - {id: b, title: B, role: quality, needs: [a], run: t_sleep, with: {seconds: 2.0}}
+  - {id: c, title: C, role: execution, needs: [b], run: t_noop}
+"""
+
+
+def test_status_of_a_live_run_says_running_not_interrupted(tmp_path):
+    import os
+    import threading
+    import time
+
+    from coordinator.runner import run_status
+
+    ws = Workspace.at(tmp_path)
+    path = write_plan(tmp_path, SLOW_PLAN, "slow.yaml")
+    worker = threading.Thread(target=run_plan, args=(ws, RunOptions(plan=str(path), render_interval=0)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if list_runs(ws) and run_status(ws)["tasks"]["b"].get("status") == "running":
+                break
+            time.sleep(0.05)
+        st = run_status(ws)
+        assert st["tasks"]["b"]["status"] == "running" and st["tasks"]["c"]["status"] == "pending"
+        assert st["phase"] == "running" and st["live"] == {"pid": os.getpid()}
+        assert not any("never became ready" in p for p in st["problems"])
+        text = invoke("status", "-w", str(tmp_path))
+        assert "phase running (live: pid" in text.stdout and "never became ready" not in text.output
+        runs = json.loads(invoke("runs", "--json", "-w", str(tmp_path)).stdout)
+        assert runs[0]["phase"] == "running" and runs[0]["live_pid"] == os.getpid()
+    finally:
+        worker.join()
+    st = run_status(ws)
+    assert st["phase"] == "finished" and st["live"] is None
+
+
+def test_status_of_a_run_whose_process_died_says_interrupted(tmp_path):
+    from coordinator.runner import run_status
+
+    ws = Workspace.at(tmp_path)
+    run_id = _interrupted_run(ws)
+    st = run_status(ws)
+    assert st["phase"] == "interrupted" and st["live"] is None
+    assert st["problems"] == ["the run stopped before b, c finished; continue it with `coord resume`"]
+    runs = json.loads(invoke("runs", "--json", "-w", str(tmp_path)).stdout)
+    assert runs[0]["run_id"] == run_id and runs[0]["phase"] == "interrupted" and runs[0]["live_pid"] is None
+
+
+def test_never_became_ready_only_for_a_run_that_ended():
+    from coordinator.plan_loader import compile_plan, parse_plan
+    from coordinator.schedule import run_outcome
+
+    spec, located = parse_plan(PLAN, "p.yaml")
+    plan = compile_plan(spec, located, PLAN)
+    tasks = {"a": {"status": "done"}, "b": {"status": "running"}, "c": {"status": "pending"}}
+    assert run_outcome(plan, tasks, {}, live=True) == ("running", [])
+    assert run_outcome(plan, tasks, {}, stopped=True)[0] == "interrupted"
+    assert run_outcome(plan, tasks, {}) == ("failed", ["tasks never became ready: b, c"])
