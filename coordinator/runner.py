@@ -196,7 +196,8 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
 
 def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener: Listener | None = None,
                progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
-    """`coord resume`: continue a run from its last checkpoint."""
+    """`coord resume`: continue a run from its last checkpoint (with a new budget when one is given)."""
+    parse_budget(options.budget_usd)
     with WorkspaceLock(ws) as lock:
         run_id = find_run(ws, run_id, unfinished=True)["run_id"]
         return _drive(ws, run_id, options, listener, progress, lock, resumed=True)
@@ -215,6 +216,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                      events=events, concurrency=max(1, options.concurrency),
                      render_interval=options.render_interval)
     ledger = Ledger.of(ws.state_dir)  # costs hook: ledger + budget (coordinator/budget.py)
+    if resumed and options.budget_usd is not None:  # --budget on resume sets the run's limit, like `budget raise --to`
+        ledger.change_budget(run_id, "run", "set", parse_budget(options.budget_usd), "--budget on resume")
     ctx.budget = RunBudget(ledger, run_id, plan.budget, roles)
     ctx.pool = TaskPool(workspace=ws.root, run_id=run_id, events=events, roles=roles,
                         accept=_accept_fn(ws, plan, ctx.expansions),
@@ -225,7 +228,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         graph = build_graph(saver)
         snapshot = graph.get_state(config)
         if resumed and snapshot.values:
-            events.emit("run_resumed", plan=plan.name)
+            events.emit("run_resumed", plan=plan.name,
+                        **({"budget_usd": options.budget_usd} if options.budget_usd is not None else {}))
             graph_input: Any = None if snapshot.next else {"phase": "running"}
             if snapshot.interrupts:
                 graph_input = _resume_with(ws, run_id, snapshot.interrupts)

@@ -87,8 +87,12 @@ def register(app: typer.Typer) -> None:
     def resume(
         run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest unfinished run).")] = None,
         concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+        budget: Annotated[str | None, typer.Option(help="Set the run's budget to this many USD (a positive "
+                                                   "number) before continuing.", show_default=False)] = None,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Continue a run from its last checkpoint."""
-        opts = RunOptions(plan="", concurrency=concurrency)
+        with handle_errors():
+            budget_usd = parse_budget(budget)
+        opts = RunOptions(plan="", concurrency=concurrency, budget_usd=budget_usd)
         raise typer.Exit(_execute(Workspace.at(workspace), opts, run_id, resume=True))

@@ -179,3 +179,27 @@ def test_budget_raise_reports_a_live_run_but_does_not_swallow_other_errors(ws, s
     result = CliRunner().invoke(app, ["budget", "raise", "5", "-w", str(ws.root)])
     assert isinstance(result.exception, PermissionError)  # a real error is not passed off as a live run
     assert "live in another process" not in result.output
+
+
+@pytest.mark.parametrize("command", [["resume"], ["run", "{plan}"]])
+def test_budget_given_on_resume_sets_the_runs_limit(ws, server, command):
+    summary = _run(ws, server, usd=0.0001)
+    assert summary.phase == "waiting"
+    args = [a.format(plan=ws.root / "paid.yaml") for a in command]
+    result = CliRunner().invoke(app, [*args, "--budget", "5", "-w", str(ws.root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"run {summary.run_id} resumed and finished" in result.stdout
+    changes = Ledger.of(ws.state_dir).budget_changes(summary.run_id)
+    assert [(c.scope, c.kind, c.usd) for c in changes] == [("run", "set", 5.0)]
+    st = run_status(ws)
+    assert st["phase"] == "finished" and st["budget"]["run"]["limit_usd"] == 5.0
+    assert "of $5.00" in CliRunner().invoke(app, ["status", "-w", str(ws.root)]).stdout
+    resumed = _kinds(ws, "run_resumed")
+    assert resumed[-1]["budget_usd"] == 5.0
+
+
+def test_bad_budget_on_resume_is_refused(ws, server):
+    summary = _run(ws, server, usd=0.0001)
+    result = CliRunner().invoke(app, ["resume", "--budget", "-3", "-w", str(ws.root)])
+    assert result.exit_code == 2 and "--budget must be a positive number" in result.stderr
+    assert Ledger.of(ws.state_dir).budget_changes(summary.run_id) == []
