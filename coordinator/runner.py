@@ -129,6 +129,13 @@ def _save_run(ws: Workspace, record: dict[str, Any]) -> None:
     atomic_write_json(ws.run_dir(record["run_id"]) / "run.json", record)
 
 
+def reopen_run(ws: Workspace, run_id: str, tasks: list[str]) -> None:
+    """Record that an ended run has work again (tasks reopened or added on its boards): it waits to be resumed."""
+    record = find_run(ws, run_id)
+    _save_run(ws, {**record, "phase": "waiting", "reopened_at": now_iso(),
+                   "problems": [f"reopened on the boards: {', '.join(tasks)}; continue with `coord resume {run_id}`"]})
+
+
 def _load_compiled(ws: Workspace, run_id: str) -> CompiledPlan:
     path = ws.run_dir(run_id) / "plan.json"
     if not path.exists():
@@ -276,8 +283,7 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     holder = lock_holder(ws)
     live = holder is not None and holder.run_id == record["run_id"]
     # A run recorded as running is either live (its process holds the lock) or was interrupted.
-    phase, problems = run_outcome(plan, tasks, gates, live=live,
-                                  stopped=record.get("phase") in UNFINISHED)
+    phase, problems = run_outcome(plan, tasks, gates, live=live, recorded=record.get("phase"))
     return {
         "run_id": record["run_id"], "plan": plan.name, "profile": plan.profile, "phase": phase,
         "recorded_phase": record.get("phase"), "problems": problems,

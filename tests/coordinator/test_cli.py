@@ -321,5 +321,51 @@ def test_never_became_ready_only_for_a_run_that_ended():
     plan = compile_plan(spec, located, PLAN)
     tasks = {"a": {"status": "done"}, "b": {"status": "running"}, "c": {"status": "pending"}}
     assert run_outcome(plan, tasks, {}, live=True) == ("running", [])
-    assert run_outcome(plan, tasks, {}, stopped=True)[0] == "interrupted"
+    assert run_outcome(plan, tasks, {}, recorded="running")[0] == "interrupted"
+    assert run_outcome(plan, tasks, {}, recorded="waiting")[0] == "waiting"
     assert run_outcome(plan, tasks, {}) == ("failed", ["tasks never became ready: b, c"])
+
+
+def _untick(tmp_path, board: str, task: str) -> None:
+    path = tmp_path / "task_boards" / board
+    text = path.read_text()
+    assert f"- [x] **{task}**" in text
+    path.write_text(text.replace(f"- [x] **{task}**", f"- [ ] **{task}**"))
+
+
+def test_unticking_a_task_of_a_finished_run_reopens_the_run(tmp_path):
+    ws = Workspace.at(tmp_path)
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    run_id = run_plan(ws, RunOptions(plan=str(path))).run_id
+    _untick(tmp_path, "CODEX_TASKS.md", "b")
+    sync = invoke("board", "sync", "-w", str(tmp_path))
+    assert sync.exit_code == 0 and "reopened" in sync.stdout
+    runs = json.loads(invoke("runs", "--json", "-w", str(tmp_path)).stdout)
+    assert runs[0]["phase"] == "waiting" and "b, c" in runs[0]["problems"][0]
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).stdout)
+    assert status["phase"] == "waiting"
+    assert not any("never became ready" in p for p in status["problems"])
+    resumed = invoke("resume", "-w", str(tmp_path))  # the reopened run is the one to resume
+    assert resumed.exit_code == 0 and f"run {run_id} resumed and finished" in resumed.stdout
+    started = [e["task"] for e in read_events(ws.events, run_id) if e["kind"] == "task_started"]
+    assert started.count("a") == 1 and started.count("b") == 2 and started.count("c") == 2
+    assert list_runs(ws)[0]["phase"] == "finished"
+
+
+def test_watch_runs_a_task_unticked_on_a_finished_run(tmp_path):
+    import queue
+
+    from task_boards.watch import BoardWatcher
+
+    ws = Workspace.at(tmp_path)
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    run_id = run_plan(ws, RunOptions(plan=str(path))).run_id
+    resumed: queue.Queue[tuple[str, str]] = queue.Queue()
+    watcher = BoardWatcher(ws, debounce=0.05, on_resumed=lambda r, phase: resumed.put((r, phase))).start()
+    try:
+        _untick(tmp_path, "CURSOR_TASKS.md", "c")
+        assert resumed.get(timeout=60) == (run_id, "finished")
+    finally:
+        watcher.stop()
+    started = [e["task"] for e in read_events(ws.events, run_id) if e["kind"] == "task_started"]
+    assert started.count("c") == 2 and started.count("b") == 1
