@@ -369,3 +369,31 @@ def test_watch_runs_a_task_unticked_on_a_finished_run(tmp_path):
         watcher.stop()
     started = [e["task"] for e in read_events(ws.events, run_id) if e["kind"] == "task_started"]
     assert started.count("c") == 2 and started.count("b") == 1
+
+
+def test_init_writes_a_sample_plan_with_a_human_task_example(tmp_path):
+    import re
+
+    from coordinator.plan_loader import load_plan
+
+    assert invoke("init", "-w", str(tmp_path)).exit_code == 0
+    sample = tmp_path / "plans" / "example.yaml"
+    text = sample.read_text()
+    assert "driver: human" in text
+    plan = load_plan("example", workspace=tmp_path)  # valid as written
+    assert "signoff" not in plan.roles
+    # uncommented, the example is a valid plan whose task waits for a person's tick
+    sample.write_text(re.sub(r"^(\s*)# (signoff:|- id:|  \w+:)", r"\1\2", text, flags=re.M))
+    plan = load_plan("example", workspace=tmp_path)
+    assert plan.roles["signoff"].driver == "human" and plan.tasks["sign_off"].role == "signoff"
+    result = invoke("run", "example", "-w", str(tmp_path))
+    assert result.exit_code == 3, result.output
+    board = tmp_path / "task_boards" / "HUMAN_TASKS.md"
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).stdout)
+    assert status["tasks"]["sign_off"]["status"] == "waiting"
+    board.write_text(board.read_text().replace("- [ ] **sign_off**", "- [x] **sign_off**"))
+    assert invoke("board", "sync", "-w", str(tmp_path)).exit_code == 0
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).stdout)
+    assert status["tasks"]["sign_off"]["status"] == "done"
+    before = sample.read_text()
+    assert invoke("init", "-w", str(tmp_path)).exit_code == 0 and sample.read_text() == before  # kept
