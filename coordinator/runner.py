@@ -13,12 +13,13 @@ from typing import Any
 
 import orjson
 from langgraph.types import Command
+from pydantic import ValidationError
 
 from coordinator.budget import RunBudget
 from coordinator.checkpoint import DURABILITY, open_saver
 from coordinator.context import RunContext
 from coordinator.cost_report import render_cost_dashboard
-from coordinator.errors import UsageError
+from coordinator.errors import CoordError, UsageError
 from coordinator.events import EventLog, now_iso
 from coordinator.graph import build_graph
 from coordinator.ledger import Ledger
@@ -140,7 +141,12 @@ def _load_compiled(ws: Workspace, run_id: str) -> CompiledPlan:
     path = ws.run_dir(run_id) / "plan.json"
     if not path.exists():
         raise UsageError(f"run {run_id!r} has no stored plan ({path} is missing)")
-    return CompiledPlan.model_validate(orjson.loads(path.read_bytes()))
+    try:
+        return CompiledPlan.model_validate(orjson.loads(path.read_bytes()))
+    except (orjson.JSONDecodeError, ValidationError) as e:
+        first = str(e).splitlines()[0]
+        raise CoordError(f"run {run_id!r}: its stored plan {path} is damaged ({first}); "
+                         "start a new run with `coord run PLAN --fresh`") from None
 
 
 def _initial_state(run_id: str, plan: CompiledPlan) -> RunState:

@@ -120,14 +120,14 @@ def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | No
         except WorkspaceBusyError:  # only the lock: any other problem is reported as an error
             console.info("the run is live in another process; it picks the change up at its next step")
             return
-    for p in summary.problems:
-        console.info(f"  - {p}")
     if summary.phase == "finished":
         console.success(f"run {rid} resumed and finished: every task done")
     elif summary.phase == "waiting":
         console.warn(f"run {rid} is waiting again")
     else:
-        console.error(f"run {rid} resumed and ended with problems")
+        console.error(f"run {rid} resumed and ended with problems:")
+    for p in summary.problems:
+        console.detail(p, problem=summary.phase != "finished")
     raise typer.Exit(summary.exit_code)
 
 

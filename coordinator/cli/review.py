@@ -29,7 +29,7 @@ def _report(r: DecisionResult) -> None:
         return
     console.info(f"gate status: {r.gate_status} · run {r.run_id}: {r.phase}")
     for p in r.problems:
-        console.info(f"  - {p}")
+        console.detail(p, problem=r.exit_code != 0)
 
 
 def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,

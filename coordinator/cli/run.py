@@ -31,8 +31,8 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
         console.warn(f"run {summary.run_id} is waiting for a person")
     else:
         console.error(f"run {summary.run_id} {verb}ended with problems:")
-    for p in summary.problems:
-        console.info(f"  - {p}")
+    for p in summary.problems:  # under the heading, on its stream
+        console.detail(p, problem=summary.phase != "finished")
     console.info(f"boards: {ws.boards.relative_to(ws.root)}/ · status: coord status · "
                  f"events: {ws.events.relative_to(ws.root)}")
 

@@ -397,3 +397,66 @@ def test_init_writes_a_sample_plan_with_a_human_task_example(tmp_path):
     assert status["tasks"]["sign_off"]["status"] == "done"
     before = sample.read_text()
     assert invoke("init", "-w", str(tmp_path)).exit_code == 0 and sample.read_text() == before  # kept
+
+
+FAILING_PLAN = """name: failing
+tasks:
+  - {id: ok, title: OK, role: lead, run: t_noop}
+  - {id: bad, title: Bad, role: quality, needs: [ok], run: t_fail, with: {message: disk on fire}}
+"""
+
+
+def test_a_failed_run_exits_1_with_its_problems_on_stderr(tmp_path):
+    path = write_plan(tmp_path, FAILING_PLAN, "f.yaml")
+    result = CliRunner().invoke(app, ["run", str(path), "-w", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "ended with problems" in result.stderr and "  - task bad failed" in result.stderr
+    assert "  - task bad failed" not in result.stdout  # the problems follow their heading to stderr
+    assert "boards: task_boards/" in result.stdout
+
+
+def test_usage_errors_exit_2_on_stderr_and_warnings_go_to_stderr(tmp_path):
+    result = CliRunner().invoke(app, ["status", "nope", "-w", str(tmp_path)])
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.startswith("error: ")
+    ws = Workspace.at(tmp_path)
+    _interrupted_run(ws)
+    from coordinator.workspace import WorkspaceLock
+
+    with WorkspaceLock(ws):  # a busy workspace: board sync warns
+        sync = CliRunner().invoke(app, ["board", "sync", "-w", str(tmp_path)])
+    assert sync.exit_code == 0 and sync.stderr.startswith("warning: ") and "warning" not in sync.stdout
+
+
+def test_a_damaged_run_record_is_an_error_line_not_a_traceback(tmp_path):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    run_id = run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path))).run_id
+    (tmp_path / ".coord" / "runs" / run_id / "plan.json").write_text("{")
+    result = CliRunner().invoke(app, ["status", "-w", str(tmp_path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: run '{run_id}': its stored plan") and "--fresh" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_file_the_system_refuses_is_an_error_line_not_a_traceback(tmp_path):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = CliRunner().invoke(app, ["run", str(path), "-w", str(not_a_dir)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and str(not_a_dir) in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_every_command_runs_under_the_one_error_printer():
+    import typer
+
+    def commands(t: typer.Typer):
+        for info in t.registered_commands:
+            yield info
+        for group in t.registered_groups:
+            yield from commands(group.typer_instance)
+
+    infos = list(commands(app))
+    assert len(infos) > 15
+    assert all(getattr(i.callback, "_coord_guarded", False) for i in infos), \
+        [i.callback.__name__ for i in infos if not getattr(i.callback, "_coord_guarded", False)]
