@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -301,8 +300,3 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
         "budget": state.get("budget"),
         "checkpoint_id": (snap.config or {}).get("configurable", {}).get("checkpoint_id"),
     }
-
-
-def workspace_at(path: Path | str) -> Workspace:
-    """The workspace for a directory."""
-    return Workspace.at(path)

@@ -67,11 +67,6 @@ class Workspace:
     def run_dir(self, run_id: str) -> Path:
         return self.state_dir / "runs" / run_id
 
-    def result_file(self, run_id: str, task_id: str, dispatch: int) -> Path:
-        """Durable record of a finished task attempt, written before the graph hears of it."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
-        return self.run_dir(run_id) / "results" / f"{safe}.{dispatch}.json"
-
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete temp files a killed writer left behind (call only while holding the lock)."""
         removed = []

@@ -26,7 +26,6 @@ WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace
 
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 @contextmanager

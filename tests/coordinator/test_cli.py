@@ -451,8 +451,7 @@ def test_every_command_runs_under_the_one_error_printer():
     import typer
 
     def commands(t: typer.Typer):
-        for info in t.registered_commands:
-            yield info
+        yield from t.registered_commands
         for group in t.registered_groups:
             yield from commands(group.typer_instance)
 
