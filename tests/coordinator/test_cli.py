@@ -459,3 +459,17 @@ def test_every_command_runs_under_the_one_error_printer():
     assert len(infos) > 15
     assert all(getattr(i.callback, "_coord_guarded", False) for i in infos), \
         [i.callback.__name__ for i in infos if not getattr(i.callback, "_coord_guarded", False)]
+
+
+def test_adp_validate_warnings_go_to_stderr(tmp_path):
+    import orjson
+
+    row = {"schema_version": "1.3.1", "id": "t1", "details": {}, "content": [
+        {"class_": "text_observation", "source": "user", "content": "count files"},
+        {"class_": "message_action", "content": "There are 3 files."}]}
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(orjson.dumps(row) + b"\n")
+    result = CliRunner().invoke(app, ["adp", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1.3.1" in result.stderr and result.stderr.startswith("warning: ")
+    assert "warning:" not in result.stdout and "1 trajectories valid" in result.stdout
