@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from coordinator.budget import BudgetStatus, RunBudget
 from coordinator.errors import UsageError
 from coordinator.ledger import GroupBy, Ledger, Total
-from coordinator.runner import _load_compiled, _roles, list_runs
+from coordinator.runner import _load_compiled, _roles
 from coordinator.workspace import Workspace
-
-
-def pick_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
-    """The run record named ``run_id``, else the latest (unfinished, when asked) run."""
-    runs = list_runs(ws)
-    if run_id is not None:
-        rec = next((r for r in runs if r["run_id"] == run_id), None)
-        if rec is None:
-            raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
-        return rec
-    pool = [r for r in runs if r.get("phase") in ("running", "waiting")] if unfinished else runs
-    if not pool:
-        raise UsageError("no unfinished run (see `coord runs`)" if unfinished else
-                         f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
-    return pool[-1]
 
 
 def open_run_budget(ws: Workspace, run_id: str) -> RunBudget:

@@ -46,6 +46,11 @@ def error(message: str) -> None:
     err.print(f"[red]error:[/red] {escape(message)}")
 
 
+def detail(message: str, *, problem: bool) -> None:
+    """An indented line under a heading: on stderr when it explains a problem, else on stdout."""
+    (err if problem else out).print(f"  - {escape(message)}")
+
+
 def abort(message: str, code: int = 2) -> NoReturn:
     """Print an error and exit with ``code``."""
     error(message)

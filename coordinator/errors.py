@@ -60,9 +60,5 @@ class WorkspaceBusyError(UsageError):
     """Another coord process holds the workspace lock."""
 
 
-class TaskFailure(CoordError):
-    """A task failed; the message is what the user sees on the board."""
-
-
 class BudgetExceeded(CoordError):
     """A limit was hit: the run's budget does not cover more paid work."""

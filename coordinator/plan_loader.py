@@ -9,15 +9,20 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+import typing
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from coordinator._yaml import Loc, Located, format_loc, load_file, load_located
 from coordinator.errors import ConfigError, PlanError, PlanErrors, UsageError
-from coordinator.plan import CompiledPlan, CompiledTask, PlanSpec, TaskSpec
+from coordinator.plan import DEFAULT_ROLES, CompiledPlan, CompiledTask, GateSpec, PlanSpec, TaskSpec
+
+if typing.TYPE_CHECKING:
+    from pipeline._step import StepSpec
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN_PACKAGE = "coordinator.plans"
@@ -60,14 +65,75 @@ class _Collector:
         self.errors: list[PlanError] = []
 
     def add(self, loc: Loc, message: str) -> None:
-        self.errors.append(PlanError(message, file=self.located.file, path=format_loc(loc) or None,
-                                     line=self.located.line_of(loc)))
+        error = PlanError(message, file=self.located.file, path=format_loc(loc) or None,
+                          line=self.located.line_of(loc))
+        if all(e.describe() != error.describe() for e in self.errors):  # foreach copies say it once
+            self.errors.append(error)
 
     def raise_if_any(self) -> None:
         if len(self.errors) == 1:
             raise self.errors[0]
         if self.errors:
             raise PlanErrors(self.errors)
+
+
+@dataclass
+class _Parts:
+    """The parts of a plan that validated: all of it when the schema passed, else what could be checked.
+
+    Later layers (references, cycle, step parameters) run on these parts, so one load reports
+    every problem rather than stopping at the first layer that has one.
+    """
+
+    tasks: list[tuple[int, TaskSpec]]
+    gates: list[tuple[int, GateSpec]]
+    roles: set[str] | None
+    """Role names (None when the ``roles`` section is unusable: role references are not checked)."""
+    params: set[str] | None
+    """Names ``${...}`` may use (None when unknown: references are not checked)."""
+    profiles: list[str] | None
+    default_profile: str | None
+    invalid_ids: set[str] = field(default_factory=set)
+    """Ids of tasks and gates that failed the schema: references to them are not 'unknown'."""
+
+    @classmethod
+    def of(cls, spec: PlanSpec) -> _Parts:
+        params = set(spec.params)
+        for profile in spec.profiles.values():
+            params |= set(profile.set)
+        return cls(list(enumerate(spec.tasks)), list(enumerate(spec.gates)), set(spec.roles), params,
+                   list(spec.profiles), spec.default_profile)
+
+    @classmethod
+    def salvage(cls, data: dict[str, Any]) -> _Parts:
+        """Validate item by item what the whole-plan schema rejected."""
+        parts = cls([], [], None, None, None, None)
+        def valid(key: str, model: type[Any]) -> list[tuple[int, Any]]:
+            items = data.get(key)
+            out = []
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                try:
+                    out.append((i, model.model_validate(item)))
+                except ValidationError:
+                    if isinstance(item, dict) and isinstance(item.get("id"), str):
+                        parts.invalid_ids.add(item["id"])
+            return out
+
+        parts.tasks, parts.gates = valid("tasks", TaskSpec), valid("gates", GateSpec)
+        roles = data.get("roles", DEFAULT_ROLES)
+        parts.roles = {str(r) for r in roles} if isinstance(roles, dict) else None
+        profiles = data.get("profiles", {"thorough": {}, "speed": {}})
+        if isinstance(profiles, dict):
+            parts.profiles = [str(p) for p in profiles]
+            default = data.get("default_profile", "thorough")
+            parts.default_profile = default if isinstance(default, str) else None
+        params = data.get("params", {})
+        if isinstance(params, dict) and isinstance(profiles, dict):
+            parts.params = {str(p) for p in params}
+            for profile in profiles.values():
+                if isinstance(profile, dict) and isinstance(profile.get("set"), dict):
+                    parts.params |= {str(p) for p in profile["set"]}
+        return parts
 
 
 def parse_plan(text: str, source: str) -> tuple[PlanSpec, Located]:
@@ -80,16 +146,16 @@ def parse_plan(text: str, source: str) -> tuple[PlanSpec, Located]:
     if not isinstance(located.data, dict):
         errors.add((), "a plan must be a YAML mapping with 'name' and 'tasks'")
         errors.raise_if_any()
+    spec: PlanSpec | None = None
     try:
         spec = PlanSpec.model_validate(located.data)
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             errors.add(loc, _pydantic_message(err))
-        errors.raise_if_any()
-        raise AssertionError("unreachable") from e
-    _check_references(spec, errors)
+    _check_references(_Parts.of(spec) if spec is not None else _Parts.salvage(located.data), errors)
     errors.raise_if_any()
+    assert spec is not None  # no schema error was found
     return spec, located
 
 
@@ -103,69 +169,118 @@ def _pydantic_message(err: Any) -> str:
     return msg
 
 
-def _check_references(spec: PlanSpec, errors: _Collector) -> None:
+def _check_references(parts: _Parts, errors: _Collector) -> None:
     from pipeline._step import load_steps
 
     steps = load_steps()
     task_ids: dict[str, int] = {}
-    for i, task in enumerate(spec.tasks):
+    for i, task in parts.tasks:
         if task.id in task_ids:
             errors.add(("tasks", i, "id"), f"duplicate task id {task.id!r} (first at tasks[{task_ids[task.id]}])")
         else:
             task_ids[task.id] = i
     gate_ids: dict[str, int] = {}
-    for g, gate in enumerate(spec.gates):
+    for g, gate in parts.gates:
         if gate.id in gate_ids or gate.id in task_ids:
             errors.add(("gates", g, "id"), f"duplicate id {gate.id!r} (gates and tasks share one namespace)")
         gate_ids.setdefault(gate.id, g)
-    roles = set(spec.roles)
-    if spec.default_profile not in spec.profiles:
-        errors.add(("default_profile",), f"unknown profile {spec.default_profile!r} (known: {', '.join(spec.profiles)})")
+    known_ids = set(task_ids) | parts.invalid_ids
+    roles = parts.roles
+    if parts.profiles is not None and parts.default_profile is not None \
+            and parts.default_profile not in parts.profiles:
+        errors.add(("default_profile",), f"unknown profile {parts.default_profile!r} "
+                                         f"(known: {', '.join(parts.profiles)})")
 
-    for i, task in enumerate(spec.tasks):
-        if task.role not in roles:
+    for i, task in parts.tasks:
+        if roles is not None and task.role not in roles:
             errors.add(("tasks", i, "role"), f"unknown role {task.role!r} (known: {', '.join(sorted(roles))})")
         for n, need in enumerate(task.needs):
-            if need not in task_ids and need not in gate_ids:
+            if need not in known_ids and need not in gate_ids:
                 errors.add(("tasks", i, "needs", n), f"unknown task or gate {need!r}")
             elif need == task.id:
                 errors.add(("tasks", i, "needs", n), "a task cannot need itself")
-        _check_params(spec, task, i, errors)
+        _check_params(parts.params, task, i, errors)
         if task.run is not None:
             if task.run not in steps:
                 errors.add(("tasks", i, "run"), f"unknown callable {task.run!r} (known steps: {', '.join(sorted(steps))})")
             else:
                 step_spec = steps[task.run]
-                for key in task.with_:
+                for key, value in task.with_.items():
                     if key not in step_spec.params:
                         errors.add(("tasks", i, "with", key), f"step {task.run!r} has no parameter {key!r}")
+                    elif not _has_ref(value) and (problem := step_value_problem(step_spec, key, value)):
+                        errors.add(("tasks", i, "with", key), problem)
                 for req in step_spec.required():
                     if req not in task.with_ and not (task.foreach is not None and req == "agent"):
                         errors.add(("tasks", i, "with"), f"step {task.run!r} needs parameter {req!r}")
                 for key in step_spec.path_params & set(task.with_):
                     _check_path(task.with_[key], ("tasks", i, "with", key), errors)
         for c, check in enumerate(task.accept):
-            _check_check(check, ("tasks", i, "accept", c), task_ids, errors, task.accept)
-    for g, gate in enumerate(spec.gates):
-        if gate.reviewer not in roles:
+            _check_check(check, ("tasks", i, "accept", c), known_ids, errors, task.accept)
+    for g, gate in parts.gates:
+        if roles is not None and gate.reviewer not in roles:
             errors.add(("gates", g, "reviewer"), f"unknown role {gate.reviewer!r}")
         for a, after in enumerate(gate.after):
-            if after not in task_ids:
+            if after not in known_ids:
                 errors.add(("gates", g, "after", a), f"gate after unknown task {after!r}")
         for b, blocked in enumerate(gate.blocks):
-            if blocked not in task_ids:
+            if blocked not in known_ids:
                 errors.add(("gates", g, "blocks", b), f"unknown task {blocked!r}")
         for c, check in enumerate(gate.criteria):
-            _check_check(check, ("gates", g, "criteria", c), task_ids, errors, gate.criteria)
-    if not errors.errors:
-        cycle = _find_cycle(spec)
-        if cycle:
-            first = cycle[0]
-            loc: Loc = ("tasks", task_ids[first], "needs") if first in task_ids else ("gates", gate_ids[first])
-            errors.add(loc, "dependency cycle: " + " → ".join(cycle))
+            _check_check(check, ("gates", g, "criteria", c), known_ids, errors, gate.criteria)
+    cycle = _find_cycle(parts)
+    if cycle:
+        first = cycle[0]
+        loc: Loc = ("tasks", task_ids[first], "needs") if first in task_ids else ("gates", gate_ids[first])
+        errors.add(loc, "dependency cycle: " + " → ".join(cycle))
 
 
-def _check_check(check: Any, loc: Loc, task_ids: dict[str, int], errors: _Collector,
+def _has_ref(value: Any) -> bool:
+    if isinstance(value, str):
+        return _REF.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_ref(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_ref(v) for v in value)
+    return False
+
+
+_ADAPTERS: dict[tuple[str, str], tuple[Any, TypeAdapter[Any]]] = {}
+
+
+def step_value_problem(step_spec: StepSpec, key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the step's parameter ``key`` (its declared type and limits), or None."""
+    cache_key = (step_spec.name, key)
+    if cache_key not in _ADAPTERS:
+        hint = typing.get_type_hints(step_spec.fn).get(key, Any)
+        _ADAPTERS[cache_key] = (hint, TypeAdapter(hint))
+    hint, adapter = _ADAPTERS[cache_key]
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError as e:
+        err = e.errors()[0]
+        inner = ".".join(str(p) for p in err["loc"])
+        return (f"step {step_spec.name!r} expects {_type_name(hint)}, got {value!r}"
+                + (f" ({inner}: {err['msg'].lower()})" if inner else ""))
+    low, high = step_spec.limits.get(key, (None, None))
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric and ((low is not None and value < low) or (high is not None and value > high)):
+        if low is not None and high is not None:
+            bounds = f"from {low:g} to {high:g}"
+        else:
+            bounds = f"at least {low:g}" if low is not None else f"at most {high:g}"
+        return f"step {step_spec.name!r}: {key} must be {bounds}, got {value!r}"
+    return None
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(
+            hint.__name__, hint.__name__)
+    return str(hint).replace("pipeline._step.WsPath", "path").replace("typing.", "")
+
+
+def _check_check(check: Any, loc: Loc, task_ids: set[str], errors: _Collector,
                  siblings: list[Any]) -> None:
     if check.claims is not None:
         claims = check.claims
@@ -203,15 +318,13 @@ def _check_path(value: Any, loc: Loc, errors: _Collector) -> None:
         errors.add(loc, f"path {value!r} escapes the workspace")
 
 
-def _check_params(spec: PlanSpec, task: TaskSpec, i: int, errors: _Collector) -> None:
-    known = set(spec.params) | {"item"}
-    for profile in spec.profiles.values():
-        known |= set(profile.set)
+def _check_params(params: set[str] | None, task: TaskSpec, i: int, errors: _Collector) -> None:
+    known = None if params is None else params | {"item"}
 
     def walk(value: Any, loc: Loc) -> None:
         if isinstance(value, str):
             for ref in _REF.findall(value):
-                if ref not in known:
+                if known is not None and ref not in known:
                     errors.add(loc, f"unknown parameter ${{{ref}}} (known: {', '.join(sorted(known))})")
                 if ref == "item" and task.foreach is None:
                     errors.add(loc, "${item} is only defined in a task with 'foreach'")
@@ -227,9 +340,9 @@ def _check_params(spec: PlanSpec, task: TaskSpec, i: int, errors: _Collector) ->
     walk(task.foreach, ("tasks", i, "foreach"))
 
 
-def _find_cycle(spec: PlanSpec) -> list[str] | None:
-    edges: dict[str, list[str]] = {t.id: list(t.needs) for t in spec.tasks}
-    for gate in spec.gates:
+def _find_cycle(parts: _Parts) -> list[str] | None:
+    edges: dict[str, list[str]] = {t.id: list(t.needs) for _, t in parts.tasks}
+    for _, gate in parts.gates:
         edges[gate.id] = list(gate.after)
         for blocked in gate.blocks:
             edges.setdefault(blocked, []).append(gate.id)
@@ -284,6 +397,19 @@ def parse_override(raw: str) -> tuple[str, Any]:
     return key, value if value is not None else ""
 
 
+def _origin(raw: Any, overrides: dict[str, Any], profile: str, profile_set: dict[str, Any]) -> str:
+    """Where a substituted value came from, for an error message."""
+    names = _REF.findall(raw) if isinstance(raw, str) else []
+    if not names:
+        return ""
+    name = names[0]
+    if name in overrides:
+        return f" (the value of ${{{name}}}, from --set {name})"
+    if name in profile_set:
+        return f" (the value of ${{{name}}}, from profile {profile!r})"
+    return f" (the value of ${{{name}}} in params)"
+
+
 def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | None = None,
                  overrides: dict[str, Any] | None = None) -> CompiledPlan:
     """Expand foreach, substitute parameters, apply the profile; raise on what only shows now."""
@@ -326,6 +452,10 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
             if task.run is not None:
                 for key in STEPS[task.run].path_params & set(with_):
                     _check_path(with_[key], ("tasks", i, "with", key), errors)
+                for key, value in with_.items():
+                    if key in STEPS[task.run].params and (problem := step_value_problem(STEPS[task.run], key, value)):
+                        errors.add(("tasks", i, "with", key),
+                                   problem + _origin(task.with_.get(key), overrides, profile_name, prof.set))
             needs: list[str] = []
             for need in task.needs:
                 if need in spec_gates:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 from langgraph.types import Command
+from pydantic import ValidationError
 
 from coordinator.budget import RunBudget
 from coordinator.checkpoint import DURABILITY, open_saver
 from coordinator.context import RunContext
 from coordinator.cost_report import render_cost_dashboard
-from coordinator.errors import UsageError
+from coordinator.errors import CoordError, UsageError
 from coordinator.events import EventLog, now_iso
 from coordinator.graph import build_graph
 from coordinator.ledger import Ledger
@@ -26,7 +27,7 @@ from coordinator.plan_loader import load_plan
 from coordinator.pool import TaskPool
 from coordinator.schedule import run_outcome
 from coordinator.state import STATE_SCHEMA_VERSION, RunState
-from coordinator.workspace import Workspace, WorkspaceLock
+from coordinator.workspace import Workspace, WorkspaceLock, lock_holder
 from pipeline._io import atomic_write_json
 from reviews import inbox
 from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
@@ -68,6 +69,19 @@ class RunSummary:
         return {"finished": EXIT_OK, "waiting": EXIT_WAITING}.get(self.phase, EXIT_FAILED)
 
 
+def parse_budget(raw: str | float | None) -> float | None:
+    """``--budget`` as a positive, finite number of USD; a :class:`UsageError` otherwise."""
+    if raw is None:
+        return None
+    try:
+        usd = float(raw)
+    except (TypeError, ValueError):
+        usd = math.nan
+    if not math.isfinite(usd) or usd <= 0:
+        raise UsageError(f"--budget must be a positive number of USD, got {str(raw)!r}")
+    return usd
+
+
 def _new_run_id(plan: str) -> str:
     return f"{plan}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
@@ -86,15 +100,52 @@ def list_runs(ws: Workspace) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r.get("created_at", ""))
 
 
+UNFINISHED = ("running", "waiting")
+"""Recorded phases of a run that can still continue."""
+
+
+def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
+    """The run the user means: ``run_id`` (an exact id or a unique prefix of one), else the latest run
+    (the latest unfinished one when ``unfinished``). Every command picks its run through here."""
+    runs = list_runs(ws)
+    if run_id is not None:
+        matches = [r for r in runs if r["run_id"] == run_id] or \
+            [r for r in runs if run_id and r["run_id"].startswith(run_id)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(f"run id {run_id!r} is ambiguous: it starts {len(matches)} runs "
+                             f"({', '.join(r['run_id'] for r in matches)}); give more of it (see `coord runs`)")
+        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    if not runs:
+        raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
+    pool = [r for r in runs if r.get("phase") in UNFINISHED] if unfinished else runs
+    if not pool:
+        raise UsageError("no unfinished run (see `coord runs`)")
+    return pool[-1]
+
+
 def _save_run(ws: Workspace, record: dict[str, Any]) -> None:
     atomic_write_json(ws.run_dir(record["run_id"]) / "run.json", record)
+
+
+def reopen_run(ws: Workspace, run_id: str, tasks: list[str]) -> None:
+    """Record that an ended run has work again (tasks reopened or added on its boards): it waits to be resumed."""
+    record = find_run(ws, run_id)
+    _save_run(ws, {**record, "phase": "waiting", "reopened_at": now_iso(),
+                   "problems": [f"reopened on the boards: {', '.join(tasks)}; continue with `coord resume {run_id}`"]})
 
 
 def _load_compiled(ws: Workspace, run_id: str) -> CompiledPlan:
     path = ws.run_dir(run_id) / "plan.json"
     if not path.exists():
         raise UsageError(f"run {run_id!r} has no stored plan ({path} is missing)")
-    return CompiledPlan.model_validate(orjson.loads(path.read_bytes()))
+    try:
+        return CompiledPlan.model_validate(orjson.loads(path.read_bytes()))
+    except (orjson.JSONDecodeError, ValidationError) as e:
+        first = str(e).splitlines()[0]
+        raise CoordError(f"run {run_id!r}: its stored plan {path} is damaged ({first}); "
+                         "start a new run with `coord run PLAN --fresh`") from None
 
 
 def _initial_state(run_id: str, plan: CompiledPlan) -> RunState:
@@ -126,14 +177,18 @@ def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str
 
 def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = None,
              progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
-    """`coord run`: resume the unfinished run of this plan, or start a new one."""
-    ws.ensure()
+    """`coord run`: resume the unfinished run of this plan, or start a new one.
+
+    Everything the user gave is validated before anything is written.
+    """
+    budget_usd = parse_budget(options.budget_usd)
     plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
-    if options.budget_usd is not None:
-        plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": options.budget_usd})})
-    with WorkspaceLock(ws):
+    if budget_usd is not None:
+        plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
+    ws.ensure()
+    with WorkspaceLock(ws) as lock:
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name
-                      and r.get("phase") in ("running", "waiting")]
+                      and r.get("phase") in UNFINISHED]
         if unfinished and not options.fresh:
             last = unfinished[-1]
             if last["plan_sha256"] != plan.sha256:
@@ -141,33 +196,29 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
                     f"run {last['run_id']} of plan {plan.name!r} is unfinished but was started with a "
                     "different plan, profile or parameters; resume it with `coord resume "
                     f"{last['run_id']}` or start over with `coord run {options.plan} --fresh`")
-            return _drive(ws, last["run_id"], options, listener, progress, resumed=True)
+            return _drive(ws, last["run_id"], options, listener, progress, lock, resumed=True)
         run_id = _new_run_id(plan.name)
         ws.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         atomic_write_json(ws.run_dir(run_id) / "plan.json", plan.model_dump(mode="json"))
         _save_run(ws, {"run_id": run_id, "plan": plan.name, "plan_ref": options.plan,
                        "plan_sha256": plan.sha256, "profile": plan.profile, "overrides": options.overrides,
                        "created_at": now_iso(), "phase": "running"})
-        return _drive(ws, run_id, options, listener, progress, resumed=False)
+        return _drive(ws, run_id, options, listener, progress, lock, resumed=False)
 
 
 def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener: Listener | None = None,
                progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
-    """`coord resume`: continue a run from its last checkpoint."""
-    with WorkspaceLock(ws):
-        runs = list_runs(ws)
-        if run_id is None:
-            unfinished = [r for r in runs if r.get("phase") in ("running", "waiting")]
-            if not unfinished:
-                raise UsageError("no unfinished run to resume (see `coord runs`)")
-            run_id = unfinished[-1]["run_id"]
-        elif not any(r["run_id"] == run_id for r in runs):
-            raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
-        return _drive(ws, run_id, options, listener, progress, resumed=True)
+    """`coord resume`: continue a run from its last checkpoint (with a new budget when one is given)."""
+    parse_budget(options.budget_usd)
+    with WorkspaceLock(ws) as lock:
+        run_id = find_run(ws, run_id, unfinished=True)["run_id"]
+        return _drive(ws, run_id, options, listener, progress, lock, resumed=True)
 
 
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
-           progress: Callable[[str, str, float | None], None] | None, *, resumed: bool) -> RunSummary:
+           progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
+           resumed: bool) -> RunSummary:
+    lock.claim(run_id)
     plan = _load_compiled(ws, run_id)
     for path in ws.remove_stale_temp_files():
         log.info("removed %s, left by an interrupted write", path)
@@ -177,6 +228,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                      events=events, concurrency=max(1, options.concurrency),
                      render_interval=options.render_interval)
     ledger = Ledger.of(ws.state_dir)  # costs hook: ledger + budget (coordinator/budget.py)
+    if resumed and options.budget_usd is not None:  # --budget on resume sets the run's limit, like `budget raise --to`
+        ledger.change_budget(run_id, "run", "set", parse_budget(options.budget_usd), "--budget on resume")
     ctx.budget = RunBudget(ledger, run_id, plan.budget, roles)
     ctx.pool = TaskPool(workspace=ws.root, run_id=run_id, events=events, roles=roles,
                         accept=_accept_fn(ws, plan, ctx.expansions),
@@ -187,7 +240,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         graph = build_graph(saver)
         snapshot = graph.get_state(config)
         if resumed and snapshot.values:
-            events.emit("run_resumed", plan=plan.name)
+            events.emit("run_resumed", plan=plan.name,
+                        **({"budget_usd": options.budget_usd} if options.budget_usd is not None else {}))
             graph_input: Any = None if snapshot.next else {"phase": "running"}
             if snapshot.interrupts:
                 graph_input = _resume_with(ws, run_id, snapshot.interrupts)
@@ -223,12 +277,7 @@ def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command | None:
 
 def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     """The state of a run read from its checkpoint; nothing runs."""
-    runs = list_runs(ws)
-    if not runs:
-        raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
-    record = runs[-1] if run_id is None else next((r for r in runs if r["run_id"] == run_id), None)
-    if record is None:
-        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    record = find_run(ws, run_id)
     plan = _load_compiled(ws, record["run_id"])
     with open_saver(ws.db) as saver:
         graph = build_graph(saver)
@@ -236,13 +285,14 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     state: dict[str, Any] = dict(snap.values or {})
     tasks = state.get("tasks", {})
     gates = state.get("gates", {})
-    phase, problems = run_outcome(plan, tasks, gates)
-    if phase != "waiting" and any(tasks.get(t, {}).get("status", "pending") in ("pending", "running")
-                                  for t in plan.order):
-        phase = "interrupted" if record.get("phase") == "running" else phase
+    holder = lock_holder(ws)
+    live = holder is not None and holder.run_id == record["run_id"]
+    # A run recorded as running is either live (its process holds the lock) or was interrupted.
+    phase, problems = run_outcome(plan, tasks, gates, live=live, recorded=record.get("phase"))
     return {
         "run_id": record["run_id"], "plan": plan.name, "profile": plan.profile, "phase": phase,
         "recorded_phase": record.get("phase"), "problems": problems,
+        "live": {"pid": holder.pid} if live and holder is not None else None,
         "tasks": {t: {"role": plan.tasks[t].role, "title": plan.tasks[t].title, **tasks.get(t, {})}
                   for t in plan.order},
         "gates": {g: gates.get(g, {"status": "pending"}) for g in plan.gates},
@@ -250,8 +300,3 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
         "budget": state.get("budget"),
         "checkpoint_id": (snap.config or {}).get("configurable", {}).get("checkpoint_id"),
     }
-
-
-def workspace_at(path: Path | str) -> Workspace:
-    """The workspace for a directory."""
-    return Workspace.at(path)

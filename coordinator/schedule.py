@@ -100,8 +100,15 @@ def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) 
     return out
 
 
-def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) -> tuple[str, list[str]]:
-    """Final phase and the problems that explain it: finished, failed or waiting."""
+def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any], *,
+                live: bool = False, recorded: str | None = None) -> tuple[str, list[str]]:
+    """Phase and the problems that explain it: finished, failed or waiting once the run has ended.
+
+    Unfinished tasks only mean "never became ready" in a run that ended: while its process
+    still drives it (``live``) the phase is ``running``; when the run's record (``recorded``,
+    of a run no process drives) says ``running`` its process died: ``interrupted``; when it
+    says ``waiting`` (paused, or reopened on the boards) it waits for ``coord resume``.
+    """
     problems = []
     for tid in plan.order:
         rec = tasks.get(tid, {})
@@ -121,8 +128,16 @@ def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]
     waiting = [g for g in plan.gates if gates.get(g, {}).get("status") == "waiting"] + \
         [t for t in plan.order if tasks.get(t, {}).get("status") == "waiting"]
     unfinished = [t for t in plan.order if tasks.get(t, {}).get("status", "pending") in ("pending", "running")]
+    if live:
+        return "running", problems
     if waiting:
         return "waiting", [f"waiting for a person: {', '.join(waiting)}", *problems]
+    if unfinished and recorded == "running":
+        return "interrupted", [f"the run stopped before {', '.join(unfinished)} finished; continue it with "
+                               "`coord resume`", *problems]
+    if unfinished and recorded == "waiting":
+        return "waiting", [f"ready to continue: {', '.join(unfinished)}; continue it with `coord resume`",
+                           *problems]
     if problems:
         return "failed", problems
     if unfinished:

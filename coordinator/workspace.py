@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -66,11 +67,6 @@ class Workspace:
     def run_dir(self, run_id: str) -> Path:
         return self.state_dir / "runs" / run_id
 
-    def result_file(self, run_id: str, task_id: str, dispatch: int) -> Path:
-        """Durable record of a finished task attempt, written before the graph hears of it."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
-        return self.run_dir(run_id) / "results" / f"{safe}.{dispatch}.json"
-
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete temp files a killed writer left behind (call only while holding the lock)."""
         removed = []
@@ -124,3 +120,41 @@ class WorkspaceLock:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+    def claim(self, run_id: str) -> None:
+        """Say in the lock file which run this process drives (``coord status`` reads it)."""
+        if self._fh is None:
+            raise RuntimeError("claim() needs the lock held")
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()} running run {run_id}")
+        self._fh.flush()
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """The live process holding a workspace's lock, as its lock file describes it."""
+
+    text: str
+    pid: int | None
+    run_id: str | None
+    """The run it drives (None for a short command such as ``coord board sync``)."""
+
+
+def lock_holder(ws: Workspace) -> LockHolder | None:
+    """Who holds the workspace lock right now, or None when nobody does; takes nothing away."""
+    path = ws.state_dir / "lock"
+    try:
+        fh = path.open("r")
+    except FileNotFoundError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = fh.read().strip()
+            m = re.fullmatch(r"pid (\d+)(?: running run (\S+))?", text)
+            return LockHolder(text or "another process", int(m.group(1)) if m else None,
+                              m.group(2) if m else None)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return None

@@ -128,6 +128,8 @@ class StepSpec:
     code_version: str
     reads_run_status: bool = False
     """The step reads ``.coord/status.json``; boards are rendered right before it starts."""
+    limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """Inclusive (low, high) bounds of numeric parameters (None: unbounded), checked when a plan loads."""
 
     def required(self) -> list[str]:
         """Parameters without a default."""
@@ -145,8 +147,14 @@ def _code_version(fn: Callable[..., Any]) -> str:
     return f"{__version__}+{digest}"
 
 
-def step(name: str, *, reads_run_status: bool = False) -> Callable[[Callable[..., StepResult]], Callable[..., StepResult]]:
-    """Register a function as the pipeline step ``name``."""
+def step(name: str, *, reads_run_status: bool = False,
+         limits: dict[str, tuple[float | None, float | None]] | None = None,
+         ) -> Callable[[Callable[..., StepResult]], Callable[..., StepResult]]:
+    """Register a function as the pipeline step ``name``.
+
+    ``limits`` declares inclusive bounds of numeric parameters, so a plan that sets one out of
+    range is refused when it loads rather than when the step runs.
+    """
 
     def register(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
         sig = inspect.signature(fn)
@@ -161,7 +169,9 @@ def step(name: str, *, reads_run_status: bool = False) -> Callable[[Callable[...
         paths = frozenset(n for n in kw if _is_path_hint(hints.get(n)))
         if name in STEPS and STEPS[name].fn is not fn:
             raise ValueError(f"step {name!r} registered twice")
-        STEPS[name] = StepSpec(name, fn, kw, paths, _code_version(fn), reads_run_status)
+        if unknown := set(limits or {}) - set(kw):
+            raise TypeError(f"step {name!r}: limits name unknown parameters {sorted(unknown)}")
+        STEPS[name] = StepSpec(name, fn, kw, paths, _code_version(fn), reads_run_status, dict(limits or {}))
         return fn
 
     return register

@@ -229,7 +229,7 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
     return out, stats
 
 
-@step("generate")
+@step("generate", limits={"examples_per_agent": (1, None), "concurrency": (1, MAX_CONCURRENCY)})
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
              difficulty_mix: dict[str, float] | None = None, model: str | None = None,

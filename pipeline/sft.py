@@ -356,7 +356,7 @@ def _agent_list(adp_root: Path, agents: list[str] | None) -> list[str]:
     return list(agents)
 
 
-@step("build_sft")
+@step("build_sft", limits={"variants": (1, MAX_VARIANTS)})
 def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
               out_dir: WsPath = DEFAULT_OUT_DIR, heldout_dir: WsPath = DEFAULT_HELDOUT_DIR,
               agents: list[str] | None = None, compatibility: WsPath | None = None,

@@ -22,6 +22,7 @@ from coordinator.runner import (
     EXIT_WAITING,
     RunOptions,
     _load_compiled,
+    find_run,
     list_runs,
     resume_run,
     run_status,
@@ -64,11 +65,9 @@ class DecisionResult:
 
 
 def _find_run(ws: Workspace, gate_id: str, run_id: str | None) -> str:
-    runs = list_runs(ws)
     if run_id is not None:
-        if not any(r["run_id"] == run_id for r in runs):
-            raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
-        return run_id
+        return str(find_run(ws, run_id)["run_id"])
+    runs = list_runs(ws)
     having = [r for r in runs if gate_id in _load_compiled(ws, r["run_id"]).gates]
     if not having:
         raise UsageError(f"no run has a gate {gate_id!r} (see `coord status` for the gates of the latest run)")

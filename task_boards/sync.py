@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.checkpoint import open_saver
-from coordinator.errors import CoordError, UsageError, WorkspaceBusyError
+from coordinator.errors import CoordError, WorkspaceBusyError
 from coordinator.graph import build_graph
-from coordinator.runner import _load_compiled, _roles, list_runs
+from coordinator.runner import UNFINISHED, _load_compiled, _roles, find_run, reopen_run
 from coordinator.schedule import plan_step
 from coordinator.state import RunState, merge_records
 from coordinator.workspace import Workspace, WorkspaceLock
@@ -69,7 +69,9 @@ class SyncReport:
     can_continue: bool = False
     """The run has work that may start now (``coord resume`` runs it)."""
     waiting: bool = False
-    """The run was paused waiting on a person."""
+    """The run was paused waiting on a person (or has just been reopened on the boards)."""
+    reopened: list[str] = field(default_factory=list)
+    """Tasks the edits made pending again (unticked, added, sent back)."""
 
     @property
     def changed(self) -> bool:
@@ -144,17 +146,15 @@ def _board_files(ws: Workspace) -> list[Path]:
 
 def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None = None) -> SyncReport:
     """Apply the edits people made to the boards since coord last rendered them, once."""
-    runs = list_runs(ws)
-    if not runs:
-        raise UsageError(f"no runs in {ws.root} yet: boards are created by `coord run PLAN`")
-    record = runs[-1] if run_id is None else next((r for r in runs if r["run_id"] == run_id), None)
-    if record is None:
-        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    record = find_run(ws, run_id)
     report = SyncReport(run_id=record["run_id"], waiting=record.get("phase") == "waiting")
     person = editor or who()
     try:
         with WorkspaceLock(ws):
             approvals, state, touched = _apply_edits(ws, record["run_id"], report, person)
+            if report.reopened and record.get("phase") not in UNFINISHED:
+                reopen_run(ws, record["run_id"], report.reopened)  # the registry must not say finished
+                report.waiting = True
     except WorkspaceBusyError as e:
         report.busy = str(e)
         return report
@@ -222,6 +222,7 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
             atomic_write_json(ws.run_dir(run_id) / "plan.json", changes.plan.model_dump(mode="json"))
         if changes.state_update():
             write_run_state(ws, run_id, changes.state_update(), nxt)
+            report.reopened = [t for t, r in changes.tasks.items() if r.get("status") == "pending"]
         save_notices(ws, run_id, changes.notices)
         if changes.audit:
             append_audit(ws, run_id, changes.audit)

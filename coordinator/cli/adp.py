@@ -61,5 +61,5 @@ def _show(report: AdpReport) -> None:
                    f"{escape(error.message)}")
     if hidden := report.error_count - len(report.errors):
         _out.print(f"  … {hidden} more errors not shown")
-    for note, count in report.warnings.items():
-        _out.print(f"  [yellow]warning[/yellow]: {escape(note)} ({count})")
+    for note, count in report.warnings.items():  # warnings go to stderr, like every command's
+        _err.print(f"[yellow]warning:[/yellow] {name}: {escape(note)} ({count})")

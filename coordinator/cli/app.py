@@ -16,6 +16,7 @@ from coordinator.cli import plans as plans_cmd
 from coordinator.cli import review as review_cmd
 from coordinator.cli import run as run_cmd
 from coordinator.cli import status as status_cmd
+from coordinator.cli._common import guard_commands
 from coordinator.errors import CoordError
 
 app = typer.Typer(name="coord", no_args_is_help=True, add_completion=False,
@@ -47,6 +48,7 @@ try:
     app.add_typer(adp_cmd.app, name="adp", help="Agent Data Protocol tools.")
 except ImportError:  # pragma: no cover - only while the module is being written
     pass
+guard_commands(app)  # one error printer for every command: stderr, exit 1 or 2, no traceback
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ def _print(report: SyncReport) -> None:
     for line in report.problems:
         console.error(line)
     if report.problems:
-        console.info("no edit was applied; fix the lines above and sync again")
+        console.err.print("no edit was applied; fix the lines above and sync again")
     for line in report.applied:
         console.success(line)
     for line in report.reverted:

@@ -11,10 +11,11 @@ from rich.table import Table
 
 from coordinator import console
 from coordinator.budget import BudgetStatus
-from coordinator.budget_service import change_budget, cost_totals, open_run_budget, pick_run
-from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.runner import RunOptions, resume_run
-from coordinator.workspace import Workspace, WorkspaceLock
+from coordinator.budget_service import change_budget, cost_totals, open_run_budget
+from coordinator.cli._common import WorkspaceOpt, call, handle_errors
+from coordinator.errors import WorkspaceBusyError
+from coordinator.runner import RunOptions, find_run, resume_run
+from coordinator.workspace import Workspace
 
 budget_app = typer.Typer(no_args_is_help=True, help="Show, raise or approve past a run's budget.")
 By = Literal["role", "agent", "task", "provider", "model"]
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
         bad = [g for g in groups if g not in ("role", "agent", "task", "provider", "model")]
         if bad:
             console.abort(f"--by must be role, agent, task, provider or model, got {', '.join(bad)}")
-        rid = None if all_runs else call(lambda: pick_run(ws, run_id))["run_id"]
+        rid = None if all_runs else call(lambda: find_run(ws, run_id))["run_id"]
         totals = call(lambda: cost_totals(ws, rid, [g for g in groups]))  # type: ignore[misc]
         if as_json:
             data = {"run_id": rid, **{g: [t.__dict__ for t in rows] for g, rows in totals.items()}}
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Spend against the run's and each role's limit."""
         ws = Workspace.at(workspace)
-        rid = call(lambda: pick_run(ws, run_id))["run_id"]
+        rid = call(lambda: find_run(ws, run_id))["run_id"]
         _print_budget(call(lambda: open_run_budget(ws, rid).status()))
 
     @budget_app.command("raise")
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
 
 def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | None, *, approve: bool,
             absolute: bool, resume: bool) -> None:
-    record = call(lambda: pick_run(ws, run_id, unfinished=run_id is None))
+    record = call(lambda: find_run(ws, run_id, unfinished=run_id is None))
     rid = record["run_id"]
     st = call(lambda: change_budget(ws, rid, usd=usd, role=role, approve=approve, absolute=absolute))
     console.success(f"budget of run {rid} updated")
@@ -113,21 +114,20 @@ def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | No
         console.info("a running coord picks the change up at its next scheduling step; "
                      f"otherwise continue with `coord resume {rid}`")
         return
-    try:
-        with WorkspaceLock(ws):
-            pass
-    except Exception:
-        console.info("the run is live in another process; it picks the change up at its next step")
-        return
-    summary = call(lambda: resume_run(ws, rid, RunOptions(plan="")))
-    for p in summary.problems:
-        console.info(f"  - {p}")
+    with handle_errors():
+        try:
+            summary = resume_run(ws, rid, RunOptions(plan=""))
+        except WorkspaceBusyError:  # only the lock: any other problem is reported as an error
+            console.info("the run is live in another process; it picks the change up at its next step")
+            return
     if summary.phase == "finished":
         console.success(f"run {rid} resumed and finished: every task done")
     elif summary.phase == "waiting":
         console.warn(f"run {rid} is waiting again")
     else:
-        console.error(f"run {rid} resumed and ended with problems")
+        console.error(f"run {rid} resumed and ended with problems:")
+    for p in summary.problems:
+        console.detail(p, problem=summary.phase != "finished")
     raise typer.Exit(summary.exit_code)
 
 

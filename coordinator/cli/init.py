@@ -26,6 +26,36 @@ roles:
   execution: {agent: cursor}
 """
 
+SAMPLE_PLAN = """# A sample plan: `coord plan show example` validates it, `coord run example` runs it.
+# Every key is described in README.md (Plans).
+name: example
+title: Example plan
+roles:
+  lead: {agent: claude}
+  quality: {agent: codex}
+  execution: {agent: cursor}
+  # A role a person plays: `driver` is a key of the role binding (here, or in coord.yaml).
+  # signoff: {agent: human, driver: human}
+tasks:
+  - id: draft_notes
+    title: Draft the release notes
+    role: lead
+    instructions: Write the release notes for this week's changes.
+  - id: review_notes
+    title: Review the release notes
+    role: quality
+    needs: [draft_notes]
+    instructions: Review the release notes and list what is missing.
+  # A task a person does (its role is bound to `driver: human`): coord hands it over and
+  # the run waits (exit code 3) until the person ticks it on task_boards/HUMAN_TASKS.md;
+  # `coord watch` (or `coord board sync` and `coord resume`) applies the tick and goes on.
+  # - id: sign_off
+  #   title: Sign off the release
+  #   role: signoff
+  #   needs: [review_notes]
+  #   instructions: Read the release notes and tick this task when the release may ship.
+"""
+
 
 def register(app: typer.Typer) -> None:
     """Mount the command."""
@@ -34,7 +64,7 @@ def register(app: typer.Typer) -> None:
     def init(workspace: WorkspaceOpt = Path("."),
              git: Annotated[bool, typer.Option("--git", help="make the workspace a git repository with a "
                                                "first commit (the cli driver needs one)")] = False) -> None:
-        """Create coord.yaml, plans/, task_boards/ and TEAM_COORDINATION.md (keeps what exists)."""
+        """Create coord.yaml, plans/example.yaml, task_boards/ and TEAM_COORDINATION.md (keeps what exists)."""
         ws = Workspace.at(workspace)
         ws.root.mkdir(parents=True, exist_ok=True)
         ws.ensure()
@@ -46,6 +76,10 @@ def register(app: typer.Typer) -> None:
         if not ws.team_file.exists():
             atomic_write_text(ws.team_file, replace_block(TEAM_HEADER, "status", "_No run yet._"))
             created.append("TEAM_COORDINATION.md")
+        sample = ws.root / "plans" / "example.yaml"
+        if not sample.exists():
+            atomic_write_text(sample, SAMPLE_PLAN)
+            created.append("plans/example.yaml")
         gitignore = ws.root / ".gitignore"
         if not gitignore.exists():
             atomic_write_text(gitignore, ".coord/\ndata/\n")
@@ -53,4 +87,4 @@ def register(app: typer.Typer) -> None:
         if git:
             console.info(ensure_git_repo(ws.root))
         console.success(f"workspace ready at {ws.root}" + (f" (created {', '.join(created)})" if created else ""))
-        console.info("next: coord run week2")
+        console.info("next: coord run example (plans/example.yaml) or coord run week2 (built in)")

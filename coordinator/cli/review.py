@@ -11,6 +11,7 @@ from rich.table import Table
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.runner import find_run
 from coordinator.workspace import Workspace
 from reviews.decisions import Action, DecisionResult, record_decision
 from reviews.records import find_review_record, list_review_records
@@ -28,7 +29,7 @@ def _report(r: DecisionResult) -> None:
         return
     console.info(f"gate status: {r.gate_status} · run {r.run_id}: {r.phase}")
     for p in r.problems:
-        console.info(f"  - {p}")
+        console.detail(p, problem=r.exit_code != 0)
 
 
 def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,
@@ -65,7 +66,9 @@ def register(app: typer.Typer) -> None:
     def reviews(run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
                 workspace: WorkspaceOpt = Path(".")) -> None:
         """List review records."""
-        records = list_review_records(Workspace.at(workspace), run)
+        ws = Workspace.at(workspace)
+        rid = None if run is None else call(lambda: find_run(ws, run))["run_id"]
+        records = list_review_records(ws, rid)
         if not records:
             console.info("no review records yet")
             return
@@ -84,7 +87,8 @@ def register(app: typer.Typer) -> None:
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Print a gate's review record."""
         ws = Workspace.at(workspace)
-        md, rec = call(lambda: find_review_record(ws, gate, run))
+        rid = None if run is None else call(lambda: find_run(ws, run))["run_id"]
+        md, rec = call(lambda: find_review_record(ws, gate, rid))
         if as_json:
             rec = {k: v for k, v in rec.items() if not k.startswith("_")}
             console.out.print_json(orjson.dumps(rec).decode())

@@ -9,14 +9,14 @@ import typer
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
-from coordinator.errors import UsageError
 from coordinator.plan_loader import parse_override
 from coordinator.progress import Progress
 from coordinator.runner import (
     RunOptions,
     RunSummary,
     _load_compiled,
-    list_runs,
+    find_run,
+    parse_budget,
     resume_run,
     run_plan,
 )
@@ -31,8 +31,8 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
         console.warn(f"run {summary.run_id} is waiting for a person")
     else:
         console.error(f"run {summary.run_id} {verb}ended with problems:")
-    for p in summary.problems:
-        console.info(f"  - {p}")
+    for p in summary.problems:  # under the heading, on its stream
+        console.detail(p, problem=summary.phase != "finished")
     console.info(f"boards: {ws.boards.relative_to(ws.root)}/ · status: coord status · "
                  f"events: {ws.events.relative_to(ws.root)}")
 
@@ -41,10 +41,8 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) 
     with handle_errors():
         live = console.is_tty()
         if resume:
-            runs = [r for r in list_runs(ws) if run_id is None or r["run_id"] == run_id]
-            if not runs:
-                raise UsageError("no run to resume (see `coord runs`)")
-            plan = _load_compiled(ws, runs[-1]["run_id"])
+            run_id = find_run(ws, run_id, unfinished=True)["run_id"]
+            plan = _load_compiled(ws, run_id)
         else:
             from coordinator.plan_loader import load_plan
 
@@ -71,7 +69,8 @@ def register(app: typer.Typer) -> None:
         plan: Annotated[str, typer.Argument(help="Built-in plan name, plans/<name>.yaml, or a YAML path.")],
         profile: Annotated[str | None, typer.Option(help="Plan profile, e.g. speed or thorough.")] = None,
         fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if one is unfinished.")] = False,
-        budget: Annotated[float | None, typer.Option(help="Budget in USD for this run.")] = None,
+        budget: Annotated[str | None, typer.Option(help="Budget in USD for this run (a positive number).",
+                                                   show_default=False)] = None,
         concurrency: Annotated[int, typer.Option(min=1, max=64, help="Most tasks running at once.")] = 4,
         set_: Annotated[list[str] | None, typer.Option("--set", help="Override a plan parameter: key=value.")] = None,
         workspace: WorkspaceOpt = Path("."),
@@ -79,7 +78,8 @@ def register(app: typer.Typer) -> None:
         """Run a plan (resuming its unfinished run unless --fresh)."""
         with handle_errors():
             overrides = dict(parse_override(s) for s in set_ or [])
-        opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget,
+            budget_usd = parse_budget(budget)
+        opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget_usd,
                           concurrency=concurrency, overrides=overrides)
         raise typer.Exit(_execute(Workspace.at(workspace), opts, None, resume=False))
 
@@ -87,8 +87,12 @@ def register(app: typer.Typer) -> None:
     def resume(
         run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest unfinished run).")] = None,
         concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+        budget: Annotated[str | None, typer.Option(help="Set the run's budget to this many USD (a positive "
+                                                   "number) before continuing.", show_default=False)] = None,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Continue a run from its last checkpoint."""
-        opts = RunOptions(plan="", concurrency=concurrency)
+        with handle_errors():
+            budget_usd = parse_budget(budget)
+        opts = RunOptions(plan="", concurrency=concurrency, budget_usd=budget_usd)
         raise typer.Exit(_execute(Workspace.at(workspace), opts, run_id, resume=True))

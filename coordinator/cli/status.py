@@ -13,7 +13,7 @@ from rich.table import Table
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.runner import list_runs, run_status
-from coordinator.workspace import Workspace
+from coordinator.workspace import Workspace, lock_holder
 from task_boards.store import board_problems
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
@@ -27,7 +27,9 @@ def _styled(value: str) -> str:
 
 def _print_status(st: dict[str, Any]) -> None:
     console.info(f"run [bold]{st['run_id']}[/bold] · plan {escape(st['plan'])} (profile {st['profile']}) · "
-                 f"phase {_styled(st['phase'])}", markup=True)
+                 f"phase {_styled(st['phase'])}"
+                 + (f" (live: pid {st['live']['pid']} holds the workspace lock)" if st.get("live") else ""),
+                 markup=True)
     table = Table("task", "role", "status", "time", "detail")
     for tid, t in st["tasks"].items():
         detail = t.get("error") or t.get("reason") or ""
@@ -75,14 +77,40 @@ def register(app: typer.Typer) -> None:
             _print_status(st)
 
     @app.command()
-    def runs(workspace: WorkspaceOpt = Path(".")) -> None:
-        """List the runs of this workspace."""
-        records = list_runs(Workspace.at(workspace))
+    def runs(
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a JSON array.")] = False,
+        workspace: WorkspaceOpt = Path("."),
+    ) -> None:
+        """List the runs of this workspace, oldest first, with their full ids."""
+        ws = Workspace.at(workspace)
+        records = list_runs(ws)
+        holder = lock_holder(ws)
+        for r in records:
+            live = holder is not None and holder.run_id == r["run_id"]
+            r["live_pid"] = holder.pid if live and holder is not None else None
+            if not live and r.get("phase") == "running":
+                r["phase"] = "interrupted"  # recorded as running, but no process drives it
+        if as_json:
+            rows = [{k: r.get(k) for k in RUN_FIELDS} for r in records]
+            console.out.print_json(orjson.dumps(rows).decode())
+            return
         if not records:
             console.info("no runs yet")
             return
-        table = Table("run", "plan", "profile", "phase", "started", "finished")
+        console.info(_columns([("run", "plan", "profile", "phase", "started", "finished")]
+                              + [(r["run_id"], r["plan"], r.get("profile") or "", r.get("phase") or "?",
+                                  r.get("created_at") or "", r.get("finished_at") or "") for r in records]))
         for r in records:
-            table.add_row(r["run_id"], r["plan"], r.get("profile", ""), _styled(r.get("phase", "?")),
-                          r.get("created_at", ""), r.get("finished_at", ""))
-        console.out.print(table)
+            if r["live_pid"]:
+                console.info(f"run {r['run_id']} is live: pid {r['live_pid']} drives it")
+
+
+RUN_FIELDS = ("run_id", "plan", "plan_ref", "profile", "phase", "live_pid", "created_at", "finished_at", "problems")
+"""Keys of each object ``coord runs --json`` prints."""
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned plain columns that never truncate a cell (run ids must stay pasteable)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)

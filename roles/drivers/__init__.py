@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from roles.drivers.base import Driver
 from roles.drivers.cli import CliDriver
+from roles.drivers.human import HumanDriver
 from roles.drivers.llm import LLMDriver
 from roles.drivers.offline import OfflineDriver
 from roles.drivers.pipeline import PipelineDriver
@@ -15,6 +16,7 @@ DRIVERS: dict[str, Callable[[], Driver]] = {
     "offline": OfflineDriver,
     "llm": LLMDriver,
     "cli": CliDriver,
+    "human": HumanDriver,
 }
 
 

@@ -157,3 +157,50 @@ tasks:
     assert (row["kind"], row["provider"], row["model"], row["role"], row["agent"]) == \
         ("cli", "cli:claude", "claude-haiku-4-5", "lead", "claude")
     assert row["usd"] == pytest.approx(0.0125) and row["tokens_in"] == 900 and row["tokens_cached"] == 100
+
+
+def test_budget_raise_reports_a_live_run_but_does_not_swallow_other_errors(ws, server, monkeypatch):
+    from coordinator.errors import WorkspaceBusyError
+    from coordinator.workspace import WorkspaceLock
+
+    assert _run(ws, server, usd=0.0001).phase == "waiting"
+
+    def busy(self):
+        raise WorkspaceBusyError("workspace is in use by pid 1")
+
+    monkeypatch.setattr(WorkspaceLock, "__enter__", busy)
+    result = CliRunner().invoke(app, ["budget", "raise", "5", "-w", str(ws.root)])
+    assert result.exit_code == 0 and "live in another process" in result.stdout
+
+    def broken(self):
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(WorkspaceLock, "__enter__", broken)
+    result = CliRunner().invoke(app, ["budget", "raise", "5", "-w", str(ws.root)])
+    assert result.exit_code == 1  # a real error is reported as one, not passed off as a live run
+    assert "error: Permission denied" in result.stderr and "Traceback" not in result.output
+    assert "live in another process" not in result.output
+
+
+@pytest.mark.parametrize("command", [["resume"], ["run", "{plan}"]])
+def test_budget_given_on_resume_sets_the_runs_limit(ws, server, command):
+    summary = _run(ws, server, usd=0.0001)
+    assert summary.phase == "waiting"
+    args = [a.format(plan=ws.root / "paid.yaml") for a in command]
+    result = CliRunner().invoke(app, [*args, "--budget", "5", "-w", str(ws.root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"run {summary.run_id} resumed and finished" in result.stdout
+    changes = Ledger.of(ws.state_dir).budget_changes(summary.run_id)
+    assert [(c.scope, c.kind, c.usd) for c in changes] == [("run", "set", 5.0)]
+    st = run_status(ws)
+    assert st["phase"] == "finished" and st["budget"]["run"]["limit_usd"] == 5.0
+    assert "of $5.00" in CliRunner().invoke(app, ["status", "-w", str(ws.root)]).stdout
+    resumed = _kinds(ws, "run_resumed")
+    assert resumed[-1]["budget_usd"] == 5.0
+
+
+def test_bad_budget_on_resume_is_refused(ws, server):
+    summary = _run(ws, server, usd=0.0001)
+    result = CliRunner().invoke(app, ["resume", "--budget", "-3", "-w", str(ws.root)])
+    assert result.exit_code == 2 and "--budget must be a positive number" in result.stderr
+    assert Ledger.of(ws.state_dir).budget_changes(summary.run_id) == []

@@ -176,3 +176,300 @@ def test_second_run_in_a_busy_workspace_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "is in use by pid" in result.output
     assert not list_runs(Workspace.at(tmp_path))
+
+
+@pytest.mark.parametrize("budget", ["-1", "0", "nan", "abc", "inf", "-0.5"])
+def test_bad_budget_is_refused_before_anything_is_written(tmp_path, budget):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(app, ["run", str(path), "-w", str(tmp_path), f"--budget={budget}"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--budget must be a positive number of USD" in lines[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no run registered, no file written
+    assert not list_runs(Workspace.at(tmp_path))
+
+
+def test_budget_is_validated_by_the_run_service_too(tmp_path):
+    from coordinator.errors import UsageError
+
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    with pytest.raises(UsageError, match="--budget"):
+        run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path), budget_usd=-1))
+    assert not (tmp_path / ".coord").exists()
+
+
+def test_runs_shows_full_ids_and_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal must not cut ids
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    first = run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path)))
+    second = run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path), fresh=True))
+    text = invoke("runs", "-w", str(tmp_path))
+    assert text.exit_code == 0
+    assert first.run_id in text.stdout and second.run_id in text.stdout
+    as_json = invoke("runs", "--json", "-w", str(tmp_path))
+    rows = json.loads(as_json.stdout)
+    assert [r["run_id"] for r in rows] == [first.run_id, second.run_id]
+    assert rows[0]["plan"] == "cli_demo" and rows[0]["phase"] == "finished"
+    assert set(rows[0]) == {"run_id", "plan", "plan_ref", "profile", "phase", "live_pid", "created_at",
+                            "finished_at", "problems"}
+    assert json.loads(invoke("runs", "--json", "-w", str(tmp_path / "empty")).stdout) == []
+
+
+def _two_runs(tmp_path):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    ws = Workspace.at(tmp_path)
+    first = run_plan(ws, RunOptions(plan=str(path))).run_id
+    second = run_plan(ws, RunOptions(plan=str(path), fresh=True)).run_id
+    return first, second
+
+
+def test_find_run_takes_an_id_or_a_unique_prefix(tmp_path):
+    from coordinator.errors import UsageError
+    from coordinator.runner import find_run
+
+    first, second = _two_runs(tmp_path)
+    ws = Workspace.at(tmp_path)
+    assert find_run(ws, None)["run_id"] == second
+    assert find_run(ws, first)["run_id"] == first
+    assert find_run(ws, first[:-1])["run_id"] == first  # the last hex digits differ
+    with pytest.raises(UsageError, match=r"ambiguous.*" + first + ".*" + second):
+        find_run(ws, "cli_demo-")
+    with pytest.raises(UsageError, match="unknown run 'nope'"):
+        find_run(ws, "nope")
+    with pytest.raises(UsageError, match="no unfinished run"):
+        find_run(ws, None, unfinished=True)
+
+
+@pytest.mark.parametrize("command", [["status"], ["costs"], ["budget", "show"], ["resume"], ["board", "sync"],
+                                     ["approve", "g", "--run"], ["reviews", "--run"], ["budget", "raise", "1", "--run"],
+                                     ["review", "show", "g", "--run"]])
+def test_every_command_picks_runs_the_same_way(tmp_path, command):
+    _two_runs(tmp_path)
+    for ref, expected in (("cli_demo-", "is ambiguous"), ("nope", "unknown run 'nope' (see `coord runs`)")):
+        result = CliRunner().invoke(app, [*command, ref, "-w", str(tmp_path)])
+        assert result.exit_code == 2, (command, result.output)
+        assert expected in result.stderr and result.stdout == ""
+
+
+def test_a_unique_prefix_names_a_run_on_the_command_line(tmp_path):
+    first, _ = _two_runs(tmp_path)
+    status = json.loads(invoke("status", first[:-1], "--json", "-w", str(tmp_path)).stdout)
+    assert status["run_id"] == first
+    costs = json.loads(invoke("costs", first[:-1], "--json", "-w", str(tmp_path)).stdout)
+    assert costs["run_id"] == first
+
+
+SLOW_PLAN = """name: slow_demo
+tasks:
+  - {id: a, title: A, role: lead, run: t_noop}
+  - {id: b, title: B, role: quality, needs: [a], run: t_sleep, with: {seconds: 2.0}}
+  - {id: c, title: C, role: execution, needs: [b], run: t_noop}
+"""
+
+
+def test_status_of_a_live_run_says_running_not_interrupted(tmp_path):
+    import os
+    import threading
+    import time
+
+    from coordinator.runner import run_status
+
+    ws = Workspace.at(tmp_path)
+    path = write_plan(tmp_path, SLOW_PLAN, "slow.yaml")
+    worker = threading.Thread(target=run_plan, args=(ws, RunOptions(plan=str(path), render_interval=0)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if list_runs(ws) and run_status(ws)["tasks"]["b"].get("status") == "running":
+                break
+            time.sleep(0.05)
+        st = run_status(ws)
+        assert st["tasks"]["b"]["status"] == "running" and st["tasks"]["c"]["status"] == "pending"
+        assert st["phase"] == "running" and st["live"] == {"pid": os.getpid()}
+        assert not any("never became ready" in p for p in st["problems"])
+        text = invoke("status", "-w", str(tmp_path))
+        assert "phase running (live: pid" in text.stdout and "never became ready" not in text.output
+        runs = json.loads(invoke("runs", "--json", "-w", str(tmp_path)).stdout)
+        assert runs[0]["phase"] == "running" and runs[0]["live_pid"] == os.getpid()
+    finally:
+        worker.join()
+    st = run_status(ws)
+    assert st["phase"] == "finished" and st["live"] is None
+
+
+def test_status_of_a_run_whose_process_died_says_interrupted(tmp_path):
+    from coordinator.runner import run_status
+
+    ws = Workspace.at(tmp_path)
+    run_id = _interrupted_run(ws)
+    st = run_status(ws)
+    assert st["phase"] == "interrupted" and st["live"] is None
+    assert st["problems"] == ["the run stopped before b, c finished; continue it with `coord resume`"]
+    runs = json.loads(invoke("runs", "--json", "-w", str(tmp_path)).stdout)
+    assert runs[0]["run_id"] == run_id and runs[0]["phase"] == "interrupted" and runs[0]["live_pid"] is None
+
+
+def test_never_became_ready_only_for_a_run_that_ended():
+    from coordinator.plan_loader import compile_plan, parse_plan
+    from coordinator.schedule import run_outcome
+
+    spec, located = parse_plan(PLAN, "p.yaml")
+    plan = compile_plan(spec, located, PLAN)
+    tasks = {"a": {"status": "done"}, "b": {"status": "running"}, "c": {"status": "pending"}}
+    assert run_outcome(plan, tasks, {}, live=True) == ("running", [])
+    assert run_outcome(plan, tasks, {}, recorded="running")[0] == "interrupted"
+    assert run_outcome(plan, tasks, {}, recorded="waiting")[0] == "waiting"
+    assert run_outcome(plan, tasks, {}) == ("failed", ["tasks never became ready: b, c"])
+
+
+def _untick(tmp_path, board: str, task: str) -> None:
+    path = tmp_path / "task_boards" / board
+    text = path.read_text()
+    assert f"- [x] **{task}**" in text
+    path.write_text(text.replace(f"- [x] **{task}**", f"- [ ] **{task}**"))
+
+
+def test_unticking_a_task_of_a_finished_run_reopens_the_run(tmp_path):
+    ws = Workspace.at(tmp_path)
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    run_id = run_plan(ws, RunOptions(plan=str(path))).run_id
+    _untick(tmp_path, "CODEX_TASKS.md", "b")
+    sync = invoke("board", "sync", "-w", str(tmp_path))
+    assert sync.exit_code == 0 and "reopened" in sync.stdout
+    runs = json.loads(invoke("runs", "--json", "-w", str(tmp_path)).stdout)
+    assert runs[0]["phase"] == "waiting" and "b, c" in runs[0]["problems"][0]
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).stdout)
+    assert status["phase"] == "waiting"
+    assert not any("never became ready" in p for p in status["problems"])
+    resumed = invoke("resume", "-w", str(tmp_path))  # the reopened run is the one to resume
+    assert resumed.exit_code == 0 and f"run {run_id} resumed and finished" in resumed.stdout
+    started = [e["task"] for e in read_events(ws.events, run_id) if e["kind"] == "task_started"]
+    assert started.count("a") == 1 and started.count("b") == 2 and started.count("c") == 2
+    assert list_runs(ws)[0]["phase"] == "finished"
+
+
+def test_watch_runs_a_task_unticked_on_a_finished_run(tmp_path):
+    import queue
+
+    from task_boards.watch import BoardWatcher
+
+    ws = Workspace.at(tmp_path)
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    run_id = run_plan(ws, RunOptions(plan=str(path))).run_id
+    resumed: queue.Queue[tuple[str, str]] = queue.Queue()
+    watcher = BoardWatcher(ws, debounce=0.05, on_resumed=lambda r, phase: resumed.put((r, phase))).start()
+    try:
+        _untick(tmp_path, "CURSOR_TASKS.md", "c")
+        assert resumed.get(timeout=60) == (run_id, "finished")
+    finally:
+        watcher.stop()
+    started = [e["task"] for e in read_events(ws.events, run_id) if e["kind"] == "task_started"]
+    assert started.count("c") == 2 and started.count("b") == 1
+
+
+def test_init_writes_a_sample_plan_with_a_human_task_example(tmp_path):
+    import re
+
+    from coordinator.plan_loader import load_plan
+
+    assert invoke("init", "-w", str(tmp_path)).exit_code == 0
+    sample = tmp_path / "plans" / "example.yaml"
+    text = sample.read_text()
+    assert "driver: human" in text
+    plan = load_plan("example", workspace=tmp_path)  # valid as written
+    assert "signoff" not in plan.roles
+    # uncommented, the example is a valid plan whose task waits for a person's tick
+    sample.write_text(re.sub(r"^(\s*)# (signoff:|- id:|  \w+:)", r"\1\2", text, flags=re.M))
+    plan = load_plan("example", workspace=tmp_path)
+    assert plan.roles["signoff"].driver == "human" and plan.tasks["sign_off"].role == "signoff"
+    result = invoke("run", "example", "-w", str(tmp_path))
+    assert result.exit_code == 3, result.output
+    board = tmp_path / "task_boards" / "HUMAN_TASKS.md"
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).stdout)
+    assert status["tasks"]["sign_off"]["status"] == "waiting"
+    board.write_text(board.read_text().replace("- [ ] **sign_off**", "- [x] **sign_off**"))
+    assert invoke("board", "sync", "-w", str(tmp_path)).exit_code == 0
+    status = json.loads(invoke("status", "--json", "-w", str(tmp_path)).stdout)
+    assert status["tasks"]["sign_off"]["status"] == "done"
+    before = sample.read_text()
+    assert invoke("init", "-w", str(tmp_path)).exit_code == 0 and sample.read_text() == before  # kept
+
+
+FAILING_PLAN = """name: failing
+tasks:
+  - {id: ok, title: OK, role: lead, run: t_noop}
+  - {id: bad, title: Bad, role: quality, needs: [ok], run: t_fail, with: {message: disk on fire}}
+"""
+
+
+def test_a_failed_run_exits_1_with_its_problems_on_stderr(tmp_path):
+    path = write_plan(tmp_path, FAILING_PLAN, "f.yaml")
+    result = CliRunner().invoke(app, ["run", str(path), "-w", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "ended with problems" in result.stderr and "  - task bad failed" in result.stderr
+    assert "  - task bad failed" not in result.stdout  # the problems follow their heading to stderr
+    assert "boards: task_boards/" in result.stdout
+
+
+def test_usage_errors_exit_2_on_stderr_and_warnings_go_to_stderr(tmp_path):
+    result = CliRunner().invoke(app, ["status", "nope", "-w", str(tmp_path)])
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.startswith("error: ")
+    ws = Workspace.at(tmp_path)
+    _interrupted_run(ws)
+    from coordinator.workspace import WorkspaceLock
+
+    with WorkspaceLock(ws):  # a busy workspace: board sync warns
+        sync = CliRunner().invoke(app, ["board", "sync", "-w", str(tmp_path)])
+    assert sync.exit_code == 0 and sync.stderr.startswith("warning: ") and "warning" not in sync.stdout
+
+
+def test_a_damaged_run_record_is_an_error_line_not_a_traceback(tmp_path):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    run_id = run_plan(Workspace.at(tmp_path), RunOptions(plan=str(path))).run_id
+    (tmp_path / ".coord" / "runs" / run_id / "plan.json").write_text("{")
+    result = CliRunner().invoke(app, ["status", "-w", str(tmp_path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: run '{run_id}': its stored plan") and "--fresh" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_file_the_system_refuses_is_an_error_line_not_a_traceback(tmp_path):
+    path = write_plan(tmp_path, PLAN, "p.yaml")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = CliRunner().invoke(app, ["run", str(path), "-w", str(not_a_dir)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and str(not_a_dir) in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_every_command_runs_under_the_one_error_printer():
+    import typer
+
+    def commands(t: typer.Typer):
+        yield from t.registered_commands
+        for group in t.registered_groups:
+            yield from commands(group.typer_instance)
+
+    infos = list(commands(app))
+    assert len(infos) > 15
+    assert all(getattr(i.callback, "_coord_guarded", False) for i in infos), \
+        [i.callback.__name__ for i in infos if not getattr(i.callback, "_coord_guarded", False)]
+
+
+def test_adp_validate_warnings_go_to_stderr(tmp_path):
+    import orjson
+
+    row = {"schema_version": "1.3.1", "id": "t1", "details": {}, "content": [
+        {"class_": "text_observation", "source": "user", "content": "count files"},
+        {"class_": "message_action", "content": "There are 3 files."}]}
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(orjson.dumps(row) + b"\n")
+    result = CliRunner().invoke(app, ["adp", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1.3.1" in result.stderr and result.stderr.startswith("warning: ")
+    assert "warning:" not in result.stdout and "1 trajectories valid" in result.stdout

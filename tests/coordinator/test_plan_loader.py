@@ -152,3 +152,87 @@ def test_speed_profile_skips_optional_and_overrides_train_dir():
     plan = load_plan("week2", profile="speed")
     assert plan.tasks["scrub_pii"].skip and plan.tasks["rebalance"].skip
     assert plan.tasks["finetune[qa]"].params["train_dir"] == "data/sft"
+
+
+def _lines(exc: PlanError, tmp_path=None) -> list[str]:
+    text = exc.describe()
+    return (text.replace(f"{tmp_path}/", "") if tmp_path else text).splitlines()
+
+
+@pytest.mark.parametrize(
+    ("with_", "message"),
+    [
+        ("{agents: [qa], concurrency: 0}", "concurrency must be from 1 to 64, got 0"),
+        ("{agents: [qa], concurrency: 65}", "concurrency must be from 1 to 64, got 65"),
+        ("{agents: [qa], concurrency: eight}", "expects an integer, got 'eight'"),
+        ("{agents: [qa], concurrency: 2.5}", "expects an integer, got 2.5"),
+        ("{agents: [qa], examples_per_agent: 0}", "examples_per_agent must be at least 1, got 0"),
+        ("{agents: qa}", "expects list[str], got 'qa'"),
+        ("{agents: [qa], difficulty_mix: {easy: lots}}", "got {'easy': 'lots'}"),
+        ("{agents: [qa], conccurrency: 4}", "step 'generate' has no parameter 'conccurrency'"),
+    ],
+)
+def test_step_parameters_are_checked_against_the_step_at_load(tmp_path, with_, message):
+    text = f"name: g\ntasks:\n  - id: gen\n    title: Generate\n    role: lead\n    run: generate\n    with: {with_}\n"
+    with pytest.raises(PlanError) as exc:
+        _load(tmp_path, text)
+    (line,) = _lines(exc.value, tmp_path)
+    assert line.startswith("plan.yaml:7 → tasks[0].with.") and message in line
+
+
+def test_a_set_override_is_checked_against_the_step_parameter_it_fills(tmp_path):
+    with pytest.raises(PlanError) as exc:
+        load_plan("week2", overrides={"generate_concurrency": 0})
+    (line,) = _lines(exc.value)
+    assert line.startswith("week2.yaml (built in):")
+    assert "tasks[0].with.concurrency" in line and "must be from 1 to 64, got 0" in line
+    assert "--set generate_concurrency" in line
+    with pytest.raises(PlanError, match=r"expects an integer, got 'abc'.*--set examples_per_agent"):
+        load_plan("week2", overrides={"examples_per_agent": "abc"})
+    assert load_plan("week2", overrides={"generate_concurrency": 2}).tasks["generate"].params["concurrency"] == 2
+
+
+def test_cli_refuses_a_bad_set_value_before_writing_anything(tmp_path):
+    result = CliRunner().invoke(app, ["run", "week2", "--set", "generate_concurrency=0", "-w", str(tmp_path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "tasks[0].with.concurrency" in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mistakes_in_every_layer_are_reported_in_one_go(tmp_path):
+    text = """name: many
+tasks:
+  - id: a
+    title: A
+    role: lead
+    run: t_noop
+    colour: blue
+  - id: b
+    title: B
+    role: reviewer
+    needs: [a, c]
+    run: t_noop
+    with: {value: many}
+  - id: c
+    title: C
+    role: execution
+    needs: [b]
+    run: t_noop
+  - id: d
+    title: D
+    role: lead
+    needs: [nowhere]
+    run: t_noop
+"""
+    with pytest.raises(PlanError) as exc:
+        _load(tmp_path, text)
+    lines = _lines(exc.value, tmp_path)
+    assert "plan.yaml:7 → tasks[0].colour: unknown field" in lines  # schema
+    assert "plan.yaml:10 → tasks[1].role: unknown role 'reviewer' (known: execution, lead, quality)" in lines
+    assert any(ln.startswith("plan.yaml:13 → tasks[1].with.value: step 't_noop' expects an integer")
+               for ln in lines)  # step parameters
+    assert "plan.yaml:22 → tasks[3].needs[0]: unknown task or gate 'nowhere'" in lines  # references
+    assert any("dependency cycle" in ln and "b" in ln and "c" in ln for ln in lines)  # cycle
+    assert len(lines) == 5
+    # a task the schema rejected is still a known id: nothing else is reported about it
+    assert not any("unknown task or gate 'a'" in ln for ln in lines)

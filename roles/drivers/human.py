@@ -1,0 +1,24 @@
+"""The ``human`` driver: a person does the task and ticks it on their board.
+
+Nothing runs: the task is handed over and waits (the run pauses with exit code 3
+once nothing else can start). The person ticks it on their board
+(``task_boards/<AGENT>_TASKS.md``); ``coord watch`` or ``coord board sync`` applies
+the tick, runs the task's accept checks and the run goes on.
+"""
+
+from __future__ import annotations
+
+from coordinator.plan import CompiledTask
+from roles.drivers.base import DriverContext, TaskOutcome
+
+
+class HumanDriver:
+    """Hands an assignment to a person."""
+
+    name = "human"
+
+    def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
+        """Leave the task waiting for a tick on the board of the role's agent."""
+        board = f"task_boards/{ctx.role.board_name}_TASKS.md"
+        return TaskOutcome(status="waiting",
+                           notes=[f"handed to {ctx.role.agent}: tick it on {board} when it is done"])
