@@ -20,16 +20,26 @@ from coordinator.plan import Grading
 from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
+from pipeline.provenance import plan_views, provenance
 from reviews.grading import letter_grade, weighted_score
 from templates import render
 
 
-def _grading(ctx: StepContext, status: dict[str, Any]) -> Grading:
-    """The run's grading scale (from its stored plan); the default scale when there is none."""
+def _stored_plan(ctx: StepContext, status: dict[str, Any]) -> dict[str, Any]:
+    """The run's compiled plan as stored beside its state (empty when there is none)."""
     plan_file = ctx.path(".coord") / "runs" / str(status.get("run_id")) / "plan.json"
     try:
-        return Grading.model_validate(orjson.loads(plan_file.read_bytes()).get("grading") or {})
-    except (OSError, orjson.JSONDecodeError, ValueError):
+        plan = orjson.loads(plan_file.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return plan if isinstance(plan, dict) else {}
+
+
+def _grading(plan: dict[str, Any]) -> Grading:
+    """The run's grading scale (from its stored plan); the default scale when there is none."""
+    try:
+        return Grading.model_validate(plan.get("grading") or {})
+    except ValueError:
         return Grading()
 
 
@@ -141,13 +151,15 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     summary_path = out / "week_summary.md"
     run = StepRun(ctx, "report", {"status_file": status_file, "out_dir": out_dir, "launch_gate": launch_gate},
                   inputs=[src], outputs=[summary_path])
-    cards = _role_cards(status, _grading(ctx, status))
+    plan = _stored_plan(ctx, status)
+    cards = _role_cards(status, _grading(plan))
     launch = _launch(status, launch_gate)
     deferred = list(status.get("deferred", {}).values())
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
+               "provenance": provenance(*plan_views(plan.get("tasks") or {}), status["tasks"]),
                "highlights": _highlights(status), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune),

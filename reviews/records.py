@@ -19,10 +19,12 @@ from coordinator.plan import CompiledPlan
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
+from pipeline.provenance import plan_views, provenance
 from templates import render
 
-RECORD_SCHEMA_VERSION = 3
-"""3: ``model_review`` (the reviewer model's opinion, or why there is none)."""
+RECORD_SCHEMA_VERSION = 4
+"""3: ``model_review`` (the reviewer model's opinion, or why there is none); 4: ``provenance``
+(sentences on where the reviewed examples, fine-tunes and benchmark numbers came from)."""
 
 
 def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate_id: str) -> list[str]:
@@ -41,6 +43,7 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
                  "review_criteria": [c.describe() for c in gate.criteria if c.review is not None]}
     full = {"decision": None, "history": [], "commit": None, "override_until": None,
             "grade_measured": rec.get("grade"), "reason": None, "model_review": None, **rec}
+    full["provenance"] = provenance(*plan_views(plan.tasks), tasks)
     md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts)
     out = ws.reviews / run_id
     atomic_write_text(out / f"{gate_id}.md", md)

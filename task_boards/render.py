@@ -22,6 +22,7 @@ from coordinator.plan import CompiledPlan, CompiledTask
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
+from pipeline.provenance import DRY_RUN, OFFLINE_EXAMPLES
 from roles.definitions import RoleDefinition
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
@@ -110,16 +111,15 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     parts = []
     provider = plan.params.get("provider")
     if provider == "offline":
-        parts.append("examples come from the **offline provider** (a deterministic, seeded stand-in "
-                     "for an LLM, not model output)")
+        parts.append(f"examples come from {OFFLINE_EXAMPLES}")
     elif provider:
-        parts.append(f"examples come from provider `{provider}`")
+        parts.append(f"examples come from provider `{provider}` (the model is named in the week summary)")
     offline_roles = [r.name for r in roles.values() if r.driver == "offline"]
     if offline_roles:
         parts.append("assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
     backend = plan.params.get("finetune_backend")
     if backend == "dry_run":
-        parts.append("fine-tuning is a **dry run** (files validated, tokens and cost estimated, nothing trained)")
+        parts.append(f"fine-tuning is a {DRY_RUN} (tokens and cost estimated)")
     return "; ".join(parts) + "." if parts else ""
 
 

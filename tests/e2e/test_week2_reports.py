@@ -1,0 +1,45 @@
+"""What the reports of a `coord run week2` say: true provenance, statuses, counts, units and links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import SMALL, run_coord
+
+
+@pytest.fixture(scope="module")
+def week2(tmp_path_factory) -> Path:
+    """One finished offline week2 run shared by the checks below."""
+    root = tmp_path_factory.mktemp("week2")
+    result = run_coord(["run", "week2", *SMALL], root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+def _records(root: Path) -> dict[str, str]:
+    run_id = json.loads((root / ".coord/status.json").read_text())["run_id"]
+    return {p.stem: p.read_text() for p in (root / "reviews" / run_id).glob("*.md")}
+
+
+def test_week_summary_and_review_records_state_the_offline_provenance(week2):
+    summary = (week2 / "reports/week_summary.md").read_text()
+    records = _records(week2)
+    assert set(records) == {"data_quality", "launch"}
+    for text in (summary, *records.values()):
+        assert "## Provenance" in text
+        assert "written by the **offline stand-in provider**" in text
+    for text in (summary, records["launch"]):
+        assert "**dry run: validated, not trained**" in text
+        assert "`offline-tfidf-retrieval` is the **offline stand-in**" in text
+
+
+def test_a_dry_run_fine_tune_is_never_reported_as_succeeded(week2):
+    texts = [(week2 / "reports/week_summary.md").read_text(), *_records(week2).values(),
+             *(p.read_text() for p in (week2 / "task_boards").glob("*.md"))]
+    for text in texts:
+        assert "job_status=succeeded" not in text and ": succeeded" not in text
+    job = json.loads((week2 / "data/finetune/qa.job.json").read_text())
+    assert job["dry_run"] is True and job["status"] == "validated"
