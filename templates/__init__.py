@@ -8,6 +8,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
 
 from coordinator.errors import CoordError
+from reviews.grading import format_score
 
 
 class TemplateRenderError(CoordError):
@@ -35,6 +36,7 @@ def environment() -> Environment:
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["num"] = _fmt_num
+    env.filters["score"] = format_score
     return env
 
 

@@ -13,6 +13,7 @@ from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.workspace import Workspace
 from reviews.decisions import Action, DecisionResult, record_decision
+from reviews.grading import format_score
 from reviews.records import find_review_record, list_review_records
 
 GateArg = Annotated[str, typer.Argument(help="Gate id, e.g. data_quality.")]
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
         table = Table("run", "gate", "status", "verdict", "grade", "score", "decided by", "record")
         for r in records:
             table.add_row(r["run"], r["gate"]["id"], str(r.get("status")), str(r.get("verdict")),
-                          str(r.get("grade")), f"{r['score']:.2f}" if r.get("score") is not None else "",
+                          str(r.get("grade")), format_score(r['score']) if r.get("score") is not None else "",
                           str(r.get("decided_by") or ""), r["_md"])
         console.out.print(table)
 

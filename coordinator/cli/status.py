@@ -14,6 +14,7 @@ from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.runner import list_runs, run_status
 from coordinator.workspace import Workspace
+from reviews.grading import format_score
 from task_boards.store import board_problems
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
@@ -38,7 +39,7 @@ def _print_status(st: dict[str, Any]) -> None:
         gt = Table("gate", "status", "grade", "score")
         for gid, g in st["gates"].items():
             gt.add_row(gid, _styled(g.get("status", "pending")), g.get("grade") or "",
-                       f"{g['score']:.1f}" if g.get("score") is not None else "")
+                       format_score(g['score']) if g.get("score") is not None else "")
         console.out.print(gt)
     budget = st.get("budget") or {}
     if budget:
