@@ -57,7 +57,8 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "prepa
 ``validated``: a dry run — the file was validated and the cost estimated, nothing was trained."""
 DRY_RUN_WORDING = "validated, not trained"
 """How reports describe a dry-run job: the file passed validation and nothing was trained."""
-JOB_SCHEMA_VERSION = 2
+JOB_SCHEMA_VERSION = 3
+"""3 added ``pid``; a version-2 record still loads (its pid is unknown)."""
 PRICES_PATH = Path(__file__).parent / "data" / "prices.yaml"
 DEFAULT_TRAIN_DIR = WsPath("data/sft")
 DEFAULT_OUT_DIR = WsPath("data/finetune")
@@ -127,6 +128,8 @@ class JobRecord:
     """Local backend: the validated SFT config."""
     launch_command: list[str] | None = None
     """Local backend: the command that trains on a GPU machine."""
+    pid: int | None = None
+    """Local backend launched here: the trainer's process id (also its process group), saved before waiting."""
     schema_version: int = JOB_SCHEMA_VERSION
 
     @classmethod
@@ -149,7 +152,11 @@ class JobRecord:
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
         names = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or data.get("schema_version") != JOB_SCHEMA_VERSION or set(data) != names:
+        if not isinstance(data, dict) or data.get("schema_version") not in (2, JOB_SCHEMA_VERSION):
+            return None
+        if data["schema_version"] == 2:  # version 2 had no pid; its jobs are still re-attached
+            data = {**data, "pid": None, "schema_version": JOB_SCHEMA_VERSION}
+        if set(data) != names:
             return None
         return cls(**data)
 
