@@ -2,7 +2,7 @@
 
 Everything comes from the run's status snapshot (``.coord/status.json``,
 written by coord right before this step starts) and the metrics tasks
-measured. A role's grade is computed from the gate criteria that measure its
+measured; the report task itself counts as done (writing the summary is its last act). A role's grade is computed from the gate criteria that measure its
 own tasks; a role no criterion measures is shown as not graded, never guessed.
 
 Metrics: ``tasks_total``, ``tasks_done``, ``gates_total``, ``gates_approved``,
@@ -41,6 +41,23 @@ def _grading(plan: dict[str, Any]) -> Grading:
         return Grading.model_validate(plan.get("grading") or {})
     except ValueError:
         return Grading()
+
+
+def _with_self_done(status: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """``status`` with this report task counted as done.
+
+    The snapshot is taken while this task runs, so it would count itself as unfinished
+    (a lead whose every task is done shown as "1/2"). Writing the summary is the task's
+    last act — if it fails there is no summary — so the summary counts it as done.
+    """
+    own = {tid for tid, t in (plan.get("tasks") or {}).items()
+           if isinstance(t, dict) and t.get("run") == "report"
+           and (status["tasks"].get(tid) or {}).get("status") == "running"}
+    if not own:
+        return status
+    tasks = {tid: ({**rec, "status": "done", "note": "writes this summary"} if tid in own else rec)
+             for tid, rec in status["tasks"].items()}
+    return {**status, "tasks": tasks}
 
 
 def _criterion_owner(c: dict[str, Any]) -> str | None:
@@ -152,6 +169,7 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     run = StepRun(ctx, "report", {"status_file": status_file, "out_dir": out_dir, "launch_gate": launch_gate},
                   inputs=[src], outputs=[summary_path])
     plan = _stored_plan(ctx, status)
+    status = _with_self_done(status, plan)
     cards = _role_cards(status, _grading(plan))
     launch = _launch(status, launch_gate)
     deferred = list(status.get("deferred", {}).values())
@@ -163,7 +181,6 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
                "highlights": _highlights(status), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune),
-               # this step is itself one of the running tasks: the summary says so instead of a bare "1/2"
                "running": [t for t, rec in status["tasks"].items() if rec.get("status") == "running"]}
     atomic_write_text(summary_path, render("week_summary.md.j2", **context))
     run.record(Path(summary_path))

@@ -43,3 +43,12 @@ def test_a_dry_run_fine_tune_is_never_reported_as_succeeded(week2):
         assert "job_status=succeeded" not in text and ": succeeded" not in text
     job = json.loads((week2 / "data/finetune/qa.job.json").read_text())
     assert job["dry_run"] is True and job["status"] == "validated"
+
+
+def test_the_lead_card_counts_the_report_task_it_is_written_by_as_done(week2):
+    summary = (week2 / "reports/week_summary.md").read_text()
+    assert "| lead | claude | 2/2 |" in summary
+    assert "still running" not in summary and "| report | lead | done |" in summary
+    status = json.loads((week2 / ".coord/status.json").read_text())
+    report = status["tasks"]["report"]["metrics"]
+    assert report["tasks_done"] == report["tasks_total"] == len(status["tasks"])
