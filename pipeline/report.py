@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from coordinator.plan import Grading
+from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
 from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
@@ -132,14 +133,43 @@ def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
                   "difficulty_max_deviation", "too_short_rate", "no_end_punct_rate"],
         "scrub_pii": ["emails_replaced", "phones_replaced", "pii_remaining"],
         "rebalance": ["rows_before", "rows_after", "max_deviation_before", "max_deviation_after"],
-        "benchmark": ["baseline_accuracy", "candidate_accuracy", "relative_improvement",
+        "benchmark": ["baseline_accuracy", "candidate_accuracy", "absolute_improvement", "relative_improvement",
                       "significant_agents", "pooled_mcnemar_p", "leaked_ids"],
     }
     out: list[tuple[str, str, Any]] = []
     for task, names in wanted.items():
         metrics = (status["tasks"].get(task) or {}).get("metrics") or {}
-        out.extend((task, n, metrics[n]) for n in names if n in metrics)
+        out.extend((task, n, _with_unit(task, n, metrics[n])) for n in names if n in metrics)
     return out
+
+
+def _with_unit(task: str, name: str, value: Any) -> Any:
+    """Benchmark numbers carry their unit: accuracies in %, gains in pp, relative gains in relative %."""
+    if task != "benchmark" or not isinstance(value, int | float | None) or isinstance(value, bool):
+        return value
+    if name.endswith("_accuracy") and value is not None:
+        return f"{100.0 * value:.1f}%"
+    if name.endswith("absolute_improvement") and value is not None:
+        return fmt_pp(value) + " (percentage points)"
+    if name.endswith("relative_improvement"):
+        return fmt_relative(value) + (" (relative)" if value is not None else "")
+    return value
+
+
+def _benchmark_line(status: dict[str, Any], gate: str) -> str | None:
+    """One sentence with the launch numbers in named units, and the launch threshold's unit."""
+    m = (status["tasks"].get("benchmark") or {}).get("metrics") or {}
+    if not isinstance(m.get("absolute_improvement"), int | float):
+        return None
+    line = (f"Benchmark (pooled): candidate {100.0 * m['candidate_accuracy']:.1f}% vs baseline "
+            f"{100.0 * m['baseline_accuracy']:.1f}% accuracy — improvement "
+            f"{fmt_improvement(m['absolute_improvement'], m.get('relative_improvement'))}")
+    for c in (status["gates"].get(gate) or {}).get("criteria") or []:
+        if c.get("target") == "benchmark.absolute_improvement" and c.get("op"):
+            t = c["threshold"]
+            shown = f"{t:g}" if isinstance(t, int | float) else str(t)
+            line += f"; the {gate} gate needs {c['op']} {shown} pp (percentage points, not relative %)"
+    return line + "."
 
 
 def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
@@ -178,7 +208,7 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
                "provenance": provenance(*plan_views(plan.get("tasks") or {}), status["tasks"]),
-               "highlights": _highlights(status), "deferred": deferred, "finetune": finetune,
+               "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune),
                "running": [t for t, rec in status["tasks"].items() if rec.get("status") == "running"]}

@@ -52,3 +52,14 @@ def test_the_lead_card_counts_the_report_task_it_is_written_by_as_done(week2):
     status = json.loads((week2 / ".coord/status.json").read_text())
     report = status["tasks"]["report"]["metrics"]
     assert report["tasks_done"] == report["tasks_total"] == len(status["tasks"])
+
+
+def test_improvements_name_their_unit_and_the_launch_threshold_is_in_pp(week2):
+    summary = (week2 / "reports/week_summary.md").read_text()
+    launch = _records(week2)["launch"]
+    assert "the launch gate needs >= 8 pp (percentage points, not relative %)" in summary
+    assert "| benchmark | absolute_improvement | +" in summary and " pp (percentage points) |" in summary
+    relative = next(line for line in summary.splitlines() if "| relative_improvement |" in line)
+    assert "(relative)" in relative or "n/a (baseline 0)" in relative
+    for text in (summary, launch):
+        assert "accuracy gain in percentage points (pp, candidate − baseline; not relative %)" in text
