@@ -169,12 +169,15 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
             continue
         views = [_task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
                  for t in plan.tasks_of_role(role.name)]
+        for v in views:
+            v["artifacts"] = _linked(ws, ws.boards, v["artifacts"])
         counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),
                   "pending": sum(v["status"] == "pending" for v in views)}
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
                   "status": gates_state.get(gid, {}).get("status", "pending"),
                   "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
-                  "record": f"../reviews/{run['run_id']}/{gid}.md" if gates_state.get(gid, {}).get("verdict") else None}
+                  "record": _href(ws, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
+                  if gates_state.get(gid, {}).get("verdict") else None}
                  for gid, g in plan.gates.items() if g.reviewer == role.name]
         board = render("role_board.md.j2", board_name=role.board_name, role=role, run=run, tasks=views,
                        counts=counts, gates=gates, deferred=deferred)
@@ -182,7 +185,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
             next((v for v in views if v["status"] == "pending"), None)
         if in_hand is not None:
-            in_hand["inputs"] = _inputs(in_hand, tasks_state)
+            in_hand["inputs"] = _linked(ws, ws.boards, _inputs(in_hand, tasks_state))
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
         writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
@@ -190,6 +193,17 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     save_problems(ws, conflicts=result.conflicts)
     atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
     return result
+
+
+def _href(ws: Workspace, from_dir: Path, target: Path) -> str | None:
+    """A markdown link to ``target`` that resolves from a file in ``from_dir``; None when there is no such file."""
+    target = ws.root / target
+    return Path(os.path.relpath(target, from_dir)).as_posix() if target.is_file() else None
+
+
+def _linked(ws: Workspace, from_dir: Path, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Artifacts with ``href``: a link from ``from_dir`` when the file is in the workspace (not yet merged: None)."""
+    return [{**a, "href": _href(ws, from_dir, Path(a["path"]))} for a in artifacts]
 
 
 def _inputs(view: dict[str, Any], tasks_state: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,20 @@ def test_improvements_name_their_unit_and_the_launch_threshold_is_in_pp(week2):
     assert "(relative)" in relative or "n/a (baseline 0)" in relative
     for text in (summary, launch):
         assert "accuracy gain in percentage points (pp, candidate − baseline; not relative %)" in text
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_every_link_in_the_rendered_reports_and_boards_resolves_from_its_file(week2):
+    files = [*week2.glob("reports/**/*.md"), *week2.glob("task_boards/*.md"), *week2.glob("reviews/**/*.md"),
+             week2 / "TEAM_COORDINATION.md"]
+    checked = 0
+    for md in files:
+        for target in _LINK.findall(md.read_text()):
+            if "://" in target:
+                continue
+            assert not Path(target).is_absolute(), f"{md.relative_to(week2)} links an absolute path {target}"
+            assert (md.parent / target.split("#")[0]).is_file(), f"{md.relative_to(week2)} → {target}"
+            checked += 1
+    assert checked >= 30  # every board lists artifacts; the quality board links both gate records
