@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
 from rich.table import Table
 
 from coordinator import console
-from coordinator.budget import BudgetStatus
-from coordinator.budget_service import change_budget, cost_totals, open_run_budget, pick_run
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.runner import RunOptions, resume_run
 from coordinator.workspace import Workspace, WorkspaceLock
+
+if TYPE_CHECKING:
+    from coordinator.budget import BudgetStatus
 
 budget_app = typer.Typer(no_args_is_help=True, help="Show, raise or approve past a run's budget.")
 By = Literal["role", "agent", "task", "provider", "model"]
@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Totals of every recorded LLM call, CLI run and fine-tuning job: per role, agent and task."""
+        # loaded when run, not for --help
+        from coordinator.budget_service import cost_totals, pick_run
+
         ws = Workspace.at(workspace)
         groups = by or ["role", "agent", "task"]
         bad = [g for g in groups if g not in ("role", "agent", "task", "provider", "model")]
@@ -73,6 +76,8 @@ def register(app: typer.Typer) -> None:
     def show(run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).")] = None,
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Spend against the run's and each role's limit."""
+        from coordinator.budget_service import open_run_budget, pick_run
+
         ws = Workspace.at(workspace)
         rid = call(lambda: pick_run(ws, run_id))["run_id"]
         _print_budget(call(lambda: open_run_budget(ws, rid).status()))
@@ -104,6 +109,8 @@ def register(app: typer.Typer) -> None:
 
 def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | None, *, approve: bool,
             absolute: bool, resume: bool) -> None:
+    from coordinator.budget_service import change_budget, pick_run
+
     record = call(lambda: pick_run(ws, run_id, unfinished=run_id is None))
     rid = record["run_id"]
     st = call(lambda: change_budget(ws, rid, usd=usd, role=role, approve=approve, absolute=absolute))
@@ -119,6 +126,9 @@ def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | No
     except Exception:
         console.info("the run is live in another process; it picks the change up at its next step")
         return
+    # the engine loads only when it runs (fast --help)
+    from coordinator.runner import RunOptions, resume_run
+
     summary = call(lambda: resume_run(ws, rid, RunOptions(plan="")))
     for p in summary.problems:
         console.info(f"  - {p}")

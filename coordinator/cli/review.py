@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -12,9 +12,10 @@ from rich.table import Table
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.workspace import Workspace
-from reviews.decisions import Action, DecisionResult, record_decision
 from reviews.grading import format_score
-from reviews.records import find_review_record, list_review_records
+
+if TYPE_CHECKING:
+    from reviews.decisions import Action, DecisionResult
 
 GateArg = Annotated[str, typer.Argument(help="Gate id, e.g. data_quality.")]
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run with this gate).")]
@@ -34,6 +35,9 @@ def _report(r: DecisionResult) -> None:
 
 def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,
             by: str | None, run_id: str | None) -> None:
+    # the engine loads only when a decision is made (fast --help)
+    from reviews.decisions import record_decision
+
     ws = Workspace.at(workspace)
     result = call(lambda: record_decision(ws, gate, action, note=note, grade=grade, by=by, run_id=run_id))
     _report(result)
@@ -66,6 +70,8 @@ def register(app: typer.Typer) -> None:
     def reviews(run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
                 workspace: WorkspaceOpt = Path(".")) -> None:
         """List review records."""
+        from reviews.records import list_review_records
+
         records = list_review_records(Workspace.at(workspace), run)
         if not records:
             console.info("no review records yet")
@@ -84,6 +90,8 @@ def register(app: typer.Typer) -> None:
              as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Print a gate's review record."""
+        from reviews.records import find_review_record
+
         ws = Workspace.at(workspace)
         md, rec = call(lambda: find_review_record(ws, gate, run))
         if as_json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,16 +11,10 @@ from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
 from coordinator.errors import UsageError
 from coordinator.plan_loader import parse_override
-from coordinator.progress import Progress
-from coordinator.runner import (
-    RunOptions,
-    RunSummary,
-    _load_compiled,
-    list_runs,
-    resume_run,
-    run_plan,
-)
 from coordinator.workspace import Workspace
+
+if TYPE_CHECKING:
+    from coordinator.runner import RunOptions, RunSummary
 
 
 def _report(summary: RunSummary, ws: Workspace) -> None:
@@ -38,6 +32,9 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
 
 
 def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) -> int:
+    from coordinator.progress import Progress
+    from coordinator.runner import _load_compiled, list_runs, resume_run, run_plan
+
     with handle_errors():
         live = console.is_tty()
         if resume:
@@ -77,6 +74,9 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Run a plan (resuming its unfinished run unless --fresh)."""
+        # the engine loads only when a command runs (fast --help)
+        from coordinator.runner import RunOptions
+
         with handle_errors():
             overrides = dict(parse_override(s) for s in set_ or [])
         opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget,
@@ -90,5 +90,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Continue a run from its last checkpoint."""
+        from coordinator.runner import RunOptions
+
         opts = RunOptions(plan="", concurrency=concurrency)
         raise typer.Exit(_execute(Workspace.at(workspace), opts, run_id, resume=True))

@@ -12,7 +12,6 @@ from rich.table import Table
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.runner import list_runs, run_status
 from coordinator.workspace import Workspace
 from reviews.grading import format_score
 from task_boards.store import board_problems
@@ -67,6 +66,9 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Show a run's tasks, gates and deferred items from its checkpoint."""
+        # the engine loads only when a command runs (fast --help)
+        from coordinator.runner import run_status
+
         ws = Workspace.at(workspace)
         st = call(lambda: run_status(ws, run_id))
         st["board_problems"] = board_problems(ws)
@@ -78,6 +80,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def runs(workspace: WorkspaceOpt = Path(".")) -> None:
         """List the runs of this workspace."""
+        from coordinator.runner import list_runs
+
         records = list_runs(Workspace.at(workspace))
         if not records:
             console.info("no runs yet")
