@@ -88,6 +88,14 @@ def provenance(steps: Mapping[str, str | None], params: Mapping[str, Mapping[str
     if stand_in:
         lines.append(f"Assignments ({', '.join(stand_in)}): answered by the **offline stand-in driver**, "
                      "not by an agent.")
+    for tid, rec in sorted(records.items()):
+        if not _done(rec) or rec.get("driver") not in ("llm", "cli"):
+            continue
+        if rec.get("driver") == "llm":  # the driver notes "answered by <provider> model <model>"
+            said = next((n for n in rec.get("notes") or [] if str(n).startswith("answered by ")), None)
+            lines.append(f"Assignment {tid}: {said or 'answered by an LLM provider'}.")
+        else:
+            lines.append(f"Assignment {tid}: done by the {rec.get('agent') or 'coding-agent'} CLI.")
     return lines
 
 

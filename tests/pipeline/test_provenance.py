@@ -46,3 +46,14 @@ def test_a_real_provider_and_trained_jobs_are_named_with_their_model():
 
 def test_nothing_finished_means_no_claims():
     assert provenance(*plan_views(PLAN_TASKS), {"generate": {"status": "running"}}) == []
+
+
+def test_assignments_name_the_model_or_cli_that_did_them():
+    records = {
+        "notes": {"status": "done", "driver": "llm", "agent": "claude",
+                  "notes": ["answered by anthropic model claude-haiku-4-5"]},
+        "fix": {"status": "done", "driver": "cli", "agent": "codex"},
+    }
+    lines = provenance({}, {}, records)
+    assert lines == ["Assignment fix: done by the codex CLI.",
+                     "Assignment notes: answered by anthropic model claude-haiku-4-5."]
