@@ -164,12 +164,12 @@ class LocalFinetuneBackend:
 
     def _stop(self, pid: int) -> None:
         """Terminate the trainer's whole process group, then kill what is left after a grace period."""
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
         end = time.monotonic() + KILL_GRACE_S
         while time.monotonic() < end and self._exit_code(pid) is None:
             time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         if self._proc is not None and self._proc.pid == pid:
             self._proc.wait()
@@ -191,7 +191,11 @@ class LocalFinetuneBackend:
             how = f"exited with code {code}" if code >= 0 else "is gone"
             return replace(record, status="failed",
                            error=f"local trainer (pid {record.pid}) {how} without reporting success (log: {log_path})")
-        if self._deadline is not None and time.monotonic() > self._deadline and record.pid is not None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            if record.pid is None:  # launched by a version that kept no pid: nothing here can stop it
+                return replace(record, status="failed",
+                               error=f"local trainer reported nothing within {self.timeout_s:g} s ({TIMEOUT_ENV}) "
+                                     f"and no pid was recorded to stop it (log: {log_path})")
             self._stop(record.pid)
             return replace(record, status="failed",
                            error=f"local trainer (pid {record.pid}) still running after {self.timeout_s:g} s "

@@ -289,3 +289,19 @@ def test_a_version_2_job_record_still_loads(tmp_path):
     path.write_bytes(orjson.dumps(v2))
     rec = JobRecord.load(path)
     assert rec is not None and rec.job_id == "ftjob-1" and rec.pid is None and rec.schema_version == 3
+
+
+def test_a_resumed_launch_without_a_pid_fails_after_the_timeout_instead_of_waiting_forever(tmp_path, monkeypatch):
+    _train(tmp_path)
+    _local(tmp_path)  # prepared (not launched)
+    path = tmp_path / "data/finetune/support.job.json"
+    rec = JobRecord.load(path)
+    assert rec is not None and rec.status == "prepared"
+    rec.status, rec.pid = "running", None  # what a run launched by an older version left behind
+    rec.save(path)
+    (tmp_path / "data/finetune/support.job.json.manifest.json").unlink()
+    monkeypatch.setenv("COORD_LOCAL_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("COORD_LOCAL_POLL_S", "0.05")
+    with pytest.raises(PipelineError, match=r"reported nothing within 0.3 s .* no pid was recorded"):
+        _local(tmp_path)
+    assert _record(tmp_path)["status"] == "failed"
