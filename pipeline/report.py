@@ -21,6 +21,7 @@ from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
 from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
+from pipeline.finetune import DRY_RUN_WORDING
 from pipeline.provenance import plan_views, provenance
 from reviews.grading import letter_grade, weighted_score
 from templates import render
@@ -177,8 +178,10 @@ def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     for tid, t in status["tasks"].items():
         m = t.get("metrics") or {}
         if tid.startswith("finetune[") and m:
+            shown = f"dry run: {DRY_RUN_WORDING}" if m.get("dry_run") else str(m.get("job_status") or "unknown")
             rows.append({"task": tid, "examples": m.get("examples"), "tokens": m.get("training_tokens"),
-                         "cost": m.get("est_cost_usd"), "dry_run": m.get("dry_run")})
+                         "cost": m.get("est_cost_usd"), "dry_run": m.get("dry_run"), "status": shown,
+                         "model": m.get("fine_tuned_model")})
     return rows
 
 

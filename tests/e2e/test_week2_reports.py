@@ -42,6 +42,8 @@ def test_a_dry_run_fine_tune_is_never_reported_as_succeeded(week2):
              *(p.read_text() for p in (week2 / "task_boards").glob("*.md"))]
     for text in texts:
         assert "job_status=succeeded" not in text and ": succeeded" not in text
+    summary = (week2 / "reports/week_summary.md").read_text()
+    assert "| finetune[qa] | dry run: validated, not trained |" in summary
     job = json.loads((week2 / "data/finetune/qa.job.json").read_text())
     assert job["dry_run"] is True and job["status"] == "validated"
 
