@@ -20,7 +20,7 @@ from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
 from pipeline.provenance import plan_views, provenance
-from templates import render
+from templates import relative_link, render
 
 RECORD_SCHEMA_VERSION = 4
 """3: ``model_review`` (the reviewer model's opinion, or why there is none); 4: ``provenance``
@@ -35,7 +35,9 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
     gate = plan.gates[gate_id]
     run_id = state.get("run_id", "run")
     tasks = state.get("tasks", {})
+    out = ws.reviews / run_id
     artifacts = [{**a, "task": t} for t in plan.gate_after[gate_id] for a in (tasks.get(t, {}).get("artifacts") or [])]
+    links = {str(a["path"]): relative_link(ws.root, out, str(a["path"])) for a in artifacts}
     run = {"run_id": run_id, "plan": plan.name}
     gate_view = {"id": gate_id, "title": gate.title or gate_id, "reviewer": gate.reviewer, "policy": gate.policy,
                  "on_fail": gate.on_fail, "pass_score": gate.pass_score, "max_retries": gate.max_retries,
@@ -44,8 +46,7 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
     full = {"decision": None, "history": [], "commit": None, "override_until": None,
             "grade_measured": rec.get("grade"), "reason": None, "model_review": None, **rec}
     full["provenance"] = provenance(*plan_views(plan.tasks), tasks)
-    md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts)
-    out = ws.reviews / run_id
+    md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts, links=links)
     atomic_write_text(out / f"{gate_id}.md", md)
     atomic_write_json(out / f"{gate_id}.json", {"schema_version": RECORD_SCHEMA_VERSION, "run": run_id,
                                                  "gate": gate_view, **full, "artifacts": artifacts})

@@ -28,7 +28,7 @@ from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
 from task_boards.merge import BoardMerge, merge_board
 from task_boards.store import load_base, load_notices, load_problems, save_base, save_problems
-from templates import render
+from templates import relative_link, render
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
                   "status": gates_state.get(gid, {}).get("status", "pending"),
                   "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
-                  "record": _href(ws, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
+                  "record": relative_link(ws.root, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
                   if gates_state.get(gid, {}).get("verdict") else None}
                  for gid, g in plan.gates.items() if g.reviewer == role.name]
         board = render("role_board.md.j2", board_name=role.board_name, role=role, run=run, tasks=views,
@@ -195,15 +195,9 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     return result
 
 
-def _href(ws: Workspace, from_dir: Path, target: Path) -> str | None:
-    """A markdown link to ``target`` that resolves from a file in ``from_dir``; None when there is no such file."""
-    target = ws.root / target
-    return Path(os.path.relpath(target, from_dir)).as_posix() if target.is_file() else None
-
-
 def _linked(ws: Workspace, from_dir: Path, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Artifacts with ``href``: a link from ``from_dir`` when the file is in the workspace (not yet merged: None)."""
-    return [{**a, "href": _href(ws, from_dir, Path(a["path"]))} for a in artifacts]
+    return [{**a, "href": relative_link(ws.root, from_dir, a["path"])} for a in artifacts]
 
 
 def _inputs(view: dict[str, Any], tasks_state: Mapping[str, Any]) -> list[dict[str, Any]]:

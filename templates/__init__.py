@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
@@ -46,3 +48,13 @@ def render(name: str, **context: Any) -> str:
         return environment().get_template(name).render(**context)
     except TemplateError as e:
         raise TemplateRenderError(f"template {name!r} failed: {e}") from e
+
+
+def relative_link(root: Path, from_dir: Path, target: str | Path) -> str | None:
+    """A markdown link target for ``target`` (relative to ``root``) that resolves from a file in ``from_dir``.
+
+    None when no such file exists (say, an artifact on a branch not merged yet): the caller
+    names the path instead of writing a dead link.
+    """
+    path = Path(root) / target
+    return Path(os.path.relpath(path, from_dir)).as_posix() if path.is_file() else None

@@ -83,3 +83,5 @@ def test_every_link_in_the_rendered_reports_and_boards_resolves_from_its_file(we
             assert (md.parent / target.split("#")[0]).is_file(), f"{md.relative_to(week2)} → {target}"
             checked += 1
     assert checked >= 30  # every board lists artifacts; the quality board links both gate records
+    launch = _records(week2)["launch"]
+    assert "[`reports/benchmark/benchmark.md`](../../reports/benchmark/benchmark.md)" in launch
