@@ -95,13 +95,28 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100.0 * x:.1f}%"
 
 
+def fmt_pp(points: float) -> str:
+    """An accuracy difference in percentage points: ``+8.3 pp``."""
+    return f"{points:+.1f} pp"
+
+
+def fmt_relative(rel: float | None) -> str:
+    """A relative change (``cand/base − 1``) in percent: ``+12.0%``; ``n/a`` when the baseline is 0."""
+    return "n/a (baseline 0)" if rel is None else f"{100.0 * rel:+.1f}%"
+
+
+def fmt_improvement(points: float, rel: float | None) -> str:
+    """Both units, named: ``+8.3 pp (relative +12.0%)``."""
+    return f"{fmt_pp(points)} (relative {fmt_relative(rel)})"
+
+
 def _p(x: float) -> str:
     return f"{x:.2g}" if x < 0.001 else f"{x:.4f}"
 
 
 def _summary_row(name: str, m: Comparison, adjusted: str, significant: str) -> str:
     return (f"| {name} | {m['n']} | {_pct(m['baseline_accuracy'])} | {_pct(m['candidate_accuracy'])} "
-            f"| {m['absolute_improvement']:+.1f} | {_pct(m['relative_improvement'])} "
+            f"| {fmt_pp(m['absolute_improvement'])} | {fmt_relative(m['relative_improvement'])} "
             f"| {_p(m['mcnemar_p'])} | {adjusted} | {significant} |")
 
 
@@ -118,7 +133,9 @@ def render_markdown(report: BenchmarkReport) -> str:
         f"- Exact McNemar per agent, Benjamini–Hochberg across agents at alpha = {params['alpha']}; "
         f"{conf}% Wilson intervals; seed {params['seed']}", "",
         "## Summary", "",
-        "| agent | items | baseline | candidate | Δ points | relative | McNemar p | BH p | significant |",
+        "Improvement is given in both units: **pp** = percentage points of accuracy (candidate − baseline, "
+        "absolute; what the launch gate's threshold is in) and **relative** = candidate / baseline − 1.", "",
+        "| agent | items | baseline | candidate | Δ (pp) | relative (%) | McNemar p | BH p | significant |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for a, m in report["agents"].items():
@@ -138,7 +155,8 @@ def render_markdown(report: BenchmarkReport) -> str:
             f"| {m['candidate_mean_similarity']:.3f} |", "",
             f"Discordant pairs: b = {m['b']} (baseline only right), c = {m['c']} (candidate only right); "
             f"exact McNemar p = {_p(m['mcnemar_p'])}, BH-adjusted p = {_p(m['adjusted_p'])}; "
-            f"Cohen's h = {m['cohens_h']:+.3f}; improvement {m['absolute_improvement']:+.1f} points "
-            f"({_pct(m['relative_improvement'])} relative); leaked ids: {m['leaked_ids']}.", "",
+            f"Cohen's h = {m['cohens_h']:+.3f}; improvement "
+            f"{fmt_improvement(m['absolute_improvement'], m['relative_improvement'])}; "
+            f"leaked ids: {m['leaked_ids']}.", "",
         ]
     return "\n".join(lines)

@@ -13,7 +13,8 @@ model and epochs is re-attached instead of submitted again.
 Backends:
 
 - ``dry_run`` (the default) never leaves the machine; its job id is
-  ``dryrun-<sha12 of the file>`` and it succeeds at once.
+  ``dryrun-<sha12 of the file>`` and it ends at once as ``validated`` (never ``succeeded``:
+  nothing was trained).
 - ``openai`` (:mod:`pipeline.finetune_openai`): upload, create, poll with backoff, copy
   the job's events to ``.coord/logs/finetune/<agent>.log``. OpenAI has announced the
   end of self-serve fine-tuning for new jobs; its refusal is reported as such.
@@ -25,7 +26,8 @@ Paid backends check their estimate against the run's budget before uploading any
 (``ctx.spend``) and record the job's cost in the ledger once it succeeds.
 
 Metrics: ``examples``, ``tokens``, ``training_tokens``, ``est_cost_usd`` (None when the
-price is unknown), ``cost_known``, ``validation_errors``, ``dry_run``.
+price is unknown), ``cost_known``, ``validation_errors``, ``dry_run``, ``job_status``,
+``succeeded`` (a model was trained: false for a dry run), ``fine_tuned_model``.
 """
 
 from __future__ import annotations
@@ -49,10 +51,14 @@ from pipeline.openai_format import DEFAULT_MODEL, FileReport, base_model, valida
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["uploaded", "submitted", "validating_files", "queued", "running", "succeeded", "failed",
-                    "cancelled", "prepared"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "prepared"})
-"""``prepared``: a local run whose config and launch command are written but not launched here."""
-JOB_SCHEMA_VERSION = 2
+                    "cancelled", "prepared", "validated"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "prepared", "validated"})
+"""``prepared``: a local run whose config and launch command are written but not launched here;
+``validated``: a dry run — the file was validated and the cost estimated, nothing was trained."""
+DRY_RUN_WORDING = "validated, not trained"
+"""How reports describe a dry-run job: the file passed validation and nothing was trained."""
+JOB_SCHEMA_VERSION = 3
+"""3 added ``pid``; a version-2 record still loads (its pid is unknown)."""
 PRICES_PATH = Path(__file__).parent / "data" / "prices.yaml"
 DEFAULT_TRAIN_DIR = WsPath("data/sft")
 DEFAULT_OUT_DIR = WsPath("data/finetune")
@@ -122,6 +128,8 @@ class JobRecord:
     """Local backend: the validated SFT config."""
     launch_command: list[str] | None = None
     """Local backend: the command that trains on a GPU machine."""
+    pid: int | None = None
+    """Local backend launched here: the trainer's process id (also its process group), saved before waiting."""
     schema_version: int = JOB_SCHEMA_VERSION
 
     @classmethod
@@ -144,7 +152,11 @@ class JobRecord:
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
         names = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or data.get("schema_version") != JOB_SCHEMA_VERSION or set(data) != names:
+        if not isinstance(data, dict) or data.get("schema_version") not in (2, JOB_SCHEMA_VERSION):
+            return None
+        if data["schema_version"] == 2:  # version 2 had no pid; its jobs are still re-attached
+            data = {**data, "pid": None, "schema_version": JOB_SCHEMA_VERSION}
+        if set(data) != names:
             return None
         return cls(**data)
 
@@ -194,12 +206,12 @@ class DryRunBackend:
                                       job_id=f"dryrun-{request.training_file_sha256[:12]}", status="submitted")
 
     def attach(self, record: JobRecord, request: FinetuneRequest, save: SaveFn) -> JobRecord:
-        """Nothing runs remotely, so the recorded job is simply current."""
-        return record
+        """Nothing runs remotely, so the recorded job is current (a record that said otherwise is corrected)."""
+        return replace(record, status="validated")
 
     def poll(self, record: JobRecord) -> JobRecord:
-        """A dry run has nothing to wait for."""
-        return replace(record, status="succeeded")
+        """A dry run has nothing to wait for: the file is validated, and nothing is trained."""
+        return replace(record, status="validated")
 
 
 def get_backend(name: str, *, log_dir: Path | None = None, out_dir: Path | None = None) -> FinetuneBackend:
@@ -299,7 +311,7 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
     if record.status == "succeeded" and runner.paid and ctx.spend is not None:
         _record_cost(ctx, record, estimate)
     run.record(job_path)
-    notes = [f"{'dry run' if runner.dry_run else 'job'} {record.job_id}: {record.status}"]
+    notes = [f"dry run {record.job_id}: {DRY_RUN_WORDING}" if runner.dry_run else f"job {record.job_id}: {record.status}"]
     if record.error:
         notes.append(record.error)
     if record.launch_command:

@@ -285,7 +285,9 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
                "code_examples": total["kind_code"], "pii_seeded": total["pii_seeded"],
                "near_dup_seeded": total["near_dup_seeded"], "too_short_seeded": total["too_short_seeded"],
                "no_end_punct_seeded": total["no_end_punct_seeded"],
-               "words_mean": round(total["words"] / n, 1)}
+               "words_mean": round(total["words"] / n, 1),
+               # provenance: reports say plainly which provider (and model) wrote the examples
+               "provider": provider, "model": getattr(prov, "model", None) or "offline-templates"}
     if total["duplicates_kept"]:
         metrics["duplicates_kept"] = total["duplicates_kept"]
     return run.finish(metrics)

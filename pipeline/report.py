@@ -2,7 +2,7 @@
 
 Everything comes from the run's status snapshot (``.coord/status.json``,
 written by coord right before this step starts) and the metrics tasks
-measured. A role's grade is computed from the gate criteria that measure its
+measured; the report task itself counts as done (writing the summary is its last act). A role's grade is computed from the gate criteria that measure its
 own tasks; a role no criterion measures is shown as not graded, never guessed.
 
 Metrics: ``tasks_total``, ``tasks_done``, ``gates_total``, ``gates_approved``,
@@ -17,20 +17,49 @@ from typing import Any
 import orjson
 
 from coordinator.plan import Grading
+from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
 from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
+from pipeline.finetune import DRY_RUN_WORDING
+from pipeline.provenance import plan_views, provenance
 from reviews.grading import letter_grade, weighted_score
 from templates import render
 
 
-def _grading(ctx: StepContext, status: dict[str, Any]) -> Grading:
-    """The run's grading scale (from its stored plan); the default scale when there is none."""
+def _stored_plan(ctx: StepContext, status: dict[str, Any]) -> dict[str, Any]:
+    """The run's compiled plan as stored beside its state (empty when there is none)."""
     plan_file = ctx.path(".coord") / "runs" / str(status.get("run_id")) / "plan.json"
     try:
-        return Grading.model_validate(orjson.loads(plan_file.read_bytes()).get("grading") or {})
-    except (OSError, orjson.JSONDecodeError, ValueError):
+        plan = orjson.loads(plan_file.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return plan if isinstance(plan, dict) else {}
+
+
+def _grading(plan: dict[str, Any]) -> Grading:
+    """The run's grading scale (from its stored plan); the default scale when there is none."""
+    try:
+        return Grading.model_validate(plan.get("grading") or {})
+    except ValueError:
         return Grading()
+
+
+def _with_self_done(status: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """``status`` with this report task counted as done.
+
+    The snapshot is taken while this task runs, so it would count itself as unfinished
+    (a lead whose every task is done shown as "1/2"). Writing the summary is the task's
+    last act — if it fails there is no summary — so the summary counts it as done.
+    """
+    own = {tid for tid, t in (plan.get("tasks") or {}).items()
+           if isinstance(t, dict) and t.get("run") == "report"
+           and (status["tasks"].get(tid) or {}).get("status") == "running"}
+    if not own:
+        return status
+    tasks = {tid: ({**rec, "status": "done", "note": "writes this summary"} if tid in own else rec)
+             for tid, rec in status["tasks"].items()}
+    return {**status, "tasks": tasks}
 
 
 def _criterion_owner(c: dict[str, Any]) -> str | None:
@@ -105,14 +134,43 @@ def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
                   "difficulty_max_deviation", "too_short_rate", "no_end_punct_rate"],
         "scrub_pii": ["emails_replaced", "phones_replaced", "pii_remaining"],
         "rebalance": ["rows_before", "rows_after", "max_deviation_before", "max_deviation_after"],
-        "benchmark": ["baseline_accuracy", "candidate_accuracy", "relative_improvement",
+        "benchmark": ["baseline_accuracy", "candidate_accuracy", "absolute_improvement", "relative_improvement",
                       "significant_agents", "pooled_mcnemar_p", "leaked_ids"],
     }
     out: list[tuple[str, str, Any]] = []
     for task, names in wanted.items():
         metrics = (status["tasks"].get(task) or {}).get("metrics") or {}
-        out.extend((task, n, metrics[n]) for n in names if n in metrics)
+        out.extend((task, n, _with_unit(task, n, metrics[n])) for n in names if n in metrics)
     return out
+
+
+def _with_unit(task: str, name: str, value: Any) -> Any:
+    """Benchmark numbers carry their unit: accuracies in %, gains in pp, relative gains in relative %."""
+    if task != "benchmark" or not isinstance(value, int | float | None) or isinstance(value, bool):
+        return value
+    if name.endswith("_accuracy") and value is not None:
+        return f"{100.0 * value:.1f}%"
+    if name.endswith("absolute_improvement") and value is not None:
+        return fmt_pp(value) + " (percentage points)"
+    if name.endswith("relative_improvement"):
+        return fmt_relative(value) + (" (relative)" if value is not None else "")
+    return value
+
+
+def _benchmark_line(status: dict[str, Any], gate: str) -> str | None:
+    """One sentence with the launch numbers in named units, and the launch threshold's unit."""
+    m = (status["tasks"].get("benchmark") or {}).get("metrics") or {}
+    if not isinstance(m.get("absolute_improvement"), int | float):
+        return None
+    line = (f"Benchmark (pooled): candidate {100.0 * m['candidate_accuracy']:.1f}% vs baseline "
+            f"{100.0 * m['baseline_accuracy']:.1f}% accuracy — improvement "
+            f"{fmt_improvement(m['absolute_improvement'], m.get('relative_improvement'))}")
+    for c in (status["gates"].get(gate) or {}).get("criteria") or []:
+        if c.get("target") == "benchmark.absolute_improvement" and c.get("op"):
+            t = c["threshold"]
+            shown = f"{t:g}" if isinstance(t, int | float) else str(t)
+            line += f"; the {gate} gate needs {c['op']} {shown} pp (percentage points, not relative %)"
+    return line + "."
 
 
 def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
@@ -120,8 +178,10 @@ def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     for tid, t in status["tasks"].items():
         m = t.get("metrics") or {}
         if tid.startswith("finetune[") and m:
+            shown = f"dry run: {DRY_RUN_WORDING}" if m.get("dry_run") else str(m.get("job_status") or "unknown")
             rows.append({"task": tid, "examples": m.get("examples"), "tokens": m.get("training_tokens"),
-                         "cost": m.get("est_cost_usd"), "dry_run": m.get("dry_run")})
+                         "cost": m.get("est_cost_usd"), "dry_run": m.get("dry_run"), "status": shown,
+                         "model": m.get("fine_tuned_model")})
     return rows
 
 
@@ -141,17 +201,19 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     summary_path = out / "week_summary.md"
     run = StepRun(ctx, "report", {"status_file": status_file, "out_dir": out_dir, "launch_gate": launch_gate},
                   inputs=[src], outputs=[summary_path])
-    cards = _role_cards(status, _grading(ctx, status))
+    plan = _stored_plan(ctx, status)
+    status = _with_self_done(status, plan)
+    cards = _role_cards(status, _grading(plan))
     launch = _launch(status, launch_gate)
     deferred = list(status.get("deferred", {}).values())
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
-               "highlights": _highlights(status), "deferred": deferred, "finetune": finetune,
+               "provenance": provenance(*plan_views(plan.get("tasks") or {}), status["tasks"]),
+               "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune),
-               # this step is itself one of the running tasks: the summary says so instead of a bare "1/2"
                "running": [t for t, rec in status["tasks"].items() if rec.get("status") == "running"]}
     atomic_write_text(summary_path, render("week_summary.md.j2", **context))
     run.record(Path(summary_path))

@@ -19,10 +19,12 @@ from coordinator.plan import CompiledPlan
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
-from templates import render
+from pipeline.provenance import plan_views, provenance
+from templates import relative_link, render
 
-RECORD_SCHEMA_VERSION = 3
-"""3: ``model_review`` (the reviewer model's opinion, or why there is none)."""
+RECORD_SCHEMA_VERSION = 4
+"""3: ``model_review`` (the reviewer model's opinion, or why there is none); 4: ``provenance``
+(sentences on where the reviewed examples, fine-tunes and benchmark numbers came from)."""
 
 
 def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate_id: str) -> list[str]:
@@ -33,7 +35,9 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
     gate = plan.gates[gate_id]
     run_id = state.get("run_id", "run")
     tasks = state.get("tasks", {})
+    out = ws.reviews / run_id
     artifacts = [{**a, "task": t} for t in plan.gate_after[gate_id] for a in (tasks.get(t, {}).get("artifacts") or [])]
+    links = {str(a["path"]): relative_link(ws.root, out, str(a["path"])) for a in artifacts}
     run = {"run_id": run_id, "plan": plan.name}
     gate_view = {"id": gate_id, "title": gate.title or gate_id, "reviewer": gate.reviewer, "policy": gate.policy,
                  "on_fail": gate.on_fail, "pass_score": gate.pass_score, "max_retries": gate.max_retries,
@@ -41,8 +45,8 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
                  "review_criteria": [c.describe() for c in gate.criteria if c.review is not None]}
     full = {"decision": None, "history": [], "commit": None, "override_until": None,
             "grade_measured": rec.get("grade"), "reason": None, "model_review": None, **rec}
-    md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts)
-    out = ws.reviews / run_id
+    full["provenance"] = provenance(*plan_views(plan.tasks), tasks)
+    md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts, links=links)
     atomic_write_text(out / f"{gate_id}.md", md)
     atomic_write_json(out / f"{gate_id}.json", {"schema_version": RECORD_SCHEMA_VERSION, "run": run_id,
                                                  "gate": gate_view, **full, "artifacts": artifacts})

@@ -22,12 +22,13 @@ from coordinator.plan import CompiledPlan, CompiledTask
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
+from pipeline.provenance import DRY_RUN, OFFLINE_EXAMPLES
 from roles.definitions import RoleDefinition
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
 from task_boards.merge import BoardMerge, merge_board
 from task_boards.store import load_base, load_notices, load_problems, save_base, save_problems
-from templates import render
+from templates import relative_link, render
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +111,15 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     parts = []
     provider = plan.params.get("provider")
     if provider == "offline":
-        parts.append("examples come from the **offline provider** (a deterministic, seeded stand-in "
-                     "for an LLM, not model output)")
+        parts.append(f"examples come from {OFFLINE_EXAMPLES}")
     elif provider:
-        parts.append(f"examples come from provider `{provider}`")
+        parts.append(f"examples come from provider `{provider}` (the model is named in the week summary)")
     offline_roles = [r.name for r in roles.values() if r.driver == "offline"]
     if offline_roles:
         parts.append("assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
     backend = plan.params.get("finetune_backend")
     if backend == "dry_run":
-        parts.append("fine-tuning is a **dry run** (files validated, tokens and cost estimated, nothing trained)")
+        parts.append(f"fine-tuning is a {DRY_RUN} (tokens and cost estimated)")
     return "; ".join(parts) + "." if parts else ""
 
 
@@ -169,12 +169,15 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
             continue
         views = [_task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
                  for t in plan.tasks_of_role(role.name)]
+        for v in views:
+            v["artifacts"] = _linked(ws, ws.boards, v["artifacts"])
         counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),
                   "pending": sum(v["status"] == "pending" for v in views)}
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
                   "status": gates_state.get(gid, {}).get("status", "pending"),
                   "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
-                  "record": f"../reviews/{run['run_id']}/{gid}.md" if gates_state.get(gid, {}).get("verdict") else None}
+                  "record": relative_link(ws.root, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
+                  if gates_state.get(gid, {}).get("verdict") else None}
                  for gid, g in plan.gates.items() if g.reviewer == role.name]
         board = render("role_board.md.j2", board_name=role.board_name, role=role, run=run, tasks=views,
                        counts=counts, gates=gates, deferred=deferred)
@@ -182,7 +185,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
             next((v for v in views if v["status"] == "pending"), None)
         if in_hand is not None:
-            in_hand["inputs"] = _inputs(in_hand, tasks_state)
+            in_hand["inputs"] = _linked(ws, ws.boards, _inputs(in_hand, tasks_state))
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
         writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
@@ -190,6 +193,11 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     save_problems(ws, conflicts=result.conflicts)
     atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
     return result
+
+
+def _linked(ws: Workspace, from_dir: Path, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Artifacts with ``href``: a link from ``from_dir`` when the file is in the workspace (not yet merged: None)."""
+    return [{**a, "href": relative_link(ws.root, from_dir, a["path"])} for a in artifacts]
 
 
 def _inputs(view: dict[str, Any], tasks_state: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
 
 from coordinator.errors import CoordError
+from reviews.grading import format_score
 
 
 class TemplateRenderError(CoordError):
@@ -35,6 +38,7 @@ def environment() -> Environment:
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["num"] = _fmt_num
+    env.filters["score"] = format_score
     return env
 
 
@@ -44,3 +48,13 @@ def render(name: str, **context: Any) -> str:
         return environment().get_template(name).render(**context)
     except TemplateError as e:
         raise TemplateRenderError(f"template {name!r} failed: {e}") from e
+
+
+def relative_link(root: Path, from_dir: Path, target: str | Path) -> str | None:
+    """A markdown link target for ``target`` (relative to ``root``) that resolves from a file in ``from_dir``.
+
+    None when no such file exists (say, an artifact on a branch not merged yet): the caller
+    names the path instead of writing a dead link.
+    """
+    path = Path(root) / target
+    return Path(os.path.relpath(path, from_dir)).as_posix() if path.is_file() else None

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.workspace import Workspace
-from task_boards.sync import SyncReport, sync_boards
-from task_boards.watch import BoardWatcher
+
+if TYPE_CHECKING:
+    from task_boards.sync import SyncReport
 
 board_app = typer.Typer(no_args_is_help=True, help="Markdown boards people edit.")
 
@@ -42,6 +43,9 @@ def sync(
     workspace: WorkspaceOpt = Path("."),
 ) -> None:
     """Apply the edits made to the boards since coord last rendered them, once."""
+    # the engine loads only when a command runs (fast --help)
+    from task_boards.sync import sync_boards
+
     report = call(lambda: sync_boards(Workspace.at(workspace), run_id))
     _print(report)
     if report.problems:
@@ -60,6 +64,8 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
+        from task_boards.watch import BoardWatcher
+
         ws = Workspace.at(workspace)
         watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, on_report=_print,
                                on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),

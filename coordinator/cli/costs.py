@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
 from rich.table import Table
 
 from coordinator import console
-from coordinator.budget import BudgetStatus
-from coordinator.budget_service import change_budget, cost_totals, open_run_budget
 from coordinator.cli._common import WorkspaceOpt, call, handle_errors
 from coordinator.errors import WorkspaceBusyError
-from coordinator.runner import RunOptions, find_run, resume_run
 from coordinator.workspace import Workspace
+
+if TYPE_CHECKING:
+    from coordinator.budget import BudgetStatus
 
 budget_app = typer.Typer(no_args_is_help=True, help="Show, raise or approve past a run's budget.")
 By = Literal["role", "agent", "task", "provider", "model"]
@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
         bad = [g for g in groups if g not in ("role", "agent", "task", "provider", "model")]
         if bad:
             console.abort(f"--by must be role, agent, task, provider or model, got {', '.join(bad)}")
+        from coordinator.budget_service import cost_totals
+        from coordinator.runner import find_run
+
         rid = None if all_runs else call(lambda: find_run(ws, run_id))["run_id"]
         totals = call(lambda: cost_totals(ws, rid, [g for g in groups]))  # type: ignore[misc]
         if as_json:
@@ -75,6 +78,9 @@ def register(app: typer.Typer) -> None:
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Spend against the run's and each role's limit."""
         ws = Workspace.at(workspace)
+        from coordinator.budget_service import open_run_budget
+        from coordinator.runner import find_run
+
         rid = call(lambda: find_run(ws, run_id))["run_id"]
         _print_budget(call(lambda: open_run_budget(ws, rid).status()))
 
@@ -105,6 +111,10 @@ def register(app: typer.Typer) -> None:
 
 def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | None, *, approve: bool,
             absolute: bool, resume: bool) -> None:
+    # the engine loads only when a command runs (fast --help)
+    from coordinator.budget_service import change_budget
+    from coordinator.runner import RunOptions, find_run, resume_run
+
     record = call(lambda: find_run(ws, run_id, unfinished=run_id is None))
     rid = record["run_id"]
     st = call(lambda: change_budget(ws, rid, usd=usd, role=role, approve=approve, absolute=absolute))

@@ -11,9 +11,7 @@ from coordinator import console
 from coordinator.cli._common import WorkspaceOpt
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_text
-from roles.git_worktrees import ensure_git_repo
 from task_boards.markers import replace_block
-from task_boards.render import TEAM_HEADER
 
 CONFIG = """# coord workspace settings.
 # Rebind a role to another agent or driver, e.g. a person reviews quality:
@@ -65,6 +63,9 @@ def register(app: typer.Typer) -> None:
              git: Annotated[bool, typer.Option("--git", help="make the workspace a git repository with a "
                                                "first commit (the cli driver needs one)")] = False) -> None:
         """Create coord.yaml, plans/example.yaml, task_boards/ and TEAM_COORDINATION.md (keeps what exists)."""
+        from roles.git_worktrees import ensure_git_repo  # git and jinja2 load only when init runs
+        from task_boards.render import TEAM_HEADER
+
         ws = Workspace.at(workspace)
         ws.root.mkdir(parents=True, exist_ok=True)
         ws.ensure()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -11,10 +11,11 @@ from rich.table import Table
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.runner import find_run
 from coordinator.workspace import Workspace
-from reviews.decisions import Action, DecisionResult, record_decision
-from reviews.records import find_review_record, list_review_records
+from reviews.grading import format_score
+
+if TYPE_CHECKING:
+    from reviews.decisions import Action, DecisionResult
 
 GateArg = Annotated[str, typer.Argument(help="Gate id, e.g. data_quality.")]
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run with this gate).")]
@@ -34,6 +35,9 @@ def _report(r: DecisionResult) -> None:
 
 def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,
             by: str | None, run_id: str | None) -> None:
+    # the engine loads only when a decision is made (fast --help)
+    from reviews.decisions import record_decision
+
     ws = Workspace.at(workspace)
     result = call(lambda: record_decision(ws, gate, action, note=note, grade=grade, by=by, run_id=run_id))
     _report(result)
@@ -66,6 +70,9 @@ def register(app: typer.Typer) -> None:
     def reviews(run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
                 workspace: WorkspaceOpt = Path(".")) -> None:
         """List review records."""
+        from coordinator.runner import find_run
+        from reviews.records import list_review_records
+
         ws = Workspace.at(workspace)
         rid = None if run is None else call(lambda: find_run(ws, run))["run_id"]
         records = list_review_records(ws, rid)
@@ -75,7 +82,7 @@ def register(app: typer.Typer) -> None:
         table = Table("run", "gate", "status", "verdict", "grade", "score", "decided by", "record")
         for r in records:
             table.add_row(r["run"], r["gate"]["id"], str(r.get("status")), str(r.get("verdict")),
-                          str(r.get("grade")), f"{r['score']:.2f}" if r.get("score") is not None else "",
+                          str(r.get("grade")), format_score(r['score']) if r.get("score") is not None else "",
                           str(r.get("decided_by") or ""), r["_md"])
         console.out.print(table)
 
@@ -86,6 +93,9 @@ def register(app: typer.Typer) -> None:
              as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Print a gate's review record."""
+        from coordinator.runner import find_run
+        from reviews.records import find_review_record
+
         ws = Workspace.at(workspace)
         rid = None if run is None else call(lambda: find_run(ws, run))["run_id"]
         md, rec = call(lambda: find_review_record(ws, gate, rid))

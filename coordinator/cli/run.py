@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
 from coordinator.plan_loader import parse_override
-from coordinator.progress import Progress
-from coordinator.runner import (
-    RunOptions,
-    RunSummary,
-    _load_compiled,
-    find_run,
-    parse_budget,
-    resume_run,
-    run_plan,
-)
 from coordinator.workspace import Workspace
+
+if TYPE_CHECKING:
+    from coordinator.runner import RunOptions, RunSummary
 
 
 def _report(summary: RunSummary, ws: Workspace) -> None:
@@ -38,6 +31,9 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
 
 
 def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) -> int:
+    from coordinator.progress import Progress
+    from coordinator.runner import _load_compiled, find_run, resume_run, run_plan
+
     with handle_errors():
         live = console.is_tty()
         if resume:
@@ -76,6 +72,9 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Run a plan (resuming its unfinished run unless --fresh)."""
+        # the engine loads only when a command runs (fast --help)
+        from coordinator.runner import RunOptions, parse_budget
+
         with handle_errors():
             overrides = dict(parse_override(s) for s in set_ or [])
             budget_usd = parse_budget(budget)
@@ -92,6 +91,8 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Continue a run from its last checkpoint."""
+        from coordinator.runner import RunOptions, parse_budget
+
         with handle_errors():
             budget_usd = parse_budget(budget)
         opts = RunOptions(plan="", concurrency=concurrency, budget_usd=budget_usd)

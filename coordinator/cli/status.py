@@ -12,8 +12,8 @@ from rich.table import Table
 
 from coordinator import console
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.runner import list_runs, run_status
 from coordinator.workspace import Workspace, lock_holder
+from reviews.grading import format_score
 from task_boards.store import board_problems
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
@@ -40,7 +40,7 @@ def _print_status(st: dict[str, Any]) -> None:
         gt = Table("gate", "status", "grade", "score")
         for gid, g in st["gates"].items():
             gt.add_row(gid, _styled(g.get("status", "pending")), g.get("grade") or "",
-                       f"{g['score']:.1f}" if g.get("score") is not None else "")
+                       format_score(g['score']) if g.get("score") is not None else "")
         console.out.print(gt)
     budget = st.get("budget") or {}
     if budget:
@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Show a run's tasks, gates and deferred items from its checkpoint."""
+        # the engine loads only when a command runs (fast --help)
+        from coordinator.runner import run_status
+
         ws = Workspace.at(workspace)
         st = call(lambda: run_status(ws, run_id))
         st["board_problems"] = board_problems(ws)
@@ -82,6 +85,8 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """List the runs of this workspace, oldest first, with their full ids."""
+        from coordinator.runner import list_runs
+
         ws = Workspace.at(workspace)
         records = list_runs(ws)
         holder = lock_holder(ws)

@@ -351,6 +351,6 @@ grading:
     summary = _run(ws, plan)
     assert summary.exit_code == 0, summary.problems
     text = (ws.root / "reports/week_summary.md").read_text()
-    assert "| execution | cursor | 1/1 | Top | 10.0/10 | 1 | review Top | 1 | $0.00 |" in text
+    assert "| execution | cursor | 1/1 | Top | 10.00/10 | 1 | review Top | 1 | $0.00 |" in text
     assert "| quality | codex | 1/1 | not graded |" in text
     assert "| review | approved | Top | 10.00 | 2 | coord (auto) |" in text

@@ -24,7 +24,7 @@ def test_week2_runs_to_completion_and_leaves_everything_a_user_expects(empty_dir
     for board in ("CLAUDE", "CODEX", "CURSOR"):
         tasks = (empty_dir / f"task_boards/{board}_TASKS.md").read_text()
         assert "<!-- coord:task id=" in tasks and "- [x]" in tasks
-        assert "offline provider" in tasks  # provenance is stated on every board
+        assert "offline stand-in provider" in tasks  # provenance is stated on every board
         assert (empty_dir / f"task_boards/{board}_EXECUTE_NOW.md").exists()
 
     codex = (empty_dir / "task_boards/CODEX_TASKS.md").read_text()

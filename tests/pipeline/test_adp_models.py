@@ -18,9 +18,7 @@ from pipeline.adp.models import (
     WebObservation,
     version_warning,
 )
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SAMPLES = sorted((SHARED / "fixtures" / "adp").glob("*.sample_std.json"))
+from tests.shared_fixtures import ADP_SAMPLE_PARAMS, needs_adp_samples
 
 
 def user(text: str = "hi") -> dict[str, Any]:
@@ -65,8 +63,8 @@ def error_text(data: dict[str, Any]) -> str:
     return str(info.value)
 
 
-@pytest.mark.skipif(not SAMPLES, reason="shared ADP sample files are absent")
-@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("sample", ADP_SAMPLE_PARAMS)
+@needs_adp_samples
 def test_every_real_sample_trajectory_validates(sample: Path) -> None:
     for data in json.loads(sample.read_text()):
         assert Trajectory.model_validate(data).id == data["id"]

@@ -10,11 +10,7 @@ import pytest
 
 from pipeline.adp.models import Trajectory
 from pipeline.adp.turns import Turn, trajectory_to_turns
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SAMPLE_DIR = SHARED / "fixtures" / "adp"
-SAMPLES = sorted(SAMPLE_DIR.glob("*.sample_std.json"))
-needs_samples = pytest.mark.skipif(not SAMPLES, reason="shared ADP sample files are absent")
+from tests.shared_fixtures import ADP_SAMPLE_DIR, ADP_SAMPLE_PARAMS, needs_adp_samples
 
 
 def check_sensible(turns: list[Turn]) -> None:
@@ -39,8 +35,8 @@ def check_sensible(turns: list[Turn]) -> None:
             assert "tool_call_id" not in t
 
 
-@needs_samples
-@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("sample", ADP_SAMPLE_PARAMS)
+@needs_adp_samples
 def test_every_real_trajectory_converts_sensibly_and_completely(sample: Path) -> None:
     for data in json.loads(sample.read_text()):
         turns = trajectory_to_turns(data)
@@ -61,15 +57,15 @@ def test_every_real_trajectory_converts_sensibly_and_completely(sample: Path) ->
                     assert part.strip() in turn["content"]
 
 
-@needs_samples
+@needs_adp_samples
 def test_model_and_dict_inputs_give_the_same_turns() -> None:
-    data = json.loads((SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())[0]
+    data = json.loads((ADP_SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())[0]
     assert trajectory_to_turns(Trajectory.model_validate(data)) == trajectory_to_turns(data)
 
 
-@needs_samples
+@needs_adp_samples
 def test_quoted_string_kwargs_from_upstream_are_unquoted() -> None:
-    data = json.loads((SAMPLE_DIR / "toolmind.sample_std.json").read_text())[0]
+    data = json.loads((ADP_SAMPLE_DIR / "toolmind.sample_std.json").read_text())[0]
     assert data["content"][1]["kwargs"] == {"timezone": '"America/New_York"'}
     call = trajectory_to_turns(data)[1]["tool_call"]
     assert call["arguments"] == {"timezone": "America/New_York"}

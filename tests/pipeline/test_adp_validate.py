@@ -22,11 +22,7 @@ from pipeline.adp.validate import (
     validate_adp_files,
 )
 from pipeline.errors import InputError
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SAMPLE_DIR = SHARED / "fixtures" / "adp"
-SAMPLES = sorted(SAMPLE_DIR.glob("*.sample_std.json"))
-needs_samples = pytest.mark.skipif(not SAMPLES, reason="shared ADP sample files are absent")
+from tests.shared_fixtures import ADP_SAMPLE_DIR, ADP_SAMPLE_PARAMS, ADP_SAMPLES, needs_adp_samples
 
 
 def good(i: int = 0) -> dict[str, Any]:
@@ -48,8 +44,8 @@ def where(report: Any) -> set[tuple[int | None, int | None, str]]:
     return {(e.line, e.index, e.path) for e in report.errors}
 
 
-@needs_samples
-@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("sample", ADP_SAMPLE_PARAMS)
+@needs_adp_samples
 def test_real_sample_files_validate(sample: Path) -> None:
     report = validate_adp_file(sample)
     assert report.ok, [str(e) for e in report.errors]
@@ -57,16 +53,16 @@ def test_real_sample_files_validate(sample: Path) -> None:
     assert report.trajectories == report.valid == len(json.loads(sample.read_text())) > 0
 
 
-@needs_samples
+@needs_adp_samples
 def test_1_3_1_files_are_valid_but_warned_about() -> None:
-    report = validate_adp_file(SAMPLE_DIR / "agenttuning_os.sample_std.json")
+    report = validate_adp_file(ADP_SAMPLE_DIR / "agenttuning_os.sample_std.json")
     assert report.ok and report.versions == {"1.3.1": report.trajectories}
     assert any("1.3.1" in note for note in report.warnings)
 
 
-@needs_samples
+@needs_adp_samples
 def test_broken_copy_of_a_real_sample_fails_at_the_right_paths(tmp_path: Path) -> None:
-    data = json.loads((SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())
+    data = json.loads((ADP_SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())
     broken = copy.deepcopy(data)
     broken[0]["content"][0]["class_"] = "text_observaton"          # wrong class_
     del broken[1]["content"][1]["language"]                         # missing required field
@@ -95,9 +91,9 @@ def test_broken_copy_of_a_real_sample_fails_at_the_right_paths(tmp_path: Path) -
     assert str(by_index[1]).startswith(f"{path}[1] content[1].language: ")
 
 
-@needs_samples
+@needs_adp_samples
 def test_broken_jsonl_copy_reports_line_numbers(tmp_path: Path) -> None:
-    data = json.loads((SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())
+    data = json.loads((ADP_SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())
     data[1]["content"][3]["tool_call_id"] = None    # action followed by observation without id
     path = write_jsonl(tmp_path / "os.jsonl", data)
     report = validate_adp_file(path)
@@ -209,11 +205,11 @@ def test_cli_json_output_is_machine_readable(tmp_path: Path) -> None:
     assert report["errors"][0]["path"] == "schema_version"
 
 
-@needs_samples
+@needs_adp_samples
 def test_cli_accepts_the_real_samples() -> None:
-    result = runner.invoke(app, ["validate", *map(str, SAMPLES)], catch_exceptions=False)
+    result = runner.invoke(app, ["validate", *map(str, ADP_SAMPLES)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert f"{len(SAMPLES)} files, 0 with problems" in result.output
+    assert f"{len(ADP_SAMPLES)} files, 0 with problems" in result.output
 
 
 json_values = st.recursive(

@@ -77,6 +77,11 @@ def test_numbers_match_a_hand_computation(tmp_path: Path) -> None:
 
     qa = _report(ws)["agents"]["qa"]
     assert (qa["b"], qa["c"]) == (0, 2)
+    # every improvement names its unit: percentage points and relative percent, never a bare number
+    md = (ws / "reports/benchmark/benchmark.md").read_text()
+    assert "| qa | 4 | 25.0% | 75.0% | +50.0 pp | +200.0% |" in md
+    assert "improvement +50.0 pp (relative +200.0%)" in md
+    assert "points (" not in md and "% relative" not in md
     assert qa["cohens_h"] == pytest.approx(math.pi / 3)  # 2·asin(√.75) − 2·asin(√.25)
     assert qa["candidate_ci"] == pytest.approx(list(wilson_interval(3, 4)))
     assert qa["baseline_ci"] == pytest.approx(list(wilson_interval(1, 4)))

@@ -42,7 +42,10 @@ def test_dry_run_writes_a_job_record_with_estimates(tmp_path):
     assert m["dry_run"] is True and m["validation_errors"] == 0 and m["cost_known"] is True
     assert m["est_cost_usd"] == round(2 * tokens / 1e6 * load_prices()["gpt-4o-mini-2024-07-18"], 4)
     record = job(tmp_path)
-    assert record["dry_run"] is True and record["status"] == "succeeded"
+    # a dry run trained nothing: it never reports "succeeded"
+    assert record["dry_run"] is True and record["status"] == "validated"
+    assert m["job_status"] == "validated" and m["succeeded"] is False and m["fine_tuned_model"] is None
+    assert any("validated, not trained" in n for n in result.notes)
     assert record["job_id"] == f"dryrun-{sha[:12]}" and record["training_file_sha256"] == sha
     assert record["training_file"] == "data/sft/openai/support.jsonl"
     assert record["est_cost_usd"] == m["est_cost_usd"] and record["cost_flag"] is None
@@ -95,7 +98,20 @@ def test_a_recorded_job_is_reattached_not_submitted_again(tmp_path):
     record.save(record_path)
     (tmp_path / "data/finetune/support.job.json.manifest.json").unlink()
     finetune(StepContext(workspace=tmp_path), agent="support")
-    assert (job(tmp_path)["job_id"], job(tmp_path)["status"]) == ("dryrun-earlier-run", "succeeded")
+    assert (job(tmp_path)["job_id"], job(tmp_path)["status"]) == ("dryrun-earlier-run", "validated")
+
+
+def test_a_dry_run_record_that_said_succeeded_is_corrected_on_reattach(tmp_path):
+    training_file(tmp_path)
+    finetune(StepContext(workspace=tmp_path), agent="support")
+    record_path = tmp_path / "data/finetune/support.job.json"
+    record = JobRecord.load(record_path)
+    assert record is not None
+    record.status = "succeeded"  # what older versions wrote for a dry run
+    record.save(record_path)
+    (tmp_path / "data/finetune/support.job.json.manifest.json").unlink()
+    result = finetune(StepContext(workspace=tmp_path), agent="support")
+    assert job(tmp_path)["status"] == "validated" and result.metrics["succeeded"] is False
 
 
 @pytest.mark.parametrize(("kwargs", "error", "needle"), [

@@ -195,3 +195,113 @@ def test_unknown_backend_lists_the_known_ones(tmp_path):
     _train(tmp_path)
     with pytest.raises(ParameterError, match="known: 'dry_run', 'openai', 'local'"):
         finetune(StepContext(workspace=tmp_path), agent="support", backend="trl")
+
+
+FAKE_TRAINER = '''
+import json, os, subprocess, sys, time
+from pathlib import Path
+mode, cfg_path = sys.argv[1], sys.argv[sys.argv.index("--config") + 1]
+out = Path(json.loads(Path(cfg_path).read_text())["output_dir"])
+out.mkdir(parents=True, exist_ok=True)
+print("fake trainer", mode, "pid", os.getpid(), flush=True)
+if mode == "hang":  # a grandchild in the same process group, to show the whole group is killed
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (out / "grandchild.pid").write_text(str(child.pid))
+    time.sleep(600)
+elif mode == "exit1":
+    sys.exit(1)
+elif mode == "succeed":
+    time.sleep(0.2)
+    (out / "status.json").write_text(json.dumps({"status": "succeeded", "error": None}))
+'''
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+@pytest.fixture
+def launch_local(tmp_path, monkeypatch):
+    """COORD_LOCAL_LAUNCH=1 with a scripted fake trainer in place of the real one."""
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE_TRAINER)
+    monkeypatch.setenv("COORD_LOCAL_LAUNCH", "1")
+    monkeypatch.setenv("COORD_LOCAL_POLL_S", "0.05")
+    monkeypatch.setenv("COORD_LOCAL_TIMEOUT_S", "2")
+
+    def use(mode: str) -> None:
+        monkeypatch.setenv("COORD_LOCAL_TRAINER", f"{sys.executable} {script} {mode}")
+
+    _train(tmp_path)
+    return use
+
+
+def _local(tmp_path):
+    return finetune(StepContext(workspace=tmp_path), agent="support", backend="local",
+                    model="unsloth/Llama-3.2-3B-Instruct-bnb-4bit")
+
+
+def test_local_launch_that_succeeds_records_pid_and_model(tmp_path, launch_local):
+    launch_local("succeed")
+    result = _local(tmp_path)
+    rec = _record(tmp_path)
+    assert rec["status"] == "succeeded" and result.metrics["succeeded"] is True
+    assert isinstance(rec["pid"], int) and rec["launch_command"][0] == sys.executable
+    assert rec["fine_tuned_model"].endswith("support.local/adapter")
+    assert f"pid {rec['pid']}" in (tmp_path / "data/finetune/support.local/train.log").read_text()
+
+
+def test_local_launch_that_exits_1_fails_with_its_exit_code(tmp_path, launch_local):
+    launch_local("exit1")
+    with pytest.raises(PipelineError, match=r"exited with code 1 without reporting success \(log: .*train\.log\)"):
+        _local(tmp_path)
+    rec = _record(tmp_path)
+    assert rec["status"] == "failed" and isinstance(rec["pid"], int)
+
+
+def test_local_launch_that_hangs_times_out_and_its_process_group_is_killed(tmp_path, launch_local):
+    launch_local("hang")
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match=r"still running after 2 s \(COORD_LOCAL_TIMEOUT_S\); its process "
+                                            r"group was killed"):
+        _local(tmp_path)
+    assert time.monotonic() - started < 20
+    rec = _record(tmp_path)
+    grandchild = int((tmp_path / "data/finetune/support.local/adapter/grandchild.pid").read_text())
+    deadline = time.monotonic() + 5
+    while not (_gone(rec["pid"]) and _gone(grandchild)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(rec["pid"]) and _gone(grandchild)
+
+
+def test_a_version_2_job_record_still_loads(tmp_path):
+    path = tmp_path / "qa.job.json"
+    v2 = {"agent": "qa", "backend": "openai", "dry_run": False, "job_id": "ftjob-1", "status": "running",
+          "model": "gpt-4o-mini-2024-07-18", "epochs": 3, "training_file": "t.jsonl", "training_file_sha256": "0" * 64,
+          "examples": 1, "tokens": 1, "training_tokens": 3, "max_example_tokens": 1, "price_per_1m_tokens": 3.0,
+          "est_cost_usd": 0.0, "cost_flag": None, "validation_errors": 0, "fine_tuned_model": None, "error": None,
+          "remote_file_id": "file-1", "trained_tokens": None, "last_event_id": None, "config_path": None,
+          "launch_command": None, "schema_version": 2}
+    path.write_bytes(orjson.dumps(v2))
+    rec = JobRecord.load(path)
+    assert rec is not None and rec.job_id == "ftjob-1" and rec.pid is None and rec.schema_version == 3
+
+
+def test_a_resumed_launch_without_a_pid_fails_after_the_timeout_instead_of_waiting_forever(tmp_path, monkeypatch):
+    _train(tmp_path)
+    _local(tmp_path)  # prepared (not launched)
+    path = tmp_path / "data/finetune/support.job.json"
+    rec = JobRecord.load(path)
+    assert rec is not None and rec.status == "prepared"
+    rec.status, rec.pid = "running", None  # what a run launched by an older version left behind
+    rec.save(path)
+    (tmp_path / "data/finetune/support.job.json.manifest.json").unlink()
+    monkeypatch.setenv("COORD_LOCAL_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("COORD_LOCAL_POLL_S", "0.05")
+    with pytest.raises(PipelineError, match=r"reported nothing within 0.3 s .* no pid was recorded"):
+        _local(tmp_path)
+    assert _record(tmp_path)["status"] == "failed"

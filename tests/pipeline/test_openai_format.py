@@ -177,3 +177,13 @@ def test_step_names_a_missing_agent_file(tmp_path):
     (tmp_path / "data/sft/openai").mkdir(parents=True)
     with pytest.raises(InputError, match=r"support\.jsonl"):
         validate_openai(StepContext(workspace=tmp_path), agents=["support"])
+
+
+def test_the_package_keeps_its_public_names_and_registers_the_step():
+    import pipeline.openai_format as facade
+    from pipeline._step import load_steps
+
+    for name in ("DEFAULT_MODEL", "FileReport", "LineError", "base_model", "context_limit", "estimate_tokens",
+                 "validate_openai", "validate_openai_file"):
+        assert hasattr(facade, name), name
+    assert load_steps()["validate_openai"].fn is facade.validate_openai

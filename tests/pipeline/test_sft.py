@@ -28,9 +28,9 @@ from pipeline.sft import (
     unsloth_to_openai,
     write_openai_rows,
 )
+from tests.shared_fixtures import ADP_SAMPLES, needs_adp_samples
 
 WEEK2 = ["qa", "support", "legal", "analyst", "content"]
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 _TEXT = ("the release candidate fails when a customer retries payment after the session expires "
          "so we compare logs contract terms revenue figures and the draft copy before we decide "
          "which owner signs off on the fix and how the change is explained")
@@ -348,12 +348,10 @@ def test_parameter_and_input_errors(tmp_path: Path) -> None:
 # --- real ADP data --------------------------------------------------------------------------
 
 
+@needs_adp_samples
 def test_real_tool_using_adp_trajectories_convert_end_to_end() -> None:
-    folder = SHARED / "fixtures" / "adp"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent")
     function_calls = 0
-    for path in sorted(folder.glob("*.sample_std.json")):
+    for path in ADP_SAMPLES:
         for traj in json.loads(path.read_text(encoding="utf-8")):
             ex = example_from_trajectory(traj, "agent")
             row = ex.render("agent", 1, 0.5, "prompt")

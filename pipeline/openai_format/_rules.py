@@ -1,50 +1,12 @@
-"""OpenAI chat fine-tuning files: a per-line validator, a token estimator and step ``validate_openai``.
-
-Rules checked (OpenAI supervised chat fine-tuning format and the chat message schema):
-
-- each line is a JSON object whose keys are among ``messages``, ``tools``,
-  ``parallel_tool_calls``, ``functions`` — anything else (notably a top-level
-  ``weight``) is an error; ``messages`` is a non-empty list;
-- roles are ``system``, ``user``, ``assistant``, ``tool`` and legacy ``function``, each
-  with its own allowed keys; content is a string or a list of content parts (text;
-  ``image_url`` in user messages only, at most 10 images per example; ``refusal`` in
-  assistant messages); empty content counts as missing unless the assistant calls a tool;
-- ``weight`` only on assistant messages and only 0 or 1;
-- assistant ``tool_calls``: ``[{"id", "type": "function", "function": {"name",
-  "arguments": <JSON string>}}]``; every call answered by a ``tool`` message with its
-  ``tool_call_id`` before the conversation moves on; legacy ``function_call`` likewise;
-- ``tools`` / ``functions`` definitions are well formed; function names match
-  ``^[a-zA-Z0-9_-]{1,64}$``;
-- at least one assistant message per example; at least ``min_examples`` (10) examples;
-- the estimated tokens of an example fit the model's training context (examples over
-  it would be truncated, cutting the answer that is being trained).
-
-Token estimate (no tokenizer needed, documented heuristic): ``ceil(chars / 4)`` for
-every text (content, names, call names and arguments, tool definitions as JSON) +
-3 per message + 1 per ``name`` + 3 for the reply primer; images count 85 tokens.
-
-Step metrics: ``files``, ``examples``, ``errors``, ``warnings``, ``files_invalid``,
-``tokens_estimated``, ``max_example_tokens``.
-"""
+"""The per-example rules of OpenAI chat fine-tuning files (listed in :mod:`pipeline.openai_format`)."""
 
 from __future__ import annotations
 
-import logging
 import re
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from pipeline._io import Rejects, atomic_write_json, data_files, iter_jsonl
-from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import InputError
-
-log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
 TOP_LEVEL_KEYS = ("messages", "tools", "parallel_tool_calls", "functions")
 ROLE_KEYS: dict[str, frozenset[str]] = {
     "system": frozenset({"role", "content", "name"}),
@@ -58,103 +20,10 @@ PART_TYPES: dict[str, frozenset[str]] = {
     "assistant": frozenset({"text", "refusal"}), "tool": frozenset({"text"}), "function": frozenset(),
 }
 MAX_IMAGES_PER_EXAMPLE = 10
-CONTEXT_LIMITS: tuple[tuple[str, int], ...] = (
-    # Training-example limits per model family, most specific prefix first.
-    ("gpt-4o-mini", 65_536), ("gpt-4o", 65_536), ("gpt-3.5-turbo-0613", 4_096),
-    ("gpt-3.5-turbo", 16_385), ("gpt-4-0613", 8_192),
-)
-CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, TOKENS_PER_NAME, REPLY_PRIMER, IMAGE_TOKENS = 4, 3, 1, 3, 85
-DEFAULT_IN_DIR = WsPath("data/sft/openai")
-DEFAULT_REPORT = WsPath("reports/openai_validation.json")
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
-@dataclass(frozen=True)
-class LineError:
-    """One problem: line (0 for the whole file), field path, code and message."""
-
-    line: int
-    field: str
-    code: str
-    message: str
-
-
-@dataclass
-class FileReport:
-    """Validation result of one file (samples are bounded; counts are complete)."""
-
-    path: str
-    model: str
-    context_limit: int | None
-    examples: int = 0
-    errors: int = 0
-    warnings: int = 0
-    tokens_estimated: int = 0
-    max_example_tokens: int = 0
-    error_counts: dict[str, int] = field(default_factory=dict)
-    error_samples: list[LineError] = field(default_factory=list)
-    warning_samples: list[LineError] = field(default_factory=list)
-
-    @property
-    def valid(self) -> bool:
-        """True when the file would pass every checked rule."""
-        return self.errors == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form for reports."""
-        return {**asdict(self), "valid": self.valid}
-
-
-def base_model(model: str) -> str:
-    """``ft:gpt-4o-mini-2024-07-18:org::id`` → ``gpt-4o-mini-2024-07-18``; other names unchanged."""
-    return model.split(":")[1] if model.startswith("ft:") else model
-
-
-def context_limit(model: str) -> int | None:
-    """Training-example token limit of ``model``'s family, or None when unknown."""
-    name = base_model(model)
-    return next((limit for prefix, limit in CONTEXT_LIMITS if name.startswith(prefix)), None)
-
-
-def _text_tokens(text: str) -> int:
-    return -(-len(text) // CHARS_PER_TOKEN)
-
-
-def estimate_tokens(example: Any) -> int:
-    """Estimated tokens of one example (see module docstring); tolerant of malformed input."""
-    if not isinstance(example, dict):
-        return 0
-    total = REPLY_PRIMER
-    for key in ("tools", "functions"):
-        if example.get(key):
-            total += _text_tokens(orjson.dumps(example[key]).decode())
-    messages = example.get("messages")
-    if not isinstance(messages, list):
-        return total
-    for msg in messages:
-        if not isinstance(msg, dict):
-            continue
-        total += TOKENS_PER_MESSAGE
-        content = msg.get("content")
-        if isinstance(content, str):
-            total += _text_tokens(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict):
-                    text = part.get("text") or part.get("refusal")
-                    total += _text_tokens(text) if isinstance(text, str) else IMAGE_TOKENS
-        if isinstance(msg.get("name"), str):
-            total += TOKENS_PER_NAME + _text_tokens(msg["name"])
-        calls = msg.get("tool_calls")
-        fns = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
-        fns.append(msg.get("function_call"))
-        for fn in fns:
-            if isinstance(fn, dict):
-                total += sum(_text_tokens(v) for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
-    return total
-
-
-class _Example:
+class ExampleChecker:
     """Checks one parsed line, calling ``add(field, code, message, warning)`` per finding."""
 
     def __init__(self, add: Any) -> None:
@@ -338,99 +207,3 @@ class _Example:
             orjson.loads(args)
         except orjson.JSONDecodeError:
             self.add(f"{path}.arguments", "tool_calls_shape", "arguments must be valid JSON")
-
-
-class _JsonErrors(Rejects):
-    """A rejects sink for ``iter_jsonl`` that records unparseable lines in the report instead of a file."""
-
-    def __init__(self, path: Path, report: _Collector) -> None:
-        super().__init__(path)
-        self.report = report
-
-    def add(self, *, source: Path | str, line: int, reason: str, raw: str | bytes | None = None,
-            field: str | None = None) -> None:
-        self.count += 1
-        self.report.add(line, "(line)", "invalid_json", reason)
-        self.report.report.examples += 1
-
-
-class _Collector:
-    def __init__(self, report: FileReport, max_samples: int) -> None:
-        self.report, self.max_samples = report, max_samples
-        self.counts: Counter[str] = Counter()
-
-    def add(self, line: int, path: str, code: str, message: str, warning: bool = False) -> None:
-        r = self.report
-        samples = r.warning_samples if warning else r.error_samples
-        if warning:
-            r.warnings += 1
-        else:
-            r.errors += 1
-            self.counts[code] += 1
-        if len(samples) < self.max_samples:
-            samples.append(LineError(line, path, code, message))
-
-
-def validate_openai_file(path: Path, *, model: str = DEFAULT_MODEL, min_examples: int = 10,
-                         max_samples: int = 50) -> FileReport:
-    """Validate one OpenAI chat fine-tuning JSONL file, streaming; see the module docstring for rules."""
-    path = Path(path)
-    limit = context_limit(model)
-    report = FileReport(str(path), model, limit)
-    col = _Collector(report, max_samples)
-    if limit is None:
-        col.add(0, "(file)", "unknown_model", f"no context limit known for {model!r}; token limit not checked",
-                warning=True)
-    for lineno, obj in iter_jsonl(path, _JsonErrors(path, col)):
-        report.examples += 1
-        checker = _Example(lambda f, c, m, warning=False, n=lineno: col.add(n, f, c, m, warning))
-        checker.check(obj)
-        tokens = estimate_tokens(obj)
-        report.tokens_estimated += tokens
-        report.max_example_tokens = max(report.max_example_tokens, tokens)
-        if limit is not None and tokens > limit:
-            col.add(lineno, "(example)", "too_many_tokens",
-                    f"~{tokens} tokens exceeds the {limit}-token training limit of {model}; it would be truncated")
-    if report.examples < min_examples:
-        col.add(0, "(file)", "too_few_examples", f"{report.examples} examples; fine-tuning needs at least {min_examples}")
-    report.error_counts = dict(sorted(col.counts.items()))
-    return report
-
-
-@step("validate_openai")
-def validate_openai(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
-                    agents: list[str] | None = None,
-                    model: str = DEFAULT_MODEL, min_examples: int = 10,
-                    report: WsPath = DEFAULT_REPORT) -> StepResult:
-    """Validate every OpenAI training file (or those of ``agents``) and write a bounded JSON report."""
-    directory = ctx.path(in_dir)
-    files = [directory / f"{a}.jsonl" for a in agents] if agents is not None else data_files(directory)
-    missing = [f for f in files if not f.exists()]
-    if missing:
-        raise InputError("training file not found", path=ctx.rel(missing[0]))
-    if not files:
-        raise InputError("no .jsonl training files", path=ctx.rel(directory))
-    out = ctx.path(report)
-    params = {"in_dir": str(in_dir), "agents": agents, "model": model, "min_examples": min_examples,
-              "report": str(report)}
-    run = StepRun(ctx, "validate_openai", params, inputs=files, outputs=[out])
-    if (cached := run.cached()) is not None:
-        return cached
-    reports = []
-    for k, f in enumerate(files):
-        ctx.report(f"validating {ctx.rel(f)}", k / len(files))
-        r = validate_openai_file(f, model=model, min_examples=min_examples)
-        r.path = ctx.rel(f)
-        reports.append(r)
-        log.info("validate_openai: %s — %d examples, %d errors", r.path, r.examples, r.errors)
-    metrics: dict[str, MetricValue] = {"files": len(reports), "examples": sum(r.examples for r in reports),
-               "errors": sum(r.errors for r in reports), "warnings": sum(r.warnings for r in reports),
-               "files_invalid": sum(not r.valid for r in reports),
-               "tokens_estimated": sum(r.tokens_estimated for r in reports),
-               "max_example_tokens": max(r.max_example_tokens for r in reports)}
-    atomic_write_json(out, {"schema_version": 1, "model": model, "context_limit": context_limit(model),
-                            "estimator": {"chars_per_token": CHARS_PER_TOKEN, "per_message": TOKENS_PER_MESSAGE,
-                                          "per_name": TOKENS_PER_NAME, "reply_primer": REPLY_PRIMER},
-                            "totals": metrics, "files": [r.to_dict() for r in reports]})
-    run.record(out)
-    return run.finish(metrics)
