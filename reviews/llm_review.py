@@ -279,6 +279,25 @@ def describe(review: ModelReview) -> str:
     return f"{review['provider']} {review['model']}, {review['calls']} call(s), {cost}"
 
 
+def opinion_line(review: Mapping[str, Any] | None) -> str | None:
+    """One line for boards and TEAM_COORDINATION.md: what the gate's reviewer model said, labeled as opinion.
+
+    ``None`` when the reviewer role has no LLM provider (nothing was asked, nothing to show).
+    """
+    if not review or review.get("status") == "not_configured":
+        return None
+    who = " ".join(x for x in (review.get("provider"), review.get("model")) if x) or "reviewer model"
+    if review.get("status") != "reviewed":
+        status = str(review.get("status"))
+        reason = str(review.get("reason") or "no reason recorded").removeprefix(f"{status}: ")
+        return f"reviewer model {status}: {reason}"
+    findings = list(review.get("findings") or [])
+    counts = [f"{n} {sev}" for sev in ("blocker", "major", "minor", "info")
+              if (n := sum(f.get("severity") == sev for f in findings))]
+    found = f"{len(findings)} finding(s) ({', '.join(counts)})" if findings else "no findings"
+    return f"reviewer model ({who}, opinion): recommends {review.get('recommendation')}, {found}"
+
+
 def model_feedback(review: ModelReview | None, counted: bool) -> list[str]:
     """Feedback lines for an agent whose work goes back: the model's findings, labeled as its opinion."""
     if review is None or review["status"] != "reviewed" or not review["findings"]:

@@ -23,6 +23,7 @@ from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json, atomic_write_text
 from pipeline.provenance import DRY_RUN, OFFLINE_EXAMPLES
+from reviews.llm_review import opinion_line
 from roles.definitions import RoleDefinition
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
@@ -176,6 +177,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
                   "status": gates_state.get(gid, {}).get("status", "pending"),
                   "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
+                  "opinion": opinion_line(gates_state.get(gid, {}).get("model_review")),
                   "record": relative_link(ws.root, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
                   if gates_state.get(gid, {}).get("verdict") else None}
                  for gid, g in plan.gates.items() if g.reviewer == role.name]
@@ -244,7 +246,8 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
     for gid in plan.gates:
         rec = state.get("gates", {}).get(gid, {})
         gates.append({"id": gid, "status": rec.get("status", "pending"), "grade": rec.get("grade"),
-                      "score": rec.get("score"), "decided_by": rec.get("decided_by")})
+                      "score": rec.get("score"), "decided_by": rec.get("decided_by"),
+                      "opinion": opinion_line(rec.get("model_review"))})
         if rec.get("status") in ("rejected", "changes_requested"):
             findings: list[str] = list(rec.get("findings") or [])
             problems.append(f"gate **{gid}** {rec.get('status')}: " + "; ".join(findings))

@@ -102,6 +102,13 @@ def test_reviewer_model_findings_are_recorded_apart_and_advisory(ws, server, pro
     assert "Draft left unfinished" in shown.output and "not a measurement" in shown.output
     log = (ws.state_dir / "logs" / summary.run_id / "review.review.log").read_text()
     assert "Draft left unfinished" in log and "REVIEWSECRET" not in log
+    # the boards show the opinion, labeled as such, beside the measured verdict
+    line = next(x for x in (ws.boards / "CODEX_TASKS.md").read_text().splitlines() if "coord:gate id=review" in x)
+    assert "**approved**" in line
+    assert f"reviewer model ({provider} {model}, opinion): recommends reject, 2 finding(s) (1 blocker, 1 minor)" in line
+    team = ws.team_file.read_text()
+    assert "not measurements" in team
+    assert f"- review: reviewer model ({provider} {model}, opinion): recommends reject, 2 finding(s)" in team
 
 
 def test_malformed_first_answer_gets_one_corrective_retry(ws, server):
@@ -172,6 +179,8 @@ def test_budget_exhausted_skips_the_model_and_leaves_the_criterion_unmeasured(ws
     assert server.requests == []
     crit = next(c for c in summary.state["gates"]["review"]["criteria"] if c["name"] == "no_blockers")
     assert not crit["passed"] and "not measured: skipped: budget exhausted" in crit["detail"]
+    line = next(x for x in (ws.boards / "CODEX_TASKS.md").read_text().splitlines() if "coord:gate id=review" in x)
+    assert "reviewer model skipped: budget exhausted" in line
 
 
 class _Crash(Exception):
@@ -213,6 +222,8 @@ def test_offline_run_records_that_no_reviewer_model_was_configured(ws, server, m
     assert "recommends" not in md
     decided = [e for e in read_events(ws.events) if e["kind"] == "gate_decided"]
     assert decided and "model_review" not in decided[0]
+    assert "reviewer model" not in (ws.boards / "CODEX_TASKS.md").read_text()
+    assert "opinions" not in ws.team_file.read_text()
 
 
 def test_an_unanswered_call_is_tried_again_but_an_answer_is_never_bought_twice(ws, server):
