@@ -34,3 +34,14 @@ def test_a_to_adp_reject_fails_the_data_quality_gate(tmp_path):
     failed = [c for c in rec["criteria"] if not c["passed"]]
     assert [(c["target"], c["measured"]) for c in failed] == [("to_adp.rejects", 2)]
     assert any("no raw line rejected by to_adp" in f for f in rec["findings"])
+
+
+def test_week2_agents_checks_the_converted_data_before_agents_build_on_it(tmp_path):
+    plan = load_plan("week2-agents")
+    gate = plan.gates["adp_check"]
+    assert gate.blocks == ["plan_notes"]
+    clean = review_gate(gate, metric_lookup({"to_adp": {"validation_errors": 0, "rejects": 0}}, {}), tmp_path)
+    assert clean["verdict"] == "approved"
+    bad = review_gate(gate, metric_lookup({"to_adp": {"validation_errors": 0, "rejects": 1}}, {}), tmp_path)
+    assert bad["verdict"] == "rejected"
+    assert [c["target"] for c in bad["criteria"] if not c["passed"]] == ["to_adp.rejects"]

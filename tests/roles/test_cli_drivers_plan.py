@@ -23,6 +23,7 @@ def test_week2_agents_runs_all_three_clis_and_merges_reviewed_work(git_ws, fake_
     assert tasks["generate"]["driver"] == "pipeline"
     impl = tasks["implement"]["metrics"]
     assert impl["checks_run"] == 3 and impl["checks_failed"] == 0 and impl["files_changed"] == 2
+    assert summary.state["gates"]["adp_check"]["status"] == "approved"  # the data agents build on was checked
     gate = summary.state["gates"]["code_review"]
     assert gate["status"] == "approved" and gate["grade"].startswith("A")
     # every assignment reached main, each through its own branch with trailers
