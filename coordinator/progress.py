@@ -12,6 +12,7 @@ from rich.table import Table
 
 from coordinator import console
 from coordinator.plan import CompiledPlan
+from reviews.grading import format_score
 
 
 class Progress:
@@ -87,7 +88,7 @@ class Progress:
         if kind in ("task_skipped", "task_blocked"):
             return f"{self._elapsed()}  – {task} {kind.split('_')[1]}: {e.get('reason')}"
         if kind == "gate_decided":
-            grade = f" grade {e['grade']} ({e['score']}/10)" if e.get("grade") else ""
+            grade = f" grade {e['grade']} ({format_score(e['score'])}/10)" if e.get("grade") else ""
             return f"{self._elapsed()}  ◆ gate {e['gate']}: {e.get('status')}{grade}"
         if kind == "deferred_opened":
             return f"{self._elapsed()}  … deferred: {e.get('item')}"

@@ -30,7 +30,7 @@ from coordinator.state import (
     Verdict,
 )
 from reviews.criteria import MetricLookup, TaskText, evaluate, evaluate_all
-from reviews.grading import grade_floor, letter_grade, weighted_score
+from reviews.grading import format_score, grade_floor, letter_grade, weighted_score
 from reviews.llm_review import model_feedback
 
 AUTO = "coord (auto)"
@@ -140,7 +140,7 @@ def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str 
         status = "approved"
     elif spec.on_fail == "retry" and attempt <= spec.max_retries:
         feedback = [f"gate {spec.id} (attempt {attempt}, grade {rec.get('grade')}, "
-                    f"{rec.get('score')}/10): {f}" for f in rec.get("findings") or []]
+                    f"{format_score(float(rec.get('score') or 0))}/10): {f}" for f in rec.get("findings") or []]
         feedback += model_feedback(rec.get("model_review"), counted=any(c.review for c in spec.criteria))
         if note:
             feedback.append(f"note from {by}: {note}")

@@ -40,3 +40,13 @@ def test_week_summary_shows_a_just_below_threshold_score_without_rounding_it_up(
                   est_finetune_cost=None, unknown_cost=False, running=[])
     assert "| B+ | 8.99/10 |" in text and "| g | approved | B+ | 8.99 |" in text
     assert "9.0" not in text
+
+
+def test_the_progress_line_shows_a_gate_score_as_graded():
+    from coordinator.plan_loader import load_plan
+    from coordinator.progress import Progress
+
+    progress = Progress(load_plan("week2"), live=False)
+    line = progress._line({"kind": "gate_decided", "gate": "launch", "status": "approved", "grade": "B+",
+                           "score": 8.996})
+    assert line is not None and line.endswith("◆ gate launch: approved grade B+ (8.99/10)")
