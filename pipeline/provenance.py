@@ -108,3 +108,8 @@ def plan_views(plan_tasks: Mapping[str, Any]) -> tuple[dict[str, str | None], di
         steps[tid] = get("run")
         params[tid] = dict(get("params") or {})
     return steps, params
+
+
+def stand_in(lines: list[str]) -> bool:
+    """Whether any of the run's numbers came from a stand-in (offline provider, dry run, offline benchmark)."""
+    return any("stand-in" in line or DRY_RUN in line for line in lines)

@@ -22,7 +22,7 @@ from pipeline._io import atomic_write_text
 from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.errors import InputError
 from pipeline.finetune import DRY_RUN_WORDING
-from pipeline.provenance import plan_views, provenance
+from pipeline.provenance import plan_views, provenance, stand_in
 from reviews.grading import letter_grade, weighted_score
 from templates import render
 
@@ -209,8 +209,9 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
+    origin = provenance(*plan_views(plan.get("tasks") or {}), status["tasks"])
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
-               "provenance": provenance(*plan_views(plan.get("tasks") or {}), status["tasks"]),
+               "provenance": origin, "stand_in": stand_in(origin),
                "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune),

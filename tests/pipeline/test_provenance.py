@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.provenance import plan_views, provenance
+from pipeline.provenance import plan_views, provenance, stand_in
 
 PLAN_TASKS = {
     "generate": {"run": "generate", "params": {"provider": "offline"}},
@@ -30,6 +30,11 @@ def test_offline_examples_dry_run_and_stand_in_benchmark_are_named_plainly():
     assert "2 jobs **dry run: validated, not trained**" in text and "succeeded" not in text
     assert "`offline-tfidf-retrieval` is the **offline stand-in**" in text and "not LLM results" in text
     assert "Assignments (write_notes): answered by the **offline stand-in driver**" in text
+    assert stand_in(provenance(*plan_views(PLAN_TASKS), records))
+    # a dry run alone (real examples) still makes the decision a rehearsal
+    real_examples = {"generate": _done({"provider": "openai", "model": "gpt-4o-mini"}),
+                     "finetune[qa]": records["finetune[qa]"]}
+    assert stand_in(provenance(*plan_views(PLAN_TASKS), real_examples))
 
 
 def test_a_real_provider_and_trained_jobs_are_named_with_their_model():
@@ -42,6 +47,7 @@ def test_a_real_provider_and_trained_jobs_are_named_with_their_model():
     assert lines == ["Examples (generate): written by provider **openai**, model `gpt-4o-mini`.",
                      "Fine-tuning: 1 job succeeded (model `ft:gpt-x:qa`)."]
     assert not any("stand-in" in line for line in lines)
+    assert not stand_in(lines)
 
 
 def test_nothing_finished_means_no_claims():
