@@ -21,16 +21,13 @@ from typer._click.exceptions import BadParameter, ClickException  # typer's bund
 from typer.core import TyperGroup
 
 from coordinator import console
-from coordinator.errors import CoordError
+from coordinator.errors import EXIT_FAILED, EXIT_USAGE, CoordError
 
 T = TypeVar("T")
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace directory.",
                                             envvar="COORD_WORKSPACE", show_default="current directory")]
 
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 @contextmanager
