@@ -397,7 +397,7 @@ def validate_openai_file(path: Path, *, model: str = DEFAULT_MODEL, min_examples
     return report
 
 
-@step("validate_openai")
+@step("validate_openai", limits={"min_examples": (0, None)})
 def validate_openai(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
                     agents: list[str] | None = None,
                     model: str = DEFAULT_MODEL, min_examples: int = 10,
