@@ -231,6 +231,7 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
 
 @step("generate", limits={"agents": {"min_size": 1, "unique": True, "pattern": _AGENT_NAME.pattern},
                           "examples_per_agent": (1, None), "concurrency": (1, MAX_CONCURRENCY),
+                          "provider": {"choices": ("offline", "anthropic", "openai", "openai_compatible")},
                           "difficulty_mix": {"ge": 0, "total": 1, "keys": DIFFICULTIES}})
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,

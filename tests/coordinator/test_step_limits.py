@@ -10,6 +10,7 @@ from coordinator.plan_loader import load_plan
 from pipeline._step import STEPS, Limit, StepContext, load_steps, step
 from pipeline.errors import ParameterError
 from pipeline.finetune import get_backend
+from pipeline.providers import LLM_PROVIDERS
 
 load_steps()
 
@@ -46,6 +47,8 @@ BAD = [
     ("generate", "{agents: [qa], difficulty_mix: {extreme: 1.0}}", "difficulty_mix",
      "difficulty_mix has unknown keys ['extreme'] (allowed: easy, medium, hard)"),
     ("generate", "{agents: []}", "agents", "agents must have at least 1 item(s)"),
+    ("generate", "{agents: [qa], provider: gpt}", "provider",
+     "provider must be one of offline, anthropic, openai, openai_compatible, got 'gpt'"),
     ("validate_openai", "{min_examples: -1}", "min_examples", "min_examples must be at least 0, got -1"),
 ]
 
@@ -98,6 +101,10 @@ def test_every_finetune_backend_choice_is_known_to_get_backend(tmp_path):
         assert get_backend(name, log_dir=tmp_path, out_dir=tmp_path) is not None
     with pytest.raises(ParameterError):
         get_backend("trl")
+
+
+def test_generate_provider_choices_are_the_providers_get_provider_knows():
+    assert STEPS["generate"].limits["provider"].choices == ("offline", *LLM_PROVIDERS)
 
 
 def test_a_set_override_out_of_range_names_the_field_and_the_override():
