@@ -2,13 +2,16 @@
 
 A step is a plain function registered with :func:`step`::
 
-    @step("audit")
+    @step("audit", limits={"threshold": {"gt": 0, "le": 1}})
     def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft"), threshold: float = 0.85) -> StepResult:
         ...
 
 - The first argument is a :class:`StepContext`; every other parameter is keyword-only
   and JSON-serializable. Parameters annotated :data:`WsPath` are paths relative to the
   workspace; plans are rejected at load time when one escapes it.
+- ``limits`` in the decorator declares what a parameter accepts beyond its type (ranges,
+  shares adding up to 1, names, choices; see :class:`Limit`); a plan breaking one is rejected
+  at load time too. The step keeps its own checks for callers that bypass a plan.
 - It returns a :class:`StepResult`: flat metrics (the numbers gates read as
   ``<task>.<metric>``) and the artifacts it wrote.
 - It is idempotent through :class:`StepRun`: same inputs and parameters give
