@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+"""Exit codes, the same for every command: done · failed · usage or input error · waiting on a person."""
+
 
 class CoordError(Exception):
     """Root of every error coord raises on purpose."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class UsageError(CoordError):
     """The user asked for something that cannot be done (bad argument, missing run)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(UsageError):

@@ -262,15 +262,9 @@ def step_value_problem(step_spec: StepSpec, key: str, value: Any) -> str | None:
         inner = ".".join(str(p) for p in err["loc"])
         return (f"step {step_spec.name!r} expects {_type_name(hint)}, got {value!r}"
                 + (f" ({inner}: {err['msg'].lower()})" if inner else ""))
-    low, high = step_spec.limits.get(key, (None, None))
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if numeric and ((low is not None and value < low) or (high is not None and value > high)):
-        if low is not None and high is not None:
-            bounds = f"from {low:g} to {high:g}"
-        else:
-            bounds = f"at least {low:g}" if low is not None else f"at most {high:g}"
-        return f"step {step_spec.name!r}: {key} must be {bounds}, got {value!r}"
-    return None
+    limit = step_spec.limits.get(key)
+    problem = limit.problem(key, value) if limit is not None else None
+    return f"step {step_spec.name!r}: {problem}" if problem else None
 
 
 def _type_name(hint: Any) -> str:

@@ -18,7 +18,7 @@ from coordinator.budget import RunBudget
 from coordinator.checkpoint import DURABILITY, open_saver
 from coordinator.context import RunContext
 from coordinator.cost_report import render_cost_dashboard
-from coordinator.errors import CoordError, UsageError
+from coordinator.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
 from coordinator.events import EventLog, now_iso
 from coordinator.graph import build_graph
 from coordinator.ledger import Ledger
@@ -35,7 +35,6 @@ from roles.definitions import RoleDefinition, load_workspace_roles, resolve_role
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 Listener = Callable[[dict[str, Any]], None]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -90,6 +91,21 @@ class Workspace:
             d.mkdir(parents=True, exist_ok=True)
 
 
+PROBE_WAIT_S = 2.0
+"""How long taking the lock waits out shared holds: ``lock_holder`` probes (``coord status``), each brief."""
+PROBE_RETRY_S = 0.005
+
+
+def _held_exclusively(fh: IO[str]) -> bool:
+    """True when another open file holds ``fh``'s lock exclusively (a run), not just shared (a probe)."""
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False
+
+
 class WorkspaceLock:
     """An exclusive advisory lock so two runs never drive one workspace at once."""
 
@@ -100,14 +116,21 @@ class WorkspaceLock:
     def __enter__(self) -> WorkspaceLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by {holder}; "
-                                     "wait for it to finish or stop it") from None
+        deadline = time.monotonic() + PROBE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # flock has no test-without-taking: lock_holder() probes with a brief shared lock.
+                # Only a shared hold (a probe) lets a shared lock in; wait that out, briefly.
+                if _held_exclusively(fh) or time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    fh.close()
+                    raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by {holder}; "
+                                             "wait for it to finish or stop it") from None
+                time.sleep(PROBE_RETRY_S)
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")

@@ -2,13 +2,16 @@
 
 A step is a plain function registered with :func:`step`::
 
-    @step("audit")
+    @step("audit", limits={"threshold": {"gt": 0, "le": 1}})
     def audit(ctx: StepContext, *, sft_dir: WsPath = WsPath("data/sft"), threshold: float = 0.85) -> StepResult:
         ...
 
 - The first argument is a :class:`StepContext`; every other parameter is keyword-only
   and JSON-serializable. Parameters annotated :data:`WsPath` are paths relative to the
   workspace; plans are rejected at load time when one escapes it.
+- ``limits`` in the decorator declares what a parameter accepts beyond its type (ranges,
+  shares adding up to 1, names, choices; see :class:`Limit`); a plan breaking one is rejected
+  at load time too. The step keeps its own checks for callers that bypass a plan.
 - It returns a :class:`StepResult`: flat metrics (the numbers gates read as
   ``<task>.<metric>``) and the artifacts it wrote.
 - It is idempotent through :class:`StepRun`: same inputs and parameters give
@@ -19,10 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
+import math
 import os
+import re
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NewType
@@ -118,6 +124,109 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """What a step accepts for one parameter beyond its type; checked when a plan loads.
+
+    Bounds apply to a number, or to every number in a list or mapping (nested ones too):
+    ``ge``/``le`` inclusive, ``gt``/``lt`` exclusive. ``total``: the numbers of a list or mapping
+    add up to it (shares). ``keys``: the keys a mapping may have. ``size``/``min_size``: a
+    list's length, exact or least. ``ascending``: a list's numbers never decrease. ``unique``:
+    no item twice. ``choices``/``pattern``: what a string (or every string in a list) may be.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    total: float | None = None
+    keys: tuple[str, ...] | None = None
+    size: int | None = None
+    min_size: int | None = None
+    ascending: bool = False
+    unique: bool = False
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None
+
+    @classmethod
+    def of(cls, spec: tuple[float | None, float | None] | Mapping[str, Any] | Limit) -> Limit:
+        """A limit from its declaration: an inclusive ``(low, high)`` pair or keyword fields."""
+        if isinstance(spec, Limit):
+            return spec
+        if isinstance(spec, tuple):
+            low, high = spec
+            return cls(ge=low, le=high)
+        unknown = set(spec) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown limit fields {sorted(unknown)}")
+        given: dict[str, Any] = {k: tuple(v) if k in ("keys", "choices") else v for k, v in spec.items()}
+        return cls(**given)
+
+    def bounds(self) -> str:
+        """The bounds in words: ``from 1 to 64``, ``at least 1``, ``in (0, 1]``."""
+        low, opening = (self.ge, "[") if self.ge is not None else (self.gt, "(")
+        high, closing = (self.le, "]") if self.le is not None else (self.lt, ")")
+        if low is not None and high is not None:
+            if self.ge is not None and self.le is not None:
+                return f"from {low:g} to {high:g}"
+            return f"in {opening}{low:g}, {high:g}{closing}"
+        if low is not None:
+            return f"at least {low:g}" if self.ge is not None else f"greater than {low:g}"
+        if high is not None:
+            return f"at most {high:g}" if self.le is not None else f"less than {high:g}"
+        return "any number"
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` breaks this limit (``name`` is the parameter), or None."""
+        if isinstance(value, Mapping) and self.keys is not None:
+            unknown = [k for k in value if k not in self.keys]
+            if unknown:
+                return f"{name} has unknown keys {unknown} (allowed: {', '.join(self.keys)})"
+        if isinstance(value, list):
+            if self.size is not None and len(value) != self.size:
+                return f"{name} must have {self.size} items, got {value!r}"
+            if self.min_size is not None and len(value) < self.min_size:
+                return f"{name} must have at least {self.min_size} item(s), got {value!r}"
+            twice = sorted({repr(v) for i, v in enumerate(value) if v in value[:i]})
+            if self.unique and twice:
+                return f"{name} lists {', '.join(twice)} more than once"
+        leaves = _leaves(name, value)
+        numbers = [(where, v) for where, v in leaves
+                   if isinstance(v, int | float) and not isinstance(v, bool)]
+        for where, v in leaves:
+            if isinstance(v, str) and self.choices is not None and v not in self.choices:
+                return f"{where} must be one of {', '.join(self.choices)}, got {v!r}"
+            if isinstance(v, str) and self.pattern is not None and not re.fullmatch(self.pattern, v):
+                return f"{where} must match {self.pattern}, got {v!r}"
+        for where, v in numbers:
+            if not self._within(v):
+                return f"{where} must be {self.bounds()}, got {v!r}"
+        if self.ascending and any(b < a for (_, a), (_, b) in itertools.pairwise(numbers)):
+            return f"{name} must be in ascending order, got {value!r}"
+        total = sum(v for _, v in numbers)
+        if self.total is not None and isinstance(value, list | Mapping) \
+                and not math.isclose(total, self.total, abs_tol=1e-6):
+            return f"{name} must add up to {self.total:g}, got {total:g}"
+        return None
+
+    def _within(self, x: float) -> bool:
+        return ((self.ge is None or x >= self.ge) and (self.gt is None or x > self.gt)
+                and (self.le is None or x <= self.le) and (self.lt is None or x < self.lt))
+
+
+def _leaves(where: str, value: Any) -> list[tuple[str, Any]]:
+    """Every scalar in ``value`` with its place (``target['easy']``, ``agents[2]``)."""
+    if isinstance(value, Mapping):
+        return [leaf for k, v in value.items() for leaf in _leaves(f"{where}[{k!r}]", v)]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(f"{where}[{i}]", v)]
+    return [(where, value)]
+
+
+LimitSpec = tuple[float | None, float | None] | Mapping[str, Any] | Limit
+"""How a step declares a limit: an inclusive ``(low, high)`` pair (None: unbounded) or :class:`Limit` fields."""
+
+
+@dataclass(frozen=True)
 class StepSpec:
     """A registered step: its function and what its signature says."""
 
@@ -128,8 +237,8 @@ class StepSpec:
     code_version: str
     reads_run_status: bool = False
     """The step reads ``.coord/status.json``; boards are rendered right before it starts."""
-    limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    """Inclusive (low, high) bounds of numeric parameters (None: unbounded), checked when a plan loads."""
+    limits: dict[str, Limit] = field(default_factory=dict)
+    """What numeric (and list / mapping) parameters accept, checked when a plan loads."""
 
     def required(self) -> list[str]:
         """Parameters without a default."""
@@ -148,12 +257,13 @@ def _code_version(fn: Callable[..., Any]) -> str:
 
 
 def step(name: str, *, reads_run_status: bool = False,
-         limits: dict[str, tuple[float | None, float | None]] | None = None,
+         limits: Mapping[str, LimitSpec] | None = None,
          ) -> Callable[[Callable[..., StepResult]], Callable[..., StepResult]]:
     """Register a function as the pipeline step ``name``.
 
-    ``limits`` declares inclusive bounds of numeric parameters, so a plan that sets one out of
-    range is refused when it loads rather than when the step runs.
+    ``limits`` declares what parameters accept beyond their type — ``(low, high)`` inclusive
+    bounds, or :class:`Limit` fields as a dict (``{"gt": 0, "lt": 1}``, ``{"ge": 0, "total": 1}``)
+    — so a plan that sets one out of range is refused when it loads rather than when the step runs.
     """
 
     def register(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
@@ -171,7 +281,11 @@ def step(name: str, *, reads_run_status: bool = False,
             raise ValueError(f"step {name!r} registered twice")
         if unknown := set(limits or {}) - set(kw):
             raise TypeError(f"step {name!r}: limits name unknown parameters {sorted(unknown)}")
-        STEPS[name] = StepSpec(name, fn, kw, paths, _code_version(fn), reads_run_status, dict(limits or {}))
+        try:
+            checks = {k: Limit.of(v) for k, v in (limits or {}).items()}
+        except TypeError as e:
+            raise TypeError(f"step {name!r}: {e}") from None
+        STEPS[name] = StepSpec(name, fn, kw, paths, _code_version(fn), reads_run_status, checks)
         return fn
 
     return register

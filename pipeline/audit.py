@@ -339,7 +339,9 @@ def _check_params(near_dup_threshold: float, min_words: int, difficulty_target: 
     return float(weight_range[0]), float(weight_range[1])
 
 
-@step("audit")
+@step("audit", limits={"near_dup_threshold": {"gt": 0, "le": 1}, "min_words": (0, None),
+                       "sample_size": (0, MAX_SAMPLES), "weight_range": {"size": 2, "ascending": True},
+                       "difficulty_target": {"ge": 0, "total": 1}})
 def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
           out_dir: WsPath = DEFAULT_OUT_DIR, near_dup_threshold: float = 0.85,
           min_words: int = 20, difficulty_target: dict[str, float] = DEFAULT_DIFFICULTY_TARGET,

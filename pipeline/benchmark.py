@@ -138,7 +138,8 @@ def _check_params(agents: list[str] | None, alpha: float, match_threshold: float
             raise ParameterError(f"agents must be a non-empty list of agent names, got {agents!r}")
 
 
-@step("benchmark")
+@step("benchmark", limits={"agents": {"min_size": 1, "pattern": AGENT_NAME.pattern},
+                           "alpha": {"gt": 0, "lt": 1}, "match_threshold": {"gt": 0, "le": 1}})
 def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
               heldout_dir: WsPath = DEFAULT_HELDOUT_DIR, out_dir: WsPath = DEFAULT_OUT_DIR,
               agents: list[str] | None = None, seed: int = 42, alpha: float = 0.05,

@@ -255,7 +255,8 @@ def _refuse(report: FileReport, rel: str) -> InputError:
                       path=rel, line=first.line or None, field=first.field)
 
 
-@step("finetune")
+@step("finetune", limits={"agent": {"pattern": _AGENT_NAME.pattern}, "epochs": (1, None),
+                          "backend": {"choices": ("dry_run", "openai", "local")}})
 def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_DIR, backend: str = "dry_run",
              model: str = DEFAULT_MODEL, epochs: int = 3, out_dir: WsPath = DEFAULT_OUT_DIR) -> StepResult:
     """Validate ``agent``'s OpenAI training file, estimate tokens and cost, and run (or dry-run) the job."""

@@ -229,7 +229,10 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
     return out, stats
 
 
-@step("generate", limits={"examples_per_agent": (1, None), "concurrency": (1, MAX_CONCURRENCY)})
+@step("generate", limits={"agents": {"min_size": 1, "unique": True, "pattern": _AGENT_NAME.pattern},
+                          "examples_per_agent": (1, None), "concurrency": (1, MAX_CONCURRENCY),
+                          "provider": {"choices": ("offline", "anthropic", "openai", "openai_compatible")},
+                          "difficulty_mix": {"ge": 0, "total": 1, "keys": DIFFICULTIES}})
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
              difficulty_mix: dict[str, float] | None = None, model: str | None = None,

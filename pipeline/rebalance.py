@@ -232,7 +232,7 @@ def _check(target: Mapping[str, float], mode: str) -> None:
         raise ParameterError(f"target must be non-negative shares summing to 1, got {dict(target)!r}")
 
 
-@step("rebalance")
+@step("rebalance", limits={"target": {"ge": 0, "total": 1}})
 def rebalance(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
               out_dir: WsPath = DEFAULT_OUT_DIR, target: dict[str, float] = DEFAULT_TARGET,
               seed: int = 42, mode: Mode = "down", report: WsPath = DEFAULT_REPORT) -> StepResult:

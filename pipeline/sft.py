@@ -356,7 +356,8 @@ def _agent_list(adp_root: Path, agents: list[str] | None) -> list[str]:
     return list(agents)
 
 
-@step("build_sft", limits={"variants": (1, MAX_VARIANTS)})
+@step("build_sft", limits={"agents": {"unique": True, "pattern": AGENT_NAME.pattern},
+                           "variants": (1, MAX_VARIANTS), "holdout_fraction": {"ge": 0, "lt": 1}})
 def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
               out_dir: WsPath = DEFAULT_OUT_DIR, heldout_dir: WsPath = DEFAULT_HELDOUT_DIR,
               agents: list[str] | None = None, compatibility: WsPath | None = None,

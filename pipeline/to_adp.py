@@ -283,7 +283,7 @@ def _check_params(agents: list[str] | None, compatibility: dict[str, dict[str, f
                 raise ParameterError(f"compatibility[{row!r}][{col!r}] must be a number in [0, 1], got {w!r}")
 
 
-@step("to_adp")
+@step("to_adp", limits={"agents": {"pattern": _AGENT_NAME.pattern}, "compatibility": (0, 1)})
 def to_adp(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
            out_dir: WsPath = DEFAULT_OUT_DIR, agents: list[str] | None = None,
            compatibility: dict[str, dict[str, float]] | None = None) -> StepResult:

@@ -14,12 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from coordinator.errors import UsageError, WorkspaceBusyError
+from coordinator.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, UsageError, WorkspaceBusyError
 from coordinator.events import EventLog, now_iso
 from coordinator.runner import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_WAITING,
     RunOptions,
     _load_compiled,
     find_run,

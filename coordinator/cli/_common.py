@@ -9,23 +9,25 @@ never print a traceback; a traceback means a bug.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
+from typer._click.exceptions import BadParameter, ClickException  # typer's bundled click
+from typer.core import TyperGroup
 
 from coordinator import console
-from coordinator.errors import CoordError
+from coordinator.errors import EXIT_FAILED, EXIT_USAGE, CoordError
 
 T = TypeVar("T")
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace directory.",
                                             envvar="COORD_WORKSPACE", show_default="current directory")]
 
-
-EXIT_FAILED = 1
 
 
 @contextmanager
@@ -65,3 +67,47 @@ def call(fn: Callable[[], T]) -> T:
     """Run a service call under :func:`handle_errors`."""
     with handle_errors():
         return fn()
+
+
+class CoordGroup(TyperGroup):
+    """The root command group: the command line's own parse errors (unknown option, missing
+    argument, a value out of an option's range) print as one ``error: …`` line like every other
+    error, on stderr with exit code 2, instead of the parser's boxed message. ``--help`` is unchanged.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.Abort:
+            _exit_with("aborted", EXIT_FAILED)
+        except ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `coord` / `coord adp`: help already shown
+                sys.exit(e.exit_code)
+            _exit_with(parse_error_message(e), e.exit_code or EXIT_USAGE)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _exit_with(message: str, code: int) -> NoReturn:
+    console.error(message)
+    sys.exit(code)
+
+
+def parse_error_message(e: ClickException) -> str:
+    """One line for a command-line parse error: what is wrong, the option, the bad value, where to look."""
+    text = " ".join(e.format_message().split())
+    cause = e.__cause__
+    if isinstance(e, BadParameter) and isinstance(cause, ValidationError) and cause.errors():
+        err = cause.errors()[0]
+        hint = e.param.get_error_hint() if e.param is not None else None
+        reason = " ".join(str(err["msg"]).split())
+        reason = reason[:1].lower() + reason[1:]
+        text = (f"invalid value {err['input']!r} for {hint}: {reason}" if hint
+                else f"invalid value {err['input']!r}: {reason}")
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None:
+        text += f" (see: {ctx.command_path} --help)"
+    return text

@@ -16,10 +16,10 @@ from coordinator.cli import plans as plans_cmd
 from coordinator.cli import review as review_cmd
 from coordinator.cli import run as run_cmd
 from coordinator.cli import status as status_cmd
-from coordinator.cli._common import guard_commands
+from coordinator.cli._common import CoordGroup, guard_commands
 from coordinator.errors import CoordError
 
-app = typer.Typer(name="coord", no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="coord", cls=CoordGroup, no_args_is_help=True, add_completion=False,
                   help="Coordinate a team of AI agents through a checkpointed, reviewable plan.")
 
 

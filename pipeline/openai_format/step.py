@@ -27,7 +27,7 @@ DEFAULT_IN_DIR = WsPath("data/sft/openai")
 DEFAULT_REPORT = WsPath("reports/openai_validation.json")
 
 
-@step("validate_openai")
+@step("validate_openai", limits={"min_examples": (0, None)})
 def validate_openai(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
                     agents: list[str] | None = None,
                     model: str = DEFAULT_MODEL, min_examples: int = 10,

@@ -473,3 +473,34 @@ def test_adp_validate_warnings_go_to_stderr(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1.3.1" in result.stderr and result.stderr.startswith("warning: ")
     assert "warning:" not in result.stdout and "1 trajectories valid" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "week2", "--concurrency", "0"],
+         "error: invalid value '0' for '--concurrency': input should be greater than or equal to 1"),
+        (["resume", "--concurrency", "65"], "error: invalid value '65' for '--concurrency': input should be less than"),
+        (["run", "week2", "--concurrency", "many"], "error: invalid value 'many' for '--concurrency': input should be a valid"),
+        (["run", "week2", "--bogus"], "error: No such option: --bogus"),
+        (["run"], "error: Missing argument 'plan'."),
+        (["run", "a", "b"], "error: Got unexpected extra argument(s) (b)"),
+        (["nosuch"], "error: No such command 'nosuch'."),
+        (["adp", "validate", "--bogus"], "error: No such option: --bogus (see: coord adp validate --help)"),
+    ],
+)
+def test_command_line_parse_errors_are_one_error_line(tmp_path, args, expected):
+    result = CliRunner().invoke(app, [*args, "-w", str(tmp_path)] if args[0] != "nosuch" else args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(expected), line
+    assert "╭" not in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_and_bare_groups_still_show_the_help():
+    result = CliRunner().invoke(app, ["run", "--help"])
+    assert result.exit_code == 0 and "--concurrency" in result.stdout and result.stderr == ""
+    bare = CliRunner().invoke(app, [])
+    assert "Usage: coord" in bare.stdout and bare.stderr == ""
