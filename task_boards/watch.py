@@ -9,6 +9,7 @@ on a person when an edit lets it continue.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -56,6 +57,10 @@ class BoardWatcher:
     on_error: Callable[[str], None] = lambda message: None
     incomplete_retries: int = 5
     """Syncs retried while a board looks half-saved before the problem is reported."""
+    freeze_gc: bool = False
+    """After each sync, collect garbage and freeze what survives (:func:`gc.freeze`), so the
+    collections during the next sync skip the imports and caches that live as long as the
+    process. Process-wide: for processes that do nothing but watch (`coord watch`)."""
     _last_event: float = 0.0
     _incomplete: int = 0
     _dirty: threading.Event = field(default_factory=threading.Event)
@@ -90,10 +95,7 @@ class BoardWatcher:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        try:
-            warm_cache(self.ws)
-        except OSError as e:  # a board vanished while being read: the first sync will say more
-            log.info("could not pre-parse boards: %s", e)
+        self._tidy()
         while not self._stop.is_set():
             self._dirty.wait()
             if self._stop.is_set():
@@ -104,6 +106,16 @@ class BoardWatcher:
                 continue
             self._dirty.clear()
             self._sync_once()
+
+    def _tidy(self) -> None:
+        """Housekeeping while nobody waits: pre-parse the boards as rendered, then tidy the heap."""
+        try:
+            warm_cache(self.ws)
+        except OSError as e:  # a board vanished while being read: the next sync will say more
+            log.info("could not pre-parse boards: %s", e)
+        if self.freeze_gc:
+            gc.collect()
+            gc.freeze()
 
     def _sync_once(self) -> None:
         try:
@@ -124,14 +136,14 @@ class BoardWatcher:
             self.poke()
             return
         self._incomplete = 0
-        if report.changed:
-            warm_cache(self.ws)
         if report.changed or report.problems:
-            self.on_report(report)
+            self.on_report(report)  # the edits are in the run and the boards re-rendered: say so first
         if self.resume and report.changed and report.waiting and report.can_continue and report.run_id:
             try:
                 summary = resume_run(self.ws, report.run_id, RunOptions(plan=""))
             except CoordError as e:
                 self.on_error(str(e))
-                return
-            self.on_resumed(summary.run_id, summary.phase)
+            else:
+                self.on_resumed(summary.run_id, summary.phase)
+        if report.changed:
+            self._tidy()

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
         ws = Workspace.at(workspace)
-        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, on_report=_print,
+        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, on_report=_print, freeze_gc=True,
                                on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),
                                on_error=console.error)
         console.info(f"watching {ws.boards} (Ctrl-C stops)")
