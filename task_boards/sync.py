@@ -14,17 +14,27 @@ as it pauses or ends (`coord watch` retries on its own).
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 import subprocess
+import threading
+from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
 from coordinator.checkpoint import open_saver
+from coordinator.context import RunContext
 from coordinator.errors import CoordError, UsageError, WorkspaceBusyError
 from coordinator.graph import build_graph
-from coordinator.runner import _load_compiled, _roles, list_runs
+from coordinator.plan import CompiledPlan
+from coordinator.runner import _roles, list_runs
 from coordinator.schedule import plan_step
 from coordinator.state import RunState, merge_records
 from coordinator.workspace import Workspace, WorkspaceLock
@@ -92,10 +102,50 @@ def who() -> str:
         return "unknown"
 
 
+@lru_cache(maxsize=1)
+def _compiled_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
+    return build_graph(None)
+
+
+def _graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
+    """The coordinator graph on ``saver``: compiled once per process, bound to each connection."""
+    return _compiled_graph().copy(update={"checkpointer": saver})
+
+
+_PLANS: OrderedDict[tuple[str, str], CompiledPlan] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
+
+
+def load_plan_cached(ws: Workspace, run_id: str) -> CompiledPlan:
+    """The run's stored plan, validated once per distinct content of ``plan.json``.
+
+    The file is read every time and the cache is keyed by its digest, so a plan an
+    edit or another process changed is never served stale. Callers must not mutate
+    the returned plan (changes go through ``model_copy``, as :mod:`task_boards.apply` does).
+    """
+    path = ws.run_dir(run_id) / "plan.json"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"run {run_id!r} has no stored plan ({path} is missing)") from None
+    key = (str(path), hashlib.sha256(raw).hexdigest())
+    with _PLANS_LOCK:
+        plan = _PLANS.get(key)
+        if plan is not None:
+            _PLANS.move_to_end(key)
+            return plan
+    plan = CompiledPlan.model_validate(orjson.loads(raw))
+    with _PLANS_LOCK:
+        _PLANS[key] = plan
+        while len(_PLANS) > 4:
+            _PLANS.popitem(last=False)
+    return plan
+
+
 def read_run_state(ws: Workspace, run_id: str) -> tuple[RunState, tuple[str, ...]]:
     """The run's latest checkpointed state and the graph's next step(s)."""
     with open_saver(ws.db) as saver:
-        snap = build_graph(saver).get_state({"configurable": {"thread_id": run_id}})
+        snap = _graph(saver).get_state({"configurable": {"thread_id": run_id}})
     return snap.values, tuple(snap.next)  # type: ignore[return-value]
 
 
@@ -107,7 +157,7 @@ def write_run_state(ws: Workspace, run_id: str, update: dict[str, Any], nxt: tup
     """
     config: Any = {"configurable": {"thread_id": run_id}}
     with open_saver(ws.db) as saver:
-        build_graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
+        _graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
 
 
 def _merged(state: RunState, update: dict[str, Any]) -> RunState:
@@ -178,7 +228,7 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
 
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
                  person: str) -> tuple[list[Edit], RunState | None, set[str] | None]:
-    plan = _load_compiled(ws, run_id)
+    plan = load_plan_cached(ws, run_id)
     roles = set(_roles(ws, plan))
     files = _board_files(ws)
     with ExitStack() as stack:
@@ -253,7 +303,7 @@ def _lost_sections(base: str | None, text: str) -> list[str]:
 
 def _render(ws: Workspace, run_id: str, report: SyncReport, state: RunState | None,
             only_roles: set[str] | None) -> None:
-    plan = _load_compiled(ws, run_id)
+    plan = load_plan_cached(ws, run_id)
     if state is None:
         state = read_run_state(ws, run_id)[0]
     result = render_all(ws, plan, _roles(ws, plan), state, only_roles=only_roles)
