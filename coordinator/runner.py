@@ -131,7 +131,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
     if options.budget_usd is not None:
         plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": options.budget_usd})})
-    with WorkspaceLock(ws):
+    with WorkspaceLock(ws) as lock:
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name
                       and r.get("phase") in ("running", "waiting")]
         if unfinished and not options.fresh:
@@ -141,6 +141,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
                     f"run {last['run_id']} of plan {plan.name!r} is unfinished but was started with a "
                     "different plan, profile or parameters; resume it with `coord resume "
                     f"{last['run_id']}` or start over with `coord run {options.plan} --fresh`")
+            lock.describe(last["run_id"])
             return _drive(ws, last["run_id"], options, listener, progress, resumed=True)
         run_id = _new_run_id(plan.name)
         ws.run_dir(run_id).mkdir(parents=True, exist_ok=True)
@@ -148,13 +149,14 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
         _save_run(ws, {"run_id": run_id, "plan": plan.name, "plan_ref": options.plan,
                        "plan_sha256": plan.sha256, "profile": plan.profile, "overrides": options.overrides,
                        "created_at": now_iso(), "phase": "running"})
+        lock.describe(run_id)
         return _drive(ws, run_id, options, listener, progress, resumed=False)
 
 
 def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener: Listener | None = None,
                progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
     """`coord resume`: continue a run from its last checkpoint."""
-    with WorkspaceLock(ws):
+    with WorkspaceLock(ws) as lock:
         runs = list_runs(ws)
         if run_id is None:
             unfinished = [r for r in runs if r.get("phase") in ("running", "waiting")]
@@ -163,6 +165,7 @@ def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener:
             run_id = unfinished[-1]["run_id"]
         elif not any(r["run_id"] == run_id for r in runs):
             raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+        lock.describe(run_id)
         return _drive(ws, run_id, options, listener, progress, resumed=True)
 
 

@@ -95,7 +95,11 @@ class Workspace:
 
 
 class WorkspaceLock:
-    """An exclusive advisory lock so two runs never drive one workspace at once."""
+    """An exclusive advisory lock so two runs never drive one workspace at once.
+
+    The lock file names its holder (``pid 123``, plus ``run <id>`` once a run
+    says which one it drives), so whoever is refused can tell the user.
+    """
 
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.state_dir / "lock"
@@ -108,16 +112,24 @@ class WorkspaceLock:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            holder = fh.read().strip() or "another process"
+            holder = fh.read().strip()
             fh.close()
-            raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by {holder}; "
-                                     "wait for it to finish or stop it") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
+            run_id = holder.split(" run ", 1)[1].strip() if " run " in holder else None
+            raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by "
+                                     f"{holder or 'another process'}; wait for it to finish or stop it",
+                                     holder=holder, run_id=run_id) from None
         self._fh = fh
+        self.describe()
         return self
+
+    def describe(self, run_id: str | None = None) -> None:
+        """Record the holder in the lock file: this process, and the run it drives if any."""
+        if self._fh is None:
+            return
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()}" + (f" run {run_id}" if run_id else ""))
+        self._fh.flush()
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:

@@ -73,7 +73,11 @@ class SyncReport:
     incomplete: bool = False
     """A board lacked coord's sections (deleted, or read while being saved): the watcher retries."""
     busy: str | None = None
-    """Set when a run process holds the workspace: nothing was read or applied."""
+    """Set when a run process holds the workspace: nothing was applied."""
+    active_run: str | None = None
+    """The run that holds the workspace (when ``busy`` and the holder is a run)."""
+    waiting_edits: list[str] = field(default_factory=list)
+    """When ``busy``: boards whose coord sections a person changed since coord last rendered them."""
     written: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     can_continue: bool = False
@@ -206,7 +210,8 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
         with WorkspaceLock(ws):
             approvals, state, touched = _apply_edits(ws, record["run_id"], report, person)
     except WorkspaceBusyError as e:
-        report.busy = str(e)
+        report.busy, report.active_run = str(e), e.run_id
+        report.waiting_edits = waiting_edits(ws)
         return report
     if report.problems or not (report.changed or approvals):
         return report
@@ -224,6 +229,28 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
     except WorkspaceBusyError as e:  # a run started meanwhile; its own renders take over
         report.busy = str(e)
     return report
+
+
+def waiting_edits(ws: Workspace) -> list[str]:
+    """Boards whose coord sections differ from what coord last rendered: edits not applied yet.
+
+    Reads only (under each board's lock, so a render's file and base are seen together);
+    text a person changed outside coord's sections is not an edit and is not listed.
+    """
+    out = []
+    for path in _board_files(ws):
+        with board_lock(ws, path):
+            base = load_base(ws, path)
+            text = path.read_text(encoding="utf-8")
+        if base is None or base == text:
+            continue
+        try:
+            changed = bodies(base) != bodies(text)
+        except MarkerError:
+            changed = True  # garbled markers: the sync that applies the edits will say where
+        if changed:
+            out.append(path.relative_to(ws.root).as_posix())
+    return out
 
 
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,

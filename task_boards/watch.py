@@ -2,9 +2,12 @@
 
 File events only mark the boards dirty; one worker thread waits until no event
 arrived for ``debounce`` seconds and then runs one :func:`sync_boards`, so a
-burst of saves (editors often write twice) costs one sync. The worker also
-retries while a run holds the workspace, and resumes a run that was waiting
-on a person when an edit lets it continue.
+burst of saves (editors often write twice) costs one sync. While a run holds
+the workspace the worker reports once which boards have edits waiting, retries
+every ``retry`` seconds and applies them as soon as the run pauses or ends; it
+also resumes a run that was waiting on a person when an edit lets it continue.
+After reporting a sync it pre-parses the boards as rendered, so the next save
+is applied faster.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class BoardWatcher:
     collections during the next sync skip the imports and caches that live as long as the
     process. Process-wide: for processes that do nothing but watch (`coord watch`)."""
     _last_event: float = 0.0
+    _busy_told: tuple[str, tuple[str, ...]] | None = None
     _incomplete: int = 0
     _dirty: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -128,9 +132,16 @@ class BoardWatcher:
             self.on_error(f"{type(e).__name__}: {e}")
             return
         if report.busy:
+            # edits wait on the board (the run's renders merge them) until the run pauses or ends;
+            # say so once per run and set of boards, then retry quietly
+            told = (report.active_run or report.busy, tuple(report.waiting_edits))
+            if report.waiting_edits and told != self._busy_told:
+                self.on_report(report)
+            self._busy_told = told
             self._last_event = time.monotonic() + self.retry - self.debounce
             self._dirty.set()
             return
+        self._busy_told = None
         if report.incomplete and self._incomplete < self.incomplete_retries:
             self._incomplete += 1  # most likely an editor still writing: look again after the debounce
             self.poke()

@@ -17,9 +17,16 @@ from task_boards.watch import BoardWatcher
 board_app = typer.Typer(no_args_is_help=True, help="Markdown boards people edit.")
 
 
-def _print(report: SyncReport) -> None:
+def _print(report: SyncReport, *, watching: bool = False) -> None:
     if report.busy:
-        console.warn(f"{report.busy}; edits are applied when that run pauses or ends")
+        holder = f"run {report.active_run} is executing" if report.active_run else report.busy
+        later = ("coord watch applies them when it pauses or ends" if watching else
+                 "run `coord board sync` again when it pauses or ends (`coord watch` does that by itself)")
+        if report.waiting_edits:
+            console.warn(f"{holder}: edits on {', '.join(report.waiting_edits)} are not applied yet; they stay "
+                         f"on the board (the run's renders keep them) and {later}")
+        else:
+            console.info(f"{holder}; no board edits are waiting")
     for line in report.problems:
         console.error(line)
     if report.problems:
@@ -61,7 +68,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
         ws = Workspace.at(workspace)
-        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, on_report=_print, freeze_gc=True,
+        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, freeze_gc=True,
+                               on_report=lambda report: _print(report, watching=True),
                                on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),
                                on_error=console.error)
         console.info(f"watching {ws.boards} (Ctrl-C stops)")
