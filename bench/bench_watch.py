@@ -80,6 +80,8 @@ def main() -> None:
         # configured as `coord watch` configures it (freeze_gc: the process does nothing but watch)
         watcher = BoardWatcher(ws, debounce=args.debounce, resume=False, on_report=on_report,
                                freeze_gc=True).start()
+        if not watcher.wait_ready(60):  # pre-parsed the boards and synced what was saved before it started
+            raise SystemExit("the watcher did not start within 60 s")
         time.sleep(0.5)
         latencies = []
         try:

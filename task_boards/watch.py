@@ -20,7 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_EVENTS_LOST,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from coordinator.errors import CoordError
@@ -31,13 +40,20 @@ from task_boards.sync import SyncReport, sync_boards, warm_cache
 log = logging.getLogger(__name__)
 
 
+_CHANGES = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
+"""Events that can change a board's content (``closed`` is a close after writing)."""
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, poke: Callable[[], None]) -> None:
         self.poke = poke
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
+        if event.event_type == EVENT_TYPE_EVENTS_LOST:  # the kernel's queue overflowed: look at everything
+            self.poke()
             return
+        if event.is_directory or event.event_type not in _CHANGES:
+            return  # opened / closed unwritten / attributes: every sync reads the boards, and that is no edit
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             name = str(raw).rsplit("/", 1)[-1]
             if name.endswith("_TASKS.md"):  # temp files of atomic writes start with "." and end in .tmp
@@ -69,6 +85,7 @@ class BoardWatcher:
     _incomplete: int = 0
     _dirty: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _ready: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _observer: Any = None
 
@@ -87,6 +104,10 @@ class BoardWatcher:
         self._thread.start()
         self.poke()  # edits made while nobody watched (that first sync also fills the parse cache)
         return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the boards are pre-parsed and the first sync is done; False on timeout."""
+        return self._ready.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop watching and wait for the worker to finish its current sync."""
@@ -110,6 +131,7 @@ class BoardWatcher:
                 continue
             self._dirty.clear()
             self._sync_once()
+            self._ready.set()
 
     def _tidy(self) -> None:
         """Housekeeping while nobody waits: pre-parse the boards as rendered, then tidy the heap."""

@@ -68,3 +68,33 @@ def test_freeze_gc_freezes_the_heap_after_each_sync(ws, unfreeze):
     finally:
         watcher.stop()
     assert [f.split(" (from")[0] for f in run_status(ws)["tasks"]["review_notes"]["feedback"]] == ["first", "second"]
+
+
+def test_an_idle_watcher_does_not_sync_because_boards_were_read(ws, monkeypatch):
+    start(ws)
+    syncs: list[float] = []
+    real_sync = watch_mod.sync_boards
+
+    def counting_sync(w):
+        syncs.append(0.0)
+        return real_sync(w)
+
+    monkeypatch.setattr(watch_mod, "sync_boards", counting_sync)
+    watcher = BoardWatcher(ws, debounce=0.05, resume=False).start()
+    try:
+        assert watcher.wait_ready(30)
+        after_start = len(syncs)
+        for _ in range(3):  # coord's own syncs read every board; so do people and their tools
+            for path in ws.boards.glob("*_TASKS.md"):
+                path.read_text()
+            watcher._stop.wait(0.3)
+        assert len(syncs) == after_start
+        add_under(board(ws, "HUMAN"), "review_notes", "  - a real save is still seen")
+        deadline = 100
+        while len(syncs) == after_start and deadline:
+            deadline -= 1
+            watcher._stop.wait(0.05)
+    finally:
+        watcher.stop()
+    assert len(syncs) > after_start
+    assert run_status(ws)["tasks"]["review_notes"]["feedback"][0].startswith("a real save is still seen")
