@@ -74,6 +74,8 @@ class SyncReport:
     """A board lacked coord's sections (deleted, or read while being saved): the watcher retries."""
     busy: str | None = None
     """Set when a run process holds the workspace: nothing was applied."""
+    holder: str = ""
+    """When ``busy``: who holds the workspace, as its lock file says (``pid 123 run <id>``)."""
     active_run: str | None = None
     """The run that holds the workspace (when ``busy`` and the holder is a run)."""
     waiting_edits: list[str] = field(default_factory=list)
@@ -210,7 +212,7 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
         with WorkspaceLock(ws):
             approvals, state, touched = _apply_edits(ws, record["run_id"], report, person)
     except WorkspaceBusyError as e:
-        report.busy, report.active_run = str(e), e.run_id
+        report.busy, report.holder, report.active_run = str(e), e.holder, e.run_id
         report.waiting_edits = waiting_edits(ws)
         return report
     if report.problems or not (report.changed or approvals):

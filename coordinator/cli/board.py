@@ -19,9 +19,13 @@ board_app = typer.Typer(no_args_is_help=True, help="Markdown boards people edit.
 
 def _print(report: SyncReport, *, watching: bool = False) -> None:
     if report.busy:
-        holder = f"run {report.active_run} is executing" if report.active_run else report.busy
-        later = ("coord watch applies them when it pauses or ends" if watching else
-                 "run `coord board sync` again when it pauses or ends (`coord watch` does that by itself)")
+        if report.active_run:
+            holder, when = f"run {report.active_run} is executing", "when it pauses or ends"
+        else:
+            holder, when = f"another coord process ({report.holder or 'unknown'}) is using the workspace", \
+                "when it is done"
+        later = (f"coord watch applies them {when}" if watching else
+                 f"run `coord board sync` again {when} (`coord watch` does that by itself)")
         if report.waiting_edits:
             console.warn(f"{holder}: edits on {', '.join(report.waiting_edits)} are not applied yet; they stay "
                          f"on the board (the run's renders keep them) and {later}")

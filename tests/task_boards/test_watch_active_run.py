@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -92,5 +93,10 @@ def test_board_sync_against_a_busy_workspace_lists_only_boards_with_edits_in_coo
         res = CliRunner().invoke(app, ["board", "sync", "-w", str(ws.root)], catch_exceptions=False)
     assert "run b-other is executing: edits on task_boards/CLAUDE_TASKS.md are not applied yet" in res.output
     assert "HUMAN_TASKS.md" not in res.output
+    with WorkspaceLock(ws):  # a process that is not a run (say `coord costs`)
+        res = CliRunner().invoke(app, ["board", "sync", "-w", str(ws.root)], catch_exceptions=False)
+    assert (f"another coord process (pid {os.getpid()}) is using the workspace: edits on "
+            "task_boards/CLAUDE_TASKS.md are not applied yet") in res.output, res.output
+    assert "run `coord board sync` again when it is done" in res.output
     res = CliRunner().invoke(app, ["board", "sync", "-w", str(ws.root)], catch_exceptions=False)
     assert "note on 'prep' kept for its agent" in res.output
