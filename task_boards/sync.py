@@ -307,7 +307,7 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
         report.applied += changes.applied
         report.reverted += changes.reverted
         for path in files:  # every edit on these boards is now in the run: they are the new base
-            if bases[path] is not None:
+            if bases[path] is not None and bases[path] != texts[path]:
                 save_base(ws, path, texts[path])
     return changes.approvals, _merged(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
 
@@ -322,7 +322,7 @@ def _touched_roles(changes: Changes, edited: list[ParsedBoard]) -> set[str] | No
 
 
 def _lost_sections(base: str | None, text: str) -> list[str]:
-    if base is None:
+    if base is None or base == text:
         return []
     try:
         return missing_sections(bodies(base), bodies(text))

@@ -58,3 +58,16 @@ def test_the_plan_cache_follows_plan_json(ws):
     report = sync_boards(ws, editor="ana")
     assert report.applied and not report.problems
     assert _notes(ws, "board_write_the_faq") == ["keep it short"]
+
+
+def test_a_sync_rewrites_the_stored_base_of_edited_boards_only(ws):
+    from task_boards.store import _base_file
+
+    start(ws)
+    untouched = _base_file(ws, board(ws, "CURSOR"))
+    before = untouched.stat().st_mtime_ns, untouched.read_text()
+    os.utime(untouched, ns=(1, 1))  # an old file: any rewrite would show
+    add_under(board(ws, "HUMAN"), "review_notes", "  - only this board changed")
+    assert sync_boards(ws, editor="ana").applied
+    assert untouched.stat().st_mtime_ns == 1 and untouched.read_text() == before[1]
+    assert "  - note: only this board changed" in _base_file(ws, board(ws, "HUMAN")).read_text()
