@@ -14,32 +14,20 @@ as it pauses or ends (`coord watch` retries on its own).
 from __future__ import annotations
 
 import getpass
-import hashlib
 import logging
 import subprocess
-import threading
-from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import orjson
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph.state import CompiledStateGraph
-
-from coordinator.checkpoint import open_saver
-from coordinator.context import RunContext
 from coordinator.errors import CoordError, UsageError, WorkspaceBusyError
-from coordinator.graph import build_graph
-from coordinator.plan import CompiledPlan
 from coordinator.runner import _roles, list_runs
 from coordinator.schedule import plan_step
-from coordinator.state import RunState, merge_records
+from coordinator.state import RunState
 from coordinator.workspace import Workspace, WorkspaceLock
 from pipeline._io import atomic_write_json
 from reviews.decisions import record_decision
+from task_boards._run_io import load_plan_cached, merged_state, read_run_state, write_run_state
 from task_boards.apply import Changes, compute_changes
 from task_boards.edits import detect_edits
 from task_boards.locks import board_lock
@@ -106,72 +94,6 @@ def who() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-@lru_cache(maxsize=1)
-def _compiled_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
-    return build_graph(None)
-
-
-def _graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
-    """The coordinator graph on ``saver``: compiled once per process, bound to each connection."""
-    return _compiled_graph().copy(update={"checkpointer": saver})
-
-
-_PLANS: OrderedDict[tuple[str, str], CompiledPlan] = OrderedDict()
-_PLANS_LOCK = threading.Lock()
-
-
-def load_plan_cached(ws: Workspace, run_id: str) -> CompiledPlan:
-    """The run's stored plan, validated once per distinct content of ``plan.json``.
-
-    The file is read every time and the cache is keyed by its digest, so a plan an
-    edit or another process changed is never served stale. Callers must not mutate
-    the returned plan (changes go through ``model_copy``, as :mod:`task_boards.apply` does).
-    """
-    path = ws.run_dir(run_id) / "plan.json"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"run {run_id!r} has no stored plan ({path} is missing)") from None
-    key = (str(path), hashlib.sha256(raw).hexdigest())
-    with _PLANS_LOCK:
-        plan = _PLANS.get(key)
-        if plan is not None:
-            _PLANS.move_to_end(key)
-            return plan
-    plan = CompiledPlan.model_validate(orjson.loads(raw))
-    with _PLANS_LOCK:
-        _PLANS[key] = plan
-        while len(_PLANS) > 4:
-            _PLANS.popitem(last=False)
-    return plan
-
-
-def read_run_state(ws: Workspace, run_id: str) -> tuple[RunState, tuple[str, ...]]:
-    """The run's latest checkpointed state and the graph's next step(s)."""
-    with open_saver(ws.db) as saver:
-        snap = _graph(saver).get_state({"configurable": {"thread_id": run_id}})
-    return snap.values, tuple(snap.next)  # type: ignore[return-value]
-
-
-def write_run_state(ws: Workspace, run_id: str, update: dict[str, Any], nxt: tuple[str, ...]) -> None:
-    """Apply a partial update to the run's thread through ``graph.update_state``.
-
-    The update is recorded as written by the node that precedes the thread's
-    next step (``nxt``, read with the state), so a paused run resumes where it was.
-    """
-    config: Any = {"configurable": {"thread_id": run_id}}
-    with open_saver(ws.db) as saver:
-        _graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
-
-
-def _merged(state: RunState, update: dict[str, Any]) -> RunState:
-    """``state`` with ``update`` merged by the state's own reducers (what the checkpoint now holds)."""
-    out: dict[str, Any] = dict(state)
-    for key, value in update.items():
-        out[key] = merge_records(out.get(key), value)
-    return out  # type: ignore[return-value]
 
 
 def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> str | None:
@@ -309,7 +231,7 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
         for path in files:  # every edit on these boards is now in the run: they are the new base
             if bases[path] is not None and bases[path] != texts[path]:
                 save_base(ws, path, texts[path])
-    return changes.approvals, _merged(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
+    return changes.approvals, merged_state(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
 
 
 def _touched_roles(changes: Changes, edited: list[ParsedBoard]) -> set[str] | None:

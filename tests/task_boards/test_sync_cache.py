@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from coordinator.runner import run_status
-from task_boards.sync import load_plan_cached, sync_boards, warm_cache
+from task_boards._run_io import load_plan_cached
+from task_boards.sync import sync_boards, warm_cache
 from tests.task_boards.conftest import add_under, board, start
 
 
