@@ -7,8 +7,9 @@ is unchanged. Plan changes (new tasks, reassignments) are written to the
 run's stored plan (``.coord/runs/<run>/plan.json``), which resume reads.
 
 Edits are applied only while no run process holds the workspace; a running
-run keeps merging its renders with the edits, and they are applied as soon
-as it pauses or ends (`coord watch` retries on its own).
+run keeps merging its renders with the edits, and the first sync after it
+pauses or ends applies them (`coord watch` retries on its own; a refused sync
+reports the run and the boards with edits waiting).
 """
 
 from __future__ import annotations

@@ -77,9 +77,9 @@ class BoardWatcher:
     incomplete_retries: int = 5
     """Syncs retried while a board looks half-saved before the problem is reported."""
     freeze_gc: bool = False
-    """After each sync, collect garbage and freeze what survives (:func:`gc.freeze`), so the
-    collections during the next sync skip the imports and caches that live as long as the
-    process. Process-wide: for processes that do nothing but watch (`coord watch`)."""
+    """At start and after each sync that applied edits, collect garbage and freeze what survives
+    (:func:`gc.freeze`), so the collections during the next sync skip the imports and caches that
+    live as long as the process. Process-wide: for processes that do nothing but watch (`coord watch`)."""
     _last_event: float = 0.0
     _busy_told: tuple[str, tuple[str, ...]] | None = None
     _incomplete: int = 0
@@ -106,7 +106,7 @@ class BoardWatcher:
         return self
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait until the boards are pre-parsed and the first sync is done; False on timeout."""
+        """Wait until the boards are pre-parsed and the first sync has run; False on timeout."""
         return self._ready.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
