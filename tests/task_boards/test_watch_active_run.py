@@ -12,15 +12,26 @@ from typer.testing import CliRunner
 
 from coordinator.cli.app import app
 from coordinator.runner import list_runs, run_status
+from pipeline._step import StepContext, StepResult, WsPath, step
 from tests.task_boards.conftest import add_under, board
 
 ROOT = Path(__file__).resolve().parents[2]
-COORD = "import tests.coordinator.steps_for_tests; from coordinator.cli.app import main; main()"
+COORD = ("import tests.coordinator.steps_for_tests, tests.task_boards.test_watch_active_run; "
+         "from coordinator.cli.app import main; main()")
 SLOW_PLAN = """name: slow
 tasks:
   - {id: first, title: First, role: lead, run: t_noop}
-  - {id: slow, title: Slow, role: execution, needs: [first], run: t_sleep, with: {seconds: 6}}
+  - {id: slow, title: Slow, role: execution, needs: [first], run: t_wait_for_file, with: {name: release}}
 """
+
+
+@step("t_wait_for_file")
+def t_wait_for_file(ctx: StepContext, *, name: str = "release") -> StepResult:
+    """Keep the run executing until the test creates ``name`` in the workspace (at most 120 s)."""
+    deadline = time.monotonic() + 120
+    while not ctx.path(WsPath(name)).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return StepResult(metrics={"released": 1})
 
 
 def _wait(what, check, timeout=60.0):
@@ -53,16 +64,24 @@ def test_an_edit_during_an_active_run_is_reported_as_waiting_and_applied_when_th
         # while it runs, `coord board sync` says which run holds the workspace and what waits
         add_under(board(ws, "CLAUDE"), "first", "  - typed while the run works")
         res = CliRunner().invoke(app, ["board", "sync", "-w", str(ws.root)], catch_exceptions=False)
-        assert run.poll() is None, "the run ended before the edit: make the slow task slower"
+        assert run.poll() is None
         assert (f"run {run_id} is executing: edits on task_boards/CLAUDE_TASKS.md are not applied yet"
                 in res.output), res.output
         assert "run `coord board sync` again when it pauses or ends" in res.output
         assert not run_status(ws)["tasks"]["first"].get("feedback")
-        lines = []
-        while not any("note on 'first' kept for its agent" in line for line in lines):
-            line = watch.stdout.readline()
-            assert line, "coord watch ended early: " + "".join(lines)
-            lines.append(line)
+        lines: list[str] = []
+
+        def read_until(needle: str) -> None:
+            while not any(needle in line for line in lines):
+                line = watch.stdout.readline()
+                assert line, "coord watch ended early: " + "".join(lines)
+                lines.append(line)
+
+        read_until(f"run {run_id} is executing")
+        assert not run_status(ws)["tasks"]["first"].get("feedback")
+        time.sleep(1.5)  # coord watch retries every second meanwhile, without repeating itself
+        (ws.root / "release").touch()  # the run finishes now
+        read_until("note on 'first' kept for its agent")
         assert run.wait(timeout=60) == 0
     finally:
         for proc in (run, watch):
