@@ -62,6 +62,13 @@ class PlanErrors(PlanError):
 class WorkspaceBusyError(UsageError):
     """Another coord process holds the workspace lock."""
 
+    def __init__(self, message: str, *, holder: str = "", run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+        """What the lock file says about its holder (``pid 123 run <id>``)."""
+        self.run_id = run_id
+        """The run the holder is executing, when it is a run."""
+
 
 class BudgetExceeded(CoordError):
     """A limit was hit: the run's budget does not cover more paid work."""

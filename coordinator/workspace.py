@@ -107,7 +107,11 @@ def _held_exclusively(fh: IO[str]) -> bool:
 
 
 class WorkspaceLock:
-    """An exclusive advisory lock so two runs never drive one workspace at once."""
+    """An exclusive advisory lock so two runs never drive one workspace at once.
+
+    The lock file names its holder (``pid 123``, plus ``run <id>`` once a run
+    says which one it drives), so whoever is refused can tell the user.
+    """
 
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.state_dir / "lock"
@@ -126,10 +130,11 @@ class WorkspaceLock:
                 # Only a shared hold (a probe) lets a shared lock in; wait that out, briefly.
                 if _held_exclusively(fh) or time.monotonic() >= deadline:
                     fh.seek(0)
-                    holder = fh.read().strip() or "another process"
+                    holder = fh.read().strip()
                     fh.close()
-                    raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by {holder}; "
-                                             "wait for it to finish or stop it") from None
+                    raise WorkspaceBusyError(f"workspace {self.path.parent.parent} is in use by "
+                                             f"{holder or 'another process'}; wait for it to finish or stop it",
+                                             holder=holder, run_id=_parse_holder(holder)[1]) from None
                 time.sleep(PROBE_RETRY_S)
         fh.seek(0)
         fh.truncate()
@@ -137,6 +142,7 @@ class WorkspaceLock:
         fh.flush()
         self._fh = fh
         return self
+
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
@@ -176,8 +182,13 @@ def lock_holder(ws: Workspace) -> LockHolder | None:
             fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             text = fh.read().strip()
-            m = re.fullmatch(r"pid (\d+)(?: running run (\S+))?", text)
-            return LockHolder(text or "another process", int(m.group(1)) if m else None,
-                              m.group(2) if m else None)
+            pid, run_id = _parse_holder(text)
+            return LockHolder(text or "another process", pid, run_id)
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return None
+
+
+def _parse_holder(text: str) -> tuple[int | None, str | None]:
+    """(pid, run id) from a lock file's text, as :meth:`WorkspaceLock.claim` writes it."""
+    m = re.fullmatch(r"pid (\d+)(?: running run (\S+))?", text)
+    return (int(m.group(1)), m.group(2)) if m else (None, None)

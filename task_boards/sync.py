@@ -7,8 +7,9 @@ is unchanged. Plan changes (new tasks, reassignments) are written to the
 run's stored plan (``.coord/runs/<run>/plan.json``), which resume reads.
 
 Edits are applied only while no run process holds the workspace; a running
-run keeps merging its renders with the edits, and they are applied as soon
-as it pauses or ends (`coord watch` retries on its own).
+run keeps merging its renders with the edits, and the first sync after it
+pauses or ends applies them (`coord watch` retries on its own; a refused sync
+reports the run and the boards with edits waiting).
 """
 
 from __future__ import annotations
@@ -19,17 +20,15 @@ import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from coordinator.checkpoint import open_saver
 from coordinator.errors import CoordError, WorkspaceBusyError
-from coordinator.graph import build_graph
-from coordinator.runner import UNFINISHED, _load_compiled, _roles, find_run, reopen_run
+from coordinator.runner import UNFINISHED, _roles, find_run, reopen_run
 from coordinator.schedule import plan_step
-from coordinator.state import RunState, merge_records
+from coordinator.state import RunState
 from coordinator.workspace import Workspace, WorkspaceLock
 from pipeline._io import atomic_write_json
 from reviews.decisions import record_decision
+from task_boards._run_io import load_plan_cached, merged_state, read_run_state, write_run_state
 from task_boards.apply import Changes, compute_changes
 from task_boards.edits import detect_edits
 from task_boards.locks import board_lock
@@ -63,7 +62,13 @@ class SyncReport:
     incomplete: bool = False
     """A board lacked coord's sections (deleted, or read while being saved): the watcher retries."""
     busy: str | None = None
-    """Set when a run process holds the workspace: nothing was read or applied."""
+    """Set when a run process holds the workspace: nothing was applied."""
+    holder: str = ""
+    """When ``busy``: who holds the workspace, as its lock file says (``pid 123 run <id>``)."""
+    active_run: str | None = None
+    """The run that holds the workspace (when ``busy`` and the holder is a run)."""
+    waiting_edits: list[str] = field(default_factory=list)
+    """When ``busy``: boards whose coord sections a person changed since coord last rendered them."""
     written: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     can_continue: bool = False
@@ -92,32 +97,6 @@ def who() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def read_run_state(ws: Workspace, run_id: str) -> tuple[RunState, tuple[str, ...]]:
-    """The run's latest checkpointed state and the graph's next step(s)."""
-    with open_saver(ws.db) as saver:
-        snap = build_graph(saver).get_state({"configurable": {"thread_id": run_id}})
-    return snap.values, tuple(snap.next)  # type: ignore[return-value]
-
-
-def write_run_state(ws: Workspace, run_id: str, update: dict[str, Any], nxt: tuple[str, ...]) -> None:
-    """Apply a partial update to the run's thread through ``graph.update_state``.
-
-    The update is recorded as written by the node that precedes the thread's
-    next step (``nxt``, read with the state), so a paused run resumes where it was.
-    """
-    config: Any = {"configurable": {"thread_id": run_id}}
-    with open_saver(ws.db) as saver:
-        build_graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
-
-
-def _merged(state: RunState, update: dict[str, Any]) -> RunState:
-    """``state`` with ``update`` merged by the state's own reducers (what the checkpoint now holds)."""
-    out: dict[str, Any] = dict(state)
-    for key, value in update.items():
-        out[key] = merge_records(out.get(key), value)
-    return out  # type: ignore[return-value]
 
 
 def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> str | None:
@@ -156,7 +135,8 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
                 reopen_run(ws, record["run_id"], report.reopened)  # the registry must not say finished
                 report.waiting = True
     except WorkspaceBusyError as e:
-        report.busy = str(e)
+        report.busy, report.holder, report.active_run = str(e), e.holder, e.run_id
+        report.waiting_edits = waiting_edits(ws)
         return report
     if report.problems or not (report.changed or approvals):
         return report
@@ -176,9 +156,31 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
     return report
 
 
+def waiting_edits(ws: Workspace) -> list[str]:
+    """Boards whose coord sections differ from what coord last rendered: edits not applied yet.
+
+    Reads only (under each board's lock, so a render's file and base are seen together);
+    text a person changed outside coord's sections is not an edit and is not listed.
+    """
+    out = []
+    for path in _board_files(ws):
+        with board_lock(ws, path):
+            base = load_base(ws, path)
+            text = path.read_text(encoding="utf-8")
+        if base is None or base == text:
+            continue
+        try:
+            changed = bodies(base) != bodies(text)
+        except MarkerError:
+            changed = True  # garbled markers: the sync that applies the edits will say where
+        if changed:
+            out.append(path.relative_to(ws.root).as_posix())
+    return out
+
+
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
                  person: str) -> tuple[list[Edit], RunState | None, set[str] | None]:
-    plan = _load_compiled(ws, run_id)
+    plan = load_plan_cached(ws, run_id)
     roles = set(_roles(ws, plan))
     files = _board_files(ws)
     with ExitStack() as stack:
@@ -229,9 +231,9 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
         report.applied += changes.applied
         report.reverted += changes.reverted
         for path in files:  # every edit on these boards is now in the run: they are the new base
-            if bases[path] is not None:
+            if bases[path] is not None and bases[path] != texts[path]:
                 save_base(ws, path, texts[path])
-    return changes.approvals, _merged(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
+    return changes.approvals, merged_state(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
 
 
 def _touched_roles(changes: Changes, edited: list[ParsedBoard]) -> set[str] | None:
@@ -244,7 +246,7 @@ def _touched_roles(changes: Changes, edited: list[ParsedBoard]) -> set[str] | No
 
 
 def _lost_sections(base: str | None, text: str) -> list[str]:
-    if base is None:
+    if base is None or base == text:
         return []
     try:
         return missing_sections(bodies(base), bodies(text))
@@ -254,7 +256,7 @@ def _lost_sections(base: str | None, text: str) -> list[str]:
 
 def _render(ws: Workspace, run_id: str, report: SyncReport, state: RunState | None,
             only_roles: set[str] | None) -> None:
-    plan = _load_compiled(ws, run_id)
+    plan = load_plan_cached(ws, run_id)
     if state is None:
         state = read_run_state(ws, run_id)[0]
     result = render_all(ws, plan, _roles(ws, plan), state, only_roles=only_roles)

@@ -2,13 +2,17 @@
 
 File events only mark the boards dirty; one worker thread waits until no event
 arrived for ``debounce`` seconds and then runs one :func:`sync_boards`, so a
-burst of saves (editors often write twice) costs one sync. The worker also
-retries while a run holds the workspace, and resumes a run that was waiting
-on a person when an edit lets it continue.
+burst of saves (editors often write twice) costs one sync. While a run holds
+the workspace the worker reports once which boards have edits waiting, retries
+every ``retry`` seconds and applies them as soon as the run pauses or ends; it
+also resumes a run that was waiting on a person when an edit lets it continue.
+After reporting a sync it pre-parses the boards as rendered, so the next save
+is applied faster.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -16,7 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_EVENTS_LOST,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from coordinator.errors import CoordError
@@ -27,13 +40,20 @@ from task_boards.sync import SyncReport, sync_boards, warm_cache
 log = logging.getLogger(__name__)
 
 
+_CHANGES = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
+"""Events that can change a board's content (``closed`` is a close after writing)."""
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, poke: Callable[[], None]) -> None:
         self.poke = poke
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
+        if event.event_type == EVENT_TYPE_EVENTS_LOST:  # the kernel's queue overflowed: look at everything
+            self.poke()
             return
+        if event.is_directory or event.event_type not in _CHANGES:
+            return  # opened / closed unwritten / attributes: every sync reads the boards, and that is no edit
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             name = str(raw).rsplit("/", 1)[-1]
             if name.endswith("_TASKS.md"):  # temp files of atomic writes start with "." and end in .tmp
@@ -56,10 +76,16 @@ class BoardWatcher:
     on_error: Callable[[str], None] = lambda message: None
     incomplete_retries: int = 5
     """Syncs retried while a board looks half-saved before the problem is reported."""
+    freeze_gc: bool = False
+    """At start and after each sync that applied edits, collect garbage and freeze what survives
+    (:func:`gc.freeze`), so the collections during the next sync skip the imports and caches that
+    live as long as the process. Process-wide: for processes that do nothing but watch (`coord watch`)."""
     _last_event: float = 0.0
+    _busy_told: tuple[str, tuple[str, ...]] | None = None
     _incomplete: int = 0
     _dirty: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _ready: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _observer: Any = None
 
@@ -79,6 +105,10 @@ class BoardWatcher:
         self.poke()  # edits made while nobody watched (that first sync also fills the parse cache)
         return self
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the boards are pre-parsed and the first sync has run; False on timeout."""
+        return self._ready.wait(timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop watching and wait for the worker to finish its current sync."""
         self._stop.set()
@@ -90,10 +120,7 @@ class BoardWatcher:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        try:
-            warm_cache(self.ws)
-        except OSError as e:  # a board vanished while being read: the first sync will say more
-            log.info("could not pre-parse boards: %s", e)
+        self._tidy()
         while not self._stop.is_set():
             self._dirty.wait()
             if self._stop.is_set():
@@ -104,6 +131,17 @@ class BoardWatcher:
                 continue
             self._dirty.clear()
             self._sync_once()
+            self._ready.set()
+
+    def _tidy(self) -> None:
+        """Housekeeping while nobody waits: pre-parse the boards as rendered, then tidy the heap."""
+        try:
+            warm_cache(self.ws)
+        except OSError as e:  # a board vanished while being read: the next sync will say more
+            log.info("could not pre-parse boards: %s", e)
+        if self.freeze_gc:
+            gc.collect()
+            gc.freeze()
 
     def _sync_once(self) -> None:
         try:
@@ -116,22 +154,29 @@ class BoardWatcher:
             self.on_error(f"{type(e).__name__}: {e}")
             return
         if report.busy:
+            # edits wait on the board (the run's renders merge them) until the run pauses or ends;
+            # say so once per run and set of boards, then retry quietly
+            told = (report.active_run or report.busy, tuple(report.waiting_edits))
+            if report.waiting_edits and told != self._busy_told:
+                self.on_report(report)
+            self._busy_told = told
             self._last_event = time.monotonic() + self.retry - self.debounce
             self._dirty.set()
             return
+        self._busy_told = None
         if report.incomplete and self._incomplete < self.incomplete_retries:
             self._incomplete += 1  # most likely an editor still writing: look again after the debounce
             self.poke()
             return
         self._incomplete = 0
-        if report.changed:
-            warm_cache(self.ws)
         if report.changed or report.problems:
-            self.on_report(report)
+            self.on_report(report)  # the edits are in the run and the boards re-rendered: say so first
         if self.resume and report.changed and report.waiting and report.can_continue and report.run_id:
             try:
                 summary = resume_run(self.ws, report.run_id, RunOptions(plan=""))
             except CoordError as e:
                 self.on_error(str(e))
-                return
-            self.on_resumed(summary.run_id, summary.phase)
+            else:
+                self.on_resumed(summary.run_id, summary.phase)
+        if report.changed:
+            self._tidy()

@@ -18,9 +18,20 @@ if TYPE_CHECKING:
 board_app = typer.Typer(no_args_is_help=True, help="Markdown boards people edit.")
 
 
-def _print(report: SyncReport) -> None:
+def _print(report: SyncReport, *, watching: bool = False) -> None:
     if report.busy:
-        console.warn(f"{report.busy}; edits are applied when that run pauses or ends")
+        if report.active_run:
+            holder, when = f"run {report.active_run} is executing", "when it pauses or ends"
+        else:
+            holder, when = f"another coord process ({report.holder or 'unknown'}) is using the workspace", \
+                "when it is done"
+        later = (f"coord watch applies them {when}" if watching else
+                 f"run `coord board sync` again {when} (`coord watch` does that by itself)")
+        if report.waiting_edits:
+            console.warn(f"{holder}: edits on {', '.join(report.waiting_edits)} are not applied yet; they stay "
+                         f"on the board (the run's renders keep them) and {later}")
+        else:
+            console.info(f"{holder}; no board edits are waiting")
     for line in report.problems:
         console.error(line)
     if report.problems:
@@ -67,7 +78,8 @@ def register(app: typer.Typer) -> None:
         from task_boards.watch import BoardWatcher
 
         ws = Workspace.at(workspace)
-        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, on_report=_print,
+        watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, freeze_gc=True,
+                               on_report=lambda report: _print(report, watching=True),
                                on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),
                                on_error=console.error)
         console.info(f"watching {ws.boards} (Ctrl-C stops)")

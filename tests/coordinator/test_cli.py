@@ -422,9 +422,14 @@ def test_usage_errors_exit_2_on_stderr_and_warnings_go_to_stderr(tmp_path):
     _interrupted_run(ws)
     from coordinator.workspace import WorkspaceLock
 
-    with WorkspaceLock(ws):  # a busy workspace: board sync warns
+    board = next(p for p in sorted(ws.boards.glob("*_TASKS.md")) if "coord:task id=" in p.read_text())
+    lines = board.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "coord:task id=" in line)
+    board.write_text("".join(lines[:at + 1] + ["  - a note for the agent\n"] + lines[at + 1:]))
+    with WorkspaceLock(ws):  # a busy workspace and an edit waiting: board sync warns
         sync = CliRunner().invoke(app, ["board", "sync", "-w", str(tmp_path)])
     assert sync.exit_code == 0 and sync.stderr.startswith("warning: ") and "warning" not in sync.stdout
+    assert board.name in sync.stderr and "not applied yet" in sync.stderr
 
 
 def test_a_damaged_run_record_is_an_error_line_not_a_traceback(tmp_path):
