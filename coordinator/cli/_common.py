@@ -17,7 +17,12 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
-from typer._click.exceptions import BadParameter, ClickException  # typer's bundled click
+from typer import BadParameter
+
+try:  # typer 0.2x bundles its own click
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer runs on the click package
+    from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
 from typer.core import TyperGroup
 
 from coordinator import console
