@@ -8,9 +8,10 @@ from typing import Literal
 EditKind = Literal["tick", "untick", "approve", "reassign", "note", "new_task", "defer"]
 
 FIELDS = frozenset({"status", "kind", "needs", "why", "error", "accept", "measured", "artifacts",
-                    "role", "note", "notice", "defer", "deferred"})
+                    "reported", "role", "note", "notice", "defer", "deferred"})
 """Keys coord renders (or reads) under a task; any other line under a task is a note."""
-OWNED = frozenset({"status", "kind", "needs", "why", "error", "accept", "measured", "artifacts", "notice"})
+OWNED = frozenset({"status", "kind", "needs", "why", "error", "accept", "measured", "artifacts", "reported",
+                   "notice"})
 """Keys whose lines coord writes from measurements; a person's change to them would be lost."""
 
 

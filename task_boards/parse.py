@@ -119,7 +119,9 @@ def _task(item: _Node, file: str) -> tuple[BoardTask | None, list[BoardProblem]]
                 continue
             key, sep, value = text.partition(":")
             key = key.strip().strip("*").strip().lower()
-            if sep and key in FIELDS and key != "note":
+            if sep and key == "reported" and key in task.fields:  # one line per reported note: keep them all
+                task.fields[key] += "\n" + value.strip()
+            elif sep and key in FIELDS and key != "note":
                 task.fields[key] = value.strip()
                 task.field_lines[key] = sub_line
             elif not sep and text.lower().rstrip(".") in ("defer", "deferred"):

@@ -8,10 +8,7 @@ the merge is impossible the file is left alone and the conflict is reported.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +18,14 @@ from coordinator.events import now_iso
 from coordinator.plan import CompiledPlan, CompiledTask
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_json, atomic_write_text
+from pipeline._io import atomic_write_json
 from pipeline.provenance import DRY_RUN, OFFLINE_EXAMPLES
 from reviews.llm_review import opinion_line
 from roles.definitions import RoleDefinition
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
 from task_boards.merge import BoardMerge, merge_board
+from task_boards.saves import read_settled, replace_if_unchanged
 from task_boards.store import load_base, load_notices, load_problems, save_base, save_problems
 from templates import relative_link, render
 
@@ -35,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MAX_METRICS = 12
 MAX_ARTIFACTS = 6
+WRITE_TRIES = 5
+"""Merges a board write tries while people keep saving it, before it reports the board as changing."""
 TEAM_HEADER = """# Team coordination
 
 This file is the team's single source of truth. Write anything you like outside
@@ -61,50 +61,27 @@ class BoardWriter:
         """Write a fresh render of ``path``, merged with the person's edits since coord's last write."""
         rel = path.relative_to(self.ws.root).as_posix()
         with board_lock(self.ws, path):
-            for _ in range(3):
-                current = path.read_text(encoding="utf-8") if path.exists() else None
+            current = on_disk = read_settled(path)
+            for _ in range(WRITE_TRIES):
                 base = load_base(self.ws, path)
-                if current is None:
-                    merged = BoardMerge(text, text)
-                else:
-                    merged = merge_board(base, current, text, file=rel)
+                merged = BoardMerge(text, text) if current is None else merge_board(base, current, text, file=rel)
                 if merged.text is None or merged.base is None:
                     result.conflicts.append(merged.conflict or f"{rel}: merge impossible")
                     return
-                if merged.text != current:
-                    if not _replace_if_unchanged(path, merged.text, current):
-                        continue  # a person saved meanwhile: merge again with their new text
-                    result.written.append(rel)
+                if merged.text != on_disk:
+                    done = replace_if_unchanged(path, merged.text, on_disk)
+                    if not done.ok:  # a person saved meanwhile: merge again with their new text
+                        current = on_disk = read_settled(path)
+                        continue
+                    if rel not in result.written:
+                        result.written.append(rel)
+                    if done.late is not None:  # their save went into the file just replaced: merge it too
+                        current, on_disk = done.late, merged.text
+                        continue
                 if merged.base != base:
                     save_base(self.ws, path, merged.base)
                 return
             result.conflicts.append(f"{rel} kept changing while coord rendered it; coord left it unchanged")
-
-
-def _replace_if_unchanged(path: Path, text: str, expected: str | None) -> bool:
-    """Atomically replace ``path`` with ``text`` unless it no longer holds ``expected``.
-
-    The check runs after the temp file is written and synced, right before the
-    rename, so the window in which a person's save could be overwritten is as
-    small as a rename (editors take no lock coord could wait for).
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        now = path.read_text(encoding="utf-8") if path.exists() else None
-        if now != expected:
-            os.unlink(tmp)
-            return False
-        os.replace(tmp, path)
-        return True
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
@@ -147,6 +124,7 @@ def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
         "instructions": task.instructions, "params": sorted(task.params.items()),
         "gates": [g for g, after in plan.gate_after.items() if task.id in after],
         "feedback": rec.get("feedback") or [], "notes": rec.get("feedback") or [],
+        "reported": _reported(rec.get("notes") or []),
         "notice": notice["text"] if notice and notice.get("status") == rec.get("status", "pending") else None,
     }
 
@@ -195,6 +173,20 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     save_problems(ws, conflicts=result.conflicts)
     atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
     return result
+
+
+MAX_REPORTED = 5
+"""Notes a step or driver reported shown per task (one line each, at most REPORTED_CHARS)."""
+REPORTED_CHARS = 300
+
+
+def _reported(notes: list[str]) -> list[str]:
+    """What the task's step or agent driver reported, one line each (a board line cannot hold a paragraph)."""
+    lines = [" ".join(str(n).split()) for n in notes]
+    lines = [x if len(x) <= REPORTED_CHARS else x[:REPORTED_CHARS - 1] + "…" for x in lines if x]
+    if len(lines) > MAX_REPORTED:
+        lines = [*lines[:MAX_REPORTED], f"(+{len(lines) - MAX_REPORTED} more in `coord status --json`)"]
+    return lines
 
 
 def _linked(ws: Workspace, from_dir: Path, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -259,16 +251,29 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
                   deferred=deferred)
     path = ws.team_file
     with board_lock(ws, path):
-        current = path.read_text(encoding="utf-8") if path.exists() else TEAM_HEADER
-        try:
-            updated = replace_block(current, "status", body, file=path.name)
-        except MarkerError as e:
-            result.conflicts.append(str(e))
-            log.warning("%s", e)
-            return
-        if updated != current:
-            atomic_write_text(path, updated)
-            result.written.append(path.name)
+        on_disk = read_settled(path)
+        current = TEAM_HEADER if on_disk is None else on_disk
+        for _ in range(WRITE_TRIES):
+            try:
+                updated = replace_block(current, "status", body, file=path.name)
+            except MarkerError as e:
+                result.conflicts.append(str(e))
+                log.warning("%s", e)
+                return
+            if updated == on_disk:
+                return
+            done = replace_if_unchanged(path, updated, on_disk)
+            if not done.ok:  # a person saved meanwhile: put the block into their new text
+                on_disk = read_settled(path)
+                current = TEAM_HEADER if on_disk is None else on_disk
+                continue
+            if path.name not in result.written:
+                result.written.append(path.name)
+            if done.late is None:
+                return
+            current, on_disk = done.late, updated
+        result.conflicts.append(f"{path.name} kept changing while coord wrote its status block; "
+                                "the block may be out of date until the next render")
 
 
 def snapshot(plan: CompiledPlan, state: RunState, profile: str, conflicts: list[str]) -> dict[str, Any]:

@@ -47,6 +47,13 @@ def _garble_owned_line(ws):
     return path, line_of(path, "measured: value=0"), "the 'measured' line of task 'prep' is written by coord"
 
 
+def _garble_reported_line(ws):
+    path = board(ws, "HUMAN")
+    edit(path, "  - reported: handed to human:", "  - reported: handed to Bob:")
+    return path, line_of(path, "reported: handed to Bob"), \
+        "the 'reported' line of task 'review_notes' is written by coord"
+
+
 def _garble_duplicate(ws):
     path = board(ws, "CLAUDE")
     text = path.read_text()
@@ -58,7 +65,7 @@ def _garble_duplicate(ws):
 
 
 @pytest.mark.parametrize("garble", [_garble_unknown_id, _garble_checkbox, _garble_missing_role,
-                                    _garble_text_in_section, _garble_owned_line,
+                                    _garble_text_in_section, _garble_owned_line, _garble_reported_line,
                                     _garble_duplicate])
 def test_garbled_edit_is_reported_with_file_and_line_and_changes_nothing(ws, garble):
     run = start(ws)
@@ -117,3 +124,19 @@ def test_fixing_the_garbled_line_lets_the_edits_through(ws):
     report = sync_boards(ws, editor="ana")
     assert report.problems == [] and len(report.applied) == 1
     assert board_problems(ws) == []
+
+
+def test_every_reported_line_is_coords_and_long_reports_are_cut():
+    from task_boards.parse import parse_board
+    from task_boards.render import MAX_REPORTED, REPORTED_CHARS, _reported
+
+    lines = _reported(["first\nsecond line", "x" * 1000, *[f"note {i}" for i in range(8)]])
+    assert lines[0] == "first second line" and len(lines[1]) == REPORTED_CHARS and lines[1].endswith("…")
+    assert len(lines) == MAX_REPORTED + 1 and lines[-1] == "(+5 more in `coord status --json`)"
+    board_text = ("<!-- coord:tasks:begin -->\n- [ ] **t** — T <!-- coord:task id=t -->\n"
+                  "  - reported: one\n  - reported: two\n  - a person's note\n<!-- coord:tasks:end -->\n")
+    [task] = parse_board(board_text, "B.md").tasks
+    assert task.fields["reported"] == "one\ntwo" and task.notes == ["a person's note"]
+    # a change to the first of several reported lines is seen, not only to the last
+    [changed] = parse_board(board_text.replace("reported: one", "reported: 1"), "B.md").tasks
+    assert changed.fields["reported"] != task.fields["reported"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +149,40 @@ def test_a_note_added_during_renders_is_applied_once_synced(ws):
     report = sync_boards(ws, editor="ana")
     assert len(report.applied) == 1
     assert run_status(ws)["tasks"]["review_notes"]["feedback"] == ["check the appendix too (from ana)"]
+
+
+def _save_during_rename(monkeypatch, path, line):
+    """A person's in-place save (truncate, write) that opens the file just before coord's rename lands in it."""
+    import task_boards.saves as saves
+
+    real_replace = saves.os.replace
+    saved = []
+
+    def replace(src, dst):
+        if Path(dst) == path and not saved:
+            with open(path, "r+", encoding="utf-8") as fh:  # the editor opened the file coord is replacing
+                text = fh.read()
+                real_replace(src, dst)
+                fh.seek(0)
+                fh.truncate()
+                fh.write(text + line)  # ... and writes after the rename, into the replaced file
+            saved.append(line)
+            return
+        real_replace(src, dst)
+
+    monkeypatch.setattr(saves.os, "replace", replace)
+    return saved
+
+
+@pytest.mark.parametrize("name", ["HUMAN_TASKS.md", "TEAM_COORDINATION.md"])
+def test_a_save_into_the_file_coord_replaces_is_merged_not_lost(ws, monkeypatch, name):
+    run = start(ws)
+    plan = _load_compiled(ws, run.run_id)
+    path = ws.boards / name if name.endswith("_TASKS.md") else ws.team_file
+    saved = _save_during_rename(monkeypatch, path, "my late line\n")
+    tasks = {**run.state["tasks"], "review_notes": {**run.state["tasks"]["review_notes"], "duration_s": 42.0}}
+    render_all(ws, plan, _roles(ws, plan), {**run.state, "tasks": tasks, "phase": "finished"})
+    assert saved  # the save really went into the replaced file
+    text = path.read_text()
+    assert text.endswith("my late line\n")
+    assert ("42.0 s" in text) if name.endswith("_TASKS.md") else ("finished" in text)  # and coord's render too
