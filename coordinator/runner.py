@@ -68,8 +68,9 @@ class RunSummary:
         return {"finished": EXIT_OK, "waiting": EXIT_WAITING}.get(self.phase, EXIT_FAILED)
 
 
-def parse_budget(raw: str | float | None) -> float | None:
-    """``--budget`` as a positive, finite number of USD; a :class:`UsageError` otherwise."""
+def parse_budget(raw: str | float | None, what: str = "--budget") -> float | None:
+    """``--budget`` (or another amount, named by ``what``) as a positive, finite number of USD;
+    a :class:`UsageError` otherwise."""
     if raw is None:
         return None
     try:
@@ -77,7 +78,7 @@ def parse_budget(raw: str | float | None) -> float | None:
     except (TypeError, ValueError):
         usd = math.nan
     if not math.isfinite(usd) or usd <= 0:
-        raise UsageError(f"--budget must be a positive number of USD, got {str(raw)!r}")
+        raise UsageError(f"{what} must be a positive number of USD, got {str(raw)!r}")
     return usd
 
 
