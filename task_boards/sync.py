@@ -88,14 +88,17 @@ def who(root: Path) -> str:
     return person(root)
 
 
-def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> str | None:
-    """Record a board approval through the gates service; the error message, or None when recorded."""
+def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> tuple[str | None, str]:
+    """Record a board approval through the gates service (which resumes the run); the error message
+    (None when recorded) and what happened to the run afterwards, in words."""
 
     try:
-        record_decision(ws, gate_id, "approve", note=note, by=by, run_id=run_id)
+        result = record_decision(ws, gate_id, "approve", note=note, by=by, run_id=run_id)
     except CoordError as e:
-        return str(e)
-    return None
+        return str(e), ""
+    if not result.applied:
+        return None, "the live run applies it"
+    return None, f"run {run_id} resumed: {result.phase}"
 
 
 def warm_cache(ws: Workspace) -> None:
@@ -132,11 +135,12 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
     if approvals:
         state, touched = None, None  # the decision service wrote the checkpoint: read it again
     for edit in approvals:
-        error = approve_gate(ws, edit.target, by=person, run_id=record["run_id"], note=f"ticked on {edit.where()}")
+        error, after = approve_gate(ws, edit.target, by=person, run_id=record["run_id"],
+                                    note=f"ticked on {edit.where()}")
         if error:
             report.reverted.append(f"{edit.where()}: approval of gate {edit.target!r} not recorded: {error}")
         else:
-            report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}")
+            report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}; {after}")
     try:
         with WorkspaceLock(ws):
             _render(ws, record["run_id"], report, state, touched)
