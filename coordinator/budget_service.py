@@ -5,7 +5,7 @@ from __future__ import annotations
 from coordinator.budget import BudgetStatus, RunBudget
 from coordinator.errors import UsageError
 from coordinator.ledger import GroupBy, Ledger, Total
-from coordinator.runner import _load_compiled, _roles
+from coordinator.runner import _load_compiled, _roles, parse_budget
 from coordinator.workspace import Workspace
 
 
@@ -31,7 +31,15 @@ def change_budget(ws: Workspace, run_id: str, *, usd: float | None, role: str | 
     if approve:
         budget.ledger.change_budget(run_id, scope, "approve", None, "approved by a person")
     else:
-        if usd is None or usd < 0:
-            raise UsageError(f"the amount must be a non-negative number of USD, got {usd!r}")
-        budget.ledger.change_budget(run_id, scope, "set" if absolute else "raise", usd)
+        amount = parse_budget(usd, "the new limit" if absolute else "the amount to add")
+        if amount is None:
+            raise UsageError("give an amount of USD")
+        status = budget.status()
+        current = status.run if role is None else status.roles[role]
+        if not absolute and current.limit_usd is None:
+            what = "run" if role is None else f"role {role!r}"
+            command = f"coord budget raise {amount:g} --to" + (f" --role {role}" if role else "")
+            raise UsageError(f"the {what} of {run_id} has no budget limit, so there is nothing to raise "
+                             f"(a raise would impose a ${amount:.2f} cap); to set a limit use `{command}`")
+        budget.ledger.change_budget(run_id, scope, "set" if absolute else "raise", amount)
     return budget.status()

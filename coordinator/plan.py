@@ -328,6 +328,12 @@ class PlanSpec(_Strict):
     })
     default_profile: str = "thorough"
 
+    @field_validator("roles")
+    @classmethod
+    def _extend_default_roles(cls, roles: dict[str, RoleBinding]) -> dict[str, RoleBinding]:
+        """A plan's ``roles:`` adds roles to lead/quality/execution and rebinds them role by role."""
+        return {**DEFAULT_ROLES, **roles}
+
 
 class CompiledTask(_Strict):
     """A task after foreach expansion and parameter substitution."""

@@ -120,8 +120,8 @@ class _Parts:
             return out
 
         parts.tasks, parts.gates = valid("tasks", TaskSpec), valid("gates", GateSpec)
-        roles = data.get("roles", DEFAULT_ROLES)
-        parts.roles = {str(r) for r in roles} if isinstance(roles, dict) else None
+        roles = data.get("roles") or {}
+        parts.roles = {*DEFAULT_ROLES, *(str(r) for r in roles)} if isinstance(roles, dict) else None
         profiles = data.get("profiles", {"thorough": {}, "speed": {}})
         if isinstance(profiles, dict):
             parts.profiles = [str(p) for p in profiles]
@@ -193,7 +193,8 @@ def _check_references(parts: _Parts, errors: _Collector) -> None:
 
     for i, task in parts.tasks:
         if roles is not None and task.role not in roles:
-            errors.add(("tasks", i, "role"), f"unknown role {task.role!r} (known: {', '.join(sorted(roles))})")
+            errors.add(("tasks", i, "role"), f"unknown role {task.role!r} (known: {', '.join(sorted(roles))}; "
+                                             "declare it under the plan's roles:, coord.yaml only rebinds roles)")
         for n, need in enumerate(task.needs):
             if need not in known_ids and need not in gate_ids:
                 errors.add(("tasks", i, "needs", n), f"unknown task or gate {need!r}")

@@ -68,8 +68,9 @@ class RunSummary:
         return {"finished": EXIT_OK, "waiting": EXIT_WAITING}.get(self.phase, EXIT_FAILED)
 
 
-def parse_budget(raw: str | float | None) -> float | None:
-    """``--budget`` as a positive, finite number of USD; a :class:`UsageError` otherwise."""
+def parse_budget(raw: str | float | None, what: str = "--budget") -> float | None:
+    """``--budget`` (or another amount, named by ``what``) as a positive, finite number of USD;
+    a :class:`UsageError` otherwise."""
     if raw is None:
         return None
     try:
@@ -77,7 +78,7 @@ def parse_budget(raw: str | float | None) -> float | None:
     except (TypeError, ValueError):
         usd = math.nan
     if not math.isfinite(usd) or usd <= 0:
-        raise UsageError(f"--budget must be a positive number of USD, got {str(raw)!r}")
+        raise UsageError(f"{what} must be a positive number of USD, got {str(raw)!r}")
     return usd
 
 
@@ -157,6 +158,29 @@ def _roles(ws: Workspace, plan: CompiledPlan) -> dict[str, RoleDefinition]:
     return resolve_roles(plan.roles, load_workspace_roles(ws.config), str(ws.config))
 
 
+def check_cli_executables(ws: Workspace, plan: CompiledPlan) -> None:
+    """Before a run starts: every role whose assignments a coding-agent CLI runs (``driver: cli``) finds
+    its executable on PATH; a :class:`UsageError` naming the role, agent and executable otherwise."""
+    import shutil
+
+    from roles.drivers.cli import FLAVORS
+
+    roles = _roles(ws, plan)
+    assigned = {t.role for t in plan.tasks.values() if t.run is None}
+    missing = []
+    for name in sorted(assigned):
+        role = roles.get(name)
+        if role is None or role.driver != "cli" or role.agent not in FLAVORS:
+            continue
+        exe = role.executable or FLAVORS[role.agent].executable
+        if shutil.which(exe) is None:
+            missing.append(f"role {name!r} (agent {role.agent}, driver cli) runs {exe!r}, which is not on PATH: "
+                           f"install the {role.agent} CLI, set roles.{name}.executable in coord.yaml to its path, "
+                           f"or rebind the role in coord.yaml (e.g. `{name}: {{agent: {role.agent}, driver: offline}}`)")
+    if missing:
+        raise UsageError("; ".join(missing) + " — nothing was started")
+
+
 def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str]]) -> Any:
     def accept(task: Any, outcome: Any) -> list[str]:
         if not task.accept:
@@ -184,6 +208,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
     if budget_usd is not None:
         plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
+    check_cli_executables(ws, plan)
     ws.ensure()
     with WorkspaceLock(ws) as lock:
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name

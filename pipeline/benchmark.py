@@ -32,7 +32,9 @@ Metrics: ``model``, ``agents``, ``items``, ``leaked_ids``, ``rejected_lines``,
 ``pooled_cohens_h``, ``min_relative_improvement`` and
 ``min_absolute_improvement`` (over agents; agents with baseline 0 have no
 relative value and are left out of its minimum), ``significant_agents``
-(BH-rejected at ``alpha`` with the candidate better), and per agent
+(BH-rejected at ``alpha`` with the candidate better), ``significant_share``
+(``significant_agents / agents``, so a gate threshold means the same for any
+number of agents), and per agent
 ``<a>_items``, ``<a>_baseline_accuracy``, ``<a>_candidate_accuracy``,
 ``<a>_absolute_improvement``, ``<a>_relative_improvement``, ``<a>_mcnemar_p``,
 ``<a>_adjusted_p``, ``<a>_significant``.
@@ -266,6 +268,7 @@ def _metrics(per_agent: dict[str, AgentSummary], pooled: PooledSummary, leaked: 
         "min_relative_improvement": pooled["min_relative_improvement"],
         "min_absolute_improvement": pooled["min_absolute_improvement"],
         "significant_agents": pooled["significant_agents"],
+        "significant_share": pooled["significant_agents"] / len(per_agent) if per_agent else 0.0,
     }
     for a, m in per_agent.items():
         metrics.update({f"{a}_items": m["n"], f"{a}_baseline_accuracy": m["baseline_accuracy"],

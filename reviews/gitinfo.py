@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import git
@@ -36,16 +38,12 @@ def workspace_commit(root: Path) -> str | None:
 
 
 def person(root: Path) -> str:
-    """Who is deciding: git ``user.name`` of the workspace's repository, else ``$USER``."""
-    repo = _repo(root)
-    if repo is not None:
-        try:
-            name = repo.config_reader().get_value("user", "name", default="")
-        except (OSError, git.GitCommandError) as e:
-            log.debug("no git user.name: %s", e)
-            name = ""
-        if name:
-            return str(name)
+    """Who is deciding or editing, the one answer for CLI decisions and board edits: git ``user.name``
+    of the repository holding ``root``, else the global git ``user.name``, else ``$USER``, else the
+    login name. Git is asked once per workspace per process (``coord watch`` syncs often)."""
+    name = _git_user_name(str(Path(root).resolve()))
+    if name:
+        return name
     user = os.environ.get("USER")
     if user:
         return user
@@ -53,3 +51,15 @@ def person(root: Path) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+@functools.lru_cache(maxsize=16)
+def _git_user_name(root: str) -> str:
+    """``git config user.name`` as seen from ``root``: the repository's value, else the global (and system) one."""
+    try:
+        done = subprocess.run(["git", "config", "--get", "user.name"], capture_output=True, text=True,
+                              timeout=5, check=False, cwd=root if os.path.isdir(root) else None)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.debug("no git user.name: %s", e)
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

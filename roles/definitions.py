@@ -145,5 +145,5 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
                                    permissions=binding.permissions, binding=binding)
     unknown = sorted(set(overrides) - set(plan_roles))
     if unknown:
-        log.warning("%s defines roles the plan does not use: %s", config_file, ", ".join(unknown))
+        log.info("%s binds roles the plan does not declare (ignored): %s", config_file, ", ".join(unknown))
     return out

@@ -14,9 +14,7 @@ reports the run and the boards with edits waiting).
 
 from __future__ import annotations
 
-import getpass
 import logging
-import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from coordinator.state import RunState
 from coordinator.workspace import Workspace, WorkspaceLock
 from pipeline._io import atomic_write_json
 from reviews.decisions import record_decision
+from reviews.gitinfo import person
 from task_boards._run_io import load_plan_cached, merged_state, read_run_state, write_run_state
 from task_boards.apply import Changes, compute_changes
 from task_boards.edits import detect_edits
@@ -84,29 +83,22 @@ class SyncReport:
         return bool(self.applied or self.reverted)
 
 
-def who() -> str:
-    """The person editing: git ``user.name`` if set, else the login name."""
-    try:
-        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True,
-                              timeout=5, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        name = ""
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+def who(root: Path) -> str:
+    """The person editing the boards of the workspace at ``root`` (the same answer as ``coord approve``)."""
+    return person(root)
 
 
-def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> str | None:
-    """Record a board approval through the gates service; the error message, or None when recorded."""
+def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> tuple[str | None, str]:
+    """Record a board approval through the gates service (which resumes the run); the error message
+    (None when recorded) and what happened to the run afterwards, in words."""
 
     try:
-        record_decision(ws, gate_id, "approve", note=note, by=by, run_id=run_id)
+        result = record_decision(ws, gate_id, "approve", note=note, by=by, run_id=run_id)
     except CoordError as e:
-        return str(e)
-    return None
+        return str(e), ""
+    if not result.applied:
+        return None, "the live run applies it"
+    return None, f"run {run_id} resumed: {result.phase}"
 
 
 def warm_cache(ws: Workspace) -> None:
@@ -127,7 +119,7 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
     """Apply the edits people made to the boards since coord last rendered them, once."""
     record = find_run(ws, run_id)
     report = SyncReport(run_id=record["run_id"], waiting=record.get("phase") == "waiting")
-    person = editor or who()
+    person = editor or who(ws.root)
     try:
         with WorkspaceLock(ws):
             approvals, state, touched = _apply_edits(ws, record["run_id"], report, person)
@@ -143,11 +135,12 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
     if approvals:
         state, touched = None, None  # the decision service wrote the checkpoint: read it again
     for edit in approvals:
-        error = approve_gate(ws, edit.target, by=person, run_id=record["run_id"], note=f"ticked on {edit.where()}")
+        error, after = approve_gate(ws, edit.target, by=person, run_id=record["run_id"],
+                                    note=f"ticked on {edit.where()}")
         if error:
             report.reverted.append(f"{edit.where()}: approval of gate {edit.target!r} not recorded: {error}")
         else:
-            report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}")
+            report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}; {after}")
     try:
         with WorkspaceLock(ws):
             _render(ws, record["run_id"], report, state, touched)

@@ -116,3 +116,10 @@ def parse_error_message(e: ClickException) -> str:
     if ctx is not None:
         text += f" (see: {ctx.command_path} --help)"
     return text
+
+
+def plain_columns(rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned plain columns that never truncate a cell (run ids must stay pasteable)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)

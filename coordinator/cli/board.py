@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 board_app = typer.Typer(no_args_is_help=True, help="Markdown boards people edit.")
 
 
-def _print(report: SyncReport, *, watching: bool = False) -> None:
+def _print(report: SyncReport, *, watching: bool = False, resuming: bool = False) -> None:
+    """Say what a sync did; ``resuming``: the caller (``coord watch``) resumes a run that can continue."""
     if report.busy:
         if report.active_run:
             holder, when = f"run {report.active_run} is executing", "when it pauses or ends"
@@ -45,7 +46,10 @@ def _print(report: SyncReport, *, watching: bool = False) -> None:
     if not (report.busy or report.problems or report.applied or report.reverted):
         console.info("boards are in sync: no edits to apply")
     if report.changed and report.can_continue and report.run_id:
-        console.info(f"run {report.run_id} can continue: coord resume {report.run_id}")
+        if resuming and report.waiting:
+            console.info(f"run {report.run_id} can continue: resuming it")
+        else:
+            console.info(f"run {report.run_id} can continue: coord resume {report.run_id}")
 
 
 @board_app.command("sync")
@@ -75,11 +79,13 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
+        from coordinator.runner import find_run
         from task_boards.watch import BoardWatcher
 
         ws = Workspace.at(workspace)
+        call(lambda: find_run(ws, None))  # no runs here (not a workspace): exit 2 before creating anything
         watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, freeze_gc=True,
-                               on_report=lambda report: _print(report, watching=True),
+                               on_report=lambda report: _print(report, watching=True, resuming=not no_resume),
                                on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),
                                on_error=console.error)
         console.info(f"watching {ws.boards} (Ctrl-C stops)")

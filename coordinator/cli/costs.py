@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         rid = call(lambda: find_run(ws, run_id))["run_id"]
         _print_budget(call(lambda: open_run_budget(ws, rid).status()))
 
-    @budget_app.command("raise")
+    @budget_app.command("raise", context_settings={"ignore_unknown_options": True})
     def raise_(
         usd: Annotated[float, typer.Argument(help="USD to add to the limit (with --to: the new limit).")],
         run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run).")] = None,
@@ -120,6 +120,9 @@ def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | No
     st = call(lambda: change_budget(ws, rid, usd=usd, role=role, approve=approve, absolute=absolute))
     console.success(f"budget of run {rid} updated")
     _print_budget(st)
+    if record.get("phase") == "finished":
+        console.info(f"run {rid} has finished: the limit applies if its work is reopened (untick a task)")
+        return
     if not resume or record.get("phase") != "waiting":
         console.info("a running coord picks the change up at its next scheduling step; "
                      f"otherwise continue with `coord resume {rid}`")

@@ -16,7 +16,10 @@ from task_boards.markers import replace_block
 CONFIG = """# coord workspace settings.
 # Rebind a role to another agent or driver, e.g. a person reviews quality:
 #   quality: {agent: human, driver: human}
-# Drivers: offline (deterministic stand-in), pipeline, cli (the agent's CLI in a git worktree):
+# A new role is declared in the plan's roles: (this file rebinds roles, it does not add them).
+# Drivers (README.md, Concepts): auto (the default: picks one), offline (deterministic stand-in),
+# pipeline (in-process steps), llm (an API, see README.md "LLM providers"), human (a person ticks
+# the board), cli (the agent's CLI in a git worktree, see README.md "Coding-agent CLI drivers"):
 #   lead: {agent: claude, driver: cli, model: claude-sonnet-4-5, permissions: acceptEdits}
 roles:
   lead: {agent: claude}
@@ -25,14 +28,16 @@ roles:
 """
 
 SAMPLE_PLAN = """# A sample plan: `coord plan show example` validates it, `coord run example` runs it.
-# Every key is described in README.md (Plans).
+# Every key is described in README.md ("Concepts" and "A plan, briefly").
 name: example
 title: Example plan
 roles:
   lead: {agent: claude}
   quality: {agent: codex}
   execution: {agent: cursor}
-  # A role a person plays: `driver` is a key of the role binding (here, or in coord.yaml).
+  # lead, quality and execution exist in every plan; roles: here rebinds them and adds new ones.
+  # A role a person plays, added next to them (`driver` is a key of the role binding; coord.yaml
+  # can rebind it once the plan declares it):
   # signoff: {agent: human, driver: human}
 tasks:
   - id: draft_notes

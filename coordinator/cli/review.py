@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.table import Table
 
 from coordinator import console
-from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.cli._common import WorkspaceOpt, call, plain_columns
 from coordinator.workspace import Workspace
 from reviews.grading import format_score
 
@@ -79,12 +78,12 @@ def register(app: typer.Typer) -> None:
         if not records:
             console.info("no review records yet")
             return
-        table = Table("run", "gate", "status", "verdict", "grade", "score", "decided by", "record")
-        for r in records:
-            table.add_row(r["run"], r["gate"]["id"], str(r.get("status")), str(r.get("verdict")),
-                          str(r.get("grade")), format_score(r['score']) if r.get("score") is not None else "",
-                          str(r.get("decided_by") or ""), r["_md"])
-        console.out.print(table)
+        # plain columns, never truncated: run and gate ids must stay pasteable at any terminal width
+        rows = [("run", "gate", "status", "verdict", "grade", "score", "decided by", "record")]
+        rows += [(r["run"], r["gate"]["id"], str(r.get("status")), str(r.get("verdict")), str(r.get("grade")),
+                  format_score(r['score']) if r.get("score") is not None else "",
+                  str(r.get("decided_by") or ""), r["_md"]) for r in records]
+        console.info(plain_columns(rows))
 
     review_app = typer.Typer(no_args_is_help=True, help="Review records.")
 

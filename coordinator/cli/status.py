@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coordinator import console
-from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.cli._common import WorkspaceOpt, call, plain_columns
 from coordinator.workspace import Workspace, lock_holder
 from reviews.grading import format_score
 from task_boards.store import board_problems
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         if not records:
             console.info("no runs yet")
             return
-        console.info(_columns([("run", "plan", "profile", "phase", "started", "finished")]
+        console.info(plain_columns([("run", "plan", "profile", "phase", "started", "finished")]
                               + [(r["run_id"], r["plan"], r.get("profile") or "", r.get("phase") or "?",
                                   r.get("created_at") or "", r.get("finished_at") or "") for r in records]))
         for r in records:
@@ -112,10 +112,3 @@ def register(app: typer.Typer) -> None:
 
 RUN_FIELDS = ("run_id", "plan", "plan_ref", "profile", "phase", "live_pid", "created_at", "finished_at", "problems")
 """Keys of each object ``coord runs --json`` prints."""
-
-
-def _columns(rows: list[tuple[str, ...]]) -> str:
-    """Left-aligned plain columns that never truncate a cell (run ids must stay pasteable)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)

@@ -204,3 +204,36 @@ def test_bad_budget_on_resume_is_refused(ws, server):
     result = CliRunner().invoke(app, ["resume", "--budget", "-3", "-w", str(ws.root)])
     assert result.exit_code == 2 and "--budget must be a positive number" in result.stderr
     assert Ledger.of(ws.state_dir).budget_changes(summary.run_id) == []
+
+
+FREE = """name: free
+tasks:
+  - {id: a, title: A, role: quality, run: t_noop}
+"""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nan"], "the amount to add must be a positive number of USD"),
+    (["inf"], "the amount to add must be a positive number of USD"),
+    (["-3"], "the amount to add must be a positive number of USD"),
+    (["0", "--to"], "the new limit must be a positive number of USD"),
+    (["inf", "--to"], "the new limit must be a positive number of USD"),
+    (["10"], "has no budget limit, so there is nothing to raise"),
+])
+def test_budget_raise_validates_like_run_budget_and_never_caps_an_unlimited_run(ws, args, message):
+    (ws.root / "free.yaml").write_text(FREE)
+    summary = run_plan(ws, RunOptions(plan=str(ws.root / "free.yaml"), render_interval=0))
+    assert summary.phase == "finished"
+    result = CliRunner().invoke(app, ["budget", "raise", *args, "--run", summary.run_id, "-w", str(ws.root)])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+    assert Ledger.of(ws.state_dir).budget_changes(summary.run_id) == []
+    assert run_status(ws)["budget"]["run"]["limit_usd"] is None
+
+
+def test_budget_raise_on_a_finished_run_does_not_suggest_resume(ws):
+    (ws.root / "free.yaml").write_text(FREE)
+    summary = run_plan(ws, RunOptions(plan=str(ws.root / "free.yaml"), render_interval=0))
+    result = CliRunner().invoke(app, ["budget", "raise", "5", "--to", "--run", summary.run_id, "-w", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    assert "of $5.00" in result.stdout and "has finished" in result.stdout
+    assert "coord resume" not in result.output

@@ -214,14 +214,19 @@ def test_human_gate_waits_and_coord_approve_resumes(ws):
     assert again.exit_code == 2 and "is not waiting for a decision: it is approved" in again.output
     assert (ws.root / "out/side_effects.txt").read_text() == "shipped\n"
 
-    listing = runner.invoke(app, ["reviews", "-w", str(ws.root)], catch_exceptions=False)
+    listing = runner.invoke(app, ["reviews", "-w", str(ws.root)], catch_exceptions=False, env={"COLUMNS": "80"})
     assert "signoff" in listing.output and "approved" in listing.output
+    # at 80 columns ids are never cut: the run id and the record path can be pasted into other commands
+    row = next(ln for ln in listing.output.splitlines() if "signoff" in ln).split()
+    assert row[:2] == [summary.run_id, "signoff"] and row[-1] == f"reviews/{summary.run_id}/signoff.md"
     shown = runner.invoke(app, ["review", "show", "signoff", "-w", str(ws.root)], catch_exceptions=False)
     assert shown.exit_code == 0 and "# Review: signoff" in shown.output
 
 
 def test_record_decision_is_what_a_board_tick_calls(ws, monkeypatch):
-    monkeypatch.setenv("USER", "board-user")
+    monkeypatch.setenv("USER", "board-user")  # no git user.name anywhere: $USER
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(ws.root / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     summary = _run(ws, HUMAN_PLAN.replace("METRIC", "0.8"))
     assert summary.exit_code == 3
     result = record_decision(ws, "signoff", "approve")

@@ -228,7 +228,8 @@ tasks:
         _load(tmp_path, text)
     lines = _lines(exc.value, tmp_path)
     assert "plan.yaml:7 → tasks[0].colour: unknown field" in lines  # schema
-    assert "plan.yaml:10 → tasks[1].role: unknown role 'reviewer' (known: execution, lead, quality)" in lines
+    assert ("plan.yaml:10 → tasks[1].role: unknown role 'reviewer' (known: execution, lead, quality; "
+            "declare it under the plan's roles:, coord.yaml only rebinds roles)") in lines
     assert any(ln.startswith("plan.yaml:13 → tasks[1].with.value: step 't_noop' expects an integer")
                for ln in lines)  # step parameters
     assert "plan.yaml:22 → tasks[3].needs[0]: unknown task or gate 'nowhere'" in lines  # references
@@ -236,3 +237,30 @@ tasks:
     assert len(lines) == 5
     # a task the schema rejected is still a known id: nothing else is reported about it
     assert not any("unknown task or gate 'a'" in ln for ln in lines)
+
+
+def test_plan_roles_extend_and_rebind_the_default_roles(tmp_path):
+    text = GOOD.replace("tasks:", "roles:\n  signoff: {agent: human, driver: human}\n"
+                                  "  quality: {agent: human, driver: human}\ntasks:", 1)
+    text = text.replace("gates:", """  - id: sign
+    title: Sign
+    role: signoff
+    needs: [last]
+    instructions: tick it
+gates:""")
+    plan = _load(tmp_path, text)
+    assert set(plan.roles) == {"lead", "quality", "execution", "signoff"}
+    assert plan.roles["lead"].agent == "claude" and plan.roles["execution"].agent == "cursor"
+    assert plan.roles["quality"].agent == "human" and plan.roles["signoff"].driver == "human"
+
+
+def test_workspace_config_binding_a_role_the_plan_does_not_use_is_not_a_warning(tmp_path, caplog):
+    from roles.definitions import resolve_roles
+
+    text = GOOD.replace("role: quality", "role: lead").replace("role: execution", "role: lead")
+    plan = _load(tmp_path, text.replace("tasks:", "roles:\n  lead: {agent: claude, driver: offline}\ntasks:", 1))
+    overrides = {r: {"agent": a} for r, a in (("lead", "claude"), ("quality", "codex"), ("execution", "cursor"))}
+    with caplog.at_level("INFO"):
+        roles = resolve_roles(plan.roles, overrides)
+    assert set(roles) == {"lead", "quality", "execution"}
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -219,3 +219,22 @@ def test_step_contract(tmp_path: Path) -> None:
     spec = STEPS["benchmark"]
     assert spec.path_params == {"train_dir", "heldout_dir", "out_dir"}
     assert spec.required() == []
+
+
+def test_launch_gate_passes_with_two_agents_that_both_improve_significantly(tmp_path: Path) -> None:
+    # README: `coord run week2 --set agents=[qa,legal]`; the significance criterion is a share of the agents,
+    # so a plan with fewer than three agents can pass when every one of them improves significantly
+    from coordinator.plan_loader import load_plan
+    from reviews.criteria import metric_lookup
+    from reviews.gate import review_gate
+
+    agents = ["legal", "qa"]
+    _synthetic_workspace(tmp_path, agents)
+    m = benchmark(StepContext(tmp_path)).metrics
+    assert m["significant_agents"] == 2 and m["significant_share"] == 1.0
+    gate = load_plan("week2", overrides={"agents": agents}).gates["launch"]
+    metrics = {"benchmark": m, "finetune": {"validation_errors": 0}}
+    rec = review_gate(gate, metric_lookup(metrics, {}), tmp_path)
+    crit = next(c for c in rec["criteria"] if "significant" in c["label"])
+    assert crit["passed"] and crit["target"] == "benchmark.significant_share"
+    assert "60%" in crit["label"]

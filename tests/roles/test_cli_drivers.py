@@ -121,11 +121,17 @@ def test_marker_in_the_prompt_picks_the_behaviour(git_ws, fake_clis):
     assert "exited with code 3" in summary.state["tasks"]["notes"]["error"]
 
 
-def test_missing_executable_says_how_to_fix_it(git_ws, fake_clis):
+def test_missing_executable_is_found_before_the_run_starts(git_ws, fake_clis):
+    from coordinator.errors import UsageError
+
     text = plan_yaml("lead", "claude").replace("driver: cli}", "driver: cli, executable: no-such-claude}")
-    rec = run(git_ws, text).state["tasks"]["notes"]
-    assert rec["status"] == "failed"
-    assert "cannot run 'no-such-claude'" in rec["error"] and "roles.lead.executable" in rec["error"]
+    with pytest.raises(UsageError) as exc:
+        run(git_ws, text)
+    msg = str(exc.value)
+    assert "role 'lead' (agent claude, driver cli) runs 'no-such-claude', which is not on PATH" in msg
+    assert "roles.lead.executable" in msg and "driver: offline" in msg
+    runs = git_ws.state_dir / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # nothing was written: no run recorded
 
 
 def test_workspace_that_is_not_a_git_repo_is_a_clear_error(tmp_path, fake_clis):

@@ -39,6 +39,8 @@ def test_ticking_approve_approves_the_gate_and_the_run_continues(ws, waiting_gat
     edit(board(ws, "CODEX"), "- [ ] approve: **check**", "- [x] approve: **check**")
     report = sync_boards(ws, editor="ana")
     assert any("gate 'check' approved by ana" in a for a in report.applied), report
+    # the decision resumed the run: the line says where it went (watch printed nothing about it before)
+    assert any(f"run {waiting_gate.run_id} resumed: " in a for a in report.applied), report
     gate = run_status(ws)["gates"]["check"]
     assert gate["status"] == "approved" and gate["decided_by"] == "ana"
     summary = resume_run(ws, waiting_gate.run_id, RunOptions(plan="", render_interval=0))

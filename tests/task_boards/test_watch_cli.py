@@ -67,3 +67,21 @@ def test_board_sync_cli_reports_applied_and_garbled_edits(ws):
     assert res.exit_code == 2 and "CLAUDE_TASKS.md:" in res.output and "unknown task id 'perp'" in res.output
     res = runner.invoke(app, ["status", "-w", str(ws.root)], catch_exceptions=False)
     assert "board: task_boards/CLAUDE_TASKS.md:" in res.output and "unknown task id 'perp'" in res.output
+
+
+def test_watch_outside_a_workspace_exits_2_and_creates_nothing(tmp_path):
+    res = CliRunner().invoke(app, ["watch", "--timeout", "1", "-w", str(tmp_path)])
+    assert res.exit_code == 2 and "no runs in" in res.output and "watching" not in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_watch_says_it_resumes_the_run_instead_of_telling_the_user_to(capsys):
+    from coordinator.cli.board import _print
+    from task_boards.sync import SyncReport
+
+    report = SyncReport(run_id="r1", applied=["CLAUDE_TASKS.md:3: task 'a' done"], can_continue=True, waiting=True)
+    _print(report, watching=True, resuming=True)
+    said = capsys.readouterr().out
+    assert "run r1 can continue: resuming it" in said and "coord resume" not in said
+    _print(report, watching=True, resuming=False)  # --no-resume: the person resumes it
+    assert "can continue: coord resume r1" in capsys.readouterr().out
