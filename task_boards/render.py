@@ -19,7 +19,7 @@ from coordinator.plan import CompiledPlan, CompiledTask
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json
-from pipeline.provenance import DRY_RUN, OFFLINE_EXAMPLES
+from pipeline.provenance import BENCHMARK_STAND_IN, DRY_RUN, OFFLINE_EXAMPLES
 from reviews.llm_review import opinion_line
 from roles.definitions import RoleDefinition
 from task_boards.locks import board_lock
@@ -98,6 +98,8 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     backend = plan.params.get("finetune_backend")
     if backend == "dry_run":
         parts.append(f"fine-tuning is a {DRY_RUN} (tokens and cost estimated)")
+    if any(t.run == "benchmark" for t in plan.tasks.values()):
+        parts.append(f"the benchmark model is {BENCHMARK_STAND_IN}")
     return "; ".join(parts) + "." if parts else ""
 
 
