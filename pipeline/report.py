@@ -84,10 +84,12 @@ def _role_cards(status: dict[str, Any], grading: Grading | None = None) -> list[
                                                "criteria": [], "gates": set(), "gate_grades": []})
         card["total"] += 1
         card["done"] += t.get("status") == "done"
-        # in-task retries (attempts) plus times a gate sent the task back (dispatches)
+        # every attempt after the first: in-task retries and runs after a gate sent the task back
+        # (``attempts`` counts both once the task ran; before that, the dispatches say how often it was sent back)
         if t.get("status") in ("done", "failed"):
             card["retries"] += max(0, int(t.get("attempts") or 1) - 1)
-        card["gate_retries"] += max(0, int(t.get("dispatch") or 1) - 1)
+        else:
+            card["gate_retries"] += max(0, int(t.get("dispatch") or 1) - 1)
         card["cost"] += float(t.get("cost_usd") or 0.0)
         if t.get("agent"):
             card["agent"] = t["agent"]
