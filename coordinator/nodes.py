@@ -107,7 +107,8 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     orphans = [t for t in plan.order if tasks_state.get(t, {}).get("status") == "running" and t not in in_pool]
     for tid in orphans:  # running when an earlier process stopped: start again under the same dispatch
         ctx.pool.submit(plan.tasks[tid], int(tasks_state[tid].get("dispatch", 1)),
-                        feedback=list(tasks_state[tid].get("feedback") or []))
+                        feedback=list(tasks_state[tid].get("feedback") or []),
+                        earlier_attempts=int(tasks_state[tid].get("attempts") or 0))
     free = max(0, ctx.concurrency - len(ctx.pool.running()))
     starting = sched.ready[:free]
     if ctx.budget is not None:  # budget hook: at 100 % paid work waits instead of starting
@@ -135,7 +136,8 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         _render(ctx, merged, [g for g in ch.gates if merged["gates"][g].get("verdict")])
     for tid in starting:
         ctx.pool.submit(plan.tasks[tid], ch.tasks[tid]["dispatch"],
-                        feedback=list(merged["tasks"][tid].get("feedback") or []))
+                        feedback=list(merged["tasks"][tid].get("feedback") or []),
+                        earlier_attempts=int(tasks_state.get(tid, {}).get("attempts") or 0))
     update: dict[str, Any] = {**ch.as_update(), "phase": phase}
     if budget_view is not None:
         update["budget"] = budget_view

@@ -51,6 +51,8 @@ class _Inflight:
     cancel: threading.Event
     deadline: float | None
     feedback: list[str] = field(default_factory=list)
+    earlier_attempts: int = 0
+    """Attempts of this task's earlier dispatches (a gate sent it back, a person reopened it)."""
 
 
 @dataclass
@@ -85,13 +87,16 @@ class TaskPool:
         with self._lock:
             return bool(self._inflight) or not self._done.empty()
 
-    def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None) -> None:
+    def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None,
+               earlier_attempts: int = 0) -> None:
         """Start a task (or take its durable record if an earlier process finished it).
 
         ``feedback``: review findings from a gate that sent the task back; the driver gets them.
+        ``earlier_attempts``: attempts of earlier dispatches, so the attempt count covers every run.
         """
         deadline = time.monotonic() + task.timeout if task.timeout else None
-        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline, list(feedback or []))
+        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline, list(feedback or []),
+                          earlier_attempts)
         with self._lock:
             if task.id in self._inflight:
                 return
@@ -194,7 +199,7 @@ class TaskPool:
             self.events.emit("task_started", task=task.id, dispatch=entry.dispatch, attempt=attempt,
                              role=task.role, agent=role.agent, driver=driver_name)
             ctx = DriverContext(
-                workspace=self.workspace, run_id=self.run_id, role=role, attempt=attempt,
+                workspace=self.workspace, run_id=self.run_id, role=role, attempt=entry.earlier_attempts + attempt,
                 feedback=list(entry.feedback),
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
@@ -220,7 +225,7 @@ class TaskPool:
                 break
         return TaskRecord(
             status="done" if outcome.status == "done" else ("waiting" if outcome.status == "waiting" else "failed"),
-            attempts=attempt, started_at=started_iso, finished_at=now_iso(),
+            attempts=entry.earlier_attempts + attempt, started_at=started_iso, finished_at=now_iso(),
             duration_s=round(time.monotonic() - entry.started, 3), driver=driver_name, agent=role.agent,
             metrics=_jsonable(outcome.metrics), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
             notes=outcome.notes, error=outcome.error, cost_usd=outcome.cost_usd,

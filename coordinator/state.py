@@ -37,7 +37,7 @@ class TaskRecord(TypedDict, total=False):
     dispatch: int
     """How many times the scheduler started this task afresh (resumes keep the number)."""
     attempts: int
-    """Attempts made in the latest dispatch (retries included)."""
+    """Attempts over every dispatch: in-task retries and runs after a gate sent it back or a person reopened it."""
     started_at: str | None
     finished_at: str | None
     duration_s: float | None

@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 
 from pipeline.stats import PairedComparison
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: relative improvements named *_ratio
 
 STAND_IN_LABEL = "Offline stand-in for a fine-tuned LLM"
 STAND_IN = ("TF-IDF nearest-neighbour retrieval that answers with the answer of the most similar "
@@ -30,7 +30,8 @@ class Comparison(TypedDict):
     mcnemar_p: float
     cohens_h: float
     absolute_improvement: float
-    relative_improvement: float | None
+    relative_improvement_ratio: float | None
+    """candidate / baseline − 1 (a ratio: 0.5 is +50 %); None when the baseline is 0."""
 
 
 class AgentSummary(Comparison):
@@ -53,7 +54,7 @@ class PooledSummary(Comparison):
     """All agents' items together."""
 
     significant_agents: int
-    min_relative_improvement: float | None
+    min_relative_improvement_ratio: float | None
     min_absolute_improvement: float
 
 
@@ -88,7 +89,7 @@ def comparison(cmp: PairedComparison) -> Comparison:
         baseline_accuracy=cmp.baseline_accuracy, candidate_accuracy=cmp.candidate_accuracy,
         baseline_ci=list(cmp.baseline_ci), candidate_ci=list(cmp.candidate_ci), b=cmp.b, c=cmp.c,
         mcnemar_p=cmp.mcnemar_p, cohens_h=cmp.cohens_h, absolute_improvement=cmp.absolute_improvement,
-        relative_improvement=cmp.relative_improvement)
+        relative_improvement_ratio=cmp.relative_improvement)
 
 
 def _pct(x: float | None) -> str:
@@ -116,7 +117,7 @@ def _p(x: float) -> str:
 
 def _summary_row(name: str, m: Comparison, adjusted: str, significant: str) -> str:
     return (f"| {name} | {m['n']} | {_pct(m['baseline_accuracy'])} | {_pct(m['candidate_accuracy'])} "
-            f"| {fmt_pp(m['absolute_improvement'])} | {fmt_relative(m['relative_improvement'])} "
+            f"| {fmt_pp(m['absolute_improvement'])} | {fmt_relative(m['relative_improvement_ratio'])} "
             f"| {_p(m['mcnemar_p'])} | {adjusted} | {significant} |")
 
 
@@ -156,7 +157,7 @@ def render_markdown(report: BenchmarkReport) -> str:
             f"Discordant pairs: b = {m['b']} (baseline only right), c = {m['c']} (candidate only right); "
             f"exact McNemar p = {_p(m['mcnemar_p'])}, BH-adjusted p = {_p(m['adjusted_p'])}; "
             f"Cohen's h = {m['cohens_h']:+.3f}; improvement "
-            f"{fmt_improvement(m['absolute_improvement'], m['relative_improvement'])}; "
+            f"{fmt_improvement(m['absolute_improvement'], m['relative_improvement_ratio'])}; "
             f"leaked ids: {m['leaked_ids']}.", "",
         ]
     return "\n".join(lines)

@@ -27,16 +27,16 @@ reports, and the launch gate requires 0.
 
 Metrics: ``model``, ``agents``, ``items``, ``leaked_ids``, ``rejected_lines``,
 ``baseline_accuracy``, ``candidate_accuracy`` (pooled, fractions),
-``absolute_improvement`` (percentage points), ``relative_improvement``
-(``cand/base − 1``; None when the baseline is 0), ``pooled_mcnemar_p``,
-``pooled_cohens_h``, ``min_relative_improvement`` and
+``absolute_improvement`` (percentage points), ``relative_improvement_pct``
+(``100 × (cand/base − 1)``, in percent; None when the baseline is 0), ``pooled_mcnemar_p``,
+``pooled_cohens_h``, ``min_relative_improvement_pct`` and
 ``min_absolute_improvement`` (over agents; agents with baseline 0 have no
 relative value and are left out of its minimum), ``significant_agents``
 (BH-rejected at ``alpha`` with the candidate better), ``significant_share``
 (``significant_agents / agents``, so a gate threshold means the same for any
 number of agents), and per agent
 ``<a>_items``, ``<a>_baseline_accuracy``, ``<a>_candidate_accuracy``,
-``<a>_absolute_improvement``, ``<a>_relative_improvement``, ``<a>_mcnemar_p``,
+``<a>_absolute_improvement``, ``<a>_relative_improvement_pct``, ``<a>_mcnemar_p``,
 ``<a>_adjusted_p``, ``<a>_significant``.
 
 Outputs (under ``out_dir``): ``benchmark.json``, ``benchmark.md`` and
@@ -251,9 +251,14 @@ def _evaluate(runs: dict[str, _AgentRun], names: list[str], owner: dict[str, str
     rels = [c.relative_improvement for c in cmps.values() if c.relative_improvement is not None]
     pooled = PooledSummary(**comparison(paired_comparison(base_ok, cand_ok, confidence)),
                            significant_agents=sum(1 for m in per_agent.values() if m["significant"]),
-                           min_relative_improvement=min(rels) if rels else None,
+                           min_relative_improvement_ratio=min(rels) if rels else None,
                            min_absolute_improvement=min(c.absolute_improvement for c in cmps.values()))
     return per_agent, pooled, item_rows
+
+
+def _pct(ratio: float | None) -> float | None:
+    """A relative improvement (candidate / baseline − 1) as a step metric: in percent, named ``*_pct``."""
+    return None if ratio is None else 100.0 * ratio
 
 
 def _metrics(per_agent: dict[str, AgentSummary], pooled: PooledSummary, leaked: int,
@@ -263,9 +268,9 @@ def _metrics(per_agent: dict[str, AgentSummary], pooled: PooledSummary, leaked: 
         "rejected_lines": rejected,
         "baseline_accuracy": pooled["baseline_accuracy"], "candidate_accuracy": pooled["candidate_accuracy"],
         "absolute_improvement": pooled["absolute_improvement"],
-        "relative_improvement": pooled["relative_improvement"],
+        "relative_improvement_pct": _pct(pooled["relative_improvement_ratio"]),
         "pooled_mcnemar_p": pooled["mcnemar_p"], "pooled_cohens_h": pooled["cohens_h"],
-        "min_relative_improvement": pooled["min_relative_improvement"],
+        "min_relative_improvement_pct": _pct(pooled["min_relative_improvement_ratio"]),
         "min_absolute_improvement": pooled["min_absolute_improvement"],
         "significant_agents": pooled["significant_agents"],
         "significant_share": pooled["significant_agents"] / len(per_agent) if per_agent else 0.0,
@@ -274,7 +279,7 @@ def _metrics(per_agent: dict[str, AgentSummary], pooled: PooledSummary, leaked: 
         metrics.update({f"{a}_items": m["n"], f"{a}_baseline_accuracy": m["baseline_accuracy"],
                         f"{a}_candidate_accuracy": m["candidate_accuracy"],
                         f"{a}_absolute_improvement": m["absolute_improvement"],
-                        f"{a}_relative_improvement": m["relative_improvement"],
+                        f"{a}_relative_improvement_pct": _pct(m["relative_improvement_ratio"]),
                         f"{a}_mcnemar_p": m["mcnemar_p"], f"{a}_adjusted_p": m["adjusted_p"],
                         f"{a}_significant": m["significant"]})
     return metrics

@@ -18,6 +18,9 @@ OFFLINE_EXAMPLES = ("the **offline stand-in provider** (deterministic, seeded te
 """How every report names the offline provider's examples."""
 DRY_RUN = "**dry run: validated, not trained**"
 """How every report names a dry-run fine-tune (the files passed validation; no model exists)."""
+BENCHMARK_STAND_IN = ("the **offline stand-in** for a fine-tuned LLM (TF-IDF retrieval over the training "
+                      "files): its accuracies are not LLM results")
+"""How every report names the benchmark's offline candidate and baseline."""
 
 
 def _done(rec: Mapping[str, Any] | None) -> bool:
@@ -61,8 +64,7 @@ def _benchmark(tids: list[str], records: Mapping[str, Mapping[str, Any]]) -> str
     if not models:
         return None
     if all(m.startswith("offline") for m in models):
-        return (f"Benchmark: model `{', '.join(models)}` is the **offline stand-in** for a fine-tuned LLM "
-                "(TF-IDF retrieval over the training files): its accuracies are not LLM results.")
+        return f"Benchmark: model `{', '.join(models)}` is {BENCHMARK_STAND_IN}."
     return f"Benchmark: model `{', '.join(models)}`."
 
 

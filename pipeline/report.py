@@ -84,10 +84,12 @@ def _role_cards(status: dict[str, Any], grading: Grading | None = None) -> list[
                                                "criteria": [], "gates": set(), "gate_grades": []})
         card["total"] += 1
         card["done"] += t.get("status") == "done"
-        # in-task retries (attempts) plus times a gate sent the task back (dispatches)
+        # every attempt after the first: in-task retries and runs after a gate sent the task back
+        # (``attempts`` counts both once the task ran; before that, the dispatches say how often it was sent back)
         if t.get("status") in ("done", "failed"):
             card["retries"] += max(0, int(t.get("attempts") or 1) - 1)
-        card["gate_retries"] += max(0, int(t.get("dispatch") or 1) - 1)
+        else:
+            card["gate_retries"] += max(0, int(t.get("dispatch") or 1) - 1)
         card["cost"] += float(t.get("cost_usd") or 0.0)
         if t.get("agent"):
             card["agent"] = t["agent"]
@@ -125,6 +127,48 @@ def _launch(status: dict[str, Any], gate: str) -> str:
     return "go" if g.get("status") == "approved" else "no-go"
 
 
+def _downstream(plan: dict[str, Any], roots: list[str]) -> list[str]:
+    """Base ids of the tasks that need any of ``roots``, directly or through other tasks, in plan order."""
+    plan_tasks = plan.get("tasks") or {}
+    found: set[str] = set()
+    todo = list(roots)
+    while todo:
+        cur = todo.pop()
+        for tid, t in plan_tasks.items():
+            if isinstance(t, dict) and cur in (t.get("needs") or []) and tid not in found:
+                found.add(tid)
+                todo.append(tid)
+    out: list[str] = []
+    for tid in plan.get("order") or list(plan_tasks):
+        t = plan_tasks.get(tid) or {}
+        if tid in found and t.get("run") != "report" and t.get("base_id", tid) not in out:
+            out.append(t.get("base_id", tid))
+    return out
+
+
+def _launch_caveats(status: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+    """What a decision is made with: each open deferred item, and the fixes skipped before later tasks ran.
+
+    An open item whose resolving task was skipped (a profile such as ``speed``) means the tasks
+    after it worked on files without that fix; the headline names them next to the decision.
+    """
+    out = []
+    for d in status.get("deferred", {}).values():
+        if d.get("status") != "open":
+            continue
+        skipped = [t for t in d.get("resolved_by") or []
+                   if (status["tasks"].get(t) or {}).get("status") == "skipped"]
+        text = str(d.get("text") or d.get("criterion") or "deferred item")
+        if skipped:
+            after = [t for t in _downstream(plan, skipped) if t not in skipped
+                     and any((rec.get("status") == "done") for tid, rec in status["tasks"].items()
+                             if tid.split("[", 1)[0] == t)]
+            text += f" ({', '.join(skipped)} skipped"
+            text += f": {', '.join(after)} used files without this fix)" if after else ")"
+        out.append(text)
+    return out
+
+
 def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
     wanted = {
         "generate": ["examples", "tool_examples", "code_examples", "pii_seeded"],
@@ -134,7 +178,7 @@ def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
                   "difficulty_max_deviation", "too_short_rate", "no_end_punct_rate"],
         "scrub_pii": ["emails_replaced", "phones_replaced", "pii_remaining"],
         "rebalance": ["rows_before", "rows_after", "max_deviation_before", "max_deviation_after"],
-        "benchmark": ["baseline_accuracy", "candidate_accuracy", "absolute_improvement", "relative_improvement",
+        "benchmark": ["baseline_accuracy", "candidate_accuracy", "absolute_improvement", "relative_improvement_pct",
                       "significant_agents", "pooled_mcnemar_p", "leaked_ids"],
     }
     out: list[tuple[str, str, Any]] = []
@@ -142,6 +186,11 @@ def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
         metrics = (status["tasks"].get(task) or {}).get("metrics") or {}
         out.extend((task, n, _with_unit(task, n, metrics[n])) for n in names if n in metrics)
     return out
+
+
+def _ratio(pct: Any) -> float | None:
+    """A ``*_relative_improvement_pct`` metric back as the ratio the benchmark formatters take."""
+    return pct / 100.0 if isinstance(pct, int | float) and not isinstance(pct, bool) else None
 
 
 def _with_unit(task: str, name: str, value: Any) -> Any:
@@ -152,8 +201,8 @@ def _with_unit(task: str, name: str, value: Any) -> Any:
         return f"{100.0 * value:.1f}%"
     if name.endswith("absolute_improvement") and value is not None:
         return fmt_pp(value) + " (percentage points)"
-    if name.endswith("relative_improvement"):
-        return fmt_relative(value) + (" (relative)" if value is not None else "")
+    if name.endswith("relative_improvement_pct"):
+        return fmt_relative(_ratio(value)) + (" (relative)" if value is not None else "")
     return value
 
 
@@ -164,7 +213,7 @@ def _benchmark_line(status: dict[str, Any], gate: str) -> str | None:
         return None
     line = (f"Benchmark (pooled): candidate {100.0 * m['candidate_accuracy']:.1f}% vs baseline "
             f"{100.0 * m['baseline_accuracy']:.1f}% accuracy — improvement "
-            f"{fmt_improvement(m['absolute_improvement'], m.get('relative_improvement'))}")
+            f"{fmt_improvement(m['absolute_improvement'], _ratio(m.get('relative_improvement_pct')))}")
     for c in (status["gates"].get(gate) or {}).get("criteria") or []:
         if c.get("target") == "benchmark.absolute_improvement" and c.get("op"):
             t = c["threshold"]
@@ -205,12 +254,13 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     status = _with_self_done(status, plan)
     cards = _role_cards(status, _grading(plan))
     launch = _launch(status, launch_gate)
+    caveats = _launch_caveats(status, plan)
     deferred = list(status.get("deferred", {}).values())
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
     origin = provenance(*plan_views(plan.get("tasks") or {}), status["tasks"])
-    context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate,
+    context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate, "caveats": caveats,
                "provenance": origin, "stand_in": stand_in(origin),
                "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,

@@ -98,6 +98,12 @@ def _task_edits(board: ParsedBoard, task: BoardTask, old_board: ParsedBoard | No
             problems.append(BoardProblem(board.file, line, f"task {tid!r} moved to role {new_role!r}, which does "
                                          f"not exist (roles: {', '.join(sorted(roles))})"))
             return []
+        unticked = task.checked is False and old.checked is True
+        if tasks_state.get(tid, {}).get("status") == "done" and not unticked:
+            line = task.line if board.role == new_role else task.field_lines.get("role", task.line)
+            problems.append(BoardProblem(board.file, line, f"task {tid!r} is done; untick it to redo it under "
+                                         f"role {new_role!r} (a done task keeps the role that did the work)"))
+            return []
         edits.append(Edit("reassign", tid, board.file, task.line, new_role))
     if task.checked is not None and old.checked is not None and task.checked != old.checked:
         edits.append(Edit("tick" if task.checked else "untick", tid, board.file, task.line))

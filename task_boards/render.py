@@ -19,7 +19,7 @@ from coordinator.plan import CompiledPlan, CompiledTask
 from coordinator.state import RunState
 from coordinator.workspace import Workspace
 from pipeline._io import atomic_write_json
-from pipeline.provenance import DRY_RUN, OFFLINE_EXAMPLES
+from pipeline.provenance import BENCHMARK_STAND_IN, DRY_RUN, OFFLINE_EXAMPLES
 from reviews.llm_review import opinion_line
 from roles.definitions import RoleDefinition
 from task_boards.locks import board_lock
@@ -98,6 +98,8 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     backend = plan.params.get("finetune_backend")
     if backend == "dry_run":
         parts.append(f"fine-tuning is a {DRY_RUN} (tokens and cost estimated)")
+    if any(t.run == "benchmark" for t in plan.tasks.values()):
+        parts.append(f"the benchmark model is {BENCHMARK_STAND_IN}")
     return "; ".join(parts) + "." if parts else ""
 
 
@@ -120,6 +122,7 @@ def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
         "metrics": metrics[:MAX_METRICS], "more_metrics": max(0, len(metrics) - MAX_METRICS),
         "artifacts": artifacts[:MAX_ARTIFACTS], "more_artifacts": max(0, len(artifacts) - MAX_ARTIFACTS),
         "duration_s": rec.get("duration_s"), "attempts": rec.get("attempts"),
+        "dispatch": int(rec.get("dispatch") or 0),
         "skipped_run": rec.get("skipped_run", False), "recovered": rec.get("recovered", False),
         "instructions": task.instructions, "params": sorted(task.params.items()),
         "gates": [g for g, after in plan.gate_after.items() if task.id in after],

@@ -16,10 +16,20 @@ if TYPE_CHECKING:
     from coordinator.runner import RunOptions, RunSummary
 
 
+def _finished_counts(summary: RunSummary) -> str:
+    """"every task done", or the done and skipped counts when a profile or a person skipped some."""
+    tasks = summary.state.get("tasks", {})
+    skipped = [tid for tid, rec in tasks.items() if rec.get("status") == "skipped"]
+    if not skipped:
+        return "every task done"
+    done = sum(rec.get("status") == "done" for rec in tasks.values())
+    return f"every task done or skipped: {done} done, {len(skipped)} skipped ({', '.join(skipped)})"
+
+
 def _report(summary: RunSummary, ws: Workspace) -> None:
     verb = "resumed and " if summary.resumed else ""
     if summary.phase == "finished":
-        console.success(f"run {summary.run_id} {verb}finished: every task done")
+        console.success(f"run {summary.run_id} {verb}finished: {_finished_counts(summary)}")
     elif summary.phase == "waiting":
         console.warn(f"run {summary.run_id} is waiting for a person")
     else:

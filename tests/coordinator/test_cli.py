@@ -509,3 +509,16 @@ def test_help_and_bare_groups_still_show_the_help():
     assert result.exit_code == 0 and "--concurrency" in result.stdout and result.stderr == ""
     bare = CliRunner().invoke(app, [])
     assert "Usage: coord" in bare.stdout and bare.stderr == ""
+
+
+def test_finished_message_counts_skipped_tasks():
+    from coordinator.cli.run import _finished_counts
+    from coordinator.runner import RunSummary
+
+    def summary(statuses: dict[str, str]) -> RunSummary:
+        return RunSummary(run_id="r", plan="p", phase="finished", problems=[], resumed=False,
+                          state={"tasks": {t: {"status": s} for t, s in statuses.items()}})  # type: ignore[typeddict-item]
+
+    assert _finished_counts(summary({"a": "done", "b": "done"})) == "every task done"
+    assert _finished_counts(summary({"a": "done", "scrub": "skipped", "b": "done"})) == \
+        "every task done or skipped: 2 done, 1 skipped (scrub)"

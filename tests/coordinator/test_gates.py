@@ -105,8 +105,12 @@ gates:
     work = summary.state["tasks"]["work"]
     assert work["dispatch"] == 2 and any("quality at least 0.9" in f for f in work["feedback"])
     assert len(_events(ws, "gate_retry")) == 1
+    assert work["attempts"] == 2  # every run counts, not only the latest dispatch's
+    line = next(ln for ln in (ws.boards / "CURSOR_TASKS.md").read_text().splitlines() if "  - status: " in ln)
+    assert "· attempt 2 · run 2 (sent back by a gate or reopened 1×)" in line, line
     board = (ws.root / "out/execute_now_seen.md").read_text()
     assert "### Review feedback and notes to address" in board and "quality at least 0.9: measured 0.2" in board
+    assert "· run 2 of this task (sent back by a gate or reopened: address the feedback below)" in board
     md = (ws.reviews / summary.run_id / "review.md").read_text()
     assert "## Earlier attempts" in md and "| 1 | rejected | F |" in md
 

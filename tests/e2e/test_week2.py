@@ -64,3 +64,8 @@ def test_speed_profile_skips_cleanup_and_still_finishes(empty_dir):
     open_items = [d["text"] for d in status["deferred"].values() if d["status"] == "open"]
     assert "Scrub PII from training sets" in open_items
     assert "Scrub PII from training sets" in (empty_dir / "task_boards/CURSOR_TASKS.md").read_text()
+    assert "finished: every task done or skipped: 11 done, 2 skipped (scrub_pii, rebalance)" in result.stdout
+    headline = (empty_dir / "reports/week_summary.md").read_text().splitlines()[4]
+    assert headline.startswith("**Launch decision (launch gate): GO — with "), headline
+    assert "Scrub PII from training sets (scrub_pii skipped: finetune, benchmark used files without this fix)" \
+        in headline

@@ -69,14 +69,15 @@ def test_numbers_match_a_hand_computation(tmp_path: Path) -> None:
     assert (m["agents"], m["items"], m["leaked_ids"], m["rejected_lines"]) == (1, 4, 0, 0)
     assert m["qa_baseline_accuracy"] == 0.25 and m["qa_candidate_accuracy"] == 0.75
     assert m["qa_absolute_improvement"] == pytest.approx(50.0)
-    assert m["qa_relative_improvement"] == pytest.approx(2.0)
-    assert m["relative_improvement"] == pytest.approx(2.0)
+    assert m["qa_relative_improvement_pct"] == pytest.approx(200.0)  # percent, not a ratio
+    assert m["relative_improvement_pct"] == pytest.approx(200.0)
     assert m["qa_mcnemar_p"] == pytest.approx(0.5)  # b=0, c=2: 2 · (1/2)^2
     assert m["qa_adjusted_p"] == pytest.approx(0.5) and m["qa_significant"] is False
     assert m["significant_agents"] == 0
 
     qa = _report(ws)["agents"]["qa"]
     assert (qa["b"], qa["c"]) == (0, 2)
+    assert qa["relative_improvement_ratio"] == pytest.approx(2.0) and "relative_improvement" not in qa
     # every improvement names its unit: percentage points and relative percent, never a bare number
     md = (ws / "reports/benchmark/benchmark.md").read_text()
     assert "| qa | 4 | 25.0% | 75.0% | +50.0 pp | +200.0% |" in md
@@ -208,10 +209,10 @@ def test_candidate_beats_baseline_when_agent_data_helps(tmp_path: Path) -> None:
         assert m[f"{a}_significant"] is True
     # the shared topic is 4 of the 20 held-out items of analyst and qa; legal has none
     assert m["qa_baseline_accuracy"] == m["analyst_baseline_accuracy"] == 0.2
-    assert m["legal_baseline_accuracy"] == 0.0 and m["legal_relative_improvement"] is None
+    assert m["legal_baseline_accuracy"] == 0.0 and m["legal_relative_improvement_pct"] is None
     assert m["candidate_accuracy"] == 1.0
-    assert m["relative_improvement"] == pytest.approx(1.0 / (8 / 60) - 1.0)
-    assert m["min_relative_improvement"] == pytest.approx(4.0)  # legal has no relative value
+    assert m["relative_improvement_pct"] == pytest.approx(100.0 * (1.0 / (8 / 60) - 1.0))
+    assert m["min_relative_improvement_pct"] == pytest.approx(400.0)  # legal has no relative value
     assert m["min_absolute_improvement"] == pytest.approx(80.0)
 
 

@@ -63,3 +63,15 @@ def test_assignments_name_the_model_or_cli_that_did_them():
     lines = provenance({}, {}, records)
     assert lines == ["Assignment fix: done by the codex CLI.",
                      "Assignment notes: answered by anthropic model claude-haiku-4-5."]
+
+
+def test_board_provenance_names_the_benchmark_stand_in_with_the_reports_sentence():
+    from coordinator.plan_loader import load_plan
+    from pipeline.provenance import BENCHMARK_STAND_IN
+    from task_boards.render import provenance as board_provenance
+
+    plan = load_plan("week2")
+    line = board_provenance(plan, {})
+    assert f"the benchmark model is {BENCHMARK_STAND_IN}" in line
+    assert BENCHMARK_STAND_IN in "\n".join(provenance({"b": "benchmark"}, {}, {
+        "b": {"status": "done", "metrics": {"model": "offline-tfidf-retrieval"}}}))

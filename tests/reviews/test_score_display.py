@@ -37,7 +37,7 @@ def test_week_summary_shows_a_just_below_threshold_score_without_rounding_it_up(
             "checks": 3, "gate_grades": ["g B+"], "retries": 0, "cost": 0.0}
     text = render("week_summary.md.j2", status=status, cards=[card], launch="go", launch_gate="g",
                   provenance=[], highlights=[], benchmark_line=None, deferred=[], finetune=[], total_cost=0.0,
-                  est_finetune_cost=None, unknown_cost=False, running=[], stand_in=False)
+                  est_finetune_cost=None, unknown_cost=False, running=[], stand_in=False, caveats=[])
     assert "| B+ | 8.99/10 |" in text and "| g | approved | B+ | 8.99 |" in text
     assert "9.0" not in text
 

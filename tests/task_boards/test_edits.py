@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from coordinator.runner import RunOptions, resume_run, run_status
+from task_boards._run_io import read_run_state, write_run_state
 from task_boards.sync import sync_boards
 from tests.task_boards.conftest import add_under, board, edit, line_of, start
 
@@ -66,20 +67,80 @@ def test_reassign_by_editing_the_role_field(ws):
     assert "**ship**" in board(ws, "CLAUDE").read_text() and "**ship**" not in cursor.read_text()
 
 
+def _move_block(ws, task_head: str, src: str, dst: str) -> None:
+    """Cut a task's block from one board and paste it at the end of another's tasks section."""
+    source, target = board(ws, src), board(ws, dst)
+    text = source.read_text()
+    start_at = text.index(task_head)
+    stop_at = text.find("\n- [", start_at + 1)
+    stop_at = text.index("<!-- coord:tasks:end -->") if stop_at < 0 else stop_at + 1
+    block = text[start_at:stop_at]
+    source.write_text(text[:start_at] + text[stop_at:])
+    edit(target, "<!-- coord:tasks:end -->", block + "<!-- coord:tasks:end -->")
+
+
 def test_reassign_by_moving_the_task_to_another_board(ws):
     run = start(ws)
-    cursor, claude = board(ws, "CURSOR"), board(ws, "CLAUDE")
-    text = cursor.read_text()
-    start_at = text.index("- [x] **write_docs**")
-    stop_at = text.index("<!-- coord:tasks:end -->")
-    block = text[start_at:stop_at]
-    cursor.write_text(text[:start_at] + text[stop_at:])
-    edit(claude, "<!-- coord:tasks:end -->", block + "<!-- coord:tasks:end -->")
+    _move_block(ws, "- [ ] **ship**", "CURSOR", "CLAUDE")
     report = sync_boards(ws, editor="ana")
-    assert any("'write_docs' reassigned to lead" in a for a in report.applied), report
+    assert any("'ship' reassigned to lead" in a for a in report.applied), report
+    assert _plan(ws, run.run_id)["tasks"]["ship"]["role"] == "lead"
+    assert run_status(ws)["tasks"]["ship"]["status"] == "pending"  # moving keeps its state
+    assert board(ws, "CLAUDE").read_text().count("**ship**") == 1
+
+
+def test_reassigning_a_done_task_is_refused_and_changes_nothing(ws):
+    run = start(ws)
+    assert run_status(ws)["tasks"]["write_docs"]["status"] == "done"
+    _move_block(ws, "- [x] **write_docs**", "CURSOR", "CLAUDE")
+    line = line_of(board(ws, "CLAUDE"), "**write_docs**")
+    plan_before = (ws.run_dir(run.run_id) / "plan.json").read_bytes()
+    report = sync_boards(ws, editor="ana")
+    assert report.applied == []
+    assert report.problems == [f"task_boards/CLAUDE_TASKS.md:{line}: task 'write_docs' is done; untick it to "
+                               "redo it under role 'lead' (a done task keeps the role that did the work)"]
+    assert (ws.run_dir(run.run_id) / "plan.json").read_bytes() == plan_before
+    assert run_status(ws)["tasks"]["write_docs"]["status"] == "done"
+
+
+def test_reassigning_a_done_task_by_its_role_line_is_refused(ws):
+    start(ws)
+    cursor = board(ws, "CURSOR")
+    text = cursor.read_text()
+    at = text.index("- [x] **write_docs**")
+    cursor.write_text(text[:at] + text[at:].replace("  - role: execution", "  - role: lead", 1))
+    report = sync_boards(ws, editor="ana")
+    assert report.problems == [f"task_boards/CURSOR_TASKS.md:{line_of(cursor, 'role: lead')}: task 'write_docs' "
+                               "is done; untick it to redo it under role 'lead' (a done task keeps the role "
+                               "that did the work)"]
+
+
+def test_unticking_and_moving_a_done_task_redoes_it_under_the_new_role(ws):
+    run = start(ws)
+    _move_block(ws, "- [x] **write_docs**", "CURSOR", "CLAUDE")
+    edit(board(ws, "CLAUDE"), "- [x] **write_docs**", "- [ ] **write_docs**")
+    report = sync_boards(ws, editor="ana")
+    assert report.problems == [] and any("'write_docs' reassigned to lead" in a for a in report.applied)
     assert _plan(ws, run.run_id)["tasks"]["write_docs"]["role"] == "lead"
-    assert run_status(ws)["tasks"]["write_docs"]["status"] == "done"  # moving keeps its state
-    assert claude.read_text().count("**write_docs**") == 1
+    assert run_status(ws)["tasks"]["write_docs"]["status"] == "pending"
+
+
+def test_a_reassign_held_back_until_the_task_is_done_is_refused_then(ws):
+    """The edit waits behind a garbled line; when it comes through the task is done: refused, not applied."""
+    run = start(ws)
+    cursor = board(ws, "CURSOR")
+    text = cursor.read_text()
+    at = text.index("- [ ] **ship**")
+    cursor.write_text(text[:at] + text[at:].replace("  - role: execution", "  - role: lead", 1))
+    edit(board(ws, "CLAUDE"), "coord:task id=prep", "coord:task id=perp")  # unrelated garbled line
+    assert sync_boards(ws, editor="ana").problems
+    assert run_status(ws)["tasks"]["ship"]["status"] == "pending"
+    state, nxt = read_run_state(ws, run.run_id)  # meanwhile the run finishes ship under its old role
+    write_run_state(ws, run.run_id, {"tasks": {"ship": {**state["tasks"]["ship"], "status": "done"}}}, nxt)
+    edit(board(ws, "CLAUDE"), "coord:task id=perp", "coord:task id=prep")
+    report = sync_boards(ws, editor="ana")
+    assert any("task 'ship' is done; untick it to redo it" in p for p in report.problems), report.problems
+    assert _plan(ws, run.run_id)["tasks"]["ship"]["role"] == "execution"
 
 
 def test_note_under_a_task_is_kept_and_handed_to_the_agent(ws):

@@ -52,13 +52,14 @@ def test_an_edit_during_an_active_run_is_reported_as_waiting_and_applied_when_th
     (ws.root / "slow.yaml").write_text(SLOW_PLAN)
     run = subprocess.Popen([sys.executable, "-c", COORD, "run", str(ws.root / "slow.yaml"), "-w", str(ws.root)], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # coord watch needs a run to follow (it refuses a workspace without one): start it once the run is registered
+    _wait("the run to render the boards", lambda: board(ws, "CLAUDE").exists() and _run_id_in_lock(ws))
     watch = subprocess.Popen([sys.executable, "-c", COORD, "watch", "--no-resume", "--timeout", "90",
                               "--debounce", "0.05", "-w", str(ws.root)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert watch.stdout is not None
         assert "watching" in watch.stdout.readline()
-        _wait("the run to render the boards", lambda: board(ws, "CLAUDE").exists() and _run_id_in_lock(ws))
         run_id = _run_id_in_lock(ws)
         assert run_id == list_runs(ws)[-1]["run_id"]
         # while it runs, `coord board sync` says which run holds the workspace and what waits
