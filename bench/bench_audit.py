@@ -23,7 +23,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline._step import StepContext
+from coordinator.core.step import StepContext
 from pipeline.audit import audit
 
 AGENTS = ("qa", "support", "legal", "analyst", "content")

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coordinator.budget import RunBudget
-from coordinator.ledger import Ledger
-from coordinator.plan import Budget
-from pipeline._step import StepContext
+from coordinator.core.plan import Budget
+from coordinator.core.step import StepContext
+from coordinator.engine.budget import RunBudget
+from coordinator.engine.ledger import Ledger
 from pipeline.generate import generate
 from tests.fakes.llm_server import FakeLLMServer
 from tests.roles.test_generate_concurrency import MODEL, _answer

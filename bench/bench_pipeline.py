@@ -45,7 +45,7 @@ RSS_LIMIT_MB = 500
 
 
 def _files(ws: Path, *dirs: str) -> list[str]:
-    from pipeline._io import data_files
+    from coordinator.core.io import data_files
 
     return [str(p) for d in dirs if (ws / d).is_dir() for p in data_files(ws / d)]
 
@@ -84,7 +84,7 @@ def plan(shape: str, rows: int) -> tuple[int, list[tuple[str, dict[str, Any], li
 
 def child_step(ws: Path, name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one registered step (forced) and return its time and metrics."""
-    from pipeline._step import StepContext, load_steps
+    from coordinator.core.step import StepContext, load_steps
 
     spec = load_steps()[name]
     t0 = time.perf_counter()

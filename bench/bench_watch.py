@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coordinator.runner import RunOptions, run_plan, run_status
-from coordinator.workspace import Workspace
-from pipeline._step import StepContext, StepResult, step
+from coordinator.core.step import StepContext, StepResult, step
+from coordinator.core.workspace import Workspace
+from coordinator.engine.runner import RunOptions, run_plan, run_status
 from task_boards.sync import SyncReport
 from task_boards.watch import BoardWatcher
 

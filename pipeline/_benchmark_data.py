@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from pipeline._io import Rejects, iter_jsonl
-from pipeline.errors import InputError
+from coordinator.core.errors import InputError
+from coordinator.core.io import Rejects, iter_jsonl
 from pipeline.responder import MemoryRow
 
 _TURN_FROM = frozenset({"system", "human", "gpt", "function_call", "observation"})

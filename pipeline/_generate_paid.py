@@ -18,11 +18,10 @@ from pathlib import Path
 
 import orjson
 
-from coordinator.errors import BudgetExceeded
-from pipeline._io import JsonlWriter
+from coordinator.core.errors import BudgetExceeded, TaskError
+from coordinator.core.io import JsonlWriter
+from coordinator.core.step import StepContext
 from pipeline._ordered import ordered_map
-from pipeline._step import StepContext
-from pipeline.errors import PipelineError
 from pipeline.gen_cache import CACHE_DIR
 from pipeline.providers import ExampleSpec, PaidExampleProvider, RawExample
 
@@ -51,8 +50,8 @@ def write_agent_paid(ctx: StepContext, path: Path, agent: str, spec_of: Callable
         return _write(ctx, path, agent, spec_of, n, provider, concurrency)
     except BudgetExceeded as e:
         raise BudgetExceeded(f"generate {agent!r} stopped: {e}; {kept}") from None
-    except PipelineError as e:
-        raise PipelineError(f"generate {agent!r} stopped at {e}; {kept}") from None
+    except TaskError as e:
+        raise TaskError(f"generate {agent!r} stopped at {e}; {kept}") from None
 
 
 def _write(ctx: StepContext, path: Path, agent: str, spec_of: Callable[[int], ExampleSpec], n: int,

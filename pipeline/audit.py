@@ -50,9 +50,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline._io import Rejects, atomic_write_json, atomic_write_text, data_files, iter_jsonl
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.io import (
+    Rejects,
+    atomic_write_json,
+    atomic_write_text,
+    data_files,
+    iter_jsonl,
+)
+from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline._spill import SpillMap
-from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.audit_report import (
     MAX_SAMPLES,
     OTHER,
@@ -66,7 +73,6 @@ from pipeline.audit_report import (
     render_report,
     snippet,
 )
-from pipeline.errors import InputError, ParameterError
 from pipeline.minhash import NearDupIndex, normalize_text
 from pipeline.pii import find_pii
 

@@ -51,6 +51,15 @@ from typing import Any
 
 import numpy as np
 
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.io import (
+    JsonlWriter,
+    Rejects,
+    atomic_write_json,
+    atomic_write_text,
+    data_files,
+)
+from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline._benchmark_data import HeldoutItem, read_heldout, read_training
 from pipeline._benchmark_report import (
     REPORT_SCHEMA_VERSION,
@@ -63,16 +72,7 @@ from pipeline._benchmark_report import (
     comparison,
     render_markdown,
 )
-from pipeline._io import (
-    JsonlWriter,
-    Rejects,
-    atomic_write_json,
-    atomic_write_text,
-    data_files,
-)
-from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.compat import AGENT_NAME
-from pipeline.errors import InputError, ParameterError
 from pipeline.responder import (
     MODEL_NAME,
     MemoryRow,

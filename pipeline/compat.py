@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import InputError, ParameterError
+from coordinator.core.errors import InputError, ParameterError
 
 WEEK2_MATRIX_PATH = Path(__file__).with_name("data") / "week2_compatibility.yaml"
 """The built-in matrix for the week2 agents (qa, support, legal, analyst, content)."""

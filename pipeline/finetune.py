@@ -43,9 +43,9 @@ from typing import Any, Literal, Protocol
 import orjson
 import yaml
 
-from pipeline._io import atomic_write_json, sha256_file
-from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import InputError, ParameterError, PipelineError
+from coordinator.core.errors import InputError, ParameterError, TaskError
+from coordinator.core.io import atomic_write_json, sha256_file
+from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.openai_format import DEFAULT_MODEL, FileReport, base_model, validate_openai_file
 
 log = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
             polled.save(job_path)
         record = polled
     if record.status in ("failed", "cancelled"):  # recorded, not vouched for: a retry submits afresh
-        raise PipelineError(record.error or f"fine-tuning job {record.job_id} ended {record.status}")
+        raise TaskError(record.error or f"fine-tuning job {record.job_id} ended {record.status}")
     if record.status == "succeeded" and runner.paid and ctx.spend is not None:
         _record_cost(ctx, record, estimate)
     run.record(job_path)
@@ -329,7 +329,7 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
 
 def _record_cost(ctx: StepContext, record: JobRecord, estimate: TrainingEstimate) -> None:
     """One ledger row per job (keyed by its id): billed tokens × price, else the estimate."""
-    from roles.providers.types import CallRecord, Cost, Usage
+    from coordinator.core.llm import CallRecord, Cost, Usage
 
     tokens = record.trained_tokens or estimate.training_tokens
     price = estimate.price_per_1m_tokens

@@ -31,8 +31,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline._io import atomic_write_text
-from pipeline.errors import ParameterError
+from coordinator.core.errors import ParameterError
+from coordinator.core.io import atomic_write_text
 from pipeline.finetune import FinetuneRequest, JobRecord, SaveFn
 from pipeline.local_sft import DEFAULT_BASE_MODEL, LocalSFTConfig, check_dataset
 

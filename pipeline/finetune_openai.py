@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from pipeline.errors import ParameterError, PipelineError
+from coordinator.core.errors import ParameterError, TaskError
 from pipeline.finetune import FinetuneRequest, JobRecord, JobStatus, SaveFn
 from roles.providers._sdk import classify
 from roles.providers.config import ProviderConfig, require_key
@@ -46,7 +46,7 @@ _STATUS: dict[str, JobStatus] = {"validating_files": "validating_files", "queued
                                  "succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled"}
 
 
-class FinetuneRefused(PipelineError):
+class FinetuneRefused(TaskError):
     """OpenAI refused to create a fine-tuning job."""
 
 
@@ -87,7 +87,7 @@ class OpenAIFinetuneBackend:
         except ProviderRequestError:
             raise
         except ProviderError as e:
-            raise PipelineError(f"openai {what} failed: {e}") from None
+            raise TaskError(f"openai {what} failed: {e}") from None
 
     # --- protocol ------------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ class OpenAIFinetuneBackend:
             uploaded = self._api(lambda: self.client.files.create(
                 file=(request.training_file.name, data, "application/jsonl"), purpose="fine-tune"), "file upload")
         except ProviderRequestError as e:
-            raise PipelineError(f"OpenAI refused the training file upload: {e.provider_message}") from None
+            raise TaskError(f"OpenAI refused the training file upload: {e.provider_message}") from None
         record = JobRecord.from_request(request, backend=self.name, dry_run=False, job_id="", status="uploaded")
         record.remote_file_id = uploaded.id
         save(record)

@@ -55,11 +55,11 @@ from pathlib import Path
 
 import orjson
 
+from coordinator.core.errors import ParameterError
+from coordinator.core.io import JsonlWriter
+from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline import offline_corpus as oc
 from pipeline._generate_paid import MAX_LLM_REDRAWS, digest, tally, write_agent_paid
-from pipeline._io import JsonlWriter
-from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import ParameterError
 from pipeline.gen_cache import CACHE_DIR
 from pipeline.providers import (
     DIFFICULTIES,

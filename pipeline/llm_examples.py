@@ -36,8 +36,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from coordinator.core.errors import ParameterError, TaskError
+from coordinator.core.llm import CallRecord, SpendGuard
 from pipeline import offline_corpus as oc
-from pipeline.errors import ParameterError, PipelineError
 from pipeline.gen_cache import AnswerCache, cache_file
 from pipeline.providers import ExampleSpec, Kind, RawExample, Slots, Turn, call_id, fill
 from roles.providers import (
@@ -51,7 +52,6 @@ from roles.providers import (
 )
 from roles.providers.pricing import estimate_cost
 from roles.providers.structured import schema_instructions
-from roles.providers.types import CallRecord, SpendGuard
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class LLMExampleProvider:
         try:
             ex, _ = complete_structured(self.llm, self._request(spec), GeneratedExample)
         except ProviderError as e:
-            raise PipelineError(f"example {spec.id}: {e}") from None
+            raise TaskError(f"example {spec.id}: {e}") from None
         if cache is not None:
             cache.put(key, ex.model_dump(mode="json", exclude_none=True), id=spec.id, draw=draw, model=self.model)
         return self._row(spec, ex)

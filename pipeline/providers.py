@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, TypedDict, run
 
 import orjson
 
+from coordinator.core.errors import ParameterError
 from pipeline import offline_corpus as oc
-from pipeline.errors import ParameterError
 
 if TYPE_CHECKING:
-    from roles.providers.types import SpendGuard
+    from coordinator.core.llm import SpendGuard
 
 Difficulty = Literal["easy", "medium", "hard"]
 Kind = Literal["chat", "code", "tool"]

@@ -43,10 +43,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline._io import JsonlWriter, Rejects, atomic_write_text, data_files, iter_jsonl
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.io import JsonlWriter, Rejects, atomic_write_text, data_files, iter_jsonl
+from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline._spill import SpillMap
-from pipeline._step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import InputError, ParameterError
 from pipeline.sft import write_openai_rows  # the SFT builder owns the OpenAI conversion
 
 log = logging.getLogger(__name__)

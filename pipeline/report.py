@@ -16,14 +16,14 @@ from typing import Any
 
 import orjson
 
-from coordinator.plan import Grading
+from coordinator.core.errors import InputError
+from coordinator.core.grading import letter_grade, weighted_score
+from coordinator.core.io import atomic_write_text
+from coordinator.core.plan import Grading
+from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
-from pipeline._io import atomic_write_text
-from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import InputError
 from pipeline.finetune import DRY_RUN_WORDING
 from pipeline.provenance import plan_views, provenance, stand_in
-from reviews.grading import letter_grade, weighted_score
 from templates import render
 
 

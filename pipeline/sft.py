@@ -59,9 +59,9 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-from pipeline._io import JsonlWriter, Rejects, data_files, iter_jsonl
-from pipeline._spill import SpillMap
-from pipeline._step import (
+from coordinator.core.errors import InputError, ParameterError, TaskError
+from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
+from coordinator.core.step import (
     MetricValue,
     StepContext,
     StepResult,
@@ -70,9 +70,9 @@ from pipeline._step import (
     canonical_json,
     step,
 )
+from pipeline._spill import SpillMap
 from pipeline.adp.turns import trajectory_to_turns
 from pipeline.compat import AGENT_NAME, CompatibilityMatrix, resolve_matrix
-from pipeline.errors import InputError, ParameterError, PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ def _unique_examples(path: Path, agent: str, rejects: Rejects,
     for lineno, traj in iter_jsonl(path, rejects):
         try:
             ex = example_from_trajectory(traj, agent)
-        except (PipelineError, ValueError, TypeError, KeyError) as e:
+        except (TaskError, InputError, ParameterError, ValueError, TypeError, KeyError) as e:
             rejects.add(source=path, line=lineno, reason=str(e) or type(e).__name__,
                         raw=orjson.dumps(traj))
             continue

@@ -43,13 +43,13 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline._io import JsonlWriter, Rejects, data_files, iter_jsonl
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
+from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline._spill import SpillMap
-from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline.adp.models import WRITE_VERSION
 from pipeline.adp.turns import KWARGS_FORMAT_JSON
 from pipeline.adp.validate import loc_to_path, trajectory_issues
-from pipeline.errors import InputError, ParameterError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from coordinator.state import ClaimComparison
+from coordinator.core.state import ClaimComparison
 
 _PASS = r"(?:pass(?:es|ed|ing)?|succeed(?:s|ed)?|green)"
 _NUM = r"(\d[\d,]*)"

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from coordinator.plan import Check
-from coordinator.state import CriterionResult, ModelReview
+from coordinator.core.plan import Check
+from coordinator.core.state import CriterionResult, ModelReview
 from reviews.claims import Measured, compare, parse_claims
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -211,12 +211,12 @@ def check_file(workspace: Path, rel: str, validator: str | None) -> tuple[bool, 
 
 def _check_one(path: Path, validator: str | None) -> tuple[bool, str | None]:
     if validator == "adp":
+        from coordinator.core.errors import TaskError
         from pipeline.adp.validate import validate_adp_file
-        from pipeline.errors import PipelineError
 
         try:
             adp = validate_adp_file(path, max_errors=3)
-        except PipelineError as e:
+        except TaskError as e:
             return False, str(e)
         if not adp.ok:
             return False, f"{adp.invalid} of {adp.trajectories} trajectories invalid; first: {adp.errors[0]}" \

@@ -21,8 +21,8 @@ from typing import Any
 
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 
-from coordinator.plan import CompiledPlan
-from coordinator.state import CriterionResult
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.state import CriterionResult
 from roles.providers.secrets import redact
 
 MAX_EVIDENCE_CHARS = 40_000

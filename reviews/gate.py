@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
-from coordinator.events import now_iso
-from coordinator.plan import GateSpec, Grading
-from coordinator.state import (
+from coordinator.core.events import now_iso
+from coordinator.core.grading import format_score, grade_floor, letter_grade, weighted_score
+from coordinator.core.plan import GateSpec, Grading
+from coordinator.core.state import (
     AttemptSummary,
     CriterionResult,
     DecisionRecord,
@@ -30,7 +31,6 @@ from coordinator.state import (
     Verdict,
 )
 from reviews.criteria import MetricLookup, TaskText, evaluate, evaluate_all
-from reviews.grading import format_score, grade_floor, letter_grade, weighted_score
 from reviews.llm_review import model_feedback
 
 AUTO = "coord (auto)"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import orjson
 
-from coordinator.state import DecisionRecord
-from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_json
+from coordinator.core.io import atomic_write_json
+from coordinator.core.state import DecisionRecord
+from coordinator.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
-from coordinator.events import now_iso
-from coordinator.plan import Check, CompiledPlan, Severity
-from coordinator.state import CriterionResult, ModelFinding, ModelReview, ModelReviewStatus
-from pipeline._io import atomic_write_json
+from coordinator.core.events import now_iso
+from coordinator.core.io import atomic_write_json
+from coordinator.core.llm import CallSink
+from coordinator.core.plan import Check, CompiledPlan, Severity
+from coordinator.core.state import CriterionResult, ModelFinding, ModelReview, ModelReviewStatus
 from reviews.evidence import Evidence, build_evidence
 from roles.definitions import RoleDefinition, provider_config
 from roles.providers import (
@@ -43,10 +44,9 @@ from roles.providers import (
     make_provider,
 )
 from roles.providers.secrets import redact
-from roles.providers.types import CallSink
 
 if TYPE_CHECKING:
-    from coordinator.budget import RunBudget
+    from coordinator.engine.budget import RunBudget
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from coordinator.errors import UsageError
-from coordinator.plan import CompiledPlan
-from coordinator.state import RunState
-from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_json, atomic_write_text
+from coordinator.core.errors import UsageError
+from coordinator.core.io import atomic_write_json, atomic_write_text
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.state import RunState
+from coordinator.core.workspace import Workspace
 from pipeline.provenance import plan_views, provenance
 from templates import relative_link, render
 

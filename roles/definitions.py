@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coordinator._yaml import load_file
-from coordinator.errors import ConfigError
-from coordinator.plan import RoleBinding
+from coordinator.core.errors import ConfigError
+from coordinator.core.plan import RoleBinding
+from coordinator.core.yaml_io import load_file
 
 if TYPE_CHECKING:
     from roles.providers.config import ProviderConfig
@@ -44,7 +44,7 @@ class RoleDefinition:
     flags: tuple[str, ...] = ()
     """cli driver: extra CLI arguments."""
     permissions: str | None = None
-    """cli driver: permission mode / sandbox (see :class:`coordinator.plan.RoleBinding`)."""
+    """cli driver: permission mode / sandbox (see :class:`coordinator.core.plan.RoleBinding`)."""
     binding: RoleBinding | None = None
     """The full binding (provider, base_url, … for the llm driver)."""
 

@@ -25,7 +25,7 @@ from typing import Literal
 
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 
-from coordinator.errors import CoordError, UsageError
+from coordinator.core.errors import CoordError, UsageError
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ import orjson
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
-from coordinator.checkpoint import open_saver
-from coordinator.context import RunContext
-from coordinator.errors import UsageError
-from coordinator.graph import build_graph
-from coordinator.plan import CompiledPlan
-from coordinator.state import RunState, merge_records
-from coordinator.workspace import Workspace
+from coordinator.core.errors import UsageError
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.state import RunState, merge_records
+from coordinator.core.workspace import Workspace
+from coordinator.engine.checkpoint import open_saver
+from coordinator.engine.context import RunContext
+from coordinator.engine.graph import build_graph
 
 
 @lru_cache(maxsize=1)

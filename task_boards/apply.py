@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.events import now_iso
-from coordinator.plan import CompiledPlan, CompiledTask
+from coordinator.core.events import now_iso
+from coordinator.core.plan import CompiledPlan, CompiledTask
 from reviews.criteria import evaluate, metric_lookup
 from task_boards.model import Edit
 

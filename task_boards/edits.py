@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.plan import CompiledPlan
+from coordinator.core.plan import CompiledPlan
 from task_boards.model import OWNED, BoardGate, BoardProblem, BoardTask, Edit, ParsedBoard
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from coordinator.workspace import Workspace
+from coordinator.core.workspace import Workspace
 
 
 def lock_path(ws: Workspace, path: Path) -> Path:

@@ -6,7 +6,7 @@ coord rewrites only the text between ``<!-- coord:NAME:begin -->`` and
 
 from __future__ import annotations
 
-from coordinator.errors import CoordError
+from coordinator.core.errors import CoordError
 
 
 class MarkerError(CoordError):

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.events import now_iso
-from coordinator.plan import CompiledPlan, CompiledTask
-from coordinator.state import RunState
-from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_json
+from coordinator.core.events import now_iso
+from coordinator.core.io import atomic_write_json
+from coordinator.core.plan import CompiledPlan, CompiledTask
+from coordinator.core.state import RunState
+from coordinator.core.workspace import Workspace
 from pipeline.provenance import BENCHMARK_STAND_IN, DRY_RUN, OFFLINE_EXAMPLES
 from reviews.llm_review import opinion_line
 from roles.definitions import RoleDefinition

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_json
+from coordinator.core.io import atomic_write_json
+from coordinator.core.workspace import Workspace
 
 
 def _base_file(ws: Workspace, path: Path) -> Path:

@@ -19,13 +19,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator.errors import CoordError, WorkspaceBusyError
-from coordinator.runner import UNFINISHED, _roles, find_run, reopen_run
-from coordinator.schedule import plan_step
-from coordinator.state import RunState
-from coordinator.workspace import Workspace, WorkspaceLock
-from pipeline._io import atomic_write_json
-from reviews.decisions import record_decision
+from coordinator.core.errors import CoordError, WorkspaceBusyError
+from coordinator.core.io import atomic_write_json
+from coordinator.core.state import RunState
+from coordinator.core.workspace import Workspace, WorkspaceLock
+from coordinator.engine.decisions import record_decision
+from coordinator.engine.runner import UNFINISHED, _roles, find_run, reopen_run
+from coordinator.engine.schedule import plan_step
 from reviews.gitinfo import person
 from task_boards._run_io import load_plan_cached, merged_state, read_run_state, write_run_state
 from task_boards.apply import Changes, compute_changes

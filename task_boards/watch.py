@@ -32,9 +32,9 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from coordinator.errors import CoordError
-from coordinator.runner import RunOptions, resume_run
-from coordinator.workspace import Workspace
+from coordinator.core.errors import CoordError
+from coordinator.core.workspace import Workspace
+from coordinator.engine.runner import RunOptions, resume_run
 from task_boards.sync import SyncReport, sync_boards, warm_cache
 
 log = logging.getLogger(__name__)

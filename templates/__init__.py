@@ -9,8 +9,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
 
-from coordinator.errors import CoordError
-from reviews.grading import format_score
+from coordinator.core.errors import CoordError
+from coordinator.core.grading import format_score
 
 
 class TemplateRenderError(CoordError):

@@ -22,11 +22,11 @@ from typer import BadParameter
 try:  # typer 0.2x bundles its own click
     from typer._click.exceptions import ClickException
 except ImportError:  # older typer runs on the click package
-    from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from click.exceptions import ClickException  # type: ignore[no-redef,import-not-found,assignment,unused-ignore]
 from typer.core import TyperGroup
 
-from coordinator import console
-from coordinator.errors import EXIT_FAILED, EXIT_USAGE, CoordError
+from coordinator.cli import console
+from coordinator.core.errors import EXIT_FAILED, EXIT_USAGE, CoordError
 
 T = TypeVar("T")
 

@@ -8,8 +8,9 @@ import sys
 
 import typer
 
-from coordinator import __version__, console
+from coordinator import __version__
 from coordinator.cli import board as board_cmd
+from coordinator.cli import console
 from coordinator.cli import costs as costs_cmd
 from coordinator.cli import init as init_cmd
 from coordinator.cli import plans as plans_cmd
@@ -17,7 +18,7 @@ from coordinator.cli import review as review_cmd
 from coordinator.cli import run as run_cmd
 from coordinator.cli import status as status_cmd
 from coordinator.cli._common import CoordGroup, guard_commands
-from coordinator.errors import CoordError
+from coordinator.core.errors import CoordError
 
 app = typer.Typer(name="coord", cls=CoordGroup, no_args_is_help=True, add_completion=False,
                   help="Coordinate a team of AI agents through a checkpointed, reviewable plan.")

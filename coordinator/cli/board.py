@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from coordinator import console
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.workspace import Workspace
+from coordinator.core.workspace import Workspace
 
 if TYPE_CHECKING:
     from task_boards.sync import SyncReport
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
-        from coordinator.runner import find_run
+        from coordinator.engine.runner import find_run
         from task_boards.watch import BoardWatcher
 
         ws = Workspace.at(workspace)

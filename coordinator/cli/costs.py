@@ -9,13 +9,13 @@ import orjson
 import typer
 from rich.table import Table
 
-from coordinator import console
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call, handle_errors
-from coordinator.errors import WorkspaceBusyError
-from coordinator.workspace import Workspace
+from coordinator.core.errors import WorkspaceBusyError
+from coordinator.core.workspace import Workspace
 
 if TYPE_CHECKING:
-    from coordinator.budget import BudgetStatus
+    from coordinator.engine.budget import BudgetStatus
 
 budget_app = typer.Typer(no_args_is_help=True, help="Show, raise or approve past a run's budget.")
 By = Literal["role", "agent", "task", "provider", "model"]
@@ -49,8 +49,8 @@ def register(app: typer.Typer) -> None:
         bad = [g for g in groups if g not in ("role", "agent", "task", "provider", "model")]
         if bad:
             console.abort(f"--by must be role, agent, task, provider or model, got {', '.join(bad)}")
-        from coordinator.budget_service import cost_totals
-        from coordinator.runner import find_run
+        from coordinator.engine.budget_service import cost_totals
+        from coordinator.engine.runner import find_run
 
         rid = None if all_runs else call(lambda: find_run(ws, run_id))["run_id"]
         totals = call(lambda: cost_totals(ws, rid, [g for g in groups]))  # type: ignore[misc]
@@ -78,8 +78,8 @@ def register(app: typer.Typer) -> None:
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Spend against the run's and each role's limit."""
         ws = Workspace.at(workspace)
-        from coordinator.budget_service import open_run_budget
-        from coordinator.runner import find_run
+        from coordinator.engine.budget_service import open_run_budget
+        from coordinator.engine.runner import find_run
 
         rid = call(lambda: find_run(ws, run_id))["run_id"]
         _print_budget(call(lambda: open_run_budget(ws, rid).status()))
@@ -112,8 +112,8 @@ def register(app: typer.Typer) -> None:
 def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | None, *, approve: bool,
             absolute: bool, resume: bool) -> None:
     # the engine loads only when a command runs (fast --help)
-    from coordinator.budget_service import change_budget
-    from coordinator.runner import RunOptions, find_run, resume_run
+    from coordinator.engine.budget_service import change_budget
+    from coordinator.engine.runner import RunOptions, find_run, resume_run
 
     record = call(lambda: find_run(ws, run_id, unfinished=run_id is None))
     rid = record["run_id"]

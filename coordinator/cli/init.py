@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from coordinator import console
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt
-from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_text
+from coordinator.core.io import atomic_write_text
+from coordinator.core.workspace import Workspace
 from task_boards.markers import replace_block
 
 CONFIG = """# coord workspace settings.

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from coordinator import console
-from coordinator._yaml import dump
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.plan import CompiledPlan
-from coordinator.plan_loader import builtin_plans, load_plan, load_spec
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.yaml_io import dump
+from coordinator.engine.plan_loader import builtin_plans, load_plan, load_spec
 
 
 def mermaid(plan: CompiledPlan) -> str:

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from coordinator import console
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call, plain_columns
-from coordinator.workspace import Workspace
-from reviews.grading import format_score
+from coordinator.core.grading import format_score
+from coordinator.core.workspace import Workspace
 
 if TYPE_CHECKING:
-    from reviews.decisions import Action, DecisionResult
+    from coordinator.engine.decisions import Action, DecisionResult
 
 GateArg = Annotated[str, typer.Argument(help="Gate id, e.g. data_quality.")]
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest unfinished run with this gate).")]
@@ -35,7 +35,7 @@ def _report(r: DecisionResult) -> None:
 def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,
             by: str | None, run_id: str | None) -> None:
     # the engine loads only when a decision is made (fast --help)
-    from reviews.decisions import record_decision
+    from coordinator.engine.decisions import record_decision
 
     ws = Workspace.at(workspace)
     result = call(lambda: record_decision(ws, gate, action, note=note, grade=grade, by=by, run_id=run_id))
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     def reviews(run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
                 workspace: WorkspaceOpt = Path(".")) -> None:
         """List review records."""
-        from coordinator.runner import find_run
+        from coordinator.engine.runner import find_run
         from reviews.records import list_review_records
 
         ws = Workspace.at(workspace)
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
              as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Print a gate's review record."""
-        from coordinator.runner import find_run
+        from coordinator.engine.runner import find_run
         from reviews.records import find_review_record
 
         ws = Workspace.at(workspace)

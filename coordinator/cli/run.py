@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from coordinator import console
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
-from coordinator.plan_loader import parse_override
-from coordinator.workspace import Workspace
+from coordinator.core.workspace import Workspace
+from coordinator.engine.plan_loader import parse_override
 
 if TYPE_CHECKING:
-    from coordinator.runner import RunOptions, RunSummary
+    from coordinator.engine.runner import RunOptions, RunSummary
 
 
 def _finished_counts(summary: RunSummary) -> str:
@@ -41,8 +41,8 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
 
 
 def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) -> int:
-    from coordinator.progress import Progress
-    from coordinator.runner import _load_compiled, find_run, resume_run, run_plan
+    from coordinator.cli.progress import Progress
+    from coordinator.engine.runner import _load_compiled, find_run, resume_run, run_plan
 
     with handle_errors():
         live = console.is_tty()
@@ -50,7 +50,7 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) 
             run_id = find_run(ws, run_id, unfinished=True)["run_id"]
             plan = _load_compiled(ws, run_id)
         else:
-            from coordinator.plan_loader import load_plan
+            from coordinator.engine.plan_loader import load_plan
 
             plan = load_plan(opts.plan, workspace=ws.root, profile=opts.profile, overrides=opts.overrides)
         progress = Progress(plan, live=live)
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a plan (resuming its unfinished run unless --fresh)."""
         # the engine loads only when a command runs (fast --help)
-        from coordinator.runner import RunOptions, parse_budget
+        from coordinator.engine.runner import RunOptions, parse_budget
 
         with handle_errors():
             overrides = dict(parse_override(s) for s in set_ or [])
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Continue a run from its last checkpoint."""
-        from coordinator.runner import RunOptions, parse_budget
+        from coordinator.engine.runner import RunOptions, parse_budget
 
         with handle_errors():
             budget_usd = parse_budget(budget)

@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from coordinator import console
+from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call, plain_columns
-from coordinator.workspace import Workspace, lock_holder
-from reviews.grading import format_score
+from coordinator.core.grading import format_score
+from coordinator.core.workspace import Workspace, lock_holder
 from task_boards.store import board_problems
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show a run's tasks, gates and deferred items from its checkpoint."""
         # the engine loads only when a command runs (fast --help)
-        from coordinator.runner import run_status
+        from coordinator.engine.runner import run_status
 
         ws = Workspace.at(workspace)
         st = call(lambda: run_status(ws, run_id))
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """List the runs of this workspace, oldest first, with their full ids."""
-        from coordinator.runner import list_runs
+        from coordinator.engine.runner import list_runs
 
         ws = Workspace.at(workspace)
         records = list_runs(ws)

@@ -23,7 +23,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from pipeline._io import Rejects, iter_jsonl
+from coordinator.core.errors import InputError
+from coordinator.core.io import Rejects, iter_jsonl
 from pipeline.adp.models import (
     CURRENT_VERSION,
     ITEM_CLASSES,
@@ -34,7 +35,6 @@ from pipeline.adp.models import (
     raw_item_view,
     version_warning,
 )
-from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 

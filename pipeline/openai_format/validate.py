@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline._io import Rejects, iter_jsonl
+from coordinator.core.io import Rejects, iter_jsonl
 from pipeline.openai_format._rules import ExampleChecker
 from pipeline.openai_format.tokens import DEFAULT_MODEL, context_limit, estimate_tokens
 

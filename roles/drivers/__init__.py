@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from roles.drivers.base import Driver
+from coordinator.core.ports import Driver
 from roles.drivers.cli import CliDriver
 from roles.drivers.human import HumanDriver
 from roles.drivers.llm import LLMDriver

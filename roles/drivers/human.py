@@ -8,8 +8,8 @@ the tick, runs the task's accept checks and the run goes on.
 
 from __future__ import annotations
 
-from coordinator.plan import CompiledTask
-from roles.drivers.base import DriverContext, TaskOutcome
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome
 
 
 class HumanDriver:

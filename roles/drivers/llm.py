@@ -18,12 +18,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from coordinator.plan import CompiledTask
-from pipeline._io import atomic_write_bytes
-from pipeline._step import resolve_in_workspace
-from pipeline.errors import WorkspaceEscapeError
+from coordinator.core.errors import WorkspaceEscapeError
+from coordinator.core.io import atomic_write_bytes
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.step import resolve_in_workspace
 from roles.definitions import provider_config
-from roles.drivers.base import DriverContext, TaskOutcome
 from roles.drivers.cli._run_files import load_run_plan, load_run_state
 from roles.providers import (
     Completion,

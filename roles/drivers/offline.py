@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-from coordinator.plan import CompiledTask
-from pipeline._io import atomic_write_bytes
-from roles.drivers.base import DriverContext, TaskOutcome
+from coordinator.core.io import atomic_write_bytes
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome
 
 LABEL = "offline stand-in (no LLM was called)"
 

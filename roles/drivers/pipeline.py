@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import traceback
 
-from coordinator.errors import BudgetExceeded
-from coordinator.plan import CompiledTask
-from pipeline._step import StepContext, load_steps
-from pipeline.errors import PipelineError
-from roles.drivers.base import DriverContext, TaskOutcome
+from coordinator.core.errors import STEP_FAULTS, BudgetExceeded
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.step import StepContext, load_steps
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class PipelineDriver:
             result = spec.fn(step_ctx, **task.params)
         except BudgetExceeded as e:  # refused before spending: wait for a budget raise, do not fail
             return TaskOutcome(status="waiting", error=str(e), held_by="budget")
-        except PipelineError as e:
+        except STEP_FAULTS as e:
             return TaskOutcome(status="failed", error=str(e))
         except Exception as e:  # a bug in a step must fail the task, not the run
             ctx.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,16 @@ outputs, usage and cost per call. Keys come from the environment only
 
 from __future__ import annotations
 
+from coordinator.core.llm import (
+    CallRecord,
+    CallSink,
+    Completion,
+    Cost,
+    LLMProvider,
+    LLMRequest,
+    Message,
+    Usage,
+)
 from roles.providers.config import PROVIDERS, ProviderConfig, key_available
 from roles.providers.errors import (
     ModelOutputError,
@@ -17,16 +27,6 @@ from roles.providers.errors import (
 )
 from roles.providers.retry import RetryPolicy
 from roles.providers.structured import complete_structured
-from roles.providers.types import (
-    CallRecord,
-    CallSink,
-    Completion,
-    Cost,
-    LLMProvider,
-    LLMRequest,
-    Message,
-    Usage,
-)
 
 
 def make_provider(config: ProviderConfig, *, sink: CallSink | None = None,

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from coordinator.core.llm import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
 from roles.providers.config import ProviderConfig
 from roles.providers.errors import ProviderError, ProviderRequestError
 from roles.providers.pricing import cost_of
 from roles.providers.retry import RetryPolicy, Transient, parse_retry_after, with_retries
 from roles.providers.secrets import redact
-from roles.providers.types import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({408, 409, 429})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coordinator.errors import ConfigError, CoordError
+from coordinator.core.errors import ConfigError, CoordError
 
 
 class ProviderError(CoordError):

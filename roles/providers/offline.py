@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from roles.providers.types import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
+from coordinator.core.llm import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
 
 LABEL = "offline provider (no model was called)"
 

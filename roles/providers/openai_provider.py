@@ -11,10 +11,10 @@ from typing import Any
 
 import openai
 
+from coordinator.core.llm import LLMRequest, Usage
 from roles.providers._sdk import RawAnswer, SDKProvider
 from roles.providers.config import require_key
 from roles.providers.retry import Transient
-from roles.providers.types import LLMRequest, Usage
 
 
 class OpenAIProvider(SDKProvider):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from coordinator.core.llm import Cost, Usage
 from roles.providers.errors import ProviderConfigError
-from roles.providers.types import Cost, Usage
 
 PACKAGED_PRICES = Path(__file__).resolve().parents[2] / "pipeline" / "data" / "prices.yaml"
 _DATED = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")

@@ -3,7 +3,7 @@
 Every key the provider layer resolves (from the environment or a named env file) is
 registered here; :func:`redact` masks registered values, the values of secret-named
 environment variables and key-shaped strings, using the shared rules of
-:mod:`roles.redact` (the same ones the CLI drivers use), before text reaches an
+:mod:`roles.providers.redact` (the same ones the CLI drivers use), before text reaches an
 error message, a log line, the ledger or a board.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from roles.redact import Redactor
+from roles.providers.redact import Redactor
 
 _known: set[str] = set()
 _lock = threading.Lock()

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from coordinator.core.llm import Completion, LLMProvider, LLMRequest, Message
 from roles.providers.errors import ModelOutputError
-from roles.providers.types import Completion, LLMProvider, LLMRequest, Message
 
 M = TypeVar("M", bound=BaseModel)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import tests.coordinator.steps_for_tests  # noqa: F401  (registers the test steps)
-from coordinator.workspace import Workspace
+from coordinator.core.workspace import Workspace
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from pipeline._io import atomic_write_text
-from pipeline._step import StepContext, StepResult, StepRun, WsPath, step
-from pipeline.errors import InputError
+from coordinator.core.errors import InputError
+from coordinator.core.io import atomic_write_text
+from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
 
 
 @step("t_noop")

@@ -7,14 +7,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.budget import RunBudget
 from coordinator.cli.app import app
-from coordinator.errors import BudgetExceeded
-from coordinator.events import read_events
-from coordinator.ledger import Ledger
-from coordinator.plan import Budget
-from coordinator.runner import RunOptions, run_plan, run_status
-from roles.providers.types import CallRecord, Cost
+from coordinator.core.errors import BudgetExceeded
+from coordinator.core.events import read_events
+from coordinator.core.llm import CallRecord, Cost
+from coordinator.core.plan import Budget
+from coordinator.engine.budget import RunBudget
+from coordinator.engine.ledger import Ledger
+from coordinator.engine.runner import RunOptions, run_plan, run_status
 from tests.fakes.llm_server import FakeLLMServer
 
 KEY = "sk-ant-api03-budget-test-000000000"
@@ -132,7 +132,7 @@ def test_cli_runs_are_recorded_in_the_ledger(tmp_path, monkeypatch):
 
     from git import Actor, Repo
 
-    from coordinator.workspace import Workspace
+    from coordinator.core.workspace import Workspace
 
     fake_bin = Path(__file__).resolve().parents[1] / "fakes" / "bin"
     monkeypatch.setenv("PATH", os.pathsep.join([str(fake_bin), str(Path(sys.executable).parent),
@@ -160,8 +160,8 @@ tasks:
 
 
 def test_budget_raise_reports_a_live_run_but_does_not_swallow_other_errors(ws, server, monkeypatch):
-    from coordinator.errors import WorkspaceBusyError
-    from coordinator.workspace import WorkspaceLock
+    from coordinator.core.errors import WorkspaceBusyError
+    from coordinator.core.workspace import WorkspaceLock
 
     assert _run(ws, server, usd=0.0001).phase == "waiting"
 

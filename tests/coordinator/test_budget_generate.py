@@ -7,8 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.events import read_events
-from coordinator.runner import RunOptions, run_plan, run_status
+from coordinator.core.events import read_events
+from coordinator.engine.runner import RunOptions, run_plan, run_status
 from tests.fakes.llm_server import FakeLLMServer
 
 PLAN = """name: gen

@@ -7,8 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.ledger import Ledger
-from coordinator.runner import RunOptions, run_plan, run_status
+from coordinator.engine.ledger import Ledger
+from coordinator.engine.runner import RunOptions, run_plan, run_status
 from tests.fakes.llm_server import FakeLLMServer
 
 N = 30

@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.events import read_events
-from coordinator.runner import RunOptions, list_runs, run_plan
-from coordinator.schedule import plan_step
-from coordinator.state import RunState
-from coordinator.workspace import Workspace
+from coordinator.core.events import read_events
+from coordinator.core.state import RunState
+from coordinator.core.workspace import Workspace
+from coordinator.engine.runner import RunOptions, list_runs, run_plan
+from coordinator.engine.schedule import plan_step
 from tests.coordinator.steps_for_tests import write_plan
 
 PLAN = """name: cli_demo
@@ -86,8 +86,8 @@ def _interrupted_run(ws: Workspace) -> str:
     summary = run_plan(ws, RunOptions(plan=str(path)))
     record = list_runs(ws)[-1]
     # Re-open the finished run as if it had stopped after task a: reopen b and c in its checkpoint.
-    from coordinator.checkpoint import open_saver
-    from coordinator.graph import build_graph
+    from coordinator.engine.checkpoint import open_saver
+    from coordinator.engine.graph import build_graph
 
     with open_saver(ws.db) as saver:
         graph = build_graph(saver)
@@ -158,7 +158,7 @@ def test_concurrency_must_be_positive(tmp_path, concurrency):
 
 
 def test_plan_step_is_pure_and_orders_ready_tasks(tmp_path):
-    from coordinator.plan_loader import load_plan
+    from coordinator.engine.plan_loader import load_plan
 
     path = write_plan(tmp_path, PLAN, "p.yaml")
     plan = load_plan(str(path))
@@ -168,7 +168,7 @@ def test_plan_step_is_pure_and_orders_ready_tasks(tmp_path):
 
 
 def test_second_run_in_a_busy_workspace_is_refused(tmp_path):
-    from coordinator.workspace import WorkspaceLock
+    from coordinator.core.workspace import WorkspaceLock
 
     write_plan(tmp_path, PLAN, "p.yaml")
     with WorkspaceLock(Workspace.at(tmp_path)):
@@ -193,7 +193,7 @@ def test_bad_budget_is_refused_before_anything_is_written(tmp_path, budget):
 
 
 def test_budget_is_validated_by_the_run_service_too(tmp_path):
-    from coordinator.errors import UsageError
+    from coordinator.core.errors import UsageError
 
     path = write_plan(tmp_path, PLAN, "p.yaml")
     with pytest.raises(UsageError, match="--budget"):
@@ -227,8 +227,8 @@ def _two_runs(tmp_path):
 
 
 def test_find_run_takes_an_id_or_a_unique_prefix(tmp_path):
-    from coordinator.errors import UsageError
-    from coordinator.runner import find_run
+    from coordinator.core.errors import UsageError
+    from coordinator.engine.runner import find_run
 
     first, second = _two_runs(tmp_path)
     ws = Workspace.at(tmp_path)
@@ -275,7 +275,7 @@ def test_status_of_a_live_run_says_running_not_interrupted(tmp_path):
     import threading
     import time
 
-    from coordinator.runner import run_status
+    from coordinator.engine.runner import run_status
 
     ws = Workspace.at(tmp_path)
     path = write_plan(tmp_path, SLOW_PLAN, "slow.yaml")
@@ -302,7 +302,7 @@ def test_status_of_a_live_run_says_running_not_interrupted(tmp_path):
 
 
 def test_status_of_a_run_whose_process_died_says_interrupted(tmp_path):
-    from coordinator.runner import run_status
+    from coordinator.engine.runner import run_status
 
     ws = Workspace.at(tmp_path)
     run_id = _interrupted_run(ws)
@@ -314,8 +314,8 @@ def test_status_of_a_run_whose_process_died_says_interrupted(tmp_path):
 
 
 def test_never_became_ready_only_for_a_run_that_ended():
-    from coordinator.plan_loader import compile_plan, parse_plan
-    from coordinator.schedule import run_outcome
+    from coordinator.engine.plan_loader import compile_plan, parse_plan
+    from coordinator.engine.schedule import run_outcome
 
     spec, located = parse_plan(PLAN, "p.yaml")
     plan = compile_plan(spec, located, PLAN)
@@ -374,7 +374,7 @@ def test_watch_runs_a_task_unticked_on_a_finished_run(tmp_path):
 def test_init_writes_a_sample_plan_with_a_human_task_example(tmp_path):
     import re
 
-    from coordinator.plan_loader import load_plan
+    from coordinator.engine.plan_loader import load_plan
 
     assert invoke("init", "-w", str(tmp_path)).exit_code == 0
     sample = tmp_path / "plans" / "example.yaml"
@@ -420,7 +420,7 @@ def test_usage_errors_exit_2_on_stderr_and_warnings_go_to_stderr(tmp_path):
     assert result.exit_code == 2 and result.stdout == "" and result.stderr.startswith("error: ")
     ws = Workspace.at(tmp_path)
     _interrupted_run(ws)
-    from coordinator.workspace import WorkspaceLock
+    from coordinator.core.workspace import WorkspaceLock
 
     board = next(p for p in sorted(ws.boards.glob("*_TASKS.md")) if "coord:task id=" in p.read_text())
     lines = board.read_text().splitlines(keepends=True)
@@ -513,7 +513,7 @@ def test_help_and_bare_groups_still_show_the_help():
 
 def test_finished_message_counts_skipped_tasks():
     from coordinator.cli.run import _finished_counts
-    from coordinator.runner import RunSummary
+    from coordinator.engine.runner import RunSummary
 
     def summary(statuses: dict[str, str]) -> RunSummary:
         return RunSummary(run_id="r", plan="p", phase="finished", problems=[], resumed=False,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from coordinator.events import read_events
-from coordinator.runner import RunOptions, run_plan, run_status
+from coordinator.core.events import read_events
+from coordinator.engine.runner import RunOptions, run_plan, run_status
 from tests.coordinator.steps_for_tests import write_plan
 
 HEAD = "name: {name}\ntasks:\n"

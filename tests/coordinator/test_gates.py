@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
-from coordinator.checkpoint import open_saver
 from coordinator.cli.app import app
-from coordinator.events import read_events
-from coordinator.graph import build_graph
-from coordinator.runner import RunOptions, run_plan, run_status
-from reviews.decisions import record_decision
+from coordinator.core.events import read_events
+from coordinator.engine.checkpoint import open_saver
+from coordinator.engine.decisions import record_decision
+from coordinator.engine.graph import build_graph
+from coordinator.engine.runner import RunOptions, run_plan, run_status
 from tests.coordinator.steps_for_tests import write_plan
 
 FAKE_SUITE = Path(__file__).resolve().parents[1] / "reviews" / "fake_suite.py"

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
 from coordinator.cli.app import app
-from coordinator.events import read_events
-from coordinator.runner import run_status
+from coordinator.core.events import read_events
+from coordinator.engine.runner import run_status
 
 REPO = Path(__file__).resolve().parents[2]
 # `coord` with the test steps registered: the same entry point, one import earlier.

@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 
 from coordinator.cli.init import CONFIG, SAMPLE_PLAN
-from coordinator.plan import DriverName
+from coordinator.core.plan import DriverName
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.errors import PlanError, UsageError
-from coordinator.plan_loader import load_plan
+from coordinator.core.errors import PlanError, UsageError
+from coordinator.engine.plan_loader import load_plan
 
 GOOD = """
 name: demo

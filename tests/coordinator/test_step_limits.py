@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.errors import PlanError
-from coordinator.plan_loader import load_plan
-from pipeline._step import STEPS, Limit, StepContext, load_steps, step
-from pipeline.errors import ParameterError
+from coordinator.core.errors import ParameterError, PlanError
+from coordinator.core.step import STEPS, Limit, StepContext, load_steps, step
+from coordinator.engine.plan_loader import load_plan
 from pipeline.finetune import get_backend
 from pipeline.providers import LLM_PROVIDERS
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from coordinator.errors import WorkspaceBusyError
-from coordinator.workspace import PROBE_WAIT_S, Workspace, WorkspaceLock, lock_holder
+from coordinator.core.errors import WorkspaceBusyError
+from coordinator.core.workspace import PROBE_WAIT_S, Workspace, WorkspaceLock, lock_holder
 
 
 def _probe_held_for(ws: Workspace, seconds: float) -> threading.Thread:

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from coordinator.cli.adp import app
+from coordinator.core.errors import InputError
 from pipeline.adp.validate import (
     exit_code,
     trajectory_issues,
     validate_adp_file,
     validate_adp_files,
 )
-from pipeline.errors import InputError
 from tests.shared_fixtures import ADP_SAMPLE_DIR, ADP_SAMPLE_PARAMS, ADP_SAMPLES, needs_adp_samples
 
 

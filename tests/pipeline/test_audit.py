@@ -12,10 +12,10 @@ import orjson
 import pytest
 from datasketch import MinHash
 
-from pipeline._step import StepContext
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.step import StepContext
 from pipeline.audit import audit, ends_with_punctuation
 from pipeline.audit_report import MAX_REPORT_BYTES
-from pipeline.errors import InputError, ParameterError
 from pipeline.minhash import (
     near_duplicate_pairs,
     normalize_text,

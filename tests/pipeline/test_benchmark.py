@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline._step import STEPS, StepContext
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.step import STEPS, StepContext
 from pipeline.benchmark import benchmark
-from pipeline.errors import InputError, ParameterError
 from pipeline.stats import wilson_interval
 
 OUTPUTS = ("benchmark.json", "benchmark.md", "items.jsonl")
@@ -225,7 +225,7 @@ def test_step_contract(tmp_path: Path) -> None:
 def test_launch_gate_passes_with_two_agents_that_both_improve_significantly(tmp_path: Path) -> None:
     # README: `coord run week2 --set agents=[qa,legal]`; the significance criterion is a share of the agents,
     # so a plan with fewer than three agents can pass when every one of them improves significantly
-    from coordinator.plan_loader import load_plan
+    from coordinator.engine.plan_loader import load_plan
     from reviews.criteria import metric_lookup
     from reviews.gate import review_gate
 

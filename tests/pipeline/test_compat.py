@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.core.errors import InputError, ParameterError
 from pipeline.compat import (
     WEEK2_MATRIX_PATH,
     default_matrix,
@@ -15,7 +16,6 @@ from pipeline.compat import (
     resolve_matrix,
     week2_matrix,
 )
-from pipeline.errors import InputError, ParameterError
 
 WEEK2 = ["qa", "support", "legal", "analyst", "content"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline._step import StepContext
-from pipeline.errors import InputError, ParameterError
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.step import StepContext
 from pipeline.finetune import JobRecord, finetune, load_prices
 from pipeline.openai_format import estimate_tokens
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from coordinator.budget import RunBudget
-from coordinator.errors import BudgetExceeded
-from coordinator.ledger import Ledger
-from coordinator.plan import Budget
-from pipeline._step import StepContext
-from pipeline.errors import ParameterError, PipelineError
+from coordinator.core.errors import BudgetExceeded, ParameterError, TaskError
+from coordinator.core.plan import Budget
+from coordinator.core.step import StepContext
+from coordinator.engine.budget import RunBudget
+from coordinator.engine.ledger import Ledger
 from pipeline.finetune import JobRecord, finetune
 from pipeline.finetune_openai import FinetuneRefused
 from tests.fakes.faults import Fault
@@ -87,7 +86,7 @@ def test_polling_survives_rate_limits_and_server_errors(tmp_path, server):
 def test_a_failed_or_cancelled_job_fails_the_step_with_the_reason(tmp_path, server, final):
     _train(tmp_path)
     server.job_script = ["validating_files", "running", final]
-    with pytest.raises(PipelineError, match=final if final == "cancelled" else "training data failed validation"):
+    with pytest.raises(TaskError, match=final if final == "cancelled" else "training data failed validation"):
         finetune(StepContext(workspace=tmp_path), agent="support", backend="openai")
     assert _record(tmp_path)["status"] == final
 
@@ -113,7 +112,7 @@ def test_crash_between_job_creation_and_polling_reattaches_to_the_one_job(tmp_pa
     _train(tmp_path)
     server.hold("ft_get")  # the child blocks on its first poll, after the job id is on disk
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = ("import sys; from pathlib import Path; from pipeline._step import StepContext; "
+    code = ("import sys; from pathlib import Path; from coordinator.core.step import StepContext; "
             "from pipeline.finetune import finetune; "
             "finetune(StepContext(workspace=Path(sys.argv[1])), agent='support', backend='openai')")
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=REPO)
@@ -257,7 +256,7 @@ def test_local_launch_that_succeeds_records_pid_and_model(tmp_path, launch_local
 
 def test_local_launch_that_exits_1_fails_with_its_exit_code(tmp_path, launch_local):
     launch_local("exit1")
-    with pytest.raises(PipelineError, match=r"exited with code 1 without reporting success \(log: .*train\.log\)"):
+    with pytest.raises(TaskError, match=r"exited with code 1 without reporting success \(log: .*train\.log\)"):
         _local(tmp_path)
     rec = _record(tmp_path)
     assert rec["status"] == "failed" and isinstance(rec["pid"], int)
@@ -266,7 +265,7 @@ def test_local_launch_that_exits_1_fails_with_its_exit_code(tmp_path, launch_loc
 def test_local_launch_that_hangs_times_out_and_its_process_group_is_killed(tmp_path, launch_local):
     launch_local("hang")
     started = time.monotonic()
-    with pytest.raises(PipelineError, match=r"still running after 2 s \(COORD_LOCAL_TIMEOUT_S\); its process "
+    with pytest.raises(TaskError, match=r"still running after 2 s \(COORD_LOCAL_TIMEOUT_S\); its process "
                                             r"group was killed"):
         _local(tmp_path)
     assert time.monotonic() - started < 20
@@ -302,6 +301,6 @@ def test_a_resumed_launch_without_a_pid_fails_after_the_timeout_instead_of_waiti
     (tmp_path / "data/finetune/support.job.json.manifest.json").unlink()
     monkeypatch.setenv("COORD_LOCAL_TIMEOUT_S", "0.3")
     monkeypatch.setenv("COORD_LOCAL_POLL_S", "0.05")
-    with pytest.raises(PipelineError, match=r"reported nothing within 0.3 s .* no pid was recorded"):
+    with pytest.raises(TaskError, match=r"reported nothing within 0.3 s .* no pid was recorded"):
         _local(tmp_path)
     assert _record(tmp_path)["status"] == "failed"

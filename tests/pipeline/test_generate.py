@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from coordinator.core.errors import ParameterError
+from coordinator.core.step import StepContext
 from pipeline import offline_corpus as oc
-from pipeline._step import StepContext
-from pipeline.errors import ParameterError
 from pipeline.generate import generate, mix_counts
 from pipeline.providers import get_provider
 

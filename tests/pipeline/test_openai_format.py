@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline._step import StepContext
-from pipeline.errors import InputError
+from coordinator.core.errors import InputError
+from coordinator.core.step import StepContext
 from pipeline.openai_format import (
     context_limit,
     estimate_tokens,
@@ -181,7 +181,7 @@ def test_step_names_a_missing_agent_file(tmp_path):
 
 def test_the_package_keeps_its_public_names_and_registers_the_step():
     import pipeline.openai_format as facade
-    from pipeline._step import load_steps
+    from coordinator.core.step import load_steps
 
     for name in ("DEFAULT_MODEL", "FileReport", "LineError", "base_model", "context_limit", "estimate_tokens",
                  "validate_openai", "validate_openai_file"):

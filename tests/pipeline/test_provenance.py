@@ -66,7 +66,7 @@ def test_assignments_name_the_model_or_cli_that_did_them():
 
 
 def test_board_provenance_names_the_benchmark_stand_in_with_the_reports_sentence():
-    from coordinator.plan_loader import load_plan
+    from coordinator.engine.plan_loader import load_plan
     from pipeline.provenance import BENCHMARK_STAND_IN
     from task_boards.render import provenance as board_provenance
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline._step import StepContext
-from pipeline.errors import InputError, ParameterError
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.step import StepContext
 from pipeline.rebalance import largest_remainder, plan_counts, rebalance
 
 TARGET = {"easy": 0.30, "medium": 0.45, "hard": 0.25}

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline._step import StepContext
+from coordinator.core.errors import InputError
+from coordinator.core.step import StepContext
 from pipeline.audit import audit
-from pipeline.errors import InputError
 from pipeline.scrub import scrub_pii
 
 FILLER = ("the release notes list the fixed defects and the open questions for the "

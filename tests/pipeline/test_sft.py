@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline._io import sha256_file
-from pipeline._step import StepContext
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.io import sha256_file
+from coordinator.core.step import StepContext
 from pipeline.compat import default_matrix, week2_matrix
-from pipeline.errors import InputError, ParameterError
 from pipeline.sft import (
     CODE_TOOL,
     build_sft,

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 import pipeline._spill as spill
-from pipeline._io import sha256_file
+from coordinator.core.io import sha256_file
+from coordinator.core.step import StepContext
 from pipeline._spill import SpillMap
-from pipeline._step import StepContext
 from pipeline.audit import audit
 from pipeline.rebalance import rebalance
 from pipeline.sft import build_sft

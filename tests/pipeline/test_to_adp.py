@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline._io import iter_jsonl
-from pipeline._step import StepContext
+from coordinator.core.errors import InputError, ParameterError
+from coordinator.core.io import iter_jsonl
+from coordinator.core.step import StepContext
 from pipeline.adp.turns import trajectory_to_turns
 from pipeline.adp.validate import validate_adp_file
-from pipeline.errors import InputError, ParameterError
 from pipeline.to_adp import to_adp
 
 SYSTEM = "You are the QA agent."

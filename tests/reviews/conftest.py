@@ -4,7 +4,7 @@ import pytest
 
 import tests.coordinator.steps_for_tests
 import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
-from coordinator.workspace import Workspace
+from coordinator.core.workspace import Workspace
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from pipeline._io import atomic_write_text
-from pipeline._step import Artifact, StepContext, StepResult, WsPath, step
+from coordinator.core.io import atomic_write_text
+from coordinator.core.step import Artifact, StepContext, StepResult, WsPath, step
 
 
 def _artifact(ctx: StepContext, rel: str) -> Artifact:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from coordinator.plan import Check
+from coordinator.core.plan import Check
 from reviews.criteria import evaluate, evaluate_all, parse_counts
 
 FAKE_SUITE = Path(__file__).resolve().parent / "fake_suite.py"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.errors import PlanError
-from coordinator.plan import Grading
-from coordinator.plan_loader import parse_plan
-from reviews.grading import grade_floor, letter_grade
+from coordinator.core.errors import PlanError
+from coordinator.core.grading import grade_floor, letter_grade
+from coordinator.core.plan import Grading
+from coordinator.engine.plan_loader import parse_plan
 
 
 def test_default_scale_matches_the_issue():

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.events import read_events
-from coordinator.ledger import Ledger
-from coordinator.runner import RunOptions, resume_run, run_plan
+from coordinator.core.events import read_events
+from coordinator.engine.ledger import Ledger
+from coordinator.engine.runner import RunOptions, resume_run, run_plan
 from tests.coordinator.steps_for_tests import write_plan
 
 ANTHROPIC_KEY = "sk-ant-api03-REVIEWSECRET-0123456789"
@@ -227,8 +227,8 @@ def test_offline_run_records_that_no_reviewer_model_was_configured(ws, server, m
 
 
 def test_an_unanswered_call_is_tried_again_but_an_answer_is_never_bought_twice(ws, server):
-    from coordinator.plan import RoleBinding
-    from coordinator.plan_loader import compile_plan, parse_plan
+    from coordinator.core.plan import RoleBinding
+    from coordinator.engine.plan_loader import compile_plan, parse_plan
     from reviews.llm_review import ModelReviewer
     from roles.definitions import resolve_roles
     from tests.fakes.faults import Fault

@@ -8,10 +8,10 @@ import hashlib
 import pytest
 from git import Actor, Repo
 
-from coordinator.errors import PlanError
-from coordinator.plan import Check, CompiledPlan
-from coordinator.plan_loader import compile_plan, parse_plan
-from coordinator.state import CriterionResult, ModelReview
+from coordinator.core.errors import PlanError
+from coordinator.core.plan import Check, CompiledPlan
+from coordinator.core.state import CriterionResult, ModelReview
+from coordinator.engine.plan_loader import compile_plan, parse_plan
 from reviews import evidence
 from reviews.evidence import EXCERPT_CHARS, MAX_EXCERPTS, build_evidence
 from reviews.llm_review import ReviewFindings, review_result

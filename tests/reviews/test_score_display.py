@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reviews.grading import DEFAULT_SCALE, format_score, letter_grade
+from coordinator.core.grading import DEFAULT_SCALE, format_score, letter_grade
 from templates import render
 
 
@@ -43,8 +43,8 @@ def test_week_summary_shows_a_just_below_threshold_score_without_rounding_it_up(
 
 
 def test_the_progress_line_shows_a_gate_score_as_graded():
-    from coordinator.plan_loader import load_plan
-    from coordinator.progress import Progress
+    from coordinator.cli.progress import Progress
+    from coordinator.engine.plan_loader import load_plan
 
     progress = Progress(load_plan("week2"), live=False)
     line = progress._line({"kind": "gate_decided", "gate": "launch", "status": "approved", "grade": "B+",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coordinator.plan_loader import load_plan
+from coordinator.engine.plan_loader import load_plan
 from reviews.criteria import metric_lookup
 from reviews.gate import review_gate
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from git import Actor, Repo
 
-from coordinator.workspace import Workspace
+from coordinator.core.workspace import Workspace
 from tests.fakes.llm_server import FakeLLMServer
 
 FAKE_BIN = Path(__file__).resolve().parents[1] / "fakes" / "bin"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from git import Repo
 
-from coordinator.plan_loader import load_plan
-from coordinator.runner import RunOptions, run_plan
-from pipeline._io import atomic_write_json
+from coordinator.core.io import atomic_write_json
+from coordinator.core.ports import DriverContext
+from coordinator.engine.plan_loader import load_plan
+from coordinator.engine.runner import RunOptions, run_plan
 from roles.definitions import RoleDefinition
-from roles.drivers.base import DriverContext
 from roles.drivers.cli import CliDriver
 
 FLAVORS = [("lead", "claude"), ("quality", "codex"), ("execution", "cursor")]
@@ -122,7 +122,7 @@ def test_marker_in_the_prompt_picks_the_behaviour(git_ws, fake_clis):
 
 
 def test_missing_executable_is_found_before_the_run_starts(git_ws, fake_clis):
-    from coordinator.errors import UsageError
+    from coordinator.core.errors import UsageError
 
     text = plan_yaml("lead", "claude").replace("driver: cli}", "driver: cli, executable: no-such-claude}")
     with pytest.raises(UsageError) as exc:
@@ -135,7 +135,7 @@ def test_missing_executable_is_found_before_the_run_starts(git_ws, fake_clis):
 
 
 def test_workspace_that_is_not_a_git_repo_is_a_clear_error(tmp_path, fake_clis):
-    from coordinator.workspace import Workspace
+    from coordinator.core.workspace import Workspace
 
     ws = Workspace.at(tmp_path / "plain")
     ws.root.mkdir()
@@ -145,7 +145,7 @@ def test_workspace_that_is_not_a_git_repo_is_a_clear_error(tmp_path, fake_clis):
 
 
 def test_cli_driver_refuses_an_agent_it_cannot_run(git_ws, fake_clis):
-    from coordinator.errors import ConfigError
+    from coordinator.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="driver 'cli' runs claude, codex, cursor"):
         run(git_ws, plan_yaml("lead", "human"))

@@ -6,8 +6,8 @@ import json
 
 from git import Actor, Repo
 
-from coordinator.events import read_events
-from coordinator.plan_loader import load_plan
+from coordinator.core.events import read_events
+from coordinator.engine.plan_loader import load_plan
 from roles.drivers.cli import merge_reviewed
 from roles.git_worktrees import branch_name, create_worktree, merge_branch
 from tests.roles.test_cli_drivers import plan_yaml, run

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from git import Repo
 
-from coordinator.runner import RunOptions, run_plan
+from coordinator.engine.runner import RunOptions, run_plan
 
 RECIPES = Path(__file__).resolve().parents[1] / "fakes" / "recipes" / "week2_agents.json"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roles.redact import Redactor
+from roles.providers.redact import Redactor
 from tests.roles.test_cli_drivers import plan_yaml, run
 
 OPENAI = "sk-proj-" + "A1b2C3d4" * 5

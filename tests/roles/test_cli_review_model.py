@@ -7,7 +7,7 @@ import json
 
 from git import Repo
 
-from coordinator.runner import RunOptions, run_plan
+from coordinator.engine.runner import RunOptions, run_plan
 
 PLAN = """name: p
 roles:

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.budget import RunBudget
-from coordinator.errors import BudgetExceeded
-from coordinator.ledger import Ledger
-from coordinator.plan import Budget
-from pipeline._step import StepContext
-from pipeline.errors import ParameterError, PipelineError
+from coordinator.core.errors import BudgetExceeded, ParameterError, TaskError
+from coordinator.core.plan import Budget
+from coordinator.core.step import StepContext
+from coordinator.engine.budget import RunBudget
+from coordinator.engine.ledger import Ledger
 from pipeline.gen_cache import CACHE_DIR
 from pipeline.generate import generate
 from tests.fakes.faults import Fault
@@ -95,7 +94,7 @@ def test_a_failure_half_way_keeps_the_answers_and_the_rerun_pays_only_for_the_re
     srv.completions = 0
     srv.fail_after = (10, Fault.http(400, "Your credit balance is too low"))
     ws = tmp_path / "ws"
-    with pytest.raises(PipelineError, match=r"stopped at example qa-\d+: .*credit balance is too low.*cached in "
+    with pytest.raises(TaskError, match=r"stopped at example qa-\d+: .*credit balance is too low.*cached in "
                                             r"\.coord/cache/generate/ and a rerun pays only for the rest"):
         _run(ws, 30, 4)
     first = srv.completions
@@ -112,7 +111,7 @@ def test_a_failure_half_way_keeps_the_answers_and_the_rerun_pays_only_for_the_re
 CHILD = """
 import sys
 from pathlib import Path
-from pipeline._step import StepContext
+from coordinator.core.step import StepContext
 from pipeline.generate import generate
 generate(StepContext(workspace=Path(sys.argv[1])), agents=["qa"], examples_per_agent=40, provider="anthropic",
          model=sys.argv[2], concurrency=4)

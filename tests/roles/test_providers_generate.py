@@ -7,12 +7,11 @@ import json
 import orjson
 import pytest
 
-from coordinator.budget import RunBudget
-from coordinator.errors import BudgetExceeded
-from coordinator.ledger import Ledger
-from coordinator.plan import Budget
-from pipeline._step import StepContext
-from pipeline.errors import ParameterError
+from coordinator.core.errors import BudgetExceeded, ParameterError
+from coordinator.core.plan import Budget
+from coordinator.core.step import StepContext
+from coordinator.engine.budget import RunBudget
+from coordinator.engine.ledger import Ledger
 from pipeline.generate import generate
 from pipeline.llm_examples import scenario
 from pipeline.providers import ExampleSpec

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.ledger import Ledger
-from coordinator.plan import RoleBinding
-from coordinator.runner import RunOptions, run_plan
-from coordinator.workspace import Workspace
+from coordinator.core.plan import RoleBinding
+from coordinator.core.workspace import Workspace
+from coordinator.engine.ledger import Ledger
+from coordinator.engine.runner import RunOptions, run_plan
 from roles.definitions import resolve_roles
 from tests.fakes.faults import Fault
 
@@ -104,7 +104,7 @@ def test_auto_driver_picks_llm_only_when_the_key_is_set(monkeypatch):
 
 
 def test_explicit_llm_driver_without_a_key_is_a_config_error_naming_the_variable(monkeypatch):
-    from coordinator.errors import ConfigError
+    from coordinator.core.errors import ConfigError
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match=r"roles.quality.api_key_env: .*set OPENAI_API_KEY"):

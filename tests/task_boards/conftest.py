@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 import tests.coordinator.steps_for_tests  # noqa: F401  (registers the test steps)
-from coordinator.plan import CompiledTask
-from coordinator.runner import RunOptions, RunSummary, run_plan
-from coordinator.workspace import Workspace
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.workspace import Workspace
+from coordinator.engine.runner import RunOptions, RunSummary, run_plan
 from roles.drivers import DRIVERS
-from roles.drivers.base import DriverContext, TaskOutcome
 
 
 class PersonDriver:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.runner import run_status
+from coordinator.engine.runner import run_status
 from task_boards.store import board_problems
 from task_boards.sync import sync_boards
 from tests.task_boards.conftest import GATE_PLAN, add_under, board, edit, line_of, start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.runner import RunOptions, _load_compiled, resume_run, run_status
+from coordinator.engine.runner import RunOptions, _load_compiled, resume_run, run_status
 from task_boards.edits import detect_edits
 from task_boards.parse import parse_board
 from task_boards.sync import sync_boards

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coordinator.runner import _load_compiled, _roles
+from coordinator.engine.runner import _load_compiled, _roles
 from task_boards.render import render_all
 from tests.task_boards.conftest import board, start
 

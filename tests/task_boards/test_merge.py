@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator.runner import _load_compiled, _roles, run_status
+from coordinator.engine.runner import _load_compiled, _roles, run_status
 from task_boards.merge import merge3, merge_board
 from task_boards.render import render_all
 from task_boards.sections import sections

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from coordinator.runner import run_status
+from coordinator.engine.runner import run_status
 from task_boards._run_io import load_plan_cached
 from task_boards.sync import sync_boards, warm_cache
 from tests.task_boards.conftest import add_under, board, start

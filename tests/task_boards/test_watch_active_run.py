@@ -11,8 +11,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.runner import list_runs, run_status
-from pipeline._step import StepContext, StepResult, WsPath, step
+from coordinator.core.step import StepContext, StepResult, WsPath, step
+from coordinator.engine.runner import list_runs, run_status
 from tests.task_boards.conftest import add_under, board
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_an_edit_during_an_active_run_is_reported_as_waiting_and_applied_when_th
 
 
 def test_board_sync_against_a_busy_workspace_lists_only_boards_with_edits_in_coords_sections(ws):
-    from coordinator.workspace import WorkspaceLock
+    from coordinator.core.workspace import WorkspaceLock
     from tests.task_boards.conftest import start
 
     start(ws)

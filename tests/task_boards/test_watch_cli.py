@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
-from coordinator.runner import run_status
+from coordinator.engine.runner import run_status
 from task_boards.watch import BoardWatcher
 from tests.task_boards.conftest import GATE_PLAN, add_under, board, edit, start
 

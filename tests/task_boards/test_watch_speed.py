@@ -8,7 +8,7 @@ import queue
 import pytest
 
 import task_boards.watch as watch_mod
-from coordinator.runner import run_status
+from coordinator.engine.runner import run_status
 from task_boards.sync import SyncReport
 from task_boards.watch import BoardWatcher
 from tests.task_boards.conftest import add_under, board, start

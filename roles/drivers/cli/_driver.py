@@ -15,16 +15,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from coordinator.errors import CoordError
-from coordinator.plan import CompiledTask
+from coordinator.core.errors import CoordError
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome, tail
 from reviews.criteria import evaluate, metric_lookup
-from roles.drivers.base import DriverContext, TaskOutcome, tail
 from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
 from roles.drivers.cli._merge import PENDING, merge_task, trailers
 from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
 from roles.drivers.cli._run_files import gates_reviewing, load_run_plan, load_run_state
 from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
-from roles.redact import Redactor
+from roles.providers.redact import Redactor
 from task_boards.render import execute_now_text
 
 DEFAULT_TIMEOUT_S = 3600.0
@@ -187,7 +187,7 @@ def _record_run(ctx: DriverContext, flavor: Flavor, settings: CliSettings, reply
     """One ledger row per CLI run: tokens and cost as the CLI reported them (unknown when it reports none)."""
     if ctx.spend is None:
         return
-    from roles.providers.types import CallRecord, Cost, Usage
+    from coordinator.core.llm import CallRecord, Cost, Usage
 
     u = reply.usage
     usage = Usage(input_tokens=int(u.get("input_tokens", 0)), output_tokens=int(u.get("output_tokens", 0)),

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coordinator.plan import CompiledPlan
-from coordinator.state import PASSING_GATE
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.state import PASSING_GATE
 from roles.drivers.cli._run_files import gates_reviewing
 from roles.git_worktrees import NotAGitRepository, merge_branch, remove_worktree
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from roles.redact import Redactor
+from roles.providers.redact import Redactor
 
 GRACE_S = 3.0
 """Seconds between SIGTERM and SIGKILL."""

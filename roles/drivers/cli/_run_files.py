@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from coordinator.plan import CompiledPlan
-from coordinator.workspace import Workspace
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.workspace import Workspace
 
 
 def load_run_plan(workspace: Path, run_id: str) -> CompiledPlan:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.errors import InputError
+from coordinator.core.errors import InputError
 
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 _UMASK = os.umask(0o022)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from coordinator.plan import CompiledTask
+from coordinator.core.llm import SpendGuard
+from coordinator.core.plan import CompiledTask
 from roles.definitions import RoleDefinition
-from roles.providers.types import SpendGuard
 
 OutcomeStatus = Literal["done", "failed", "waiting"]
 

@@ -17,12 +17,19 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from coordinator._yaml import Loc, Located, format_loc, load_file, load_located
-from coordinator.errors import ConfigError, PlanError, PlanErrors, UsageError
-from coordinator.plan import DEFAULT_ROLES, CompiledPlan, CompiledTask, GateSpec, PlanSpec, TaskSpec
+from coordinator.core.errors import ConfigError, PlanError, PlanErrors, UsageError
+from coordinator.core.plan import (
+    DEFAULT_ROLES,
+    CompiledPlan,
+    CompiledTask,
+    GateSpec,
+    PlanSpec,
+    TaskSpec,
+)
+from coordinator.core.yaml_io import Loc, Located, format_loc, load_file, load_located
 
 if typing.TYPE_CHECKING:
-    from pipeline._step import StepSpec
+    from coordinator.core.step import StepSpec
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN_PACKAGE = "coordinator.plans"
@@ -170,7 +177,7 @@ def _pydantic_message(err: Any) -> str:
 
 
 def _check_references(parts: _Parts, errors: _Collector) -> None:
-    from pipeline._step import load_steps
+    from coordinator.core.step import load_steps
 
     steps = load_steps()
     task_ids: dict[str, int] = {}
@@ -272,7 +279,7 @@ def _type_name(hint: Any) -> str:
     if isinstance(hint, type):
         return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(
             hint.__name__, hint.__name__)
-    return str(hint).replace("pipeline._step.WsPath", "path").replace("typing.", "")
+    return str(hint).replace("coordinator.core.step.WsPath", "path").replace("typing.", "")
 
 
 def _check_check(check: Any, loc: Loc, task_ids: set[str], errors: _Collector,
@@ -421,7 +428,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                          f"(parameters: {', '.join(sorted(spec.params))})")
     params = {**spec.params, **prof.set, **overrides}
 
-    from pipeline._step import STEPS
+    from coordinator.core.step import STEPS
 
     expansions: dict[str, list[tuple[str, Any]]] = {}
     for i, task in enumerate(spec.tasks):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from coordinator.errors import WorkspaceBusyError
+from coordinator.core.errors import WorkspaceBusyError
 
 STATE_DIR = ".coord"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator.events import now_iso
-from coordinator.ledger import GroupBy, Ledger, Total
-from coordinator.workspace import Workspace
-from pipeline._io import atomic_write_text
+from coordinator.core.events import now_iso
+from coordinator.core.io import atomic_write_text
+from coordinator.core.workspace import Workspace
+from coordinator.engine.ledger import GroupBy, Ledger, Total
 from templates import render
 
 

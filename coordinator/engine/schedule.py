@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.plan import CompiledPlan
-from coordinator.state import DECIDED_GATE, PASSING_GATE, TERMINAL_TASK, TaskRecord
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.state import DECIDED_GATE, PASSING_GATE, TERMINAL_TASK, TaskRecord
 
 
 @dataclass

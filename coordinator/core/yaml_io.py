@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from coordinator.errors import ConfigError
+from coordinator.core.errors import ConfigError
 
 Loc = tuple[str | int, ...]
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

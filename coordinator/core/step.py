@@ -24,7 +24,6 @@ import hashlib
 import inspect
 import itertools
 import math
-import os
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -35,11 +34,11 @@ from typing import Any, NewType
 
 import orjson
 
-from pipeline._io import atomic_write_json, sha256_file
-from pipeline.errors import ParameterError, WorkspaceEscapeError
+from coordinator.core.errors import ParameterError, WorkspaceEscapeError
+from coordinator.core.io import atomic_write_json, sha256_file
 
 if typing.TYPE_CHECKING:
-    from roles.providers.types import SpendGuard
+    from coordinator.core.llm import SpendGuard
 
 WsPath = NewType("WsPath", str)
 """A path relative to the workspace root (plans may not point outside it)."""
@@ -429,7 +428,3 @@ class StepRun:
             artifacts.append(Artifact(self.ctx.rel(out), rec["sha256"], rec["bytes"], rec["rows"]))
         return StepResult(metrics=dict(metrics), artifacts=artifacts, notes=list(notes))
 
-
-def env_flag(name: str) -> bool:
-    """True when an environment variable is set to a truthy value."""
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

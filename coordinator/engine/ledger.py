@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from coordinator.events import now_iso
+from coordinator.core.events import now_iso
+from coordinator.core.llm import CallRecord
 from roles.providers.secrets import redact
-from roles.providers.types import CallRecord
 
 LEDGER_SCHEMA_VERSION = 1
 GroupBy = Literal["role", "agent", "task", "provider", "model"]

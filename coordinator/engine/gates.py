@@ -8,9 +8,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.context import RunContext
-from coordinator.events import read_events
-from coordinator.state import DecisionRecord, DeferredItem, GateRecord, TaskRecord
+from coordinator.core.events import read_events
+from coordinator.core.state import DecisionRecord, DeferredItem, GateRecord, TaskRecord
+from coordinator.engine.context import RunContext
 from reviews.criteria import metric_lookup, task_text_reader
 from reviews.gate import (
     AUTO,

@@ -1,7 +1,7 @@
 """Plan models: what a plan YAML may say, validated by pydantic.
 
 A plan declares roles, tasks (pipeline steps or agent assignments), review
-gates, a budget and profiles. :mod:`coordinator.plan_loader` reads the YAML,
+gates, a budget and profiles. :mod:`coordinator.engine.plan_loader` reads the YAML,
 validates cross-references and compiles it into a :class:`CompiledPlan`
 (foreach expanded, parameters substituted) that the graph runs.
 """

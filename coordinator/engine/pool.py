@@ -25,14 +25,14 @@ from typing import Any
 
 import orjson
 
-from coordinator.events import EventKind, EventLog, now_iso
-from coordinator.plan import CompiledTask
-from coordinator.state import TaskRecord
-from pipeline._io import atomic_write_bytes
+from coordinator.core.events import EventKind, EventLog, now_iso
+from coordinator.core.io import atomic_write_bytes
+from coordinator.core.llm import SpendGuard
+from coordinator.core.plan import CompiledTask
+from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.state import TaskRecord
 from roles.definitions import RoleDefinition
 from roles.drivers import get_driver
-from roles.drivers.base import DriverContext, TaskOutcome
-from roles.providers.types import SpendGuard
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from coordinator.budget import BudgetStatus, RunBudget
-from coordinator.errors import UsageError
-from coordinator.ledger import GroupBy, Ledger, Total
-from coordinator.runner import _load_compiled, _roles, parse_budget
-from coordinator.workspace import Workspace
+from coordinator.core.errors import UsageError
+from coordinator.core.workspace import Workspace
+from coordinator.engine.budget import BudgetStatus, RunBudget
+from coordinator.engine.ledger import GroupBy, Ledger, Total
+from coordinator.engine.runner import _load_compiled, _roles, parse_budget
 
 
 def open_run_budget(ws: Workspace, run_id: str) -> RunBudget:

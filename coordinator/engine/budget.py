@@ -16,12 +16,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.errors import BudgetExceeded
-from coordinator.ledger import Ledger
-from coordinator.plan import Budget, CompiledPlan, CompiledTask
-from coordinator.state import TaskRecord
+from coordinator.core.errors import BudgetExceeded
+from coordinator.core.llm import CallRecord
+from coordinator.core.plan import Budget, CompiledPlan, CompiledTask
+from coordinator.core.state import TaskRecord
+from coordinator.engine.ledger import Ledger
 from roles.definitions import RoleDefinition
-from roles.providers.types import CallRecord
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any, cast
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from coordinator import _gates
-from coordinator.budget import hold_paid, release_held
-from coordinator.context import RunContext
-from coordinator.events import now_iso
-from coordinator.schedule import plan_step, run_outcome
-from coordinator.state import DecisionRecord, GateRecord, RunState, TaskRecord
+from coordinator.core.events import now_iso
+from coordinator.core.state import DecisionRecord, GateRecord, RunState, TaskRecord
+from coordinator.engine import gates as _gates
+from coordinator.engine.budget import hold_paid, release_held
+from coordinator.engine.context import RunContext
+from coordinator.engine.schedule import plan_step, run_outcome
 from reviews import inbox
 from reviews.gate import decision_applied, needs_person, window_open
 from reviews.records import write_review_record
@@ -158,7 +158,7 @@ def _budget_view(ctx: RunContext, state: RunState) -> dict[str, Any] | None:
 
 
 def _reads_status(step_name: str | None) -> bool:
-    from pipeline._step import STEPS
+    from coordinator.core.step import STEPS
 
     spec = STEPS.get(step_name or "")
     return bool(spec and spec.reads_run_status)

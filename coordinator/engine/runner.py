@@ -14,21 +14,21 @@ import orjson
 from langgraph.types import Command
 from pydantic import ValidationError
 
-from coordinator.budget import RunBudget
-from coordinator.checkpoint import DURABILITY, open_saver
-from coordinator.context import RunContext
-from coordinator.cost_report import render_cost_dashboard
-from coordinator.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
-from coordinator.events import EventLog, now_iso
-from coordinator.graph import build_graph
-from coordinator.ledger import Ledger
-from coordinator.plan import CompiledPlan
-from coordinator.plan_loader import load_plan
-from coordinator.pool import TaskPool
-from coordinator.schedule import run_outcome
-from coordinator.state import STATE_SCHEMA_VERSION, RunState
-from coordinator.workspace import Workspace, WorkspaceLock, lock_holder
-from pipeline._io import atomic_write_json
+from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
+from coordinator.core.events import EventLog, now_iso
+from coordinator.core.io import atomic_write_json
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
+from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
+from coordinator.engine.budget import RunBudget
+from coordinator.engine.checkpoint import DURABILITY, open_saver
+from coordinator.engine.context import RunContext
+from coordinator.engine.cost_report import render_cost_dashboard
+from coordinator.engine.graph import build_graph
+from coordinator.engine.ledger import Ledger
+from coordinator.engine.plan_loader import load_plan
+from coordinator.engine.pool import TaskPool
+from coordinator.engine.schedule import run_outcome
 from reviews import inbox
 from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
 from roles.definitions import RoleDefinition, load_workspace_roles, resolve_roles

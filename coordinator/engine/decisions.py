@@ -14,9 +14,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from coordinator.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, UsageError, WorkspaceBusyError
-from coordinator.events import EventLog, now_iso
-from coordinator.runner import (
+from coordinator.core.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_WAITING,
+    UsageError,
+    WorkspaceBusyError,
+)
+from coordinator.core.events import EventLog, now_iso
+from coordinator.core.grading import grade_floor
+from coordinator.core.state import DecisionRecord
+from coordinator.core.workspace import Workspace
+from coordinator.engine.runner import (
     RunOptions,
     _load_compiled,
     find_run,
@@ -24,12 +33,9 @@ from coordinator.runner import (
     resume_run,
     run_status,
 )
-from coordinator.state import DecisionRecord
-from coordinator.workspace import Workspace
 from reviews import inbox
 from reviews.gate import decision_applied, window_open
 from reviews.gitinfo import person
-from reviews.grading import grade_floor
 
 Action = Literal["approve", "reject", "override"]
 

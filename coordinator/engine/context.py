@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from coordinator.events import EventLog
-from coordinator.plan import CompiledPlan
-from coordinator.pool import TaskPool
-from coordinator.workspace import Workspace
+from coordinator.core.events import EventLog
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.workspace import Workspace
+from coordinator.engine.pool import TaskPool
 from roles.definitions import RoleDefinition
 
 if TYPE_CHECKING:
-    from coordinator.budget import RunBudget
+    from coordinator.engine.budget import RunBudget
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from coordinator.plan import Grading
+from coordinator.core.plan import Grading
 
 DEFAULT_SCALE: tuple[tuple[str, float], ...] = (
     ("A", 9.3), ("A-", 9.0), ("B+", 8.7), ("B", 8.3), ("B-", 8.0),

@@ -10,9 +10,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from coordinator import console
-from coordinator.plan import CompiledPlan
-from reviews.grading import format_score
+from coordinator.cli import console
+from coordinator.core.grading import format_score
+from coordinator.core.plan import CompiledPlan
 
 
 class Progress:
@@ -39,7 +39,7 @@ class Progress:
             self._live.__exit__(*exc)
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """Listener for :class:`coordinator.events.EventLog`."""
+        """Listener for :class:`coordinator.core.events.EventLog`."""
         kind = event["kind"]
         task = event.get("task")
         with self._lock:

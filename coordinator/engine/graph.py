@@ -1,4 +1,4 @@
-"""Wire the coordinator graph. Nodes live in :mod:`coordinator.nodes`."""
+"""Wire the coordinator graph. Nodes live in :mod:`coordinator.engine.nodes`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from coordinator.context import RunContext
-from coordinator.nodes import advance, await_tasks, human_gate, route_after_advance
-from coordinator.state import RunState
+from coordinator.core.state import RunState
+from coordinator.engine.context import RunContext
+from coordinator.engine.nodes import advance, await_tasks, human_gate, route_after_advance
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
