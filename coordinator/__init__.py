@@ -1,3 +1,13 @@
-"""coord: coordinate a team of AI agents through a checkpointed, reviewable pipeline."""
+"""coord: coordinate a team of AI agents through a checkpointed, reviewable pipeline.
 
-__version__ = "0.1.0"
+The public step API lives here, so a team's own steps read::
+
+    from coordinator import step, StepContext, StepResult, Artifact
+
+Everything else is reached through its package (see docs/architecture.md).
+"""
+
+from coordinator.core.step import Artifact, Limit, StepContext, StepResult, StepRun, WsPath, step
+from coordinator.core.version import VERSION as __version__
+
+__all__ = ["Artifact", "Limit", "StepContext", "StepResult", "StepRun", "WsPath", "__version__", "step"]

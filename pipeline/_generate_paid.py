@@ -22,8 +22,8 @@ from coordinator.core.errors import BudgetExceeded, TaskError
 from coordinator.core.io import JsonlWriter
 from coordinator.core.step import StepContext
 from pipeline._ordered import ordered_map
+from pipeline.example_sources import ExampleSpec, PaidExampleProvider, RawExample
 from pipeline.gen_cache import CACHE_DIR
-from pipeline.providers import ExampleSpec, PaidExampleProvider, RawExample
 
 MAX_LLM_REDRAWS = 2
 """Paid redraws of an LLM example that exactly repeats an earlier one before it is kept as is."""

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from coordinator.core.errors import ParameterError
 from coordinator.core.io import atomic_write_text
-from pipeline.finetune import FinetuneRequest, JobRecord, SaveFn
+from pipeline.finetune_jobs import FinetuneRequest, JobRecord, SaveFn
 from pipeline.local_sft import DEFAULT_BASE_MODEL, LocalSFTConfig, check_dataset
 
 LAUNCH_ENV = "COORD_LOCAL_LAUNCH"

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import openai
 
 from coordinator.core.errors import ParameterError, TaskError
-from pipeline.finetune import FinetuneRequest, JobRecord, JobStatus, SaveFn
+from pipeline.finetune_jobs import FinetuneRequest, JobRecord, JobStatus, SaveFn
 from roles.providers._sdk import classify
 from roles.providers.config import ProviderConfig, require_key
 from roles.providers.errors import ProviderConfigError, ProviderError, ProviderRequestError

@@ -4,7 +4,7 @@ Each agent gets ``examples_per_agent`` rows (format: docs/formats.md, "Raw gener
 examples") spread evenly over its five task categories, with exact difficulty counts
 from ``difficulty_mix`` (largest remainder). The default ``offline`` provider is a
 labeled deterministic stand-in for an LLM (every row says ``"provider": "offline"``);
-see :mod:`pipeline.providers`.
+see :mod:`pipeline.example_sources`.
 
 Each agent file has its own seed derived from ``(seed, agent)``, so adding an agent
 never changes another agent's bytes. Same parameters → byte-identical files.
@@ -60,8 +60,7 @@ from coordinator.core.io import JsonlWriter
 from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline import offline_corpus as oc
 from pipeline._generate_paid import MAX_LLM_REDRAWS, digest, tally, write_agent_paid
-from pipeline.gen_cache import CACHE_DIR
-from pipeline.providers import (
+from pipeline.example_sources import (
     DIFFICULTIES,
     KINDS,
     Difficulty,
@@ -72,8 +71,9 @@ from pipeline.providers import (
     RawExample,
     Trait,
     call_id,
-    get_provider,
 )
+from pipeline.gen_cache import CACHE_DIR
+from pipeline.llm_examples import get_provider
 
 log = logging.getLogger(__name__)
 

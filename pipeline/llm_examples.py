@@ -39,8 +39,18 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from coordinator.core.errors import ParameterError, TaskError
 from coordinator.core.llm import CallRecord, SpendGuard
 from pipeline import offline_corpus as oc
+from pipeline.example_sources import (
+    ExampleProvider,
+    ExampleSpec,
+    Kind,
+    OfflineProvider,
+    RawExample,
+    Slots,
+    Turn,
+    call_id,
+    fill,
+)
 from pipeline.gen_cache import AnswerCache, cache_file
-from pipeline.providers import ExampleSpec, Kind, RawExample, Slots, Turn, call_id, fill
 from roles.providers import (
     LLMRequest,
     ProviderConfig,
@@ -270,3 +280,16 @@ class LLMExampleProvider:
         kind: Kind = "tool" if k else ("code" if "```" in ex.turns[-1].content else "chat")
         return {"id": spec.id, "agent": spec.agent, "category": spec.category, "difficulty": spec.difficulty,
                 "kind": kind, "system": ex.system, "provider": self.name, "seed": spec.seed, "turns": turns}
+
+
+LLM_PROVIDERS = ("anthropic", "openai", "openai_compatible")
+
+
+def get_provider(name: str, *, model: str | None = None, spend: SpendGuard | None = None,
+                 cache_dir: Path | None = None) -> ExampleProvider:
+    """The provider registered under ``name`` (LLM providers record calls to ``spend``, answers in ``cache_dir``)."""
+    if name == "offline":
+        return OfflineProvider()
+    if name in LLM_PROVIDERS:
+        return LLMExampleProvider(name, model, spend, cache_dir)
+    raise ParameterError(f"unknown provider {name!r}; known: 'offline', {', '.join(map(repr, LLM_PROVIDERS))}")

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from coordinator.core.ports import driver_traits
+
 OFFLINE_EXAMPLES = ("the **offline stand-in provider** (deterministic, seeded templates — "
                     "not model output)")
 """How every report names the offline provider's examples."""
@@ -86,14 +88,16 @@ def provenance(steps: Mapping[str, str | None], params: Mapping[str, Mapping[str
         _finetune(by_step.get("finetune", []), records),
         _benchmark(by_step.get("benchmark", []), records),
     ) if line]
-    stand_in = sorted(tid for tid, rec in records.items() if rec.get("driver") == "offline" and _done(rec))
+    stand_in = sorted(tid for tid, rec in records.items()
+                      if driver_traits(rec.get("driver")).stand_in and _done(rec))
     if stand_in:
         lines.append(f"Assignments ({', '.join(stand_in)}): answered by the **offline stand-in driver**, "
                      "not by an agent.")
     for tid, rec in sorted(records.items()):
-        if not _done(rec) or rec.get("driver") not in ("llm", "cli"):
+        traits = driver_traits(rec.get("driver"))
+        if not _done(rec) or not (traits.worktree or traits.paid_unless_free_provider):
             continue
-        if rec.get("driver") == "llm":  # the driver notes "answered by <provider> model <model>"
+        if not traits.worktree:  # an LLM driver notes "answered by <provider> model <model>"
             said = next((n for n in rec.get("notes") or [] if str(n).startswith("answered by ")), None)
             lines.append(f"Assignment {tid}: {said or 'answered by an LLM provider'}.")
         else:

@@ -14,8 +14,10 @@ from typing import Any
 import yaml
 
 from coordinator.core.plan import Check
+from coordinator.core.ports import VALIDATORS
 from coordinator.core.state import CriterionResult, ModelReview
 from reviews.claims import Measured, compare, parse_claims
+from reviews.llm_review import review_result
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -95,8 +97,6 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
                   "counts": {k: v for k, v in (("passed", m.passed), ("failed", m.failed),
                                                ("errors", m.errors)) if v is not None}}
     elif check.review is not None:
-        from reviews.llm_review import review_result
-
         result = {**base, **review_result(check, model_review)}
     else:
         assert check.claims is not None
@@ -210,29 +210,10 @@ def check_file(workspace: Path, rel: str, validator: str | None) -> tuple[bool, 
 
 
 def _check_one(path: Path, validator: str | None) -> tuple[bool, str | None]:
-    if validator == "adp":
-        from coordinator.core.errors import TaskError
-        from pipeline.adp.validate import validate_adp_file
-
-        try:
-            adp = validate_adp_file(path, max_errors=3)
-        except TaskError as e:
-            return False, str(e)
-        if not adp.ok:
-            return False, f"{adp.invalid} of {adp.trajectories} trajectories invalid; first: {adp.errors[0]}" \
-                if adp.errors else f"{adp.invalid} invalid trajectories"
-        return True, f"{adp.trajectories} valid ADP trajectories"
-    if validator == "openai":
-        from pipeline.openai_format import validate_openai_file
-
-        oai = validate_openai_file(path, max_samples=3)
-        if not oai.valid:
-            first = oai.error_samples[0] if oai.error_samples else None
-            return False, f"{oai.errors} errors" + (f"; first: line {first.line} {first.field}: {first.message}"
-                                                     if first else "")
-        return True, f"{oai.examples} valid OpenAI chat examples"
-    if validator == "jsonl" or path.suffix == ".jsonl":
-        return _check_jsonl(path)
+    if validator is not None:
+        return VALIDATORS.get(validator)(path)
+    if path.suffix == ".jsonl":
+        return check_jsonl(path)
     try:
         if path.suffix == ".json":
             json.loads(path.read_text(encoding="utf-8"))
@@ -243,7 +224,8 @@ def _check_one(path: Path, validator: str | None) -> tuple[bool, str | None]:
     return True, None
 
 
-def _check_jsonl(path: Path) -> tuple[bool, str | None]:
+def check_jsonl(path: Path) -> tuple[bool, str | None]:
+    """Validator ``jsonl``: every non-blank line parses as JSON."""
     rows = 0
     with path.open(encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):

@@ -22,6 +22,7 @@ from typing import Any
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 
 from coordinator.core.plan import CompiledPlan
+from coordinator.core.ports import driver_traits
 from coordinator.core.state import CriterionResult
 from roles.providers.secrets import redact
 
@@ -126,7 +127,8 @@ def _task_section(workspace: Path, plan: CompiledPlan, tid: str, rec: Mapping[st
     arts = list(rec.get("artifacts") or [])
     if arts:
         lines.append("Artifacts:")
-    worktree = metrics.get("worktree") if rec.get("driver") == "cli" else None
+    in_worktree = driver_traits(rec.get("driver")).worktree
+    worktree = metrics.get("worktree") if in_worktree else None
     for art in arts[:MAX_ARTIFACTS]:
         rel = str(art.get("path", ""))
         rows = f", {art['rows']} rows" if art.get("rows") is not None else ""
@@ -141,7 +143,7 @@ def _task_section(workspace: Path, plan: CompiledPlan, tid: str, rec: Mapping[st
             lines.append(f"  excerpt:\n```\n{text}\n```")
     if len(arts) > MAX_ARTIFACTS:
         lines.append(f"- … and {len(arts) - MAX_ARTIFACTS} more artifacts")
-    if rec.get("driver") == "cli":
+    if in_worktree:
         lines += ["Git changes of the task's branch:", _branch_diff(workspace, metrics)]
     return "\n".join(lines)
 

@@ -32,9 +32,10 @@ from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
 from coordinator.core.llm import CallSink
 from coordinator.core.plan import Check, CompiledPlan, Severity
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import CriterionResult, ModelFinding, ModelReview, ModelReviewStatus
 from reviews.evidence import Evidence, build_evidence
-from roles.definitions import RoleDefinition, provider_config
+from roles.definitions import provider_config
 from roles.providers import (
     CallRecord,
     LLMRequest,

@@ -7,57 +7,19 @@ cursor); a workspace's ``coord.yaml`` may rebind any role.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coordinator.core.errors import ConfigError
 from coordinator.core.plan import RoleBinding
+from coordinator.core.ports import DRIVERS
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.yaml_io import load_file
 
 if TYPE_CHECKING:
     from roles.providers.config import ProviderConfig
 
 log = logging.getLogger(__name__)
-
-CLI_AGENTS = ("claude", "codex", "cursor")
-"""Agents the ``cli`` driver can run (Claude Code, the Codex CLI, Cursor's ``agent``)."""
-AGENT_BOARD_NAMES = {"claude": "CLAUDE", "codex": "CODEX", "cursor": "CURSOR", "human": "HUMAN"}
-
-
-@dataclass(frozen=True)
-class RoleDefinition:
-    """A role as resolved for one run."""
-
-    name: str
-    """lead, quality, execution, or a plan-defined role."""
-    agent: str
-    """Who plays it: claude, codex, cursor, human, …"""
-    driver: str
-    """How assignments reach the agent (pipeline steps always run in-process)."""
-    model: str | None
-    budget_usd: float | None
-    driver_reason: str
-    """Why this driver was chosen (shown on boards)."""
-    executable: str | None = None
-    """cli driver: program to run instead of the agent's usual CLI."""
-    flags: tuple[str, ...] = ()
-    """cli driver: extra CLI arguments."""
-    permissions: str | None = None
-    """cli driver: permission mode / sandbox (see :class:`coordinator.core.plan.RoleBinding`)."""
-    binding: RoleBinding | None = None
-    """The full binding (provider, base_url, … for the llm driver)."""
-
-    @property
-    def provider(self) -> str | None:
-        """The LLM provider bound to this role, if any."""
-        return self.binding.provider if self.binding is not None else None
-
-    @property
-    def board_name(self) -> str:
-        """Prefix of the role's board files, e.g. ``CLAUDE`` for CLAUDE_TASKS.md."""
-        return AGENT_BOARD_NAMES.get(self.agent, self.agent.upper())
-
 
 def _auto_driver(binding: RoleBinding) -> tuple[str, str]:
     if binding.provider not in (None, "offline"):  # llm hook: a provider whose key is set plays the role
@@ -117,8 +79,6 @@ def load_workspace_roles(config: Path) -> dict[str, dict[str, Any]]:
 def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[str, Any]],
                   config_file: str = "coord.yaml") -> dict[str, RoleDefinition]:
     """Combine plan bindings with workspace overrides and pick each role's driver."""
-    from roles.drivers import DRIVERS
-
     out: dict[str, RoleDefinition] = {}
     for name, binding in plan_roles.items():
         if name in overrides:
@@ -135,10 +95,11 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
             _check_llm(name, binding, driver, config_file)
         if driver not in DRIVERS:
             raise ConfigError(f"driver {driver!r} is not available in this version "
-                              f"(available: {', '.join(sorted(DRIVERS))})", file=config_file,
+                              f"(available: {', '.join(DRIVERS.names())})", file=config_file,
                               path=f"roles.{name}.driver")
-        if driver == "cli" and binding.agent not in CLI_AGENTS:
-            raise ConfigError(f"driver 'cli' runs {', '.join(CLI_AGENTS)}; role {name!r} is played by "
+        agents = DRIVERS.get(driver).traits.agents
+        if agents is not None and binding.agent not in agents:
+            raise ConfigError(f"driver {driver!r} runs {', '.join(agents)}; role {name!r} is played by "
                               f"{binding.agent!r}", file=config_file, path=f"roles.{name}.agent")
         out[name] = RoleDefinition(name, binding.agent, driver, binding.model, binding.budget_usd, reason,
                                    executable=binding.executable, flags=tuple(binding.flags),

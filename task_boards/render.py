@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
-from coordinator.core.plan import CompiledPlan, CompiledTask
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.ports import ListenerResult, driver_traits
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace
 from pipeline.provenance import BENCHMARK_STAND_IN, DRY_RUN, OFFLINE_EXAMPLES
 from reviews.llm_review import opinion_line
-from roles.definitions import RoleDefinition
+from roles.task_view import inputs_of, task_view
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
 from task_boards.merge import BoardMerge, merge_board
@@ -31,8 +32,6 @@ from templates import relative_link, render
 
 log = logging.getLogger(__name__)
 
-MAX_METRICS = 12
-MAX_ARTIFACTS = 6
 WRITE_TRIES = 5
 """Merges a board write tries while people keep saving it, before it reports the board as changing."""
 TEAM_HEADER = """# Team coordination
@@ -43,12 +42,13 @@ the status block: coord only rewrites the text between its markers.
 """
 
 
-@dataclass
-class RenderResult:
-    """What a render wrote and what it refused to overwrite."""
+class BoardListener:
+    """The boards as a state listener (registered as ``boards`` under ``coord.listeners``)."""
 
-    written: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
+    def on_state(self, ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition],
+                 state: Mapping[str, Any], decided_gates: list[str]) -> ListenerResult:
+        """Render every board, EXECUTE_NOW file and the team status block from ``state``."""
+        return render_all(ws, plan, roles, state)  # type: ignore[arg-type]
 
 
 class BoardWriter:
@@ -57,7 +57,7 @@ class BoardWriter:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
 
-    def write(self, path: Path, text: str, result: RenderResult) -> None:
+    def write(self, path: Path, text: str, result: ListenerResult) -> None:
         """Write a fresh render of ``path``, merged with the person's edits since coord's last write."""
         rel = path.relative_to(self.ws.root).as_posix()
         with board_lock(self.ws, path):
@@ -92,7 +92,7 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
         parts.append(f"examples come from {OFFLINE_EXAMPLES}")
     elif provider:
         parts.append(f"examples come from provider `{provider}` (the model is named in the week summary)")
-    offline_roles = [r.name for r in roles.values() if r.driver == "offline"]
+    offline_roles = [r.name for r in roles.values() if driver_traits(r.driver).stand_in]
     if offline_roles:
         parts.append("assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
     backend = plan.params.get("finetune_backend")
@@ -103,39 +103,10 @@ def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def _gated_metrics(plan: CompiledPlan, base_id: str) -> set[str]:
-    return {c.metric.split(".", 1)[1] for g in plan.gates.values() for c in g.criteria
-            if c.metric and c.metric.split(".", 1)[0] == base_id}
-
-
-def _task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
-               notice: Mapping[str, str] | None = None) -> dict[str, Any]:
-    gated = _gated_metrics(plan, task.base_id)
-    # metrics a gate reads come first, then the rest by name
-    metrics = sorted(((k, v) for k, v in (rec.get("metrics") or {}).items()
-                      if isinstance(v, int | float | str | bool)), key=lambda kv: (kv[0] not in gated, kv[0]))
-    artifacts = rec.get("artifacts") or []
-    return {
-        "id": task.id, "title": task.title, "status": rec.get("status", "pending"), "run": task.run,
-        "needs": task.needs, "blocked_by": task.blocked_by, "reason": rec.get("reason"),
-        "error": rec.get("error"), "accept": [c.describe() for c in task.accept],
-        "metrics": metrics[:MAX_METRICS], "more_metrics": max(0, len(metrics) - MAX_METRICS),
-        "artifacts": artifacts[:MAX_ARTIFACTS], "more_artifacts": max(0, len(artifacts) - MAX_ARTIFACTS),
-        "duration_s": rec.get("duration_s"), "attempts": rec.get("attempts"),
-        "dispatch": int(rec.get("dispatch") or 0),
-        "skipped_run": rec.get("skipped_run", False), "recovered": rec.get("recovered", False),
-        "instructions": task.instructions, "params": sorted(task.params.items()),
-        "gates": [g for g, after in plan.gate_after.items() if task.id in after],
-        "feedback": rec.get("feedback") or [], "notes": rec.get("feedback") or [],
-        "reported": _reported(rec.get("notes") or []),
-        "notice": notice["text"] if notice and notice.get("status") == rec.get("status", "pending") else None,
-    }
-
-
 def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition], state: RunState,
-               *, profile: str | None = None, only_roles: set[str] | None = None) -> RenderResult:
+               *, profile: str | None = None, only_roles: set[str] | None = None) -> ListenerResult:
     """Render every board (or only those of ``only_roles``) and the status block from ``state``."""
-    result = RenderResult()
+    result = ListenerResult()
     writer = BoardWriter(ws)
     tasks_state = state.get("tasks", {})
     gates_state = state.get("gates", {})
@@ -149,7 +120,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     for role in roles.values():
         if only_roles is not None and role.name not in only_roles:
             continue
-        views = [_task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
+        views = [task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
                  for t in plan.tasks_of_role(role.name)]
         for v in views:
             v["artifacts"] = _linked(ws, ws.boards, v["artifacts"])
@@ -168,7 +139,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
             next((v for v in views if v["status"] == "pending"), None)
         if in_hand is not None:
-            in_hand["inputs"] = _linked(ws, ws.boards, _inputs(in_hand, tasks_state))
+            in_hand["inputs"] = _linked(ws, ws.boards, inputs_of(in_hand, tasks_state))
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
         writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
@@ -178,48 +149,14 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     return result
 
 
-MAX_REPORTED = 5
-"""Notes a step or driver reported shown per task (one line each, at most REPORTED_CHARS)."""
-REPORTED_CHARS = 300
-
-
-def _reported(notes: list[str]) -> list[str]:
-    """What the task's step or agent driver reported, one line each (a board line cannot hold a paragraph)."""
-    lines = [" ".join(str(n).split()) for n in notes]
-    lines = [x if len(x) <= REPORTED_CHARS else x[:REPORTED_CHARS - 1] + "…" for x in lines if x]
-    if len(lines) > MAX_REPORTED:
-        lines = [*lines[:MAX_REPORTED], f"(+{len(lines) - MAX_REPORTED} more in `coord status --json`)"]
-    return lines
-
-
 def _linked(ws: Workspace, from_dir: Path, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Artifacts with ``href``: a link from ``from_dir`` when the file is in the workspace (not yet merged: None)."""
     return [{**a, "href": relative_link(ws.root, from_dir, a["path"])} for a in artifacts]
 
 
-def _inputs(view: dict[str, Any], tasks_state: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{**a, "task": need} for need in view["needs"]
-            for a in (tasks_state.get(need, {}).get("artifacts") or [])[:MAX_ARTIFACTS]]
-
-
-def execute_now_text(plan: CompiledPlan, role: RoleDefinition, state: Mapping[str, Any],
-                     task_id: str) -> str:
-    """The EXECUTE_NOW text for one task, whatever else the role has in hand (a CLI agent's prompt)."""
-    tasks_state = state.get("tasks", {})
-    mine = plan.tasks_of_role(role.name)
-    statuses = [tasks_state.get(t.id, {}).get("status", "pending") for t in mine]
-    counts = {"total": len(mine), "done": statuses.count("done"), "pending": statuses.count("pending")}
-    view = _task_view(plan.tasks[task_id], {"status": "running", **tasks_state.get(task_id, {})}, plan)
-    view["inputs"] = _inputs(view, tasks_state)
-    run = {"run_id": state.get("run_id", "?"), "plan": plan.name, "profile": plan.profile,
-           "phase": "running", "provenance": "", "updated_at": now_iso()}
-    return render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=view,
-                  counts=counts)
-
-
 def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition],
                         state: RunState, run: dict[str, Any], deferred: list[Any],
-                        result: RenderResult) -> None:
+                        result: ListenerResult) -> None:
     tasks_state = state.get("tasks", {})
     rows = []
     problems = []

@@ -12,18 +12,32 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from coordinator.core.registry import DRIVER_GROUP, VALIDATOR_GROUP, registered
+
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$"
 Op = Literal["<=", "<", ">=", ">", "==", "!="]
 Policy = Literal["auto", "human", "auto_then_human"]
 OnFail = Literal["block", "retry", "defer"]
-DriverName = Literal["auto", "pipeline", "offline", "llm", "cli", "human"]
+DriverName = str
+"""``auto`` or a driver registered under ``coord.drivers`` (pipeline, offline, llm, cli, human, …)."""
+
+
+def _registered(group: str, kind: str, value: str | None, also: tuple[str, ...] = ()) -> str | None:
+    """``value`` when it names a plugin of ``group`` (or one of ``also``); a ValueError listing them otherwise."""
+    if value is None or value in also:
+        return value
+    known = registered(group)
+    if value not in known:
+        raise ValueError(f"unknown {kind} {value!r} (known: {', '.join([*also, *known])})")
+    return value
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-Validator = Literal["adp", "openai", "jsonl"]
+Validator = str
+"""A validator registered under ``coord.validators`` (adp, openai, jsonl, …)."""
 
 
 class ClaimsSpec(_Strict):
@@ -109,6 +123,11 @@ class Check(_Strict):
     """If this check fails on a gate, carry this text as a deferred item instead of failing."""
     resolved_by: list[str] = Field(default_factory=list)
     """Tasks whose completion resolves the deferred item."""
+
+    @field_validator("validator")
+    @classmethod
+    def _known_validator(cls, value: str | None) -> str | None:
+        return _registered(VALIDATOR_GROUP, "validator", value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
@@ -261,6 +280,11 @@ class RoleBinding(_Strict):
     agent: str
     driver: DriverName = "auto"
     """``auto``: the real driver when configured, else the offline stand-in."""
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        return _registered(DRIVER_GROUP, "driver", value, also=("auto",)) or value
     model: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
     # --- LLM provider of the `llm` driver (roles/providers); keys only ever come from the environment ---

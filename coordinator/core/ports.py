@@ -1,20 +1,35 @@
-"""The driver interface: how a task gets done, whoever does it.
+"""The ports plugins implement, and their registries.
 
-The graph only ever calls :meth:`Driver.run`; pipeline steps, the offline
-stand-in, LLM APIs, coding-agent CLIs and people all plug in behind it.
+- :class:`Driver`: how a task gets done (pipeline steps, the offline stand-in,
+  LLM APIs, coding-agent CLIs, people). The engine calls :meth:`Driver.run` and
+  asks the class what it can do (:class:`DriverTraits`); it never tests a name.
+- :class:`Validator`: a named check of a file (``file: … validator: adp``).
+- :class:`StateListener`: told of the run state after each engine step (the boards).
+- :class:`~coordinator.core.llm.SpendGuard` (in :mod:`coordinator.core.llm`): a task's view of the budget.
+- Steps: :mod:`coordinator.core.step`.
+
+Each registry reads its entry-point group (:mod:`coordinator.core.registry`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from coordinator.core.llm import SpendGuard
-from coordinator.core.plan import CompiledTask
-from roles.definitions import RoleDefinition
+from coordinator.core.plan import CompiledPlan, CompiledTask
+from coordinator.core.registry import (
+    DRIVER_GROUP,
+    LISTENER_GROUP,
+    VALIDATOR_GROUP,
+    Registry,
+    UnknownPlugin,
+)
+from coordinator.core.roles import RoleDefinition
+from coordinator.core.workspace import Workspace
 
 OutcomeStatus = Literal["done", "failed", "waiting"]
 
@@ -55,14 +70,107 @@ class DriverContext:
     """Records this task's paid calls in the ledger and checks estimates against the budget."""
 
 
+@dataclass(frozen=True)
+class DriverTraits:
+    """What a driver declares about itself; the engine, budget and boards ask this, never the name."""
+
+    worktree: bool = False
+    """Assignments run in a git worktree; their files reach the workspace only through :meth:`Driver.after_gates`."""
+    paid: bool = False
+    """Assignments may spend money (held when the budget is exhausted)."""
+    paid_unless_free_provider: bool = False
+    """Assignments spend money unless the role's provider is a free one (offline)."""
+    stand_in: bool = False
+    """A labeled local stand-in, not a real agent (boards and reports say so)."""
+    agents: tuple[str, ...] | None = None
+    """The agents this driver can run (None: any)."""
+
+
 class Driver(Protocol):
     """Runs one task."""
 
     name: str
+    traits: ClassVar[DriverTraits]
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Do the task (or hand it over) and report the outcome; never raise for task failures."""
         ...
+
+
+class DriverHooks(Protocol):
+    """Optional class-level hooks a driver may define; the engine calls them for every driver in use."""
+
+    @classmethod
+    def preflight(cls, roles: list[RoleDefinition]) -> list[str]:
+        """Problems that would make this driver fail for ``roles`` (checked before a run starts)."""
+        ...
+
+    @classmethod
+    def after_gates(cls, workspace: Path, run_id: str, plan: CompiledPlan, tasks: Mapping[str, Any],
+                    gates: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Task-record updates once gates decided (e.g. merge a reviewed branch)."""
+        ...
+
+
+def driver_traits(name: str | None) -> DriverTraits:
+    """The traits of the driver registered as ``name`` (plain traits for an unknown or missing name)."""
+    if not name or name not in DRIVERS:
+        return DriverTraits()
+    return DRIVERS.get(name).traits
+
+
+ValidatorResult = tuple[bool, str | None]
+"""(passed, detail shown on the review record)."""
+
+
+class Validator(Protocol):
+    """Checks one file; registered under ``coord.validators`` and named by ``validator:`` in a file check."""
+
+    def __call__(self, path: Path) -> ValidatorResult: ...
+
+
+class StateListener(Protocol):
+    """Told of the run state after engine steps; registered under ``coord.listeners``."""
+
+    def on_state(self, ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition],
+                 state: Mapping[str, Any], decided_gates: list[str]) -> ListenerResult:
+        """React to the state (render, notify); report files written and conflicts."""
+        ...
+
+
+@dataclass
+class ListenerResult:
+    """What a listener wrote and what it refused to overwrite."""
+
+    written: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _driver_class(name: str, obj: object) -> type[Driver]:
+    if not isinstance(obj, type) or not hasattr(obj, "run"):
+        raise UnknownPlugin(f"driver {name!r} must be a class with a run() method, got {obj!r}")
+    if not isinstance(getattr(obj, "traits", None), DriverTraits):
+        raise UnknownPlugin(f"driver {name!r} ({obj.__module__}.{obj.__qualname__}) must declare "
+                            "`traits = DriverTraits(...)`")
+    return obj
+
+
+def _validator(name: str, obj: object) -> Validator:
+    if not callable(obj):
+        raise UnknownPlugin(f"validator {name!r} must be callable (path) -> (passed, detail), got {obj!r}")
+    return obj
+
+
+def _listener(name: str, obj: object) -> StateListener:
+    made = obj() if isinstance(obj, type) else obj
+    if not hasattr(made, "on_state"):
+        raise UnknownPlugin(f"listener {name!r} must have an on_state() method")
+    return made
+
+
+DRIVERS: Registry[type[Driver]] = Registry(DRIVER_GROUP, "driver", _driver_class)
+VALIDATORS: Registry[Validator] = Registry(VALIDATOR_GROUP, "validator", _validator)
+LISTENERS: Registry[StateListener] = Registry(LISTENER_GROUP, "listener", _listener)
 
 
 def tail(text: str, lines: int = 20) -> str:
@@ -76,4 +184,6 @@ def outcome_from_error(exc: BaseException) -> TaskOutcome:
 
 
 ArtifactDict = dict[str, Any]
-__all__ = ["ArtifactDict", "Driver", "DriverContext", "TaskOutcome", "outcome_from_error", "tail"]
+__all__ = ["DRIVERS", "LISTENERS", "VALIDATORS", "ArtifactDict", "Driver", "DriverContext", "DriverHooks",
+           "DriverTraits", "ListenerResult", "StateListener", "TaskOutcome", "Validator", "driver_traits",
+           "outcome_from_error", "tail"]

@@ -21,10 +21,13 @@ A step is a plain function registered with :func:`step`::
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import itertools
 import math
 import re
+import sys
+import threading
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -36,9 +39,9 @@ import orjson
 
 from coordinator.core.errors import ParameterError, WorkspaceEscapeError
 from coordinator.core.io import atomic_write_json, sha256_file
-
-if typing.TYPE_CHECKING:
-    from coordinator.core.llm import SpendGuard
+from coordinator.core.llm import SpendGuard
+from coordinator.core.registry import STEP_GROUP, Registry, UnknownPlugin
+from coordinator.core.version import VERSION
 
 WsPath = NewType("WsPath", str)
 """A path relative to the workspace root (plans may not point outside it)."""
@@ -244,50 +247,138 @@ class StepSpec:
         return [n for n, p in self.params.items() if p.default is inspect.Parameter.empty]
 
 
-STEPS: dict[str, StepSpec] = {}
-
-
 def _code_version(fn: Callable[..., Any]) -> str:
-    from coordinator import __version__
-
     src = inspect.getsourcefile(fn)
     digest = sha256_file(Path(src))[:12] if src else "unknown"
-    return f"{__version__}+{digest}"
+    return f"{VERSION}+{digest}"
 
 
-def step(name: str, *, reads_run_status: bool = False,
+@dataclass(frozen=True)
+class StepOptions:
+    """What :func:`step` adds to a function: its limits and whether it reads the run status."""
+
+    name: str
+    reads_run_status: bool = False
+    limits: dict[str, Limit] = field(default_factory=dict)
+
+
+def _build_spec(name: str, fn: Callable[..., StepResult], options: StepOptions) -> StepSpec:
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if not params or params[0].kind is inspect.Parameter.KEYWORD_ONLY:
+        raise TypeError(f"step {name!r}: first parameter must be the StepContext")
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as e:  # an annotation that does not resolve is the step author's to fix
+        raise TypeError(f"step {name!r}: its annotations do not resolve ({type(e).__name__}: {e})") from None
+    kw = {p.name: p for p in params[1:]}
+    bad = [p.name for p in params[1:] if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    if bad:
+        raise TypeError(f"step {name!r}: parameters {bad} must be keyword-only (put them after `*`)")
+    if unknown := set(options.limits) - set(kw):
+        raise TypeError(f"step {name!r}: limits name unknown parameters {sorted(unknown)}")
+    paths = frozenset(n for n in kw if _is_path_hint(hints.get(n)))
+    return StepSpec(name, fn, kw, paths, _code_version(fn), options.reads_run_status, dict(options.limits))
+
+
+def step(name: str | None = None, *, reads_run_status: bool = False,
          limits: Mapping[str, LimitSpec] | None = None,
          ) -> Callable[[Callable[..., StepResult]], Callable[..., StepResult]]:
-    """Register a function as the pipeline step ``name``.
+    """Declare what a step accepts; the function itself is registered by an entry point or named
+    as ``module:function`` in a plan.
 
     ``limits`` declares what parameters accept beyond their type — ``(low, high)`` inclusive
     bounds, or :class:`Limit` fields as a dict (``{"gt": 0, "lt": 1}``, ``{"ge": 0, "total": 1}``)
     — so a plan that sets one out of range is refused when it loads rather than when the step runs.
+    The signature is checked here, when the module is imported.
     """
 
-    def register(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
-        sig = inspect.signature(fn)
-        params = list(sig.parameters.values())
-        if not params or params[0].kind is inspect.Parameter.KEYWORD_ONLY:
-            raise TypeError(f"step {name!r}: first parameter must be the StepContext")
-        hints = typing.get_type_hints(fn)
-        kw = {p.name: p for p in params[1:]}
-        bad = [p.name for p in params[1:] if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-        if bad:
-            raise TypeError(f"step {name!r}: parameters {bad} must be keyword-only")
-        paths = frozenset(n for n in kw if _is_path_hint(hints.get(n)))
-        if name in STEPS and STEPS[name].fn is not fn:
-            raise ValueError(f"step {name!r} registered twice")
-        if unknown := set(limits or {}) - set(kw):
-            raise TypeError(f"step {name!r}: limits name unknown parameters {sorted(unknown)}")
+    def mark(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
+        label = name or fn.__name__
         try:
             checks = {k: Limit.of(v) for k, v in (limits or {}).items()}
         except TypeError as e:
-            raise TypeError(f"step {name!r}: {e}") from None
-        STEPS[name] = StepSpec(name, fn, kw, paths, _code_version(fn), reads_run_status, checks)
+            raise TypeError(f"step {label!r}: {e}") from None
+        options = StepOptions(label, reads_run_status, checks)
+        _build_spec(label, fn, options)
+        fn.__coord_step__ = options  # type: ignore[attr-defined]
         return fn
 
-    return register
+    return mark
+
+
+def spec_of(name: str, fn: object) -> StepSpec:
+    """The step spec of a function, decorated with :func:`step` or plain."""
+    if not callable(fn):
+        raise TypeError(f"step {name!r} must be a function (ctx, *, params) -> StepResult, got {fn!r}")
+    options = getattr(fn, "__coord_step__", None)
+    if not isinstance(options, StepOptions):
+        options = StepOptions(name)
+    return _build_spec(name, fn, options)
+
+
+STEPS: Registry[StepSpec] = Registry(STEP_GROUP, "step", spec_of)
+"""Steps registered under the entry-point group ``coord.steps`` (the week2 steps among them)."""
+
+_by_ref: dict[tuple[str, str], StepSpec] = {}
+_ref_lock = threading.Lock()
+
+
+def resolve_step(ref: str, root: Path | None = None) -> StepSpec:
+    """The step a plan's ``run:`` names: a registered name, or ``module:function``.
+
+    A module is looked up in the workspace ``root`` first (``steps/pilot.py`` there is
+    ``steps.pilot``), then among installed packages. Unknown names, modules that fail to
+    import and functions with a wrong signature raise :class:`UnknownPlugin` saying why.
+    """
+    if ":" not in ref:
+        try:
+            return STEPS.get(ref)
+        except TypeError as e:
+            raise UnknownPlugin(str(e)) from None
+    module_name, _, attr = ref.partition(":")
+    key = (ref, str(root or ""))
+    with _ref_lock:
+        if key in _by_ref:
+            return _by_ref[key]
+        if root is not None and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as e:  # any error in user code at import time is reported, not raised through
+            raise UnknownPlugin(f"step {ref!r}: cannot import {module_name!r}: {_where(e)}") from None
+        fn: object = module
+        for part in attr.split("."):
+            fn = getattr(fn, part, None)
+            if fn is None:
+                raise UnknownPlugin(f"step {ref!r}: module {module_name!r} ({module.__file__}) has no "
+                                    f"{attr!r}")
+        try:
+            spec = spec_of(ref, fn)
+        except TypeError as e:
+            raise UnknownPlugin(f"{e} ({_source_line(fn)})") from None
+        _by_ref[key] = spec
+        return spec
+
+
+def _where(e: BaseException) -> str:
+    """An exception with the file and line of user code it was raised in, when known."""
+    if isinstance(e, SyntaxError) and e.filename:
+        return f"{e.filename}:{e.lineno}: {e.msg}"
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    where = f"{last.tb_frame.f_code.co_filename}:{last.tb_lineno}: " if last is not None else ""
+    return f"{where}{type(e).__name__}: {e}"
+
+
+def _source_line(fn: object) -> str:
+    try:
+        return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return repr(fn)
 
 
 def _is_path_hint(hint: Any) -> bool:
@@ -295,13 +386,6 @@ def _is_path_hint(hint: Any) -> bool:
         return True
     args = typing.get_args(hint)
     return any(_is_path_hint(a) for a in args)
-
-
-def load_steps() -> dict[str, StepSpec]:
-    """Import every built-in step module so the registry is complete."""
-    import pipeline.steps  # noqa: F401  (registers on import)
-
-    return STEPS
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -352,7 +436,7 @@ class StepRun:
         self.seed = seed
         self.provider = provider
         self.outputs = [Path(o) for o in outputs]
-        spec = STEPS.get(step_name)
+        spec = STEPS.find(step_name)
         self.code_version = spec.code_version if spec else "unregistered"
         self.inputs = {ctx.rel(p): fingerprint(p) for p in sorted(Path(i) for i in inputs)}
         h = hashlib.sha256()

@@ -19,9 +19,10 @@ from typing import Any
 from coordinator.core.errors import BudgetExceeded
 from coordinator.core.llm import CallRecord
 from coordinator.core.plan import Budget, CompiledPlan, CompiledTask
+from coordinator.core.ports import driver_traits
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import TaskRecord
 from coordinator.engine.ledger import Ledger
-from roles.definitions import RoleDefinition
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +203,10 @@ class TaskSpend:
 def is_paid(task: CompiledTask, role: RoleDefinition) -> bool:
     """True when running ``task`` may cost money."""
     if task.run is None:
-        if role.driver == "cli":
+        traits = driver_traits(role.driver)
+        if traits.paid:
             return True
-        return role.driver == "llm" and getattr(role, "provider", None) not in FREE_PROVIDERS
+        return traits.paid_unless_free_provider and role.provider not in FREE_PROVIDERS
     if task.run == "generate":
         return task.params.get("provider") not in FREE_PROVIDERS
     if task.run == "finetune":

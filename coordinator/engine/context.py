@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from coordinator.core.events import EventLog
 from coordinator.core.plan import CompiledPlan
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.workspace import Workspace
 from coordinator.engine.pool import TaskPool
-from roles.definitions import RoleDefinition
 
 if TYPE_CHECKING:
     from coordinator.engine.budget import RunBudget

@@ -1,7 +1,7 @@
 """Graph nodes.
 
 ``advance``: apply queued decisions, settle gates, review due gates, schedule
-and dispatch, render. ``await_tasks``: wait for the first running task to
+and dispatch, tell the state listeners (the boards). ``await_tasks``: wait for the first running task to
 finish (or an override window to close, or a decision to arrive).
 ``human_gate``: pause the run with ``interrupt()`` until a person decides.
 """
@@ -16,7 +16,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from coordinator.core.events import now_iso
+from coordinator.core.ports import DRIVERS, LISTENERS, ListenerResult
 from coordinator.core.state import DecisionRecord, GateRecord, RunState, TaskRecord
+from coordinator.core.step import resolve_step
 from coordinator.engine import gates as _gates
 from coordinator.engine.budget import hold_paid, release_held
 from coordinator.engine.context import RunContext
@@ -24,8 +26,6 @@ from coordinator.engine.schedule import plan_step, run_outcome
 from reviews import inbox
 from reviews.gate import decision_applied, needs_person, window_open
 from reviews.records import write_review_record
-from roles.drivers.cli import merge_reviewed
-from task_boards.render import render_all
 
 
 def _merged(state: RunState, ch: _gates.Changes) -> RunState:
@@ -80,8 +80,8 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             ctx.events.emit("gate_decided", gate=gid, status="skipped", reason=why)
         for gid in sched.due_gates:
             _gates.review(ctx, gid, tasks_state, gates_state.get(gid, {}), ch)
-        # Branches of cli assignments merge only once every gate reviewing them let them through.
-        merges = merge_reviewed(ctx.ws.root, ctx.run_id, plan, tasks_state, gates_state)
+        # Drivers whose work waits for its gates (a cli branch merges only once they let it through).
+        merges = _after_gates(ctx, tasks_state, gates_state)
         for tid, change in merges.items():
             ch.task(tid, cast(TaskRecord, change))
             outcome = change["metrics"].get("merge")
@@ -121,7 +121,7 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     for tid in starting:
         dispatch = int(tasks_state.get(tid, {}).get("dispatch", 0)) + 1
         ch.task(tid, TaskRecord(status="running", dispatch=dispatch, started_at=now_iso()))
-        if plan.tasks[tid].run is None or _reads_status(plan.tasks[tid].run):
+        if plan.tasks[tid].run is None or _reads_status(ctx, plan.tasks[tid].run):
             force_render = True
 
     merged = _merged(state, ch)
@@ -157,18 +157,29 @@ def _budget_view(ctx: RunContext, state: RunState) -> dict[str, Any] | None:
     return view
 
 
-def _reads_status(step_name: str | None) -> bool:
-    from coordinator.core.step import STEPS
+def _after_gates(ctx: RunContext, tasks: dict[str, Any], gates: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Task updates from the ``after_gates`` hooks of the drivers this run's roles use."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted({r.driver for r in ctx.roles.values()}):
+        hook = getattr(DRIVERS.get(name), "after_gates", None)
+        if hook is not None:
+            out.update(hook(ctx.ws.root, ctx.run_id, ctx.plan, tasks, gates))
+    return out
 
-    spec = STEPS.get(step_name or "")
-    return bool(spec and spec.reads_run_status)
+
+def _reads_status(ctx: RunContext, step_ref: str | None) -> bool:
+    return step_ref is not None and resolve_step(step_ref, ctx.ws.root).reads_run_status
 
 
 def _render(ctx: RunContext, state: RunState, decided_gates: list[str]) -> None:
     written = []
     for gid in decided_gates:
         written += write_review_record(ctx.ws, ctx.plan, state, gid)
-    result = render_all(ctx.ws, ctx.plan, ctx.roles, state)
+    result = ListenerResult()
+    for _, listener in LISTENERS:
+        told = listener.on_state(ctx.ws, ctx.plan, ctx.roles, state, decided_gates)
+        result.written += told.written
+        result.conflicts += told.conflicts
     ctx.conflicts = result.conflicts
     ctx.last_render = time.monotonic()
     written += result.written

@@ -26,10 +26,9 @@ from coordinator.core.plan import (
     PlanSpec,
     TaskSpec,
 )
+from coordinator.core.registry import UnknownPlugin
+from coordinator.core.step import StepSpec, resolve_step
 from coordinator.core.yaml_io import Loc, Located, format_loc, load_file, load_located
-
-if typing.TYPE_CHECKING:
-    from coordinator.core.step import StepSpec
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN_PACKAGE = "coordinator.plans"
@@ -143,8 +142,11 @@ class _Parts:
         return parts
 
 
-def parse_plan(text: str, source: str) -> tuple[PlanSpec, Located]:
-    """Parse and validate a plan's text; raise :class:`PlanError` with every problem found."""
+def parse_plan(text: str, source: str, root: Path | None = None) -> tuple[PlanSpec, Located]:
+    """Parse and validate a plan's text; raise :class:`PlanError` with every problem found.
+
+    ``root`` is the workspace: ``run: module:function`` steps are imported from it first.
+    """
     try:
         located = load_located(text, source)
     except ConfigError as e:
@@ -160,7 +162,7 @@ def parse_plan(text: str, source: str) -> tuple[PlanSpec, Located]:
         for err in e.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             errors.add(loc, _pydantic_message(err))
-    _check_references(_Parts.of(spec) if spec is not None else _Parts.salvage(located.data), errors)
+    _check_references(_Parts.of(spec) if spec is not None else _Parts.salvage(located.data), errors, root)
     errors.raise_if_any()
     assert spec is not None  # no schema error was found
     return spec, located
@@ -176,10 +178,16 @@ def _pydantic_message(err: Any) -> str:
     return msg
 
 
-def _check_references(parts: _Parts, errors: _Collector) -> None:
-    from coordinator.core.step import load_steps
+def _step_spec(ref: str, root: Path | None, loc: Loc, errors: _Collector) -> StepSpec | None:
+    """The step ``run:`` names, or None with the reason recorded at ``loc``."""
+    try:
+        return resolve_step(ref, root)
+    except UnknownPlugin as e:
+        errors.add(loc, str(e))
+        return None
 
-    steps = load_steps()
+
+def _check_references(parts: _Parts, errors: _Collector, root: Path | None) -> None:
     task_ids: dict[str, int] = {}
     for i, task in parts.tasks:
         if task.id in task_ids:
@@ -209,10 +217,8 @@ def _check_references(parts: _Parts, errors: _Collector) -> None:
                 errors.add(("tasks", i, "needs", n), "a task cannot need itself")
         _check_params(parts.params, task, i, errors)
         if task.run is not None:
-            if task.run not in steps:
-                errors.add(("tasks", i, "run"), f"unknown callable {task.run!r} (known steps: {', '.join(sorted(steps))})")
-            else:
-                step_spec = steps[task.run]
+            step_spec = _step_spec(task.run, root, ("tasks", i, "run"), errors)
+            if step_spec is not None:
                 for key, value in task.with_.items():
                     if key not in step_spec.params:
                         errors.add(("tasks", i, "with", key), f"step {task.run!r} has no parameter {key!r}")
@@ -413,7 +419,7 @@ def _origin(raw: Any, overrides: dict[str, Any], profile: str, profile_set: dict
 
 
 def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | None = None,
-                 overrides: dict[str, Any] | None = None) -> CompiledPlan:
+                 overrides: dict[str, Any] | None = None, root: Path | None = None) -> CompiledPlan:
     """Expand foreach, substitute parameters, apply the profile; raise on what only shows now."""
     errors = _Collector(located)
     profile_name = profile or spec.default_profile
@@ -427,8 +433,6 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
         raise UsageError(f"--set: plan {spec.name!r} has no parameter {', '.join(map(repr, unknown))} "
                          f"(parameters: {', '.join(sorted(spec.params))})")
     params = {**spec.params, **prof.set, **overrides}
-
-    from coordinator.core.step import STEPS
 
     expansions: dict[str, list[tuple[str, Any]]] = {}
     for i, task in enumerate(spec.tasks):
@@ -448,14 +452,15 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
         for tid, item in expansions[task.id]:
             scope = {**params, "item": item}
             with_ = substitute(task.with_, scope)
-            if task.run is not None and item is not None and "agent" in STEPS[task.run].params \
+            step_spec = resolve_step(task.run, root) if task.run is not None else None
+            if step_spec is not None and item is not None and "agent" in step_spec.params \
                     and "agent" not in with_:
                 with_["agent"] = item
-            if task.run is not None:
-                for key in STEPS[task.run].path_params & set(with_):
+            if step_spec is not None:
+                for key in step_spec.path_params & set(with_):
                     _check_path(with_[key], ("tasks", i, "with", key), errors)
                 for key, value in with_.items():
-                    if key in STEPS[task.run].params and (problem := step_value_problem(STEPS[task.run], key, value)):
+                    if key in step_spec.params and (problem := step_value_problem(step_spec, key, value)):
                         errors.add(("tasks", i, "with", key),
                                    problem + _origin(task.with_.get(key), overrides, profile_name, prof.set))
             needs: list[str] = []
@@ -513,14 +518,14 @@ def load_plan(ref: str, *, workspace: Path | None = None, profile: str | None = 
               overrides: dict[str, Any] | None = None) -> CompiledPlan:
     """Find, parse, validate and compile a plan in one call."""
     source, text = find_plan(ref, workspace)
-    spec, located = parse_plan(text, source)
-    return compile_plan(spec, located, text, profile=profile, overrides=overrides)
+    spec, located = parse_plan(text, source, workspace)
+    return compile_plan(spec, located, text, profile=profile, overrides=overrides, root=workspace)
 
 
 def load_spec(ref: str, *, workspace: Path | None = None) -> PlanSpec:
     """Find, parse and validate a plan without compiling it."""
     source, text = find_plan(ref, workspace)
-    return parse_plan(text, source)[0]
+    return parse_plan(text, source, workspace)[0]
 
 
 __all__ = ["builtin_plans", "compile_plan", "find_plan", "load_file", "load_plan", "load_spec",

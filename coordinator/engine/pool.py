@@ -29,10 +29,9 @@ from coordinator.core.events import EventKind, EventLog, now_iso
 from coordinator.core.io import atomic_write_bytes
 from coordinator.core.llm import SpendGuard
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import TaskRecord
-from roles.definitions import RoleDefinition
-from roles.drivers import get_driver
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +189,7 @@ class TaskPool:
         task = entry.task
         role = self.roles[task.role]
         driver_name = "pipeline" if task.run is not None else role.driver
-        driver = get_driver(driver_name)
+        driver = DRIVERS.get(driver_name)()
         started_iso = now_iso()
         outcome = TaskOutcome(status="failed", error="not run")
         attempt = 0

@@ -18,6 +18,8 @@ from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordErr
 from coordinator.core.events import EventLog, now_iso
 from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
+from coordinator.core.ports import DRIVERS
+from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
 from coordinator.engine.budget import RunBudget
@@ -31,7 +33,7 @@ from coordinator.engine.pool import TaskPool
 from coordinator.engine.schedule import run_outcome
 from reviews import inbox
 from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
-from roles.definitions import RoleDefinition, load_workspace_roles, resolve_roles
+from roles.definitions import load_workspace_roles, resolve_roles
 
 log = logging.getLogger(__name__)
 
@@ -158,27 +160,21 @@ def _roles(ws: Workspace, plan: CompiledPlan) -> dict[str, RoleDefinition]:
     return resolve_roles(plan.roles, load_workspace_roles(ws.config), str(ws.config))
 
 
-def check_cli_executables(ws: Workspace, plan: CompiledPlan) -> None:
-    """Before a run starts: every role whose assignments a coding-agent CLI runs (``driver: cli``) finds
-    its executable on PATH; a :class:`UsageError` naming the role, agent and executable otherwise."""
-    import shutil
-
-    from roles.drivers.cli import FLAVORS
-
+def preflight(ws: Workspace, plan: CompiledPlan) -> None:
+    """Before a run starts: ask each driver that plays an assignment's role what would make it fail
+    (a coding-agent CLI missing from PATH, …); a :class:`UsageError` listing every problem otherwise."""
     roles = _roles(ws, plan)
-    assigned = {t.role for t in plan.tasks.values() if t.run is None}
-    missing = []
-    for name in sorted(assigned):
-        role = roles.get(name)
-        if role is None or role.driver != "cli" or role.agent not in FLAVORS:
-            continue
-        exe = role.executable or FLAVORS[role.agent].executable
-        if shutil.which(exe) is None:
-            missing.append(f"role {name!r} (agent {role.agent}, driver cli) runs {exe!r}, which is not on PATH: "
-                           f"install the {role.agent} CLI, set roles.{name}.executable in coord.yaml to its path, "
-                           f"or rebind the role in coord.yaml (e.g. `{name}: {{agent: {role.agent}, driver: offline}}`)")
-    if missing:
-        raise UsageError("; ".join(missing) + " — nothing was started")
+    assigned = sorted({t.role for t in plan.tasks.values() if t.run is None} & set(roles))
+    by_driver: dict[str, list[RoleDefinition]] = {}
+    for name in assigned:
+        by_driver.setdefault(roles[name].driver, []).append(roles[name])
+    problems = []
+    for driver, played in sorted(by_driver.items()):
+        check = getattr(DRIVERS.get(driver), "preflight", None)
+        if check is not None:
+            problems += check(played)
+    if problems:
+        raise UsageError("; ".join(problems) + " — nothing was started")
 
 
 def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str]]) -> Any:
@@ -208,7 +204,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
     if budget_usd is not None:
         plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
-    check_cli_executables(ws, plan)
+    preflight(ws, plan)
     ws.ensure()
     with WorkspaceLock(ws) as lock:
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name

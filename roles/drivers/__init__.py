@@ -1,25 +1,8 @@
-"""Drivers by name. New drivers (llm, cli, human) register here; the graph never changes."""
+"""The built-in drivers: pipeline, offline, llm, cli and human.
 
-from __future__ import annotations
-
-from collections.abc import Callable
-
-from coordinator.core.ports import Driver
-from roles.drivers.cli import CliDriver
-from roles.drivers.human import HumanDriver
-from roles.drivers.llm import LLMDriver
-from roles.drivers.offline import OfflineDriver
-from roles.drivers.pipeline import PipelineDriver
-
-DRIVERS: dict[str, Callable[[], Driver]] = {
-    "pipeline": PipelineDriver,
-    "offline": OfflineDriver,
-    "llm": LLMDriver,
-    "cli": CliDriver,
-    "human": HumanDriver,
-}
-
-
-def get_driver(name: str) -> Driver:
-    """A new driver instance by name."""
-    return DRIVERS[name]()
+Each is registered under the entry-point group ``coord.drivers`` in
+``pyproject.toml`` and found through :data:`coordinator.core.ports.DRIVERS`;
+nothing in the engine names one. A new driver is a module with a class that
+has ``name``, ``traits = DriverTraits(...)`` and ``run(task, ctx)``, plus one
+entry-point line.
+"""

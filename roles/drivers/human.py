@@ -9,13 +9,14 @@ the tick, runs the task's accept checks and the run goes on.
 from __future__ import annotations
 
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
 
 
 class HumanDriver:
     """Hands an assignment to a person."""
 
     name = "human"
+    traits = DriverTraits()
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Leave the task waiting for a tick on the board of the role's agent."""

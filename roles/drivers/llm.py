@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from coordinator.core.errors import WorkspaceEscapeError
 from coordinator.core.io import atomic_write_bytes
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
 from coordinator.core.step import resolve_in_workspace
 from roles.definitions import provider_config
 from roles.drivers.cli._run_files import load_run_plan, load_run_state
@@ -33,7 +33,7 @@ from roles.providers import (
     make_provider,
 )
 from roles.providers.secrets import redact
-from task_boards.render import execute_now_text
+from roles.task_view import execute_now_text
 
 MAX_TOKENS = 8192
 SYSTEM = ("You are the {role} agent ({agent}) of a small team coordinated by coord. Do the assignment below. "
@@ -77,6 +77,7 @@ class LLMDriver:
     """Answers an assignment through the role's LLM provider."""
 
     name = "llm"
+    traits = DriverTraits(paid_unless_free_provider=True)
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Prompt the model, write its deliverables and a response record, report usage and cost."""

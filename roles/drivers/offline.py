@@ -13,7 +13,7 @@ import re
 
 from coordinator.core.io import atomic_write_bytes
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome
+from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
 
 LABEL = "offline stand-in (no LLM was called)"
 
@@ -27,6 +27,7 @@ class OfflineDriver:
     """Answers assignments deterministically from the instructions alone."""
 
     name = "offline"
+    traits = DriverTraits(stand_in=True)
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Write the stand-in response for the task."""

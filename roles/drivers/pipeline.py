@@ -7,8 +7,8 @@ import traceback
 
 from coordinator.core.errors import STEP_FAULTS, BudgetExceeded
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome
-from coordinator.core.step import StepContext, load_steps
+from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
+from coordinator.core.step import StepContext, resolve_step
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +17,12 @@ class PipelineDriver:
     """Runs ``task.run`` with ``task.params`` in this process."""
 
     name = "pipeline"
+    traits = DriverTraits()
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Call the step; turn its result or error into an outcome."""
         assert task.run is not None
-        spec = load_steps()[task.run]
+        spec = resolve_step(task.run, ctx.workspace)
         step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, feedback=tuple(ctx.feedback),
                                spend=ctx.spend)
         try:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-import tests.coordinator.steps_for_tests  # noqa: F401  (registers the test steps)
 from coordinator.core.workspace import Workspace
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
 from coordinator.engine.ledger import Ledger
 from coordinator.engine.runner import RunOptions, run_plan, run_status
 from tests.fakes.llm_server import FakeLLMServer
+
+pytestmark = pytest.mark.slow
 
 N = 30
 PLAN = f"""name: gen

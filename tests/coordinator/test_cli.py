@@ -55,6 +55,7 @@ def test_plan_show_prints_compiled_plan(tmp_path):
     assert "finetune[legal]" in result.output and "skip: true" in result.output
 
 
+@pytest.mark.slow
 def test_run_by_workspace_plan_name_then_runs_and_status(tmp_path):
     (tmp_path / "plans").mkdir()
     write_plan(tmp_path / "plans", PLAN, "cli_demo.yaml")
@@ -101,6 +102,7 @@ def _interrupted_run(ws: Workspace) -> str:
     return summary.run_id
 
 
+@pytest.mark.slow
 def test_run_resumes_the_unfinished_run_and_fresh_starts_a_new_one(tmp_path):
     ws = Workspace.at(tmp_path)
     run_id = _interrupted_run(ws)
@@ -114,6 +116,7 @@ def test_run_resumes_the_unfinished_run_and_fresh_starts_a_new_one(tmp_path):
     assert len(list_runs(ws)) == 2
 
 
+@pytest.mark.slow
 def test_resume_command_continues_a_run(tmp_path):
     ws = Workspace.at(tmp_path)
     run_id = _interrupted_run(ws)
@@ -123,6 +126,7 @@ def test_resume_command_continues_a_run(tmp_path):
     assert invoke("resume", "-w", str(tmp_path)).exit_code == 2  # nothing left to resume
 
 
+@pytest.mark.slow
 def test_changed_plan_does_not_silently_resume(tmp_path):
     ws = Workspace.at(tmp_path)
     _interrupted_run(ws)
@@ -131,6 +135,7 @@ def test_changed_plan_does_not_silently_resume(tmp_path):
     assert "--fresh" in result.output
 
 
+@pytest.mark.slow
 def test_workspace_coord_yaml_rebinds_roles(tmp_path):
     (tmp_path / "coord.yaml").write_text("roles:\n  execution: {agent: human_ops}\n")
     write_plan(tmp_path, PLAN, "p.yaml")
@@ -201,6 +206,7 @@ def test_budget_is_validated_by_the_run_service_too(tmp_path):
     assert not (tmp_path / ".coord").exists()
 
 
+@pytest.mark.slow
 def test_runs_shows_full_ids_and_json(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal must not cut ids
     path = write_plan(tmp_path, PLAN, "p.yaml")
@@ -226,6 +232,7 @@ def _two_runs(tmp_path):
     return first, second
 
 
+@pytest.mark.slow
 def test_find_run_takes_an_id_or_a_unique_prefix(tmp_path):
     from coordinator.core.errors import UsageError
     from coordinator.engine.runner import find_run
@@ -243,6 +250,7 @@ def test_find_run_takes_an_id_or_a_unique_prefix(tmp_path):
         find_run(ws, None, unfinished=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["status"], ["costs"], ["budget", "show"], ["resume"], ["board", "sync"],
                                      ["approve", "g", "--run"], ["reviews", "--run"], ["budget", "raise", "1", "--run"],
                                      ["review", "show", "g", "--run"]])
@@ -270,6 +278,7 @@ tasks:
 """
 
 
+@pytest.mark.slow
 def test_status_of_a_live_run_says_running_not_interrupted(tmp_path):
     import os
     import threading
@@ -333,6 +342,7 @@ def _untick(tmp_path, board: str, task: str) -> None:
     path.write_text(text.replace(f"- [x] **{task}**", f"- [ ] **{task}**"))
 
 
+@pytest.mark.slow
 def test_unticking_a_task_of_a_finished_run_reopens_the_run(tmp_path):
     ws = Workspace.at(tmp_path)
     path = write_plan(tmp_path, PLAN, "p.yaml")

@@ -62,6 +62,7 @@ def test_retries_exhausted_fail_the_task(ws):
     assert "transient failure 2" in summary.state["tasks"]["flaky"]["error"]
 
 
+@pytest.mark.slow
 def test_timeout_fails_a_task(ws):
     plan = HEAD + """
   - {id: slow, title: Slow, role: lead, run: t_sleep, timeout: 0.3, with: {seconds: 5}}
@@ -122,6 +123,7 @@ gates:
     assert any("gate review rejected" in p for p in summary.problems)
 
 
+@pytest.mark.slow
 def test_independent_chains_do_not_wait_for_each_other(ws):
     # A short chain must finish while the long task still runs (no superstep barrier).
     plan = HEAD + """
@@ -136,6 +138,7 @@ def test_independent_chains_do_not_wait_for_each_other(ws):
     assert finished.index("s3") < finished.index("long")
 
 
+@pytest.mark.slow
 def test_concurrency_bound_is_respected(ws):
     tasks = "".join(f"  - {{id: t{i}, title: T{i}, role: lead, run: t_sleep, with: {{seconds: 0.2}}}}\n"
                     for i in range(6))

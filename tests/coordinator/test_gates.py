@@ -13,7 +13,6 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
 from coordinator.cli.app import app
 from coordinator.core.events import read_events
 from coordinator.engine.checkpoint import open_saver

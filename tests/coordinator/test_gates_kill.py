@@ -11,17 +11,20 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
 from coordinator.cli.app import app
 from coordinator.core.events import read_events
 from coordinator.engine.runner import run_status
+from tests.conftest import PLUGINS
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-# `coord` with the test steps registered: the same entry point, one import earlier.
+# `coord` with the test steps' plugin distribution on the path
 COORD = [sys.executable, "-c",
-         "import sys, tests.reviews.steps_for_gates; from coordinator.cli.app import main; "
+         f"import sys; sys.path.insert(0, {str(PLUGINS)!r}); from coordinator.cli.app import main; "
          "sys.argv[0] = 'coord'; main()"]
 
 PLAN = """name: kill

@@ -58,7 +58,7 @@ def test_good_plan_compiles_foreach_and_params(tmp_path):
     [
         (("role: quality", "role: reviewer"), "tasks[2].role", "unknown role 'reviewer'"),
         (("needs: [first]", "needs: [frist]"), "tasks[1].needs[0]", "unknown task or gate 'frist'"),
-        (("run: t_noop\n    with", "run: no_such_step\n    with"), "tasks[0].run", "unknown callable 'no_such_step'"),
+        (("run: t_noop\n    with", "run: no_such_step\n    with"), "tasks[0].run", "unknown step 'no_such_step'"),
         (("after: [fan]", "after: [nope]"), "gates[0].after[0]", "gate after unknown task 'nope'"),
         (("id: last", "id: first"), "tasks[2].id", "duplicate task id 'first'"),
         (("with: {value: \"${n}\"}", "with: {value: \"${missing}\"}"), "tasks[0].with.value", "unknown parameter ${missing}"),

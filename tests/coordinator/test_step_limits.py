@@ -6,12 +6,10 @@ from __future__ import annotations
 import pytest
 
 from coordinator.core.errors import ParameterError, PlanError
-from coordinator.core.step import STEPS, Limit, StepContext, load_steps, step
+from coordinator.core.step import STEPS, Limit, StepContext, step
 from coordinator.engine.plan_loader import load_plan
 from pipeline.finetune import get_backend
-from pipeline.providers import LLM_PROVIDERS
-
-load_steps()
+from pipeline.llm_examples import LLM_PROVIDERS
 
 # (step, `with:` in YAML flow style, parameter, words of the error)
 BAD = [
@@ -90,11 +88,11 @@ def test_what_the_plan_refuses_the_step_refuses_when_it_runs(tmp_path, run, with
 
     params = yaml.safe_load(with_)
     with pytest.raises(ParameterError):
-        STEPS[run].fn(StepContext(tmp_path), **params)
+        STEPS.get(run).fn(StepContext(tmp_path), **params)
 
 
 def test_every_finetune_backend_choice_is_known_to_get_backend(tmp_path):
-    choices = STEPS["finetune"].limits["backend"].choices
+    choices = STEPS.get("finetune").limits["backend"].choices
     assert choices is not None and "openai" in choices
     for name in set(choices) - {"openai"}:  # openai needs an API key to build
         assert get_backend(name, log_dir=tmp_path, out_dir=tmp_path) is not None
@@ -103,7 +101,7 @@ def test_every_finetune_backend_choice_is_known_to_get_backend(tmp_path):
 
 
 def test_generate_provider_choices_are_the_providers_get_provider_knows():
-    assert STEPS["generate"].limits["provider"].choices == ("offline", *LLM_PROVIDERS)
+    assert STEPS.get("generate").limits["provider"].choices == ("offline", *LLM_PROVIDERS)
 
 
 def test_a_set_override_out_of_range_names_the_field_and_the_override():

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.e2e.conftest import REPO, coord_env
+
+pytestmark = pytest.mark.slow
 
 HEAVY = ("langgraph", "langchain_core", "langsmith", "jinja2", "git", "openai", "anthropic", "pandas", "numpy")
 

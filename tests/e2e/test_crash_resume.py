@@ -9,7 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import SMALL, coord_cmd, coord_env, run_coord
+
+pytestmark = pytest.mark.slow
 
 # Kill when the n-th event of this kind appears (counted over the whole log, across restarts).
 KILL_POINTS = [("task_finished", 1), ("task_started", 3), ("gate_decided", 1), ("task_started", 8),

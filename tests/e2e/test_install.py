@@ -8,7 +8,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import REPO, SMALL
+
+pytestmark = pytest.mark.slow
 
 
 def test_wheel_install_runs_week2_from_an_empty_directory(tmp_path):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.e2e.conftest import SMALL, run_coord
+
+pytestmark = pytest.mark.slow
 
 AGENTS = ["qa", "support", "legal", "analyst", "content"]
 

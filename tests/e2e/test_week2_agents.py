@@ -6,9 +6,12 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from git import Repo
 
 from tests.e2e.conftest import run_coord
+
+pytestmark = pytest.mark.slow
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.e2e.conftest import SMALL, run_coord
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def week2(tmp_path_factory) -> Path:

@@ -221,6 +221,7 @@ item_keys = st.sampled_from(["class_", "tool_call_id", "content", "source", "fun
                              "language", "description", "url"])
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["schema_version", "id", "content", "details", "available_apis"]),
                        json_values | st.lists(st.dictionaries(item_keys, json_values), max_size=4)))

@@ -232,6 +232,7 @@ def test_audit_rerun_with_same_inputs_is_skipped(ws: Path) -> None:
     assert not changed.skipped and changed.metrics["near_dup_pairs"] == 0
 
 
+@pytest.mark.slow
 def test_audit_report_stays_bounded_on_large_noisy_input(tmp_path: Path) -> None:
     rows = []
     for i in range(20_000):

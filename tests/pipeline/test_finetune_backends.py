@@ -75,6 +75,7 @@ def test_openai_job_runs_to_success_with_events_logged_and_cost_recorded(tmp_pat
     assert row["usd"] == pytest.approx(12345 / 1e6 * 3.0)
 
 
+@pytest.mark.slow
 def test_polling_survives_rate_limits_and_server_errors(tmp_path, server):
     _train(tmp_path)
     server.inject("ft_get", Fault.http(429, retry_after=0), Fault.http(500))
@@ -108,6 +109,7 @@ def test_a_fine_tune_past_the_budget_is_refused_before_uploading(tmp_path, serve
     assert server.calls("files") == [] and server.calls("ft_create") == []
 
 
+@pytest.mark.slow
 def test_crash_between_job_creation_and_polling_reattaches_to_the_one_job(tmp_path, server):
     _train(tmp_path)
     server.hold("ft_get")  # the child blocks on its first poll, after the job id is on disk
@@ -262,6 +264,7 @@ def test_local_launch_that_exits_1_fails_with_its_exit_code(tmp_path, launch_loc
     assert rec["status"] == "failed" and isinstance(rec["pid"], int)
 
 
+@pytest.mark.slow
 def test_local_launch_that_hangs_times_out_and_its_process_group_is_killed(tmp_path, launch_local):
     launch_local("hang")
     started = time.monotonic()

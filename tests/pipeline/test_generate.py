@@ -15,7 +15,7 @@ from coordinator.core.errors import ParameterError
 from coordinator.core.step import StepContext
 from pipeline import offline_corpus as oc
 from pipeline.generate import generate, mix_counts
-from pipeline.providers import get_provider
+from pipeline.llm_examples import get_provider
 
 WEEK2 = ["qa", "support", "legal", "analyst", "content"]
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -137,6 +137,7 @@ def test_rerun_with_same_parameters_is_skipped(tmp_path):
     assert not first.skipped and again.skipped and again.metrics == first.metrics
 
 
+@pytest.mark.slow
 def test_week2_volume_fits_the_budget(tmp_path):
     start = time.perf_counter()
     result = run(tmp_path, agents=WEEK2)

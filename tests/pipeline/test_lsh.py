@@ -58,6 +58,7 @@ def banded_candidates(sigs: np.ndarray, threshold: float, tmp_path: Path) -> set
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partition_rows", [1 << 18, 700])
 @pytest.mark.parametrize("threshold", [0.85, 0.5])
 def test_candidates_equal_datasketch_minhashlsh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

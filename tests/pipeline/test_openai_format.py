@@ -181,9 +181,9 @@ def test_step_names_a_missing_agent_file(tmp_path):
 
 def test_the_package_keeps_its_public_names_and_registers_the_step():
     import pipeline.openai_format as facade
-    from coordinator.core.step import load_steps
+    from coordinator.core.step import STEPS
 
     for name in ("DEFAULT_MODEL", "FileReport", "LineError", "base_model", "context_limit", "estimate_tokens",
                  "validate_openai", "validate_openai_file"):
         assert hasattr(facade, name), name
-    assert load_steps()["validate_openai"].fn is facade.validate_openai
+    assert STEPS.get("validate_openai").fn is facade.validate_openai

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-import tests.coordinator.steps_for_tests
-import tests.reviews.steps_for_gates  # noqa: F401  (registers the gate test steps)
 from coordinator.core.workspace import Workspace
 
 

@@ -44,6 +44,7 @@ def _commit(repo: Repo, msg: str) -> str:
     return repo.index.commit(msg, author=who, committer=who).hexsha
 
 
+@pytest.mark.slow
 def test_evidence_of_a_cli_task_carries_its_branch_diff(tmp_path):
     repo = Repo.init(tmp_path, initial_branch="main")
     (tmp_path / "README.md").write_text("# x\n")

@@ -14,9 +14,9 @@ from git import Repo
 
 from coordinator.core.io import atomic_write_json
 from coordinator.core.ports import DriverContext
+from coordinator.core.roles import RoleDefinition
 from coordinator.engine.plan_loader import load_plan
 from coordinator.engine.runner import RunOptions, run_plan
-from roles.definitions import RoleDefinition
 from roles.drivers.cli import CliDriver
 
 FLAVORS = [("lead", "claude"), ("quality", "codex"), ("execution", "cursor")]
@@ -183,6 +183,7 @@ def _driver_ctx(ws, tmp_path, agent: str, timeout: float | None, cancel: threadi
     return task, ctx
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", ["claude", "codex", "cursor"])
 def test_hang_times_out_and_kills_the_process_group(git_ws, fake_clis, monkeypatch, tmp_path, agent):
     pidfile = tmp_path / "pids"
@@ -214,6 +215,7 @@ def test_cancellation_kills_the_process_group(git_ws, fake_clis, monkeypatch, tm
     assert _all_dead([int(p) for p in pidfile.read_text().split()])
 
 
+@pytest.mark.slow
 def test_an_agent_left_running_by_a_killed_coord_is_stopped_on_resume(git_ws, fake_clis, monkeypatch,
                                                                      tmp_path):
     pidfile = tmp_path / "pids"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from git import Actor, Repo
 
 from coordinator.core.events import read_events
@@ -98,6 +99,7 @@ def test_waiting_gate_holds_the_merge_and_a_conflict_is_reported_not_forced(git_
     assert not repo.is_dirty(untracked_files=False)
 
 
+@pytest.mark.slow
 def test_accept_checks_run_in_the_worktree_and_failures_block_the_merge(git_ws, fake_clis, tmp_path,
                                                                        monkeypatch):
     recipes = tmp_path / "recipes.json"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from git import Repo
 
 from coordinator.engine.runner import RunOptions, run_plan
+
+pytestmark = pytest.mark.slow
 
 RECIPES = Path(__file__).resolve().parents[1] / "fakes" / "recipes" / "week2_agents.json"
 

@@ -76,6 +76,7 @@ def _reference(tmp_path: Path, srv, n: int) -> tuple[str, int]:
     return _sha(ws), srv.completions - before
 
 
+@pytest.mark.slow
 def test_calls_overlap_and_the_file_is_the_same_whatever_the_concurrency(tmp_path, srv):
     srv.latency_s = 0.03
     _run(tmp_path / "one", 16, 1)
@@ -89,6 +90,7 @@ def test_calls_overlap_and_the_file_is_the_same_whatever_the_concurrency(tmp_pat
     assert result.metrics["examples"] == 16
 
 
+@pytest.mark.slow
 def test_a_failure_half_way_keeps_the_answers_and_the_rerun_pays_only_for_the_rest(tmp_path, srv):
     ref_sha, ref_calls = _reference(tmp_path, srv, 30)
     srv.completions = 0
@@ -118,6 +120,7 @@ generate(StepContext(workspace=Path(sys.argv[1])), agents=["qa"], examples_per_a
 """
 
 
+@pytest.mark.slow
 def test_a_killed_step_reruns_paying_only_for_answers_it_had_not_stored(tmp_path, srv):
     ref_sha, ref_calls = _reference(tmp_path, srv, 40)
     srv.completions = 0
@@ -158,6 +161,7 @@ def test_a_cut_off_cache_line_is_skipped_with_a_warning_and_asked_again(tmp_path
     assert srv.completions == 0
 
 
+@pytest.mark.slow
 def test_an_exhausted_budget_stops_new_calls_and_a_raise_finishes_the_rest(tmp_path, srv):
     srv.reply_fn = lambda body: _answer(body, words=2000)  # longer answers than the estimate assumed
     ref_sha, ref_calls = _reference(tmp_path, srv, 30)

@@ -12,9 +12,9 @@ from coordinator.core.plan import Budget
 from coordinator.core.step import StepContext
 from coordinator.engine.budget import RunBudget
 from coordinator.engine.ledger import Ledger
+from pipeline.example_sources import ExampleSpec
 from pipeline.generate import generate
 from pipeline.llm_examples import scenario
-from pipeline.providers import ExampleSpec
 
 EXAMPLE = {"system": "You are the QA agent of the team.", "turns": [
     {"role": "user", "content": "Design tests for the login form."},

@@ -4,24 +4,8 @@ from pathlib import Path
 
 import pytest
 
-import tests.coordinator.steps_for_tests  # noqa: F401  (registers the test steps)
-from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome
 from coordinator.core.workspace import Workspace
 from coordinator.engine.runner import RunOptions, RunSummary, run_plan
-from roles.drivers import DRIVERS
-
-
-class PersonDriver:
-    """A scripted person: takes the assignment and leaves it waiting for a tick on the board."""
-
-    name = "human"
-
-    def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
-        return TaskOutcome(status="waiting", notes=["handed to a person"])
-
-
-DRIVERS.setdefault("human", PersonDriver)
 
 PLAN = """name: b
 tasks:

@@ -127,10 +127,10 @@ def test_fixing_the_garbled_line_lets_the_edits_through(ws):
 
 
 def test_every_reported_line_is_coords_and_long_reports_are_cut():
+    from roles.task_view import MAX_REPORTED, REPORTED_CHARS, reported_lines
     from task_boards.parse import parse_board
-    from task_boards.render import MAX_REPORTED, REPORTED_CHARS, _reported
 
-    lines = _reported(["first\nsecond line", "x" * 1000, *[f"note {i}" for i in range(8)]])
+    lines = reported_lines(["first\nsecond line", "x" * 1000, *[f"note {i}" for i in range(8)]])
     assert lines[0] == "first second line" and len(lines[1]) == REPORTED_CHARS and lines[1].endswith("…")
     assert len(lines) == MAX_REPORTED + 1 and lines[-1] == "(+5 more in `coord status --json`)"
     board_text = ("<!-- coord:tasks:begin -->\n- [ ] **t** — T <!-- coord:task id=t -->\n"

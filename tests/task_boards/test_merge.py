@@ -59,6 +59,7 @@ _SAFE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blackl
                      max_size=40).filter(lambda t: "coord:" not in t)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_human_text_outside_sections_survives_any_sequence_of_renders(ws, data):

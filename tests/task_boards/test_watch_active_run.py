@@ -8,15 +8,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
 from coordinator.core.step import StepContext, StepResult, WsPath, step
 from coordinator.engine.runner import list_runs, run_status
+from tests.conftest import PLUGINS
 from tests.task_boards.conftest import add_under, board
 
 ROOT = Path(__file__).resolve().parents[2]
-COORD = ("import tests.coordinator.steps_for_tests, tests.task_boards.test_watch_active_run; "
+COORD = (f"import sys; sys.path.insert(0, {str(PLUGINS)!r}); "
          "from coordinator.cli.app import main; main()")
 SLOW_PLAN = """name: slow
 tasks:
@@ -47,6 +49,7 @@ def _run_id_in_lock(ws) -> str | None:
     return text.split(" run ", 1)[1] if " run " in text else None
 
 
+@pytest.mark.slow
 def test_an_edit_during_an_active_run_is_reported_as_waiting_and_applied_when_the_run_ends(ws):
     ws.config.unlink()  # the subprocesses know only the built-in drivers
     (ws.root / "slow.yaml").write_text(SLOW_PLAN)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli.app import app
@@ -35,6 +36,7 @@ def test_watch_applies_a_save_and_resumes_the_unblocked_run(ws):
     assert "- [x] **ship**" in board(ws, "CURSOR").read_text()
 
 
+@pytest.mark.slow
 def test_watch_command_picks_up_an_edit_in_a_subprocess(ws):
     ws.config.unlink()  # the subprocess knows only the built-in drivers
     start(ws, GATE_PLAN, "g")

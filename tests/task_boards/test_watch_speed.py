@@ -49,6 +49,7 @@ def unfreeze():
     gc.unfreeze()
 
 
+@pytest.mark.slow
 def test_freeze_gc_freezes_the_heap_after_each_sync(ws, unfreeze):
     start(ws)
     gc.unfreeze()
@@ -70,6 +71,7 @@ def test_freeze_gc_freezes_the_heap_after_each_sync(ws, unfreeze):
     assert [f.split(" (from")[0] for f in run_status(ws)["tasks"]["review_notes"]["feedback"]] == ["first", "second"]
 
 
+@pytest.mark.slow
 def test_an_idle_watcher_does_not_sync_because_boards_were_read(ws, monkeypatch):
     start(ws)
     syncs: list[float] = []

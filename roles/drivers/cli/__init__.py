@@ -1,8 +1,8 @@
 """The ``cli`` driver: coding-agent CLIs (Claude Code, Codex, Cursor) in git worktrees.
 
-Public surface: :class:`CliDriver` (registered as driver ``cli``) and
-:func:`merge_reviewed`, which the graph calls when gates decide so that a
-reviewed branch is merged only after its gates approve.
+Public surface: :class:`CliDriver` (registered as driver ``cli``). Its
+``after_gates`` hook, which the engine calls for every driver in use once gates
+decide, merges a reviewed branch only after its gates approve.
 """
 
 from __future__ import annotations

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from coordinator.core.errors import CoordError
-from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DriverContext, TaskOutcome, tail
+from coordinator.core.plan import CompiledPlan, CompiledTask
+from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome, tail
+from coordinator.core.roles import RoleDefinition
 from reviews.criteria import evaluate, metric_lookup
 from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
-from roles.drivers.cli._merge import PENDING, merge_task, trailers
+from roles.drivers.cli._merge import PENDING, merge_reviewed, merge_task, trailers
 from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
 from roles.drivers.cli._run_files import gates_reviewing, load_run_plan, load_run_state
 from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
 from roles.providers.redact import Redactor
-from task_boards.render import execute_now_text
+from roles.task_view import execute_now_text
 
 DEFAULT_TIMEOUT_S = 3600.0
 """An agent run without a task timeout is stopped after an hour rather than never."""
@@ -44,6 +47,27 @@ class CliDriver:
     """Runs an assignment through the agent CLI of the role's agent."""
 
     name = "cli"
+    traits = DriverTraits(worktree=True, paid=True, agents=tuple(FLAVORS))
+
+    @classmethod
+    def preflight(cls, roles: list[RoleDefinition]) -> list[str]:
+        """Each role's agent CLI must be on PATH before anything starts."""
+        problems = []
+        for role in roles:
+            exe = role.executable or FLAVORS[role.agent].executable
+            if shutil.which(exe) is None:
+                problems.append(
+                    f"role {role.name!r} (agent {role.agent}, driver cli) runs {exe!r}, which is not on PATH: "
+                    f"install the {role.agent} CLI, set roles.{role.name}.executable in coord.yaml to its path, "
+                    f"or rebind the role in coord.yaml (e.g. `{role.name}: {{agent: {role.agent}, "
+                    "driver: offline}}`)")
+        return problems
+
+    @classmethod
+    def after_gates(cls, workspace: Path, run_id: str, plan: CompiledPlan, tasks: Mapping[str, Any],
+                    gates: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Merge the branches whose gates approved them (withhold those a gate turned down)."""
+        return merge_reviewed(workspace, run_id, plan, tasks, gates)
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Run the agent in a worktree, commit, check, and merge or hold for the gate."""

@@ -20,16 +20,14 @@ import random
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
 import orjson
 
-from coordinator.core.errors import ParameterError
 from pipeline import offline_corpus as oc
 
 if TYPE_CHECKING:
-    from coordinator.core.llm import SpendGuard
+    pass
 
 Difficulty = Literal["easy", "medium", "hard"]
 Kind = Literal["chat", "code", "tool"]
@@ -329,18 +327,3 @@ class OfflineProvider:
                      "code_call": {"id": cid, "language": template.language, "code": code}},
                     {"role": "tool", "tool_call_id": cid, "content": template.output}], block
         return [], block
-
-
-LLM_PROVIDERS = ("anthropic", "openai", "openai_compatible")
-
-
-def get_provider(name: str, *, model: str | None = None, spend: SpendGuard | None = None,
-                 cache_dir: Path | None = None) -> ExampleProvider:
-    """The provider registered under ``name`` (LLM providers record calls to ``spend``, answers in ``cache_dir``)."""
-    if name == "offline":
-        return OfflineProvider()
-    if name in LLM_PROVIDERS:
-        from pipeline.llm_examples import LLMExampleProvider
-
-        return LLMExampleProvider(name, model, spend, cache_dir)
-    raise ParameterError(f"unknown provider {name!r}; known: 'offline', {', '.join(map(repr, LLM_PROVIDERS))}")
