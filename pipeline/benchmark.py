@@ -73,6 +73,7 @@ from pipeline._benchmark_report import (
     render_markdown,
 )
 from pipeline.compat import AGENT_NAME
+from pipeline.provenance import benchmark_note, benchmark_provenance
 from pipeline.responder import (
     MODEL_NAME,
     MemoryRow,
@@ -141,7 +142,8 @@ def _check_params(agents: list[str] | None, alpha: float, match_threshold: float
 
 
 @step("benchmark", limits={"agents": {"min_size": 1, "pattern": AGENT_NAME.pattern},
-                           "alpha": {"gt": 0, "lt": 1}, "match_threshold": {"gt": 0, "le": 1}})
+                           "alpha": {"gt": 0, "lt": 1}, "match_threshold": {"gt": 0, "le": 1}},
+      provenance=benchmark_provenance, board_note=benchmark_note)
 def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
               heldout_dir: WsPath = DEFAULT_HELDOUT_DIR, out_dir: WsPath = DEFAULT_OUT_DIR,
               agents: list[str] | None = None, seed: int = 42, alpha: float = 0.05,

@@ -43,6 +43,7 @@ import yaml
 
 from coordinator.core.errors import InputError, ParameterError, TaskError
 from coordinator.core.io import sha256_file
+from coordinator.core.llm import CallRecord, Cost, Usage
 from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.finetune_jobs import (
     DRY_RUN_WORDING,
@@ -55,6 +56,7 @@ from pipeline.finetune_jobs import (
     TrainingEstimate,
 )
 from pipeline.openai_format import DEFAULT_MODEL, FileReport, base_model, validate_openai_file
+from pipeline.provenance import finetune_note, finetune_paid, finetune_provenance
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +91,15 @@ def get_backend(name: str, *, log_dir: Path | None = None, out_dir: Path | None 
     """The backend registered under ``name`` (``log_dir``: job event logs; ``out_dir``: local configs)."""
     if name == "dry_run":
         return DryRunBackend()
-    if name == "openai":  # loads the openai SDK: only when this backend is used
-        from pipeline.finetune_openai import OpenAIFinetuneBackend
+    if name == "openai":
+        # optional SDK: loads on first use
+        from pipeline.finetune_openai import (
+            OpenAIFinetuneBackend,  # loads the openai SDK: only when used
+        )
 
         return OpenAIFinetuneBackend(log_dir=log_dir)
-    if name == "local":  # the local launcher is only loaded when it is used
-        from pipeline.finetune_local import LocalFinetuneBackend
+    if name == "local":
+        from pipeline.finetune_local import LocalFinetuneBackend  # the GPU launcher: only when used
 
         return LocalFinetuneBackend(out_dir=out_dir)
     raise ParameterError(f"unknown finetune backend {name!r}; known: 'dry_run', 'openai', 'local'")
@@ -127,7 +132,8 @@ def _refuse(report: FileReport, rel: str) -> InputError:
 
 
 @step("finetune", limits={"agent": {"pattern": _AGENT_NAME.pattern}, "epochs": (1, None),
-                          "backend": {"choices": ("dry_run", "openai", "local")}})
+                          "backend": {"choices": ("dry_run", "openai", "local")}},
+      paid=finetune_paid, provenance=finetune_provenance, board_note=finetune_note)
 def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_DIR, backend: str = "dry_run",
              model: str = DEFAULT_MODEL, epochs: int = 3, out_dir: WsPath = DEFAULT_OUT_DIR) -> StepResult:
     """Validate ``agent``'s OpenAI training file, estimate tokens and cost, and run (or dry-run) the job."""
@@ -200,8 +206,6 @@ def finetune(ctx: StepContext, *, agent: str, train_dir: WsPath = DEFAULT_TRAIN_
 
 def _record_cost(ctx: StepContext, record: JobRecord, estimate: TrainingEstimate) -> None:
     """One ledger row per job (keyed by its id): billed tokens × price, else the estimate."""
-    from coordinator.core.llm import CallRecord, Cost, Usage
-
     tokens = record.trained_tokens or estimate.training_tokens
     price = estimate.price_per_1m_tokens
     cost = Cost(round(tokens / 1_000_000 * price, 6)) if price is not None else Cost(None, estimate.cost_flag)

@@ -74,6 +74,7 @@ from pipeline.example_sources import (
 )
 from pipeline.gen_cache import CACHE_DIR
 from pipeline.llm_examples import get_provider
+from pipeline.provenance import examples_note, examples_paid, examples_provenance
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,8 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
 @step("generate", limits={"agents": {"min_size": 1, "unique": True, "pattern": _AGENT_NAME.pattern},
                           "examples_per_agent": (1, None), "concurrency": (1, MAX_CONCURRENCY),
                           "provider": {"choices": ("offline", "anthropic", "openai", "openai_compatible")},
-                          "difficulty_mix": {"ge": 0, "total": 1, "keys": DIFFICULTIES}})
+                          "difficulty_mix": {"ge": 0, "total": 1, "keys": DIFFICULTIES}},
+      paid=examples_paid, provenance=examples_provenance, board_note=examples_note)
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
              difficulty_mix: dict[str, float] | None = None, model: str | None = None,

@@ -20,21 +20,18 @@ from coordinator.core.errors import InputError
 from coordinator.core.grading import letter_grade, weighted_score
 from coordinator.core.io import atomic_write_text
 from coordinator.core.plan import Grading
+from coordinator.core.provenance import plan_views, provenance, stand_in
+from coordinator.core.run_store import read_run_plan_data
 from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
+from coordinator.core.workspace import Workspace
 from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
 from pipeline.finetune import DRY_RUN_WORDING
-from pipeline.provenance import plan_views, provenance, stand_in
 from templates import render
 
 
 def _stored_plan(ctx: StepContext, status: dict[str, Any]) -> dict[str, Any]:
     """The run's compiled plan as stored beside its state (empty when there is none)."""
-    plan_file = ctx.path(".coord") / "runs" / str(status.get("run_id")) / "plan.json"
-    try:
-        plan = orjson.loads(plan_file.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return plan if isinstance(plan, dict) else {}
+    return read_run_plan_data(Workspace.at(ctx.workspace), str(status.get("run_id")))
 
 
 def _grading(plan: dict[str, Any]) -> Grading:
@@ -259,7 +256,7 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
-    origin = provenance(*plan_views(plan.get("tasks") or {}), status["tasks"])
+    origin = provenance(*plan_views(plan.get("tasks") or {}), status["tasks"], ctx.workspace)
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate, "caveats": caveats,
                "provenance": origin, "stand_in": stand_in(origin),
                "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,

@@ -23,19 +23,18 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
-from coordinator.core.llm import CallSink
+from coordinator.core.llm import CallSink, RunSpend
 from coordinator.core.plan import Check, CompiledPlan, Severity
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import CriterionResult, ModelFinding, ModelReview, ModelReviewStatus
 from reviews.evidence import Evidence, build_evidence
-from roles.definitions import provider_config
 from roles.providers import (
     CallRecord,
     LLMRequest,
@@ -44,10 +43,8 @@ from roles.providers import (
     complete_structured,
     make_provider,
 )
+from roles.providers.config import provider_config
 from roles.providers.secrets import redact
-
-if TYPE_CHECKING:
-    from coordinator.engine.budget import RunBudget
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +109,7 @@ class ModelReviewer:
 
     def __init__(self, workspace: Path, run_id: str, plan: CompiledPlan, gate_id: str, attempt: int,
                  role: RoleDefinition, tasks: Mapping[str, Mapping[str, Any]], *,
-                 budget: RunBudget | None = None) -> None:
+                 budget: RunSpend | None = None) -> None:
         self.workspace = workspace
         self.run_id = run_id
         self.plan = plan

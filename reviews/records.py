@@ -17,9 +17,9 @@ import orjson
 from coordinator.core.errors import UsageError
 from coordinator.core.io import atomic_write_json, atomic_write_text
 from coordinator.core.plan import CompiledPlan
+from coordinator.core.provenance import plan_views, provenance
 from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace
-from pipeline.provenance import plan_views, provenance
 from templates import relative_link, render
 
 RECORD_SCHEMA_VERSION = 4
@@ -45,7 +45,7 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
                  "review_criteria": [c.describe() for c in gate.criteria if c.review is not None]}
     full = {"decision": None, "history": [], "commit": None, "override_until": None,
             "grade_measured": rec.get("grade"), "reason": None, "model_review": None, **rec}
-    full["provenance"] = provenance(*plan_views(plan.tasks), tasks)
+    full["provenance"] = provenance(*plan_views(plan.tasks), tasks, ws.root)
     md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts, links=links)
     atomic_write_text(out / f"{gate_id}.md", md)
     atomic_write_json(out / f"{gate_id}.json", {"schema_version": RECORD_SCHEMA_VERSION, "run": run_id,

@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coordinator.core.errors import ConfigError
-from coordinator.core.plan import RoleBinding
+from coordinator.core.plan import CompiledPlan, RoleBinding
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
+from coordinator.core.workspace import Workspace
 from coordinator.core.yaml_io import load_file
-
-if TYPE_CHECKING:
-    from roles.providers.config import ProviderConfig
+from roles.providers.config import key_available, provider_config
+from roles.providers.errors import ProviderConfigError
 
 log = logging.getLogger(__name__)
 
 def _auto_driver(binding: RoleBinding) -> tuple[str, str]:
     if binding.provider not in (None, "offline"):  # llm hook: a provider whose key is set plays the role
-        from roles.providers.config import key_available
-
         if key_available(provider_config(binding)):
             return "llm", f"provider {binding.provider!r} configured and its key is set"
         return "offline", (f"provider {binding.provider!r} configured but no key in "
@@ -32,20 +30,8 @@ def _auto_driver(binding: RoleBinding) -> tuple[str, str]:
     return "offline", "no LLM or CLI driver configured: offline stand-in"
 
 
-def provider_config(binding: RoleBinding) -> ProviderConfig:
-    """The provider settings of a role binding (never a key: only the variable's name)."""
-    from roles.providers.config import ProviderConfig
-
-    return ProviderConfig(binding.provider or "offline", binding.model or "offline", base_url=binding.base_url,
-                          api_key_env=binding.api_key_env, env_file=binding.env_file, api=binding.api,
-                          stream=binding.stream)
-
-
 def _check_llm(name: str, binding: RoleBinding, driver: str, config_file: str) -> None:
     """An llm-driven role needs a provider and a model, and a reachable key (named, never shown)."""
-    from roles.providers.config import key_available
-    from roles.providers.errors import ProviderConfigError
-
     if binding.provider is None:
         raise ConfigError("driver 'llm' needs a provider (anthropic, openai, openai_compatible, offline)",
                           file=config_file, path=f"roles.{name}.provider")
@@ -108,3 +94,8 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
     if unknown:
         log.info("%s binds roles the plan does not declare (ignored): %s", config_file, ", ".join(unknown))
     return out
+
+
+def roles_for(ws: Workspace, plan: CompiledPlan) -> dict[str, RoleDefinition]:
+    """The plan's roles as the workspace's ``coord.yaml`` binds them."""
+    return resolve_roles(plan.roles, load_workspace_roles(ws.config), str(ws.config))

@@ -25,7 +25,7 @@ from typing import Literal
 
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 
-from coordinator.core.errors import CoordError, UsageError
+from coordinator.core.errors import InternalError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class NotAGitRepository(UsageError):
     """The workspace is not inside a usable git repository (the cli driver needs one)."""
 
 
-class GitOperationError(CoordError):
+class GitOperationError(InternalError):
     """A git command coord relies on failed."""
 
 

@@ -16,11 +16,11 @@ from typing import Any
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
-from coordinator.core.ports import ListenerResult, driver_traits
+from coordinator.core.ports import ListenerResult
+from coordinator.core.provenance import board_line
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace
-from pipeline.provenance import BENCHMARK_STAND_IN, DRY_RUN, OFFLINE_EXAMPLES
 from reviews.llm_review import opinion_line
 from roles.task_view import inputs_of, task_view
 from task_boards.locks import board_lock
@@ -84,25 +84,6 @@ class BoardWriter:
             result.conflicts.append(f"{rel} kept changing while coord rendered it; coord left it unchanged")
 
 
-def provenance(plan: CompiledPlan, roles: dict[str, RoleDefinition]) -> str:
-    """One sentence on where the data and answers came from."""
-    parts = []
-    provider = plan.params.get("provider")
-    if provider == "offline":
-        parts.append(f"examples come from {OFFLINE_EXAMPLES}")
-    elif provider:
-        parts.append(f"examples come from provider `{provider}` (the model is named in the week summary)")
-    offline_roles = [r.name for r in roles.values() if driver_traits(r.driver).stand_in]
-    if offline_roles:
-        parts.append("assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
-    backend = plan.params.get("finetune_backend")
-    if backend == "dry_run":
-        parts.append(f"fine-tuning is a {DRY_RUN} (tokens and cost estimated)")
-    if any(t.run == "benchmark" for t in plan.tasks.values()):
-        parts.append(f"the benchmark model is {BENCHMARK_STAND_IN}")
-    return "; ".join(parts) + "." if parts else ""
-
-
 def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinition], state: RunState,
                *, profile: str | None = None, only_roles: set[str] | None = None) -> ListenerResult:
     """Render every board (or only those of ``only_roles``) and the status block from ``state``."""
@@ -113,7 +94,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     deferred = sorted(state.get("deferred", {}).values(), key=lambda d: (d["gate"], d["text"]))
     run: dict[str, Any] = {
         "run_id": state.get("run_id", "?"), "plan": plan.name, "profile": profile or plan.profile,
-        "phase": state.get("phase", "running"), "provenance": provenance(plan, roles),
+        "phase": state.get("phase", "running"), "provenance": board_line(plan.tasks, roles, ws.root),
         "updated_at": now_iso(), "budget": state.get("budget")}
     ws.boards.mkdir(parents=True, exist_ok=True)
     notices = load_notices(ws, run["run_id"]) if state.get("run_id") else {}

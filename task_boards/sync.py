@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coordinator.core.errors import CoordError, WorkspaceBusyError
-from coordinator.core.io import atomic_write_json
+from coordinator.core.run_store import load_run_plan, save_run_plan
 from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock
 from coordinator.engine.decisions import record_decision
-from coordinator.engine.runner import UNFINISHED, _roles, find_run, reopen_run
+from coordinator.engine.run_state import merged_state, read_run_state, write_run_state
+from coordinator.engine.runner import UNFINISHED, find_run, reopen_run
 from coordinator.engine.schedule import plan_step
 from reviews.gitinfo import person
-from task_boards._run_io import load_plan_cached, merged_state, read_run_state, write_run_state
+from roles.definitions import roles_for
 from task_boards.apply import Changes, compute_changes
 from task_boards.edits import detect_edits
 from task_boards.locks import board_lock
@@ -173,8 +174,8 @@ def waiting_edits(ws: Workspace) -> list[str]:
 
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
                  person: str) -> tuple[list[Edit], RunState | None, set[str] | None]:
-    plan = load_plan_cached(ws, run_id)
-    roles = set(_roles(ws, plan))
+    plan = load_run_plan(ws, run_id)
+    roles = set(roles_for(ws, plan))
     files = _board_files(ws)
     with ExitStack() as stack:
         for path in files:
@@ -214,7 +215,7 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
             return [], None, None
         changes = compute_changes(found.edits, plan, state, load_notices(ws, run_id), ws.root, person)
         if changes.plan_changed:
-            atomic_write_json(ws.run_dir(run_id) / "plan.json", changes.plan.model_dump(mode="json"))
+            save_run_plan(ws, run_id, changes.plan)
         if changes.state_update():
             write_run_state(ws, run_id, changes.state_update(), nxt)
             report.reopened = [t for t, r in changes.tasks.items() if r.get("status") == "pending"]
@@ -249,10 +250,10 @@ def _lost_sections(base: str | None, text: str) -> list[str]:
 
 def _render(ws: Workspace, run_id: str, report: SyncReport, state: RunState | None,
             only_roles: set[str] | None) -> None:
-    plan = load_plan_cached(ws, run_id)
+    plan = load_run_plan(ws, run_id)
     if state is None:
         state = read_run_state(ws, run_id)[0]
-    result = render_all(ws, plan, _roles(ws, plan), state, only_roles=only_roles)
+    result = render_all(ws, plan, roles_for(ws, plan), state, only_roles=only_roles)
     report.written += result.written
     report.conflicts += result.conflicts
     sched = plan_step(plan, state.get("tasks", {}), state.get("gates", {}))

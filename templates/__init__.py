@@ -9,11 +9,11 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
 
-from coordinator.core.errors import CoordError
+from coordinator.core.errors import InternalError
 from coordinator.core.grading import format_score
 
 
-class TemplateRenderError(CoordError):
+class TemplateRenderError(InternalError):
     """A template failed to render (a bug in coord or in a customized template)."""
 
 

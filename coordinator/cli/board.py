@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Follow the boards continuously and apply edits as they are saved (Ctrl-C stops)."""
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.runner import find_run
         from task_boards.watch import BoardWatcher
 

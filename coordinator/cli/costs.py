@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         bad = [g for g in groups if g not in ("role", "agent", "task", "provider", "model")]
         if bad:
             console.abort(f"--by must be role, agent, task, provider or model, got {', '.join(bad)}")
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.budget_service import cost_totals
         from coordinator.engine.runner import find_run
 
@@ -78,6 +79,7 @@ def register(app: typer.Typer) -> None:
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Spend against the run's and each role's limit."""
         ws = Workspace.at(workspace)
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.budget_service import open_run_budget
         from coordinator.engine.runner import find_run
 
@@ -113,6 +115,8 @@ def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | No
             absolute: bool, resume: bool) -> None:
     # the engine loads only when a command runs (fast --help)
     from coordinator.engine.budget_service import change_budget
+
+    # start-up: the engine loads only when this command runs
     from coordinator.engine.runner import RunOptions, find_run, resume_run
 
     record = call(lambda: find_run(ws, run_id, unfinished=run_id is None))

@@ -69,6 +69,8 @@ def register(app: typer.Typer) -> None:
                                                "first commit (the cli driver needs one)")] = False) -> None:
         """Create coord.yaml, plans/example.yaml, task_boards/ and TEAM_COORDINATION.md (keeps what exists)."""
         from roles.git_worktrees import ensure_git_repo  # git and jinja2 load only when init runs
+
+        # start-up: the engine loads only when this command runs
         from task_boards.render import TEAM_HEADER
 
         ws = Workspace.at(workspace)

@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
     def reviews(run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
                 workspace: WorkspaceOpt = Path(".")) -> None:
         """List review records."""
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.runner import find_run
         from reviews.records import list_review_records
 
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
              as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
              workspace: WorkspaceOpt = Path(".")) -> None:
         """Print a gate's review record."""
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.runner import find_run
         from reviews.records import find_review_record
 

@@ -41,15 +41,18 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
 
 
 def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) -> int:
+    # start-up: the engine loads only when this command runs
     from coordinator.cli.progress import Progress
-    from coordinator.engine.runner import _load_compiled, find_run, resume_run, run_plan
+    from coordinator.core.run_store import load_run_plan
+    from coordinator.engine.runner import find_run, resume_run, run_plan
 
     with handle_errors():
         live = console.is_tty()
         if resume:
             run_id = find_run(ws, run_id, unfinished=True)["run_id"]
-            plan = _load_compiled(ws, run_id)
+            plan = load_run_plan(ws, run_id)
         else:
+            # start-up: the engine loads only when this command runs
             from coordinator.engine.plan_loader import load_plan
 
             plan = load_plan(opts.plan, workspace=ws.root, profile=opts.profile, overrides=opts.overrides)
@@ -101,6 +104,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Continue a run from its last checkpoint."""
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.runner import RunOptions, parse_budget
 
         with handle_errors():

@@ -85,6 +85,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """List the runs of this workspace, oldest first, with their full ids."""
+        # start-up: the engine loads only when this command runs
         from coordinator.engine.runner import list_runs
 
         ws = Workspace.at(workspace)

@@ -117,3 +117,15 @@ class SpendGuard(CallSink, Protocol):
     def check(self, estimate_usd: float | None, what: str) -> None:
         """Raise ``BudgetExceeded`` when ``estimate_usd`` does not fit what is left of the budget."""
         ...
+
+
+class RunSpend(Protocol):
+    """What work outside a task (a gate's reviewer model) needs of the run's budget."""
+
+    def exhausted_for(self, role: str) -> str | None:
+        """Why paid work for ``role`` must wait (its or the run's budget is used up), or None."""
+        ...
+
+    def for_task(self, task_id: str, role: str, agent: str) -> SpendGuard:
+        """The spend guard that records calls under ``task_id``."""
+        ...

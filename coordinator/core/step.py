@@ -75,6 +75,9 @@ class StepContext:
     """Ledger recorder and budget check for steps that pay for API calls (None outside a budgeted run)."""
     feedback: tuple[str, ...] = ()
     """Review findings from a gate that sent this task back (empty on a first run)."""
+    code_version: str | None = None
+    """The running step's code version (coord's version + its source file's digest), set by the runner;
+    part of every manifest key, so editing a step's code reruns it."""
 
     def path(self, rel: str | Path) -> Path:
         """Absolute path of a workspace-relative path, refusing escapes."""
@@ -228,6 +231,28 @@ LimitSpec = tuple[float | None, float | None] | Mapping[str, Any] | Limit
 """How a step declares a limit: an inclusive ``(low, high)`` pair (None: unbounded) or :class:`Limit` fields."""
 
 
+TaskParams = Mapping[str, Any]
+TaskRecords = Mapping[str, Mapping[str, Any]]
+ProvenanceFn = Callable[[list[str], Mapping[str, TaskParams], TaskRecords], "str | None"]
+"""(finished task ids of this step, their parameters, their state records) → a sentence, or None."""
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """What :func:`step` adds to a function beyond its signature."""
+
+    name: str
+    reads_run_status: bool = False
+    """The step reads ``.coord/status.json``; boards are rendered right before it starts."""
+    limits: dict[str, Limit] = field(default_factory=dict)
+    paid: Callable[[TaskParams], bool] | None = None
+    """Whether a task of this step may spend money, from its parameters (held when the budget is out)."""
+    provenance: ProvenanceFn | None = None
+    """Where the numbers of this step's finished tasks came from, for reports and review records."""
+    board_note: Callable[[TaskParams], str | None] | None = None
+    """A clause for the boards' provenance line before the step has run (e.g. "examples come from …")."""
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """A registered step: its function and what its signature says."""
@@ -241,6 +266,12 @@ class StepSpec:
     """The step reads ``.coord/status.json``; boards are rendered right before it starts."""
     limits: dict[str, Limit] = field(default_factory=dict)
     """What numeric (and list / mapping) parameters accept, checked when a plan loads."""
+    options: StepOptions | None = None
+    """Everything :func:`step` declared (paid, provenance, board note)."""
+
+    def is_paid(self, params: TaskParams) -> bool:
+        """Whether a task of this step with ``params`` may spend money."""
+        return bool(self.options and self.options.paid and self.options.paid(params))
 
     def required(self) -> list[str]:
         """Parameters without a default."""
@@ -251,15 +282,6 @@ def _code_version(fn: Callable[..., Any]) -> str:
     src = inspect.getsourcefile(fn)
     digest = sha256_file(Path(src))[:12] if src else "unknown"
     return f"{VERSION}+{digest}"
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """What :func:`step` adds to a function: its limits and whether it reads the run status."""
-
-    name: str
-    reads_run_status: bool = False
-    limits: dict[str, Limit] = field(default_factory=dict)
 
 
 def _build_spec(name: str, fn: Callable[..., StepResult], options: StepOptions) -> StepSpec:
@@ -278,11 +300,13 @@ def _build_spec(name: str, fn: Callable[..., StepResult], options: StepOptions) 
     if unknown := set(options.limits) - set(kw):
         raise TypeError(f"step {name!r}: limits name unknown parameters {sorted(unknown)}")
     paths = frozenset(n for n in kw if _is_path_hint(hints.get(n)))
-    return StepSpec(name, fn, kw, paths, _code_version(fn), options.reads_run_status, dict(options.limits))
+    return StepSpec(name, fn, kw, paths, _code_version(fn), options.reads_run_status, dict(options.limits),
+                    options)
 
 
 def step(name: str | None = None, *, reads_run_status: bool = False,
-         limits: Mapping[str, LimitSpec] | None = None,
+         limits: Mapping[str, LimitSpec] | None = None, paid: Callable[[TaskParams], bool] | None = None,
+         provenance: ProvenanceFn | None = None, board_note: Callable[[TaskParams], str | None] | None = None,
          ) -> Callable[[Callable[..., StepResult]], Callable[..., StepResult]]:
     """Declare what a step accepts; the function itself is registered by an entry point or named
     as ``module:function`` in a plan.
@@ -290,7 +314,8 @@ def step(name: str | None = None, *, reads_run_status: bool = False,
     ``limits`` declares what parameters accept beyond their type — ``(low, high)`` inclusive
     bounds, or :class:`Limit` fields as a dict (``{"gt": 0, "lt": 1}``, ``{"ge": 0, "total": 1}``)
     — so a plan that sets one out of range is refused when it loads rather than when the step runs.
-    The signature is checked here, when the module is imported.
+    ``paid``, ``provenance`` and ``board_note`` are what the budget, the reports and the boards ask
+    a step (see :class:`StepOptions`). The signature is checked here, when the module is imported.
     """
 
     def mark(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
@@ -299,7 +324,7 @@ def step(name: str | None = None, *, reads_run_status: bool = False,
             checks = {k: Limit.of(v) for k, v in (limits or {}).items()}
         except TypeError as e:
             raise TypeError(f"step {label!r}: {e}") from None
-        options = StepOptions(label, reads_run_status, checks)
+        options = StepOptions(label, reads_run_status, checks, paid, provenance, board_note)
         _build_spec(label, fn, options)
         fn.__coord_step__ = options  # type: ignore[attr-defined]
         return fn
@@ -436,8 +461,8 @@ class StepRun:
         self.seed = seed
         self.provider = provider
         self.outputs = [Path(o) for o in outputs]
-        spec = STEPS.find(step_name)
-        self.code_version = spec.code_version if spec else "unregistered"
+        spec = STEPS.find(step_name) if ctx.code_version is None else None
+        self.code_version = ctx.code_version or (spec.code_version if spec else "unregistered")
         self.inputs = {ctx.rel(p): fingerprint(p) for p in sorted(Path(i) for i in inputs)}
         h = hashlib.sha256()
         h.update(canonical_json({"step": step_name, "code": self.code_version, "params": params,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from coordinator.core.errors import BudgetExceeded
@@ -22,6 +23,7 @@ from coordinator.core.plan import Budget, CompiledPlan, CompiledTask
 from coordinator.core.ports import driver_traits
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import TaskRecord
+from coordinator.core.step import resolve_step
 from coordinator.engine.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 HOLD = "budget"
 """``held_by`` value of a task the budget is holding."""
 FREE_PROVIDERS = frozenset({None, "offline"})
-FREE_FINETUNE = frozenset({"dry_run", "local"})
+"""LLM providers that cost nothing (an llm-driven role with one of them is not paid work)."""
 
 
 @dataclass(frozen=True)
@@ -200,18 +202,14 @@ class TaskSpend:
         self.budget.check(self.role, estimate_usd, what)
 
 
-def is_paid(task: CompiledTask, role: RoleDefinition) -> bool:
+def is_paid(task: CompiledTask, role: RoleDefinition, root: Path | None = None) -> bool:
     """True when running ``task`` may cost money."""
     if task.run is None:
         traits = driver_traits(role.driver)
         if traits.paid:
             return True
         return traits.paid_unless_free_provider and role.provider not in FREE_PROVIDERS
-    if task.run == "generate":
-        return task.params.get("provider") not in FREE_PROVIDERS
-    if task.run == "finetune":
-        return task.params.get("backend", "dry_run") not in FREE_FINETUNE
-    return False
+    return resolve_step(task.run, root).is_paid(task.params)
 
 
 def release_held(budget: RunBudget, plan: CompiledPlan, tasks: dict[str, Any]) -> dict[str, TaskRecord]:
@@ -225,9 +223,9 @@ def release_held(budget: RunBudget, plan: CompiledPlan, tasks: dict[str, Any]) -
 
 
 def hold_paid(budget: RunBudget, plan: CompiledPlan, roles: dict[str, RoleDefinition],
-              starting: list[str]) -> dict[str, TaskRecord]:
+              starting: list[str], root: Path | None = None) -> dict[str, TaskRecord]:
     """Tasks about to start that are paid while their budget is exhausted → waiting, held by the budget."""
-    paid = [t for t in starting if is_paid(plan.tasks[t], roles[plan.tasks[t].role])]
+    paid = [t for t in starting if is_paid(plan.tasks[t], roles[plan.tasks[t].role], root)]
     if not paid:
         return {}
     st = budget.status()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from coordinator.core.errors import UsageError
+from coordinator.core.run_store import load_run_plan
 from coordinator.core.workspace import Workspace
 from coordinator.engine.budget import BudgetStatus, RunBudget
 from coordinator.engine.ledger import GroupBy, Ledger, Total
-from coordinator.engine.runner import _load_compiled, _roles, parse_budget
+from coordinator.engine.runner import parse_budget
+from roles.definitions import roles_for
 
 
 def open_run_budget(ws: Workspace, run_id: str) -> RunBudget:
     """The budget of a recorded run (plan budget, role limits, ledger)."""
-    plan = _load_compiled(ws, run_id)
-    return RunBudget(Ledger.of(ws.state_dir), run_id, plan.budget, _roles(ws, plan))
+    plan = load_run_plan(ws, run_id)
+    return RunBudget(Ledger.of(ws.state_dir), run_id, plan.budget, roles_for(ws, plan))
 
 
 def cost_totals(ws: Workspace, run_id: str | None, groups: list[GroupBy]) -> dict[str, list[Total]]:

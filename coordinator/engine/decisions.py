@@ -23,16 +23,10 @@ from coordinator.core.errors import (
 )
 from coordinator.core.events import EventLog, now_iso
 from coordinator.core.grading import grade_floor
+from coordinator.core.run_store import load_run_plan
 from coordinator.core.state import DecisionRecord
 from coordinator.core.workspace import Workspace
-from coordinator.engine.runner import (
-    RunOptions,
-    _load_compiled,
-    find_run,
-    list_runs,
-    resume_run,
-    run_status,
-)
+from coordinator.engine.runner import RunOptions, find_run, list_runs, resume_run, run_status
 from reviews import inbox
 from reviews.gate import decision_applied, window_open
 from reviews.gitinfo import person
@@ -71,7 +65,7 @@ def _find_run(ws: Workspace, gate_id: str, run_id: str | None) -> str:
     if run_id is not None:
         return str(find_run(ws, run_id)["run_id"])
     runs = list_runs(ws)
-    having = [r for r in runs if gate_id in _load_compiled(ws, r["run_id"]).gates]
+    having = [r for r in runs if gate_id in load_run_plan(ws, r["run_id"]).gates]
     if not having:
         raise UsageError(f"no run has a gate {gate_id!r} (see `coord status` for the gates of the latest run)")
     unfinished = [r for r in having if r.get("phase") in ("running", "waiting")]
@@ -101,7 +95,7 @@ def record_decision(ws: Workspace, gate_id: str, action: Literal["approve", "rej
     """
     _validate(action, note, grade)
     run_id = _find_run(ws, gate_id, run_id)
-    plan = _load_compiled(ws, run_id)
+    plan = load_run_plan(ws, run_id)
     if gate_id not in plan.gates:
         raise UsageError(f"run {run_id} has no gate {gate_id!r} (gates: {', '.join(plan.gates) or 'none'})")
     if grade is not None:

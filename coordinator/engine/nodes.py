@@ -112,7 +112,7 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     free = max(0, ctx.concurrency - len(ctx.pool.running()))
     starting = sched.ready[:free]
     if ctx.budget is not None:  # budget hook: at 100 % paid work waits instead of starting
-        held = hold_paid(ctx.budget, plan, ctx.roles, starting)
+        held = hold_paid(ctx.budget, plan, ctx.roles, starting, ctx.ws.root)
         for tid, hold in held.items():
             ch.task(tid, hold)
             ctx.events.emit("task_held", task=tid, reason=hold.get("reason"))

@@ -12,14 +12,14 @@ from typing import Any
 
 import orjson
 from langgraph.types import Command
-from pydantic import ValidationError
 
-from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
+from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, UsageError
 from coordinator.core.events import EventLog, now_iso
 from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
+from coordinator.core.run_store import load_run_plan, save_run_plan
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
 from coordinator.engine.budget import RunBudget
@@ -33,7 +33,7 @@ from coordinator.engine.pool import TaskPool
 from coordinator.engine.schedule import run_outcome
 from reviews import inbox
 from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
-from roles.definitions import load_workspace_roles, resolve_roles
+from roles.definitions import roles_for
 
 log = logging.getLogger(__name__)
 
@@ -138,32 +138,16 @@ def reopen_run(ws: Workspace, run_id: str, tasks: list[str]) -> None:
                    "problems": [f"reopened on the boards: {', '.join(tasks)}; continue with `coord resume {run_id}`"]})
 
 
-def _load_compiled(ws: Workspace, run_id: str) -> CompiledPlan:
-    path = ws.run_dir(run_id) / "plan.json"
-    if not path.exists():
-        raise UsageError(f"run {run_id!r} has no stored plan ({path} is missing)")
-    try:
-        return CompiledPlan.model_validate(orjson.loads(path.read_bytes()))
-    except (orjson.JSONDecodeError, ValidationError) as e:
-        first = str(e).splitlines()[0]
-        raise CoordError(f"run {run_id!r}: its stored plan {path} is damaged ({first}); "
-                         "start a new run with `coord run PLAN --fresh`") from None
-
-
 def _initial_state(run_id: str, plan: CompiledPlan) -> RunState:
     return RunState(schema_version=STATE_SCHEMA_VERSION, run_id=run_id, plan=plan.name,
                     tasks={t: {"status": "pending", "dispatch": 0} for t in plan.order},
                     gates={g: {"status": "pending"} for g in plan.gates}, deferred={}, phase="running")
 
 
-def _roles(ws: Workspace, plan: CompiledPlan) -> dict[str, RoleDefinition]:
-    return resolve_roles(plan.roles, load_workspace_roles(ws.config), str(ws.config))
-
-
 def preflight(ws: Workspace, plan: CompiledPlan) -> None:
     """Before a run starts: ask each driver that plays an assignment's role what would make it fail
     (a coding-agent CLI missing from PATH, …); a :class:`UsageError` listing every problem otherwise."""
-    roles = _roles(ws, plan)
+    roles = roles_for(ws, plan)
     assigned = sorted({t.role for t in plan.tasks.values() if t.run is None} & set(roles))
     by_driver: dict[str, list[RoleDefinition]] = {}
     for name in assigned:
@@ -219,7 +203,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
             return _drive(ws, last["run_id"], options, listener, progress, lock, resumed=True)
         run_id = _new_run_id(plan.name)
         ws.run_dir(run_id).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(ws.run_dir(run_id) / "plan.json", plan.model_dump(mode="json"))
+        save_run_plan(ws, run_id, plan)
         _save_run(ws, {"run_id": run_id, "plan": plan.name, "plan_ref": options.plan,
                        "plan_sha256": plan.sha256, "profile": plan.profile, "overrides": options.overrides,
                        "created_at": now_iso(), "phase": "running"})
@@ -239,10 +223,10 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
            progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
            resumed: bool) -> RunSummary:
     lock.claim(run_id)
-    plan = _load_compiled(ws, run_id)
+    plan = load_run_plan(ws, run_id)
     for path in ws.remove_stale_temp_files():
         log.info("removed %s, left by an interrupted write", path)
-    roles = _roles(ws, plan)
+    roles = roles_for(ws, plan)
     events = EventLog(ws.events, run_id, listener)
     ctx = RunContext(ws=ws, plan=plan, run_id=run_id, roles=roles, pool=None,  # type: ignore[arg-type]
                      events=events, concurrency=max(1, options.concurrency),
@@ -298,7 +282,7 @@ def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command | None:
 def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     """The state of a run read from its checkpoint; nothing runs."""
     record = find_run(ws, run_id)
-    plan = _load_compiled(ws, record["run_id"])
+    plan = load_run_plan(ws, record["run_id"])
     with open_saver(ws.db) as saver:
         graph = build_graph(saver)
         snap = graph.get_state({"configurable": {"thread_id": record["run_id"]}})

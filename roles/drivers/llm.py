@@ -22,9 +22,9 @@ from coordinator.core.errors import WorkspaceEscapeError
 from coordinator.core.io import atomic_write_bytes
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
+from coordinator.core.run_store import load_run_plan, read_status_tasks
 from coordinator.core.step import resolve_in_workspace
-from roles.definitions import provider_config
-from roles.drivers.cli._run_files import load_run_plan, load_run_state
+from coordinator.core.workspace import Workspace
 from roles.providers import (
     Completion,
     LLMRequest,
@@ -32,6 +32,7 @@ from roles.providers import (
     complete_structured,
     make_provider,
 )
+from roles.providers.config import provider_config
 from roles.providers.secrets import redact
 from roles.task_view import execute_now_text
 
@@ -88,8 +89,8 @@ class LLMDriver:
         log = _Log(ctx.log_file)
         try:
             provider = make_provider(provider_config(binding), sink=ctx.spend)
-            prompt = execute_now_text(load_run_plan(ctx.workspace, ctx.run_id), ctx.role,
-                                      load_run_state(ctx.workspace, ctx.run_id), task.id)
+            prompt = execute_now_text(load_run_plan(Workspace.at(ctx.workspace), ctx.run_id), ctx.role,
+                                      read_status_tasks(Workspace.at(ctx.workspace), ctx.run_id), task.id)
             log.write(f"# prompt ({provider.name} {provider.model})\n{prompt}")
             system = SYSTEM.format(role=ctx.role.name, agent=ctx.role.agent)
             answer, calls = complete_structured(provider, LLMRequest.of(prompt, system=system,

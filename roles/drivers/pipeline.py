@@ -24,6 +24,7 @@ class PipelineDriver:
         assert task.run is not None
         spec = resolve_step(task.run, ctx.workspace)
         step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, feedback=tuple(ctx.feedback),
+                               code_version=spec.code_version,
                                spend=ctx.spend)
         try:
             result = spec.fn(step_ctx, **task.params)

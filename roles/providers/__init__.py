@@ -25,6 +25,7 @@ from roles.providers.errors import (
     ProviderRequestError,
     ProviderUnavailableError,
 )
+from roles.providers.offline import OfflineLLM
 from roles.providers.retry import RetryPolicy
 from roles.providers.structured import complete_structured
 
@@ -33,14 +34,17 @@ def make_provider(config: ProviderConfig, *, sink: CallSink | None = None,
                   retry: RetryPolicy | None = None) -> LLMProvider:
     """A provider for ``config``; raises :class:`ProviderConfigError` when its key is missing."""
     if config.provider == "offline":
-        from roles.providers.offline import OfflineLLM
-
         return OfflineLLM(config.model, sink)
     if config.provider == "anthropic":
-        from roles.providers.anthropic_provider import AnthropicProvider
+        from roles.providers.anthropic_provider import (  # optional SDK: loads on first use
+            AnthropicProvider,  # optional SDK: loads on first use
+        )
 
         return AnthropicProvider(config, sink=sink, retry=retry)
-    from roles.providers.openai_provider import OpenAICompatibleProvider, OpenAIProvider
+    from roles.providers.openai_provider import (  # optional SDK, as above
+        OpenAICompatibleProvider,
+        OpenAIProvider,
+    )
 
     cls = OpenAIProvider if config.provider == "openai" else OpenAICompatibleProvider
     return cls(config, sink=sink, retry=retry)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from coordinator.core.plan import RoleBinding
 from roles.providers import secrets
 from roles.providers.errors import ProviderConfigError
 
@@ -125,3 +126,10 @@ def require_key(config: ProviderConfig) -> str:
 def key_available(config: ProviderConfig) -> bool:
     """True when the provider can be called: a key is set, or none is needed."""
     return config.provider in ("offline", "openai_compatible") or find_key(config) is not None
+
+
+def provider_config(binding: RoleBinding) -> ProviderConfig:
+    """The provider settings of a role binding (never a key: only the variable's name)."""
+    return ProviderConfig(binding.provider or "offline", binding.model or "offline", base_url=binding.base_url,
+                          api_key_env=binding.api_key_env, env_file=binding.env_file, api=binding.api,
+                          stream=binding.stream)

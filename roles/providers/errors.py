@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from coordinator.core.errors import ConfigError, CoordError
-
-
-class ProviderError(CoordError):
-    """Root of errors raised while talking to an LLM provider."""
+from coordinator.core.errors import ConfigError, ProviderError
 
 
 class ProviderConfigError(ConfigError):

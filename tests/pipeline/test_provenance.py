@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.provenance import plan_views, provenance, stand_in
+from coordinator.core.provenance import board_line, plan_views, provenance, stand_in
 
 PLAN_TASKS = {
     "generate": {"run": "generate", "params": {"provider": "offline"}},
@@ -68,10 +68,8 @@ def test_assignments_name_the_model_or_cli_that_did_them():
 def test_board_provenance_names_the_benchmark_stand_in_with_the_reports_sentence():
     from coordinator.engine.plan_loader import load_plan
     from pipeline.provenance import BENCHMARK_STAND_IN
-    from task_boards.render import provenance as board_provenance
-
     plan = load_plan("week2")
-    line = board_provenance(plan, {})
+    line = board_line(plan.tasks, {})
     assert f"the benchmark model is {BENCHMARK_STAND_IN}" in line
     assert BENCHMARK_STAND_IN in "\n".join(provenance({"b": "benchmark"}, {}, {
         "b": {"status": "done", "metrics": {"model": "offline-tfidf-retrieval"}}}))

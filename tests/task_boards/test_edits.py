@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from coordinator.engine.run_state import read_run_state, write_run_state
 from coordinator.engine.runner import RunOptions, resume_run, run_status
-from task_boards._run_io import read_run_state, write_run_state
 from task_boards.sync import sync_boards
 from tests.task_boards.conftest import add_under, board, edit, line_of, start
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.engine.runner import RunOptions, _load_compiled, resume_run, run_status
+from coordinator.core.run_store import load_run_plan
+from coordinator.engine.runner import RunOptions, resume_run, run_status
 from task_boards.edits import detect_edits
 from task_boards.parse import parse_board
 from task_boards.sync import sync_boards
@@ -29,7 +30,7 @@ def test_ticking_approve_is_detected_as_an_approval(ws, waiting_gate):
     base = parse_board(path.read_text(), path.name)
     edit(path, "- [ ] approve: **check**", "- [x] approve: **check**")
     found = detect_edits({path.name: base}, {path.name: parse_board(path.read_text(), path.name)},
-                         _load_compiled(ws, waiting_gate.run_id), waiting_gate.state,
+                         load_run_plan(ws, waiting_gate.run_id), waiting_gate.state,
                          {"lead", "quality", "execution"})
     assert found.problems == []
     assert [(e.kind, e.target, e.line) for e in found.edits] == [("approve", "check", line_of(path, "id=check"))]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from coordinator.engine.runner import _load_compiled, _roles
+from coordinator.core.run_store import load_run_plan
+from roles.definitions import roles_for
 from task_boards.render import render_all
 from tests.task_boards.conftest import board, start
 
@@ -11,12 +12,12 @@ def test_artifact_links_resolve_from_the_board_and_missing_files_are_not_linked(
     run = start(ws)
     (ws.root / "out").mkdir()
     (ws.root / "out/made.txt").write_text("made\n")
-    plan = _load_compiled(ws, run.run_id)
+    plan = load_run_plan(ws, run.run_id)
     arts = [{"path": "out/made.txt", "sha256": "0" * 64, "bytes": 5, "rows": None},
             {"path": "notes/unmerged.md", "sha256": "1" * 64, "bytes": 5, "rows": None}]
     tasks = {**run.state["tasks"], "write_docs": {**run.state["tasks"]["write_docs"], "status": "done",
                                                   "artifacts": arts}}
-    render_all(ws, plan, _roles(ws, plan), {**run.state, "tasks": tasks})
+    render_all(ws, plan, roles_for(ws, plan), {**run.state, "tasks": tasks})
     text = board(ws, "CURSOR").read_text()
     assert "[out/made.txt](../out/made.txt)" in text
     assert (board(ws, "CURSOR").parent / "../out/made.txt").is_file()

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator.engine.runner import _load_compiled, _roles, run_status
+from coordinator.core.run_store import load_run_plan
+from coordinator.engine.runner import run_status
+from roles.definitions import roles_for
 from task_boards.merge import merge3, merge_board
 from task_boards.render import render_all
 from task_boards.sections import sections
@@ -43,10 +45,10 @@ def test_impossible_merge_keeps_the_file_and_reports_the_conflict(ws):
     human = board(ws, "HUMAN")
     edit(human, "  - status: **waiting**", "  - status: **waiting** (I am on it)")  # a line coord rewrites
     edited = human.read_text()
-    plan = _load_compiled(ws, run.run_id)
+    plan = load_run_plan(ws, run.run_id)
     state = run_status(ws)
     state["tasks"]["review_notes"]["status"] = "running"
-    result = render_all(ws, plan, _roles(ws, plan), {**run.state, "tasks": {**run.state["tasks"],
+    result = render_all(ws, plan, roles_for(ws, plan), {**run.state, "tasks": {**run.state["tasks"],
                         "review_notes": {**run.state["tasks"]["review_notes"], "status": "running"}}})
     assert human.read_text() == edited
     assert any("HUMAN_TASKS.md" in c for c in result.conflicts)
@@ -67,8 +69,8 @@ def test_human_text_outside_sections_survives_any_sequence_of_renders(ws, data):
         if p.name != "coord.yaml":
             __import__("shutil").rmtree(p) if p.is_dir() else p.unlink()
     run = start(ws)
-    plan = _load_compiled(ws, run.run_id)
-    roles = _roles(ws, plan)
+    plan = load_run_plan(ws, run.run_id)
+    roles = roles_for(ws, plan)
     path = board(ws, "HUMAN")
     lines = path.read_text().splitlines(keepends=True)
     spans = sections(path.read_text())
@@ -104,8 +106,8 @@ def _outside(text):
 
 def test_a_board_edited_while_the_run_renders_it_loses_no_edit(ws):
     run = start(ws)
-    plan = _load_compiled(ws, run.run_id)
-    roles = _roles(ws, plan)
+    plan = load_run_plan(ws, run.run_id)
+    roles = roles_for(ws, plan)
     path = board(ws, "HUMAN")
     stop = threading.Event()
     renders = [0]
@@ -143,9 +145,9 @@ def test_a_note_added_during_renders_is_applied_once_synced(ws):
     from task_boards.sync import sync_boards
 
     run = start(ws)
-    plan = _load_compiled(ws, run.run_id)
+    plan = load_run_plan(ws, run.run_id)
     add_under(board(ws, "HUMAN"), "review_notes", "  - check the appendix too")
-    render_all(ws, plan, _roles(ws, plan), run.state)  # the run re-renders before the sync
+    render_all(ws, plan, roles_for(ws, plan), run.state)  # the run re-renders before the sync
     assert "check the appendix too" in board(ws, "HUMAN").read_text()
     report = sync_boards(ws, editor="ana")
     assert len(report.applied) == 1
@@ -178,11 +180,11 @@ def _save_during_rename(monkeypatch, path, line):
 @pytest.mark.parametrize("name", ["HUMAN_TASKS.md", "TEAM_COORDINATION.md"])
 def test_a_save_into_the_file_coord_replaces_is_merged_not_lost(ws, monkeypatch, name):
     run = start(ws)
-    plan = _load_compiled(ws, run.run_id)
+    plan = load_run_plan(ws, run.run_id)
     path = ws.boards / name if name.endswith("_TASKS.md") else ws.team_file
     saved = _save_during_rename(monkeypatch, path, "my late line\n")
     tasks = {**run.state["tasks"], "review_notes": {**run.state["tasks"]["review_notes"], "duration_s": 42.0}}
-    render_all(ws, plan, _roles(ws, plan), {**run.state, "tasks": tasks, "phase": "finished"})
+    render_all(ws, plan, roles_for(ws, plan), {**run.state, "tasks": tasks, "phase": "finished"})
     assert saved  # the save really went into the replaced file
     text = path.read_text()
     assert text.endswith("my late line\n")

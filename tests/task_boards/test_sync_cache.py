@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from coordinator.core.run_store import load_run_plan
 from coordinator.engine.runner import run_status
-from task_boards._run_io import load_plan_cached
 from task_boards.sync import sync_boards, warm_cache
 from tests.task_boards.conftest import add_under, board, start
 
@@ -46,13 +46,13 @@ def test_a_same_size_rewrite_with_the_same_mtime_is_not_missed(ws):
 
 def test_the_plan_cache_follows_plan_json(ws):
     run = start(ws)
-    first = load_plan_cached(ws, run.run_id)
-    assert load_plan_cached(ws, run.run_id) is first  # unchanged file: validated once
+    first = load_run_plan(ws, run.run_id)
+    assert load_run_plan(ws, run.run_id) is first  # unchanged file: validated once
     text = board(ws, "CURSOR").read_text().replace("<!-- coord:tasks:end -->",
                                                   "- [ ] Write the FAQ\n<!-- coord:tasks:end -->")
     board(ws, "CURSOR").write_text(text)
     assert sync_boards(ws, editor="ana").applied
-    plan = load_plan_cached(ws, run.run_id)
+    plan = load_run_plan(ws, run.run_id)
     assert "board_write_the_faq" in plan.tasks and "board_write_the_faq" not in first.tasks
     # the next sync knows the new task: a note under it is applied, not refused as an unknown id
     add_under(board(ws, "CURSOR"), "board_write_the_faq", "  - keep it short")

@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.core.errors import CoordError
+from coordinator.core.llm import CallRecord, Cost, Usage
 from coordinator.core.plan import CompiledPlan, CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome, tail
 from coordinator.core.roles import RoleDefinition
+from coordinator.core.run_store import load_run_plan, read_status_tasks
+from coordinator.core.workspace import Workspace
 from reviews.criteria import evaluate, metric_lookup
 from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
 from roles.drivers.cli._merge import PENDING, merge_reviewed, merge_task, trailers
 from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
-from roles.drivers.cli._run_files import gates_reviewing, load_run_plan, load_run_state
+from roles.drivers.cli._run_files import gates_reviewing
 from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
 from roles.providers.redact import Redactor
 from roles.task_view import execute_now_text
@@ -79,7 +82,7 @@ class CliDriver:
         stem = ctx.log_file.with_suffix("")
         pid_file = stem.with_name(stem.name + ".pgid")
         try:
-            plan = load_run_plan(ctx.workspace, ctx.run_id)
+            plan = load_run_plan(Workspace.at(ctx.workspace), ctx.run_id)
             # An agent a killed coord left running would keep editing the worktree we replace.
             if kill_stale(pid_file, ctx.workspace / WORKTREES_DIR):
                 ctx.progress("stopped an agent left running by an interrupted run", None)
@@ -87,7 +90,7 @@ class CliDriver:
         except CoordError as e:
             return TaskOutcome(status="failed", error=str(e))
         settings = settings_for(ctx, flavor)
-        prompt = execute_now_text(plan, ctx.role, load_run_state(ctx.workspace, ctx.run_id), task.id)
+        prompt = execute_now_text(plan, ctx.role, read_status_tasks(Workspace.at(ctx.workspace), ctx.run_id), task.id)
         prompt_file = stem.with_name(stem.name + ".prompt.md")
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(redactor(prompt), encoding="utf-8")
@@ -211,8 +214,6 @@ def _record_run(ctx: DriverContext, flavor: Flavor, settings: CliSettings, reply
     """One ledger row per CLI run: tokens and cost as the CLI reported them (unknown when it reports none)."""
     if ctx.spend is None:
         return
-    from coordinator.core.llm import CallRecord, Cost, Usage
-
     u = reply.usage
     usage = Usage(input_tokens=int(u.get("input_tokens", 0)), output_tokens=int(u.get("output_tokens", 0)),
                   cached_tokens=int(u.get("cached_input_tokens", 0)))
