@@ -84,9 +84,9 @@ def plan(shape: str, rows: int) -> tuple[int, list[tuple[str, dict[str, Any], li
 
 def child_step(ws: Path, name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run one registered step (forced) and return its time and metrics."""
-    from coordinator.core.step import StepContext, load_steps
+    from coordinator.core.step import STEPS, StepContext
 
-    spec = load_steps()[name]
+    spec = STEPS.get(name)
     t0 = time.perf_counter()
     result = spec.fn(StepContext(ws, force=True), **params)
     return {"seconds": time.perf_counter() - t0, "metrics": result.metrics}

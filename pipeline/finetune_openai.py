@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 
 import openai
 
-from coordinator.core.errors import ParameterError, TaskError
+from coordinator.core.errors import ParameterError, ProviderError, TaskError
 from pipeline.finetune_jobs import FinetuneRequest, JobRecord, JobStatus, SaveFn
 from roles.providers._sdk import classify
 from roles.providers.config import ProviderConfig, require_key
-from roles.providers.errors import ProviderConfigError, ProviderError, ProviderRequestError
+from roles.providers.errors import ProviderConfigError, ProviderRequestError
 from roles.providers.retry import RetryPolicy, with_retries
 from roles.providers.secrets import redact
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.core.errors import ConfigError
-from coordinator.core.plan import CompiledPlan, RoleBinding
+from coordinator.core.plan import CompiledPlan, DriverName, RoleBinding
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.workspace import Workspace
@@ -87,7 +87,7 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
         if agents is not None and binding.agent not in agents:
             raise ConfigError(f"driver {driver!r} runs {', '.join(agents)}; role {name!r} is played by "
                               f"{binding.agent!r}", file=config_file, path=f"roles.{name}.agent")
-        out[name] = RoleDefinition(name, binding.agent, driver, binding.model, binding.budget_usd, reason,
+        out[name] = RoleDefinition(name, binding.agent, DriverName(driver), binding.model, binding.budget_usd, reason,
                                    executable=binding.executable, flags=tuple(binding.flags),
                                    permissions=binding.permissions, binding=binding)
     unknown = sorted(set(overrides) - set(plan_roles))

@@ -1,4 +1,8 @@
-"""Jinja2 templates for boards, EXECUTE_NOW files, the team status block and review records."""
+"""Jinja2 templates for boards, EXECUTE_NOW files, the team status block and review records.
+
+Lives here: the one Jinja environment (StrictUndefined), its filters and the ``.j2`` files.
+May import: coordinator.core only. Everything that renders a template imports this.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ validates cross-references and compiles it into a :class:`CompiledPlan`
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,7 +18,7 @@ ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$"
 Op = Literal["<=", "<", ">=", ">", "==", "!="]
 Policy = Literal["auto", "human", "auto_then_human"]
 OnFail = Literal["block", "retry", "defer"]
-DriverName = str
+DriverName = NewType("DriverName", str)
 """``auto`` or a driver registered under ``coord.drivers`` (pipeline, offline, llm, cli, human, …)."""
 
 
@@ -278,13 +278,13 @@ class RoleBinding(_Strict):
     """Who plays a role and how work reaches them."""
 
     agent: str
-    driver: DriverName = "auto"
+    driver: DriverName = DriverName("auto")
     """``auto``: the real driver when configured, else the offline stand-in."""
 
     @field_validator("driver")
     @classmethod
-    def _known_driver(cls, value: str) -> str:
-        return _registered(DRIVER_GROUP, "driver", value, also=("auto",)) or value
+    def _known_driver(cls, value: str) -> DriverName:
+        return DriverName(_registered(DRIVER_GROUP, "driver", value, also=("auto",)) or value)
     model: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
     # --- LLM provider of the `llm` driver (roles/providers); keys only ever come from the environment ---

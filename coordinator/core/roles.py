@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordinator.core.plan import RoleBinding
+from coordinator.core.plan import DriverName, RoleBinding
 
 AGENT_BOARD_NAMES = {"claude": "CLAUDE", "codex": "CODEX", "cursor": "CURSOR", "human": "HUMAN"}
 
@@ -17,7 +17,7 @@ class RoleDefinition:
     """lead, quality, execution, or a plan-defined role."""
     agent: str
     """Who plays it: claude, codex, cursor, human, …"""
-    driver: str
+    driver: DriverName
     """How assignments reach the agent (pipeline steps always run in-process)."""
     model: str | None
     budget_usd: float | None

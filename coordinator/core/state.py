@@ -167,7 +167,7 @@ class AttemptSummary(TypedDict):
     attempt: int
     score: float | None
     grade: str | None
-    verdict: str | None
+    verdict: Verdict | None
     findings: list[str]
     reviewed_at: str | None
     decision: NotRequired[DecisionRecord | None]
@@ -184,7 +184,7 @@ class GateRecord(TypedDict, total=False):
     grade: str | None
     grade_measured: str | None
     """The grade the score earned, kept when a person overrides ``grade``."""
-    verdict: str | None
+    verdict: Verdict | None
     """The verdict coord measured (a person's decision changes ``status``, not this)."""
     criteria: list[CriterionResult]
     findings: list[str]

@@ -69,7 +69,7 @@ def _find_run(ws: Workspace, gate_id: str, run_id: str | None) -> str:
     if not having:
         raise UsageError(f"no run has a gate {gate_id!r} (see `coord status` for the gates of the latest run)")
     unfinished = [r for r in having if r.get("phase") in ("running", "waiting")]
-    return (unfinished or having)[-1]["run_id"]
+    return str((unfinished or having)[-1]["run_id"])
 
 
 def _validate(action: str, note: str | None, grade: str | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -11,7 +13,7 @@ from coordinator.engine.context import RunContext
 from coordinator.engine.nodes import advance, await_tasks, human_gate, route_after_advance
 
 
-def build_graph(checkpointer: BaseCheckpointSaver | None) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
     """advance → (await_tasks | human_gate → advance)* → END."""
     builder = StateGraph(RunState, context_schema=RunContext)
     builder.add_node("advance", advance)

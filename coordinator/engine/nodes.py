@@ -1,7 +1,8 @@
 """Graph nodes.
 
-``advance``: apply queued decisions, settle gates, review due gates, schedule
-and dispatch, tell the state listeners (the boards). ``await_tasks``: wait for the first running task to
+``advance``: apply queued decisions and budget raises, settle gates and the
+schedule, resolve deferred items, restart orphans, start ready tasks, tell the
+state listeners (the boards) — one named function per job. ``await_tasks``: wait for the first running task to
 finish (or an override window to close, or a decision to arrive).
 ``human_gate``: pause the run with ``interrupt()`` until a person decides.
 """
@@ -49,18 +50,35 @@ def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
 
 
 def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Decide gates, resolve deferred items, schedule and dispatch, render."""
+    """One engine step; each part is one job, in this order."""
     ctx = runtime.context
-    plan = ctx.plan
     ch = _gates.Changes()
-    force_render = False
     _take_inbox(ctx, state, ch)
-    if ctx.budget is not None:  # budget hook: a raise since the hold lets held paid work start again
-        for tid, rec in release_held(ctx.budget, plan, state.get("tasks", {})).items():
+    _release_budget_holds(ctx, state, ch)
+    ready, tasks_state, settled_render = _settle(ctx, state, ch)
+    _resolve_deferred(ctx, _merged(state, ch), ch)
+    _restart_orphans(ctx, tasks_state)
+    starting, start_render = _mark_started(ctx, ready, tasks_state, ch)
+    return _publish(ctx, state, ch, starting, tasks_state, settled_render or start_render)
+
+
+def _release_budget_holds(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
+    """A budget raise since the hold lets held paid work start again."""
+    if ctx.budget is not None:
+        for tid, rec in release_held(ctx.budget, ctx.plan, state.get("tasks", {})).items():
             ch.task(tid, rec)
 
-    # Repeat until nothing changes: a skipped task can make a gate unreviewable,
-    # whose decision can block further tasks (or send tasks back), all within one step.
+
+def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[str], dict[str, TaskRecord], bool]:
+    """Close override windows, skip/block what cannot run, review due gates and run the drivers'
+    ``after_gates`` hooks, until nothing changes; return the ready tasks, the task records and
+    whether the boards must be rendered.
+
+    A skipped task can make a gate unreviewable, whose decision can block further tasks (or send
+    tasks back), all within one step; hence the loop.
+    """
+    plan = ctx.plan
+    force_render = False
     while True:
         merged = _merged(state, ch)
         tasks_state, gates_state = merged["tasks"], merged["gates"]
@@ -90,10 +108,13 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             elif outcome == "merged":
                 ctx.events.emit("branch_merged", task=tid, commit=change["metrics"].get("merge_commit"))
         if not (sched.updates or sched.gate_skips or sched.due_gates or merges):
-            break
+            return sched.ready, tasks_state, force_render or bool(ch.gates)
         force_render = force_render or bool(sched.gate_skips or sched.due_gates or merges)
-    force_render = force_render or bool(ch.gates)
 
+
+def _resolve_deferred(ctx: RunContext, merged: RunState, ch: _gates.Changes) -> None:
+    """A deferred item is resolved once one of the tasks named to resolve it is done."""
+    tasks_state = merged["tasks"]
     for key, item in merged["deferred"].items():
         if item["status"] != "open":
             continue
@@ -103,39 +124,56 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             ch.deferred[key] = {**item, "status": "resolved", "resolved_in": done[0]}
             ctx.events.emit("deferred_resolved", item=item["text"], task=done[0])
 
+
+def _restart_orphans(ctx: RunContext, tasks_state: dict[str, TaskRecord]) -> None:
+    """Tasks running when an earlier process stopped start again under the same dispatch."""
     in_pool = ctx.pool.known()
-    orphans = [t for t in plan.order if tasks_state.get(t, {}).get("status") == "running" and t not in in_pool]
-    for tid in orphans:  # running when an earlier process stopped: start again under the same dispatch
-        ctx.pool.submit(plan.tasks[tid], int(tasks_state[tid].get("dispatch", 1)),
-                        feedback=list(tasks_state[tid].get("feedback") or []),
-                        earlier_attempts=int(tasks_state[tid].get("attempts") or 0))
+    for tid in ctx.plan.order:
+        rec = tasks_state.get(tid, {})
+        if rec.get("status") == "running" and tid not in in_pool:
+            ctx.pool.submit(ctx.plan.tasks[tid], int(rec.get("dispatch", 1)),
+                            feedback=list(rec.get("feedback") or []),
+                            earlier_attempts=int(rec.get("attempts") or 0))
+
+
+def _mark_started(ctx: RunContext, ready: list[str], tasks_state: dict[str, TaskRecord],
+                  ch: _gates.Changes) -> tuple[list[str], bool]:
+    """Ready tasks that fit the concurrency bound and the budget → running; return them and whether
+    the boards must be rendered before they start (an agent reads its EXECUTE_NOW, a step the status)."""
+    plan = ctx.plan
+    force_render = False
     free = max(0, ctx.concurrency - len(ctx.pool.running()))
-    starting = sched.ready[:free]
-    if ctx.budget is not None:  # budget hook: at 100 % paid work waits instead of starting
+    starting = ready[:free]
+    if ctx.budget is not None:  # at 100 % paid work waits instead of starting
         held = hold_paid(ctx.budget, plan, ctx.roles, starting, ctx.ws.root)
         for tid, hold in held.items():
             ch.task(tid, hold)
             ctx.events.emit("task_held", task=tid, reason=hold.get("reason"))
         starting = [t for t in starting if t not in held]
-        force_render = force_render or bool(held)
+        force_render = bool(held)
     for tid in starting:
         dispatch = int(tasks_state.get(tid, {}).get("dispatch", 0)) + 1
         ch.task(tid, TaskRecord(status="running", dispatch=dispatch, started_at=now_iso()))
         if plan.tasks[tid].run is None or _reads_status(ctx, plan.tasks[tid].run):
             force_render = True
+    return starting, force_render
 
+
+def _publish(ctx: RunContext, state: RunState, ch: _gates.Changes, starting: list[str],
+             tasks_state: dict[str, TaskRecord], force_render: bool) -> dict[str, Any]:
+    """Decide the phase, tell the listeners, hand the started tasks to the pool; return the update."""
     merged = _merged(state, ch)
     budget_view = _budget_view(ctx, state)
     if budget_view is not None:
         merged["budget"] = budget_view
     phase = "running"
     if not starting and not ctx.pool.busy() and not any(window_open(g) for g in merged["gates"].values()):
-        phase, _ = run_outcome(plan, merged["tasks"], merged["gates"])
+        phase, _ = run_outcome(ctx.plan, merged["tasks"], merged["gates"])
     merged["phase"] = phase  # type: ignore[typeddict-item]
     if force_render or phase != "running" or ctx.render_due():
         _render(ctx, merged, [g for g in ch.gates if merged["gates"][g].get("verdict")])
-    for tid in starting:
-        ctx.pool.submit(plan.tasks[tid], ch.tasks[tid]["dispatch"],
+    for tid in starting:  # after the render: an agent's prompt is the EXECUTE_NOW just written
+        ctx.pool.submit(ctx.plan.tasks[tid], ch.tasks[tid]["dispatch"],
                         feedback=list(merged["tasks"][tid].get("feedback") or []),
                         earlier_attempts=int(tasks_state.get(tid, {}).get("attempts") or 0))
     update: dict[str, Any] = {**ch.as_update(), "phase": phase}

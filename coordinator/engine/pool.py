@@ -237,4 +237,5 @@ def _safe(task_id: str, dispatch: int) -> str:
 
 
 def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
-    return orjson.loads(orjson.dumps(metrics, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+    out: dict[str, Any] = orjson.loads(orjson.dumps(metrics, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+    return out

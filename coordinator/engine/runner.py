@@ -267,7 +267,7 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
     return RunSummary(run_id, plan.name, phase, problems, resumed, state)
 
 
-def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command | None:
+def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command[Any] | None:
     """The queued decision that answers the pending interrupt, as a ``Command(resume=...)``.
 
     Without one the graph is resumed plainly: the waiting node pauses again.

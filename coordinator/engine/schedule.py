@@ -5,11 +5,18 @@ No I/O here, so every rule is testable on plain dicts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from coordinator.core.plan import CompiledPlan
-from coordinator.core.state import DECIDED_GATE, PASSING_GATE, TERMINAL_TASK, TaskRecord
+from coordinator.core.state import (
+    DECIDED_GATE,
+    PASSING_GATE,
+    TERMINAL_TASK,
+    GateRecord,
+    TaskRecord,
+    TaskStatus,
+)
 
 
 @dataclass
@@ -26,16 +33,16 @@ class Schedule:
     """Gates that cannot review (a reviewed task did not finish) → why."""
 
 
-def _status(tasks: dict[str, Any], tid: str) -> str:
+def _status(tasks: Mapping[str, TaskRecord], tid: str) -> TaskStatus:
     return tasks.get(tid, {}).get("status", "pending")
 
 
-def satisfied_by(rec: dict[str, Any]) -> bool:
+def satisfied_by(rec: TaskRecord) -> bool:
     """A need is satisfied by a done task or one the profile skipped."""
     return rec.get("status") == "done" or (rec.get("status") == "skipped" and rec.get("skip_cause") == "profile")
 
 
-def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) -> Schedule:
+def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mapping[str, GateRecord]) -> Schedule:
     """One pass in topological order; later tasks see earlier tasks' new statuses."""
     out = Schedule()
     view = dict(tasks)
@@ -100,7 +107,7 @@ def plan_step(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]) 
     return out
 
 
-def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any], *,
+def run_outcome(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mapping[str, GateRecord], *,
                 live: bool = False, recorded: str | None = None) -> tuple[str, list[str]]:
     """Phase and the problems that explain it: finished, failed or waiting once the run has ended.
 
@@ -120,11 +127,11 @@ def run_outcome(plan: CompiledPlan, tasks: dict[str, Any], gates: dict[str, Any]
         elif st == "skipped" and rec.get("skip_cause") != "profile":
             problems.append(f"task {tid} skipped: {rec.get('reason')}")
     for gid in plan.gates:
-        rec = gates.get(gid, {})
-        if rec.get("status") in ("rejected", "changes_requested"):
-            problems.append(f"gate {gid} {rec['status']} (grade {rec.get('grade')}, score {rec.get('score')})")
-        elif rec.get("status") == "skipped":
-            problems.append(f"gate {gid} skipped: {rec.get('reason')}")
+        grec = gates.get(gid, {})
+        if grec.get("status") in ("rejected", "changes_requested"):
+            problems.append(f"gate {gid} {grec['status']} (grade {grec.get('grade')}, score {grec.get('score')})")
+        elif grec.get("status") == "skipped":
+            problems.append(f"gate {gid} skipped: {grec.get('reason')}")
     waiting = [g for g in plan.gates if gates.get(g, {}).get("status") == "waiting"] + \
         [t for t in plan.order if tasks.get(t, {}).get("status") == "waiting"]
     unfinished = [t for t in plan.order if tasks.get(t, {}).get("status", "pending") in ("pending", "running")]

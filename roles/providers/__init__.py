@@ -3,10 +3,14 @@
 One interface (:class:`LLMProvider.complete`) with retries, timeouts, structured
 outputs, usage and cost per call. Keys come from the environment only
 (:mod:`roles.providers.config`) and are redacted from anything written.
+
+May import: coordinator.core and templates. Must not import the rest of roles, reviews,
+pipeline, the engine, task_boards or the CLI. The vendor SDKs load on first use.
 """
 
 from __future__ import annotations
 
+from coordinator.core.errors import ProviderError
 from coordinator.core.llm import (
     CallRecord,
     CallSink,
@@ -21,7 +25,6 @@ from roles.providers.config import PROVIDERS, ProviderConfig, key_available
 from roles.providers.errors import (
     ModelOutputError,
     ProviderConfigError,
-    ProviderError,
     ProviderRequestError,
     ProviderUnavailableError,
 )

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from coordinator.core.errors import ProviderError
 from coordinator.core.llm import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
 from roles.providers.config import ProviderConfig
-from roles.providers.errors import ProviderError, ProviderRequestError
+from roles.providers.errors import ProviderRequestError
 from roles.providers.pricing import cost_of
 from roles.providers.retry import RetryPolicy, Transient, parse_retry_after, with_retries
 from roles.providers.secrets import redact
@@ -37,7 +38,7 @@ def provider_message(exc: Any) -> str:
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
+            return str(err["message"])
         if isinstance(body.get("message"), str):
             return str(body["message"])
     return str(getattr(exc, "message", None) or exc)

@@ -51,8 +51,8 @@ class RetryPolicy:
         jittered = backoff * (0.5 + 0.5 * self.rng.random())
         if retry_after is not None:
             # never earlier than the server asked; a little jitter spreads clients that were told the same
-            return retry_after + 0.1 * jittered
-        return jittered
+            return float(retry_after + 0.1 * jittered)
+        return float(jittered)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
