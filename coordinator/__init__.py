@@ -7,7 +7,9 @@ The public step API lives here, so a team's own steps read::
 Everything else is reached through its package (see docs/architecture.md).
 """
 
-from coordinator.core.step import Artifact, Limit, StepContext, StepResult, StepRun, WsPath, step
+from coordinator.core.limits import Limit
+from coordinator.core.step import Artifact, MetricValue, StepContext, StepResult, WsPath, step
+from coordinator.core.step_run import StepRun
 from coordinator.core.version import VERSION as __version__
 
-__all__ = ["Artifact", "Limit", "StepContext", "StepResult", "StepRun", "WsPath", "__version__", "step"]
+__all__ = ["Artifact", "Limit", "MetricValue", "StepContext", "StepResult", "StepRun", "WsPath", "__version__", "step"]

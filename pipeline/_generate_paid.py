@@ -18,9 +18,9 @@ from pathlib import Path
 
 import orjson
 
+from coordinator import StepContext
 from coordinator.core.errors import BudgetExceeded, TaskError
 from coordinator.core.io import JsonlWriter
-from coordinator.core.step import StepContext
 from pipeline._ordered import ordered_map
 from pipeline.example_sources import ExampleSpec, PaidExampleProvider, RawExample
 from pipeline.gen_cache import CACHE_DIR

@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError
 from coordinator.core.io import (
     Rejects,
@@ -58,7 +59,6 @@ from coordinator.core.io import (
     data_files,
     iter_jsonl,
 )
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline._spill import SpillMap
 from pipeline.audit_report import (
     MAX_SAMPLES,

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError
 from coordinator.core.io import (
     JsonlWriter,
@@ -59,7 +60,6 @@ from coordinator.core.io import (
     atomic_write_text,
     data_files,
 )
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline._benchmark_data import HeldoutItem, read_heldout, read_training
 from pipeline._benchmark_report import (
     REPORT_SCHEMA_VERSION,

@@ -41,10 +41,10 @@ from typing import Any
 
 import yaml
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError, TaskError
 from coordinator.core.io import sha256_file
 from coordinator.core.llm import CallRecord, Cost, Usage
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.finetune_jobs import (
     DRY_RUN_WORDING,
     PRICES_PATH,

@@ -55,9 +55,9 @@ from pathlib import Path
 
 import orjson
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import ParameterError
 from coordinator.core.io import JsonlWriter
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline import offline_corpus as oc
 from pipeline._generate_paid import MAX_LLM_REDRAWS, digest, tally, write_agent_paid
 from pipeline.example_sources import (

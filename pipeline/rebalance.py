@@ -43,9 +43,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError
 from coordinator.core.io import JsonlWriter, Rejects, atomic_write_text, data_files, iter_jsonl
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline._spill import SpillMap
 from pipeline.sft import write_openai_rows  # the SFT builder owns the OpenAI conversion
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
+from coordinator import StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError
 from coordinator.core.grading import letter_grade, weighted_score
 from coordinator.core.io import atomic_write_text
 from coordinator.core.plan import Grading
 from coordinator.core.provenance import plan_views, provenance, stand_in
 from coordinator.core.run_store import read_run_plan_data
-from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.workspace import Workspace
 from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
 from pipeline.finetune import DRY_RUN_WORDING
@@ -256,7 +256,7 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
-    origin = provenance(*plan_views(plan.get("tasks") or {}), status["tasks"], ctx.workspace)
+    origin = provenance(*plan_views(plan.get("tasks") or {}, plan.get("order")), status["tasks"], ctx.workspace)
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate, "caveats": caveats,
                "provenance": origin, "stand_in": stand_in(origin),
                "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,

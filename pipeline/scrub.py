@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError
 from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.pii import find_pii, scrub_text
 
 log = logging.getLogger(__name__)

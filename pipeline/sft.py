@@ -59,17 +59,10 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError, TaskError
 from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
-from coordinator.core.step import (
-    MetricValue,
-    StepContext,
-    StepResult,
-    StepRun,
-    WsPath,
-    canonical_json,
-    step,
-)
+from coordinator.core.step_run import canonical_json
 from pipeline._spill import SpillMap
 from pipeline.adp.turns import trajectory_to_turns
 from pipeline.compat import AGENT_NAME, CompatibilityMatrix, resolve_matrix

@@ -43,9 +43,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coordinator import StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError
 from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
-from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
 from pipeline._spill import SpillMap
 from pipeline.adp.models import WRITE_VERSION
 from pipeline.adp.turns import KWARGS_FORMAT_JSON

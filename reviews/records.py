@@ -45,7 +45,7 @@ def write_review_record(ws: Workspace, plan: CompiledPlan, state: RunState, gate
                  "review_criteria": [c.describe() for c in gate.criteria if c.review is not None]}
     full = {"decision": None, "history": [], "commit": None, "override_until": None,
             "grade_measured": rec.get("grade"), "reason": None, "model_review": None, **rec}
-    full["provenance"] = provenance(*plan_views(plan.tasks), tasks, ws.root)
+    full["provenance"] = provenance(*plan_views(plan.tasks, plan.order), tasks, ws.root)
     md = render("review.md.j2", gate=gate_view, rec=full, run=run, artifacts=artifacts, links=links)
     atomic_write_text(out / f"{gate_id}.md", md)
     atomic_write_json(out / f"{gate_id}.json", {"schema_version": RECORD_SCHEMA_VERSION, "run": run_id,

@@ -94,7 +94,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     deferred = sorted(state.get("deferred", {}).values(), key=lambda d: (d["gate"], d["text"]))
     run: dict[str, Any] = {
         "run_id": state.get("run_id", "?"), "plan": plan.name, "profile": profile or plan.profile,
-        "phase": state.get("phase", "running"), "provenance": board_line(plan.tasks, roles, ws.root),
+        "phase": state.get("phase", "running"), "provenance": board_line(plan.tasks, roles, ws.root, plan.order),
         "updated_at": now_iso(), "budget": state.get("budget")}
     ws.boards.mkdir(parents=True, exist_ok=True)
     notices = load_notices(ws, run["run_id"]) if state.get("run_id") else {}

@@ -8,7 +8,7 @@ team's own pipeline gets the same honesty as week2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,15 @@ def _spec(ref: str, root: Path | None) -> StepSpec | None:
         return None
 
 
-def plan_views(plan_tasks: Mapping[str, Any]) -> tuple[dict[str, str | None], dict[str, dict[str, Any]]]:
+def plan_views(plan_tasks: Mapping[str, Any], order: Sequence[str] | None = None,
+               ) -> tuple[dict[str, str | None], dict[str, dict[str, Any]]]:
     """Task id → step reference (None for an assignment) and task id → parameters, from a plan's
-    tasks (models or their JSON form)."""
+    tasks (models or their JSON form), in the plan's ``order`` when given (sentences follow it)."""
     steps: dict[str, str | None] = {}
     params: dict[str, dict[str, Any]] = {}
-    for tid, t in plan_tasks.items():
+    ids = [t for t in order if t in plan_tasks] if order else list(plan_tasks)
+    for tid in ids:
+        t = plan_tasks[tid]
         get = t.get if isinstance(t, Mapping) else lambda k, _t=t: getattr(_t, k, None)
         steps[tid] = get("run")
         params[tid] = dict(get("params") or {})
@@ -77,9 +80,11 @@ def provenance(steps: Mapping[str, str | None], params: Mapping[str, Mapping[str
     return lines
 
 
-def board_line(plan_tasks: Mapping[str, Any], roles: Mapping[str, RoleDefinition], root: Path | None = None) -> str:
-    """One sentence for the boards on where the data and answers will come from (before tasks report)."""
-    steps, params = plan_views(plan_tasks)
+def board_line(plan_tasks: Mapping[str, Any], roles: Mapping[str, RoleDefinition], root: Path | None = None,
+               order: Sequence[str] | None = None) -> str:
+    """One sentence for the boards on where the data and answers will come from (before tasks report):
+    the first step's note, who answers assignments, then the other steps' notes, in plan order."""
+    steps, params = plan_views(plan_tasks, order)
     parts: list[str] = []
     for tid, ref in steps.items():
         spec = _spec(ref, root) if ref else None
@@ -87,8 +92,9 @@ def board_line(plan_tasks: Mapping[str, Any], roles: Mapping[str, RoleDefinition
         if note is not None and (text := note(params[tid])) and text not in parts:
             parts.append(text)
     offline_roles = [r.name for r in roles.values() if driver_traits(r.driver).stand_in]
-    if offline_roles:
-        parts.append("assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
+    if offline_roles:  # after the source of the data, before what was done with it
+        parts.insert(min(1, len(parts)),
+                     "assignments for " + ", ".join(offline_roles) + " are answered by the offline stand-in")
     return "; ".join(parts) + "." if parts else ""
 
 

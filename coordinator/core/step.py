@@ -20,25 +20,19 @@ A step is a plain function registered with :func:`step`::
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
-import itertools
-import math
-import re
 import sys
 import threading
 import typing
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NewType
 
-import orjson
-
-from coordinator.core.errors import ParameterError, WorkspaceEscapeError
-from coordinator.core.io import atomic_write_json, sha256_file
+from coordinator.core.errors import WorkspaceEscapeError
+from coordinator.core.io import sha256_file
+from coordinator.core.limits import Limit, LimitSpec
 from coordinator.core.llm import SpendGuard
 from coordinator.core.registry import STEP_GROUP, Registry, UnknownPlugin
 from coordinator.core.version import VERSION
@@ -49,7 +43,6 @@ WsPath = NewType("WsPath", str)
 MetricValue = float | int | str | bool | None
 ProgressFn = Callable[[str, float | None], None]
 
-MANIFEST_SCHEMA_VERSION = 1
 
 
 def resolve_in_workspace(workspace: Path, rel: str | Path) -> Path:
@@ -126,109 +119,6 @@ class StepResult:
     """True when the outputs were already up to date and nothing ran."""
     notes: list[str] = field(default_factory=list)
     """Short human-readable remarks for boards and logs."""
-
-
-@dataclass(frozen=True)
-class Limit:
-    """What a step accepts for one parameter beyond its type; checked when a plan loads.
-
-    Bounds apply to a number, or to every number in a list or mapping (nested ones too):
-    ``ge``/``le`` inclusive, ``gt``/``lt`` exclusive. ``total``: the numbers of a list or mapping
-    add up to it (shares). ``keys``: the keys a mapping may have. ``size``/``min_size``: a
-    list's length, exact or least. ``ascending``: a list's numbers never decrease. ``unique``:
-    no item twice. ``choices``/``pattern``: what a string (or every string in a list) may be.
-    """
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    total: float | None = None
-    keys: tuple[str, ...] | None = None
-    size: int | None = None
-    min_size: int | None = None
-    ascending: bool = False
-    unique: bool = False
-    choices: tuple[str, ...] | None = None
-    pattern: str | None = None
-
-    @classmethod
-    def of(cls, spec: tuple[float | None, float | None] | Mapping[str, Any] | Limit) -> Limit:
-        """A limit from its declaration: an inclusive ``(low, high)`` pair or keyword fields."""
-        if isinstance(spec, Limit):
-            return spec
-        if isinstance(spec, tuple):
-            low, high = spec
-            return cls(ge=low, le=high)
-        unknown = set(spec) - {f.name for f in fields(cls)}
-        if unknown:
-            raise TypeError(f"unknown limit fields {sorted(unknown)}")
-        given: dict[str, Any] = {k: tuple(v) if k in ("keys", "choices") else v for k, v in spec.items()}
-        return cls(**given)
-
-    def bounds(self) -> str:
-        """The bounds in words: ``from 1 to 64``, ``at least 1``, ``in (0, 1]``."""
-        low, opening = (self.ge, "[") if self.ge is not None else (self.gt, "(")
-        high, closing = (self.le, "]") if self.le is not None else (self.lt, ")")
-        if low is not None and high is not None:
-            if self.ge is not None and self.le is not None:
-                return f"from {low:g} to {high:g}"
-            return f"in {opening}{low:g}, {high:g}{closing}"
-        if low is not None:
-            return f"at least {low:g}" if self.ge is not None else f"greater than {low:g}"
-        if high is not None:
-            return f"at most {high:g}" if self.le is not None else f"less than {high:g}"
-        return "any number"
-
-    def problem(self, name: str, value: Any) -> str | None:
-        """Why ``value`` breaks this limit (``name`` is the parameter), or None."""
-        if isinstance(value, Mapping) and self.keys is not None:
-            unknown = [k for k in value if k not in self.keys]
-            if unknown:
-                return f"{name} has unknown keys {unknown} (allowed: {', '.join(self.keys)})"
-        if isinstance(value, list):
-            if self.size is not None and len(value) != self.size:
-                return f"{name} must have {self.size} items, got {value!r}"
-            if self.min_size is not None and len(value) < self.min_size:
-                return f"{name} must have at least {self.min_size} item(s), got {value!r}"
-            twice = sorted({repr(v) for i, v in enumerate(value) if v in value[:i]})
-            if self.unique and twice:
-                return f"{name} lists {', '.join(twice)} more than once"
-        leaves = _leaves(name, value)
-        numbers = [(where, v) for where, v in leaves
-                   if isinstance(v, int | float) and not isinstance(v, bool)]
-        for where, v in leaves:
-            if isinstance(v, str) and self.choices is not None and v not in self.choices:
-                return f"{where} must be one of {', '.join(self.choices)}, got {v!r}"
-            if isinstance(v, str) and self.pattern is not None and not re.fullmatch(self.pattern, v):
-                return f"{where} must match {self.pattern}, got {v!r}"
-        for where, v in numbers:
-            if not self._within(v):
-                return f"{where} must be {self.bounds()}, got {v!r}"
-        if self.ascending and any(b < a for (_, a), (_, b) in itertools.pairwise(numbers)):
-            return f"{name} must be in ascending order, got {value!r}"
-        total = sum(v for _, v in numbers)
-        if self.total is not None and isinstance(value, list | Mapping) \
-                and not math.isclose(total, self.total, abs_tol=1e-6):
-            return f"{name} must add up to {self.total:g}, got {total:g}"
-        return None
-
-    def _within(self, x: float) -> bool:
-        return ((self.ge is None or x >= self.ge) and (self.gt is None or x > self.gt)
-                and (self.le is None or x <= self.le) and (self.lt is None or x < self.lt))
-
-
-def _leaves(where: str, value: Any) -> list[tuple[str, Any]]:
-    """Every scalar in ``value`` with its place (``target['easy']``, ``agents[2]``)."""
-    if isinstance(value, Mapping):
-        return [leaf for k, v in value.items() for leaf in _leaves(f"{where}[{k!r}]", v)]
-    if isinstance(value, list):
-        return [leaf for i, v in enumerate(value) for leaf in _leaves(f"{where}[{i}]", v)]
-    return [(where, value)]
-
-
-LimitSpec = tuple[float | None, float | None] | Mapping[str, Any] | Limit
-"""How a step declares a limit: an inclusive ``(low, high)`` pair (None: unbounded) or :class:`Limit` fields."""
 
 
 TaskParams = Mapping[str, Any]
@@ -411,129 +301,3 @@ def _is_path_hint(hint: Any) -> bool:
         return True
     args = typing.get_args(hint)
     return any(_is_path_hint(a) for a in args)
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Stable bytes for hashing parameters."""
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-
-
-def fingerprint(path: Path) -> str:
-    """sha256 of a file, reusing its manifest's digest when size and mtime still match."""
-    path = Path(path)
-    st = path.stat()
-    man = manifest_path(path)
-    if man.exists():
-        try:
-            data = orjson.loads(man.read_bytes())
-            if data.get("bytes") == st.st_size and data.get("mtime_ns") == st.st_mtime_ns:
-                return str(data["sha256"])
-        except (orjson.JSONDecodeError, KeyError, OSError):
-            pass
-    return sha256_file(path)
-
-
-def manifest_path(output: Path) -> Path:
-    """Where the manifest of ``output`` lives."""
-    output = Path(output)
-    return output.with_name(f"{output.name}.manifest.json")
-
-
-class StepRun:
-    """Manifest bookkeeping for one execution of a step.
-
-    Usage inside a step::
-
-        run = StepRun(ctx, "audit", params, inputs=[...], outputs=[...])
-        if (cached := run.cached()) is not None:
-            return cached
-        ... write outputs ...
-        run.record(out_path, rows=n, sha256=writer.sha256)
-        return run.finish(metrics)
-    """
-
-    def __init__(self, ctx: StepContext, step_name: str, params: dict[str, Any], *,
-                 inputs: Sequence[Path], outputs: Sequence[Path], seed: int | None = None,
-                 provider: str | None = None) -> None:
-        self.ctx = ctx
-        self.step = step_name
-        self.params = params
-        self.seed = seed
-        self.provider = provider
-        self.outputs = [Path(o) for o in outputs]
-        spec = STEPS.find(step_name) if ctx.code_version is None else None
-        self.code_version = ctx.code_version or (spec.code_version if spec else "unregistered")
-        self.inputs = {ctx.rel(p): fingerprint(p) for p in sorted(Path(i) for i in inputs)}
-        h = hashlib.sha256()
-        h.update(canonical_json({"step": step_name, "code": self.code_version, "params": params,
-                                 "inputs": self.inputs, "seed": seed, "provider": provider}))
-        self.key = h.hexdigest()
-        self._records: dict[Path, dict[str, Any]] = {}
-
-    def cached(self) -> StepResult | None:
-        """The previous result when every output's manifest matches this run's key."""
-        if self.ctx.force or not self.outputs:
-            return None
-        metrics: dict[str, MetricValue] | None = None
-        artifacts = []
-        for out in self.outputs:
-            man = manifest_path(out)
-            if not out.exists() or not man.exists():
-                return None
-            try:
-                data = orjson.loads(man.read_bytes())
-            except (orjson.JSONDecodeError, OSError):
-                return None
-            if data.get("key") != self.key or fingerprint(out) != data.get("sha256"):
-                return None
-            metrics = data.get("step_metrics", {})
-            artifacts.append(Artifact(self.ctx.rel(out), data["sha256"], data["bytes"], data.get("rows")))
-        return StepResult(metrics=dict(metrics or {}), artifacts=artifacts, skipped=True,
-                          notes=["outputs up to date; step skipped"])
-
-    def record(self, output: Path, *, rows: int | None = None, sha256: str | None = None,
-               rejects: int = 0, extra: dict[str, Any] | None = None) -> None:
-        """Note one finished output (call after it is in place)."""
-        output = Path(output)
-        st = output.stat()
-        self._records[output] = {
-            "rows": rows,
-            "sha256": sha256 or sha256_file(output),
-            "bytes": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "rejects": rejects,
-            "extra": extra or {},
-        }
-
-    def finish(self, metrics: dict[str, MetricValue], notes: Sequence[str] = ()) -> StepResult:
-        """Write a manifest beside every output and return the step result."""
-        missing = [str(o) for o in self.outputs if o not in self._records]
-        if missing:
-            raise ParameterError(f"step {self.step!r} declared outputs it did not record: {missing}")
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        artifacts = []
-        for out, rec in self._records.items():
-            manifest = {
-                "schema_version": MANIFEST_SCHEMA_VERSION,
-                "step": self.step,
-                "output": self.ctx.rel(out),
-                "sha256": rec["sha256"],
-                "bytes": rec["bytes"],
-                "mtime_ns": rec["mtime_ns"],
-                "rows": rec["rows"],
-                "rejects": rec["rejects"],
-                "inputs": self.inputs,
-                "params": self.params,
-                "seed": self.seed,
-                "provider": self.provider,
-                "code_version": self.code_version,
-                "key": self.key,
-                "created_at": now,
-                "extra": rec["extra"],
-                "step_metrics": metrics,
-            }
-            atomic_write_json(manifest_path(out), manifest)
-            # atomic_write_json replaced a sibling, not the output: its mtime is unchanged
-            artifacts.append(Artifact(self.ctx.rel(out), rec["sha256"], rec["bytes"], rec["rows"]))
-        return StepResult(metrics=dict(metrics), artifacts=artifacts, notes=list(notes))
-

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError
 from coordinator.core.io import atomic_write_json, data_files
-from coordinator.core.step import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from pipeline.openai_format.tokens import (
     CHARS_PER_TOKEN,
     DEFAULT_MODEL,

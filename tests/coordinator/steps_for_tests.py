@@ -8,7 +8,8 @@ from pathlib import Path
 
 from coordinator.core.errors import InputError
 from coordinator.core.io import atomic_write_text
-from coordinator.core.step import StepContext, StepResult, StepRun, WsPath, step
+from coordinator.core.step import StepContext, StepResult, WsPath, step
+from coordinator.core.step_run import StepRun
 
 
 @step("t_noop")

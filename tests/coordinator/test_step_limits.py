@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from coordinator.core.errors import ParameterError, PlanError
-from coordinator.core.step import STEPS, Limit, StepContext, step
+from coordinator.core.limits import Limit
+from coordinator.core.step import STEPS, StepContext, step
 from coordinator.engine.plan_loader import load_plan
 from pipeline.finetune import get_backend
 from pipeline.llm_examples import LLM_PROVIDERS
