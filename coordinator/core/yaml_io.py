@@ -1,11 +1,14 @@
 """The one module that talks to the YAML library.
 
 Loads YAML into plain Python data and remembers the line of every mapping key
-and sequence item, so validation errors can point at ``file:line``.
+and sequence item, so validation errors can point at ``file:line``. Anchors,
+aliases and ``<<`` merge keys work as YAML 1.1 defines them (explicit keys win
+over merged ones); a key merged from an anchor is located at the anchor's line.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +39,58 @@ class Located:
         return self.lines.get((), None)
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any) -> Any:
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _pairs(node: yaml.MappingNode, loader: Any, seen: frozenset[int]) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+    """The mapping's (key, value, explicit) pairs with ``<<`` merge keys expanded.
+
+    Explicit keys come first and win; merged keys follow in the YAML order of precedence
+    (in ``<<: [*a, *b]`` the earlier mapping wins), so a plan may override what it merges.
+    """
+    explicit: list[tuple[yaml.Node, yaml.Node, bool]] = []
+    merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != MERGE_TAG:
+            explicit.append((key_node, value_node, True))
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise ConfigError("a merge key '<<' takes a mapping or a list of mappings (an alias like *defaults)",
+                                  line=source.start_mark.line + 1)
+            if id(source) in seen:
+                raise ConfigError("an anchor merges itself", line=source.start_mark.line + 1)
+            merged += [(k, v, False) for k, v, _ in _pairs(source, loader, seen | {id(source)})]
+    return explicit + merged
+
+
+def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any,
+           seen: frozenset[int] = frozenset()) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in seen:
+            raise ConfigError("an alias refers to the mapping or list that contains it",
+                              line=node.start_mark.line + 1, path=_fmt(loc) or None)
+        seen = seen | {id(node)}
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        for key_node, value_node, explicit in _pairs(node, loader, seen):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise ConfigError(f"mapping key must be a scalar, got {type(key).__name__}",
                                   line=key_node.start_mark.line + 1)
             if key in out:
+                if not explicit:  # a merged key the mapping (or an earlier merge) already set
+                    continue
                 raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1,
                                   path=_fmt(loc + (str(key),)))
             child = loc + (key if isinstance(key, str | int) else str(key),)
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, child, lines, loader)
+            out[key] = _build(value_node, child, lines, loader, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), lines, loader) for i, item in enumerate(node.value)]
+        return [_build(item, loc + (i,), lines, loader, seen) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
@@ -84,6 +121,9 @@ def load_located(text: str, file: str) -> Located:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         msg = f"YAML syntax error: {e.problem or e}"
+        if mark is not None and e.problem == "found undefined alias":  # libyaml leaves the name out
+            alias = re.match(r"\*([^\s,\]}]+)", text.splitlines()[mark.line][mark.column:] if text else "")
+            msg += f" {alias.group(1)!r} (define it with &{alias.group(1)} before using it)" if alias else ""
         if e.context:
             msg += f" ({e.context})"
         raise ConfigError(msg, file=file, line=line) from None

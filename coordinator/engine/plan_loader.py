@@ -155,6 +155,8 @@ def parse_plan(text: str, source: str, root: Path | None = None) -> tuple[PlanSp
     if not isinstance(located.data, dict):
         errors.add((), "a plan must be a YAML mapping with 'name' and 'tasks'")
         errors.raise_if_any()
+    # top-level `x-…` keys hold YAML anchors for the rest of the plan (`x-defaults: &d {...}`)
+    located.data = {k: v for k, v in located.data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     spec: PlanSpec | None = None
     try:
         spec = PlanSpec.model_validate(located.data)
