@@ -1,12 +1,19 @@
-"""The week summary: per-role report cards, gate outcomes, go/no-go, costs.
+"""The run summary: per-role report cards, gate outcomes, key measurements, deferred items, costs.
 
 Everything comes from the run's status snapshot (``.coord/status.json``,
-written by coord right before this step starts) and the metrics tasks
+written by coord right before this step starts), the run's stored plan and the metrics tasks
 measured; the report task itself counts as done (writing the summary is its last act). A role's grade is computed from the gate criteria that measure its
 own tasks; a role no criterion measures is shown as not graded, never guessed.
 
+Any plan gets a summary of itself: its title, its gates, the metrics its gates read (with the
+values the tasks measured; a metric no task measured is shown as not measured, never as 0),
+other numeric metrics per task (bounded), deferred items and costs (the budget view of the
+snapshot). The launch go/no-go headline is written only when the plan has a gate named by
+``launch_gate``. The week2 plan keeps its week summary's layout (:data:`CLASSIC_LAYOUT`).
+
 Metrics: ``tasks_total``, ``tasks_done``, ``gates_total``, ``gates_approved``,
-``deferred_open``, ``launch`` (go / no-go / undecided), ``cost_usd``.
+``deferred_open``, ``launch`` (go / no-go / undecided; only when the plan has the launch gate),
+``cost_usd``.
 """
 
 from __future__ import annotations
@@ -23,10 +30,20 @@ from coordinator.core.io import atomic_write_text
 from coordinator.core.plan import Grading
 from coordinator.core.provenance import plan_views, provenance, stand_in
 from coordinator.core.run_store import read_run_plan_data
+from coordinator.core.step import MetricValue
 from coordinator.core.workspace import Workspace
 from pipeline._benchmark_report import fmt_improvement, fmt_pp, fmt_relative
 from pipeline.finetune import DRY_RUN_WORDING
 from templates import render
+
+CLASSIC_LAYOUT = frozenset({"week2"})
+"""Plans whose summary keeps the original week-summary layout: the "Week summary" title, a chosen
+list of key measurements, no cost section (their costs are in ``cost_dashboard.md``)."""
+NOT_MEASURED = "not measured"
+"""Shown for a metric a gate reads that its task did not (or not yet) measure."""
+OTHER_METRICS_PER_TASK = 8
+OTHER_METRICS_MAX = 40
+"""Bounds on the numeric metrics shown beside the gated ones (the rest stay in the status snapshot)."""
 
 
 def _stored_plan(ctx: StepContext, status: dict[str, Any]) -> dict[str, Any]:
@@ -190,9 +207,9 @@ def _ratio(pct: Any) -> float | None:
     return pct / 100.0 if isinstance(pct, int | float) and not isinstance(pct, bool) else None
 
 
-def _with_unit(task: str, name: str, value: Any) -> Any:
+def _with_unit(step_name: str | None, name: str, value: Any) -> Any:
     """Benchmark numbers carry their unit: accuracies in %, gains in pp, relative gains in relative %."""
-    if task != "benchmark" or not isinstance(value, int | float | None) or isinstance(value, bool):
+    if step_name != "benchmark" or not isinstance(value, int | float | None) or isinstance(value, bool):
         return value
     if name.endswith("_accuracy") and value is not None:
         return f"{100.0 * value:.1f}%"
@@ -231,6 +248,122 @@ def _finetune_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _task_ids(plan: dict[str, Any], status: dict[str, Any]) -> list[str]:
+    """The run's task ids in plan order (stored files sort their keys), then any the plan does not list."""
+    ids = [t for t in plan.get("order") or [] if t in status["tasks"]]
+    return ids + [t for t in status["tasks"] if t not in ids]
+
+
+def _gate_ids(plan: dict[str, Any], status: dict[str, Any]) -> list[str]:
+    """The plan's gates in the order they review (after their last task in plan order), then any
+    other gate the status has a record of."""
+    position = {t: i for i, t in enumerate(plan.get("order") or [])}
+    after = plan.get("gate_after") or {}
+
+    def reviews_at(gid: str) -> int:
+        return max((position.get(t, len(position)) for t in after.get(gid) or []), default=len(position))
+
+    ids = sorted((str(g) for g in plan.get("gates") or {}), key=reviews_at)
+    return ids + [g for g in status["gates"] if g not in ids]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _instances(plan: dict[str, Any], status: dict[str, Any]) -> dict[str, list[str]]:
+    """Base task id → its concrete task ids (a ``foreach`` task has one per item), in plan order."""
+    tasks = plan.get("tasks") or {}
+    out: dict[str, list[str]] = {}
+    for tid in plan.get("order") or list(tasks) or list(status["tasks"]):
+        t = tasks.get(tid)
+        base = str(t.get("base_id") or tid) if isinstance(t, dict) else tid.split("[", 1)[0]
+        out.setdefault(base, []).append(tid)
+    return out
+
+
+def _metric_checks(plan: dict[str, Any], status: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
+    """Every gate criterion that reads a task's metric: (gate, ``task.metric``, op, threshold), in plan order.
+
+    From the stored plan, so a gate that has not reviewed yet still names what it will read; from
+    the gate's record when there is no stored plan. A command's metric is the command's, not a task's.
+    """
+    out: list[tuple[str, str, Any, Any]] = []
+    specs = plan.get("gates") or {}
+    for gid in _gate_ids(plan, status):
+        spec = specs.get(gid)
+        if isinstance(spec, dict):
+            out.extend((gid, str(c["metric"]), c.get("op"), c.get("value")) for c in spec.get("criteria") or []
+                       if isinstance(c, dict) and c.get("metric") and not c.get("command"))
+        else:
+            out.extend((gid, str(c.get("target")), c.get("op"), c.get("threshold"))
+                       for c in (status["gates"].get(gid) or {}).get("criteria") or [] if c.get("kind") == "metric")
+    return out
+
+
+def _gated_metrics(plan: dict[str, Any], status: dict[str, Any],
+                   steps: dict[str, str | None]) -> list[dict[str, Any]]:
+    """The metrics the plan's gates read, one row per task instance, with the value the task measured."""
+    instances = _instances(plan, status)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for gid, ref, op, threshold in _metric_checks(plan, status):
+        task, _, name = ref.partition(".")
+        for tid in instances.get(task, [task]):
+            metrics = (status["tasks"].get(tid) or {}).get("metrics") or {}
+            row = rows.setdefault((tid, name), {
+                "task": tid, "metric": name, "read_by": [],
+                "value": _with_unit(steps.get(tid), name, metrics[name]) if name in metrics else NOT_MEASURED})
+            rule = {"gate": gid, "op": op, "threshold": threshold}
+            if rule not in row["read_by"]:
+                row["read_by"].append(rule)
+    return list(rows.values())
+
+
+def _other_metrics(plan: dict[str, Any], status: dict[str, Any], steps: dict[str, str | None],
+                   shown: set[tuple[str, str]]) -> tuple[list[tuple[str, str, Any]], int]:
+    """Numeric metrics no gate reads, per task in plan order, bounded; and how many were left out."""
+    rows: list[tuple[str, str, Any]] = []
+    left_out = 0
+    for tid in _task_ids(plan, status):
+        metrics = status["tasks"][tid].get("metrics") or {}
+        numeric = [(n, v) for n, v in metrics.items() if (tid, n) not in shown and _is_number(v)]
+        for n, v in numeric[:OTHER_METRICS_PER_TASK]:
+            if len(rows) < OTHER_METRICS_MAX:
+                rows.append((tid, n, _with_unit(steps.get(tid), n, v)))
+            else:
+                left_out += 1
+        left_out += max(0, len(numeric) - OTHER_METRICS_PER_TASK)
+    return rows, left_out
+
+
+def _gate_rows(plan: dict[str, Any], status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every gate of the plan with its record (an empty record for one that has not reviewed yet)."""
+    return [(gid, status["gates"].get(gid) or {}) for gid in _gate_ids(plan, status)]
+
+
+def _costs(status: dict[str, Any]) -> dict[str, Any]:
+    """What the tasks recorded spending, and the budget view of the snapshot when it has one."""
+    recorded = [float(t["cost_usd"]) for t in status["tasks"].values() if _is_number(t.get("cost_usd"))]
+    budget = status.get("budget") if isinstance(status.get("budget"), dict) else None
+    scopes: list[dict[str, Any]] = []
+    if budget is not None:
+        named = [("run", budget.get("run"))] + [(f"role {r}", v) for r, v in (budget.get("roles") or {}).items()]
+        for scope, view in named:
+            if not isinstance(view, dict):
+                continue
+            notes = []
+            if view.get("exhausted"):
+                notes.append("exhausted: no new paid work starts")
+            if view.get("approved"):
+                notes.append("overrun approved by a person")
+            if view.get("unknown_calls"):
+                notes.append(f"{view['unknown_calls']} call(s) of unknown cost")
+            scopes.append({"scope": scope, "limit": view.get("limit_usd"), "spent": view.get("spent_usd"),
+                           "pct": view.get("pct"), "note": "; ".join(notes)})
+    return {"tasks_usd": sum(recorded) if recorded else None, "budget": budget is not None, "scopes": scopes,
+            "alerts": [a for a in (budget or {}).get("alerts") or [] if _is_number(a)]}
+
+
 @step("report", reads_run_status=True)
 def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json"),
            out_dir: WsPath = WsPath("reports"), launch_gate: str = "launch") -> StepResult:
@@ -249,28 +382,41 @@ def report(ctx: StepContext, *, status_file: WsPath = WsPath(".coord/status.json
                   inputs=[src], outputs=[summary_path])
     plan = _stored_plan(ctx, status)
     status = _with_self_done(status, plan)
+    classic = str(plan.get("name") or status.get("plan")) in CLASSIC_LAYOUT
     cards = _role_cards(status, _grading(plan))
-    launch = _launch(status, launch_gate)
+    has_launch = launch_gate in (plan.get("gates") or {}) or launch_gate in status["gates"]
+    launch = _launch(status, launch_gate) if has_launch else None
     caveats = _launch_caveats(status, plan)
     deferred = list(status.get("deferred", {}).values())
     finetune = _finetune_rows(status)
     total_cost = sum(c["cost"] for c in cards)
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
-    origin = provenance(*plan_views(plan.get("tasks") or {}, plan.get("order")), status["tasks"], ctx.workspace)
+    steps, params = plan_views(plan.get("tasks") or {}, plan.get("order"))
+    origin = provenance(steps, params, status["tasks"], ctx.workspace)
     context = {"status": status, "cards": cards, "launch": launch, "launch_gate": launch_gate, "caveats": caveats,
                "provenance": origin, "stand_in": stand_in(origin),
-               "highlights": _highlights(status), "benchmark_line": _benchmark_line(status, launch_gate), "deferred": deferred, "finetune": finetune,
+               "highlights": _highlights(status) if classic else [],
+               "benchmark_line": _benchmark_line(status, launch_gate) if has_launch else None,
+               "deferred": deferred, "finetune": finetune,
                "total_cost": total_cost, "est_finetune_cost": sum(est) if est else None,
                "unknown_cost": any(r["cost"] is None for r in finetune),
                "running": [t for t, rec in status["tasks"].items() if rec.get("status") == "running"]}
+    if not classic:
+        gated = _gated_metrics(plan, status, steps)
+        others, left_out = _other_metrics(plan, status, steps, {(r["task"], r["metric"]) for r in gated})
+        context.update(layout="plan", title=str(plan.get("title") or status.get("plan")),
+                       task_rows=[(t, status["tasks"][t]) for t in _task_ids(plan, status)],
+                       gate_rows=_gate_rows(plan, status), gated_metrics=gated, highlights=others,
+                       metrics_left_out=left_out, costs=_costs(status))
     atomic_write_text(summary_path, render("week_summary.md.j2", **context))
     run.record(Path(summary_path))
     tasks = status["tasks"]
-    metrics = {
+    metrics: dict[str, MetricValue] = {
         "tasks_total": len(tasks), "tasks_done": sum(t.get("status") == "done" for t in tasks.values()),
-        "gates_total": len(status["gates"]),
+        "gates_total": len(_gate_ids(plan, status)),
         "gates_approved": sum(g.get("status") == "approved" for g in status["gates"].values()),
-        "deferred_open": sum(d.get("status") == "open" for d in deferred), "launch": launch,
+        "deferred_open": sum(d.get("status") == "open" for d in deferred),
+        **({"launch": launch} if launch is not None else {}),
         "cost_usd": round(total_cost, 6),
     }
     return run.finish(metrics)

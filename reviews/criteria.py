@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from coordinator.core import refs
 from coordinator.core.plan import Check
 from coordinator.core.ports import VALIDATORS
 from coordinator.core.state import CriterionResult, ModelReview
@@ -73,7 +76,7 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
     base: dict[str, Any] = {"name": check.name, "label": check.describe(), "critical": check.critical,
                             "weight": check.weight, "op": None, "threshold": None, "detail": None}
     detail: str | None
-    if check.metric is not None:
+    if check.metric is not None and check.command is None:
         measured, problem = lookup(check.metric)
         if isinstance(measured, list):  # fanned-out task: every instance must pass
             failing = [(tid, v) for tid, v in measured if not _compare(v, check.op, check.value)]
@@ -91,11 +94,12 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
         result = {**base, "kind": "file", "target": check.file, "measured": passed, "passed": passed,
                   "detail": detail, "threshold": check.validator}
     elif check.command is not None:
-        m, detail = run_command(check.command, workspace, command_timeout)
-        result = {**base, "kind": "command", "target": check.command, "measured": m.exit_code,
-                  "passed": m.exit_code == 0, "detail": detail, "threshold": "exit 0",
-                  "counts": {k: v for k, v in (("passed", m.passed), ("failed", m.failed),
-                                               ("errors", m.errors)) if v is not None}}
+        command, unfilled = _filled(check.command, lookup)
+        if unfilled:
+            result = {**base, "kind": "command", "target": check.command, "measured": None, "passed": False,
+                      "detail": unfilled, "threshold": "exit 0"}
+        else:
+            result = {**base, **_command_result(check, command, workspace, command_timeout)}
     elif check.review is not None:
         result = {**base, **review_result(check, model_review)}
     else:
@@ -104,6 +108,62 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
     result["deferred"] = bool(deferrable and not result["passed"] and check.defer and not check.critical)
     result["defer_text"] = check.defer if result["deferred"] else None
     return result  # type: ignore[return-value]
+
+
+def _filled(command: str, lookup: MetricLookup) -> tuple[str, str | None]:
+    """The command with ``${task.metric}`` references filled in (shell-quoted); why one cannot be."""
+    problems: list[str] = []
+
+    def one(ref: str) -> Any:
+        value, problem = lookup(ref)
+        if problem is not None:
+            problems.append(f"${{{ref}}}: {problem}")
+            return refs.MISSING
+        return [v for _, v in value] if isinstance(value, list) else value
+
+    filled = str(refs.fill_command(command, one, final=True))
+    return filled, "; ".join(problems) or None
+
+
+def _command_result(check: Check, command: str, workspace: Path, timeout: float) -> dict[str, Any]:
+    """Run a command check: exit 0 and no failures in a test summary; with ``metric``, the number it
+    wrote to ``$COORD_METRICS`` compared with the threshold."""
+    with tempfile.TemporaryDirectory(prefix="coord-check-") as tmp:
+        metrics_file = Path(tmp) / "metrics.json"
+        m, detail = run_command(command, workspace, timeout, env={"COORD_METRICS": str(metrics_file),
+                                                                  "COORD_WORKSPACE": str(workspace)})
+        counts = {k: v for k, v in (("passed", m.passed), ("failed", m.failed), ("errors", m.errors))
+                  if v is not None}
+        failures = (m.failed or 0) + (m.errors or 0)
+        ran = m.exit_code == 0 and not failures
+        if failures and m.exit_code == 0:
+            detail += " (exit 0, but the test summary reports failures)"
+        out: dict[str, Any] = {"kind": "command", "target": command, "counts": counts}
+        if check.metric is None:
+            return {**out, "measured": m.exit_code, "passed": ran, "detail": detail, "threshold": "exit 0"}
+        measured, problem = _metric_from(metrics_file, check.metric)
+        passed = ran and problem is None and _compare(measured, check.op, check.value)
+        if not ran:
+            problem = detail
+        elif problem is None:
+            problem = f"{detail}; {check.metric} = {measured}"
+        return {**out, "measured": measured, "passed": passed, "op": check.op, "threshold": check.value,
+                "detail": problem}
+
+
+def _metric_from(path: Path, name: str) -> tuple[Any, str | None]:
+    """A metric from the JSON object a command wrote to ``$COORD_METRICS``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"the command wrote no metrics (expected {name!r} in the JSON file $COORD_METRICS)"
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, f"$COORD_METRICS is not valid JSON: {e}"
+    if not isinstance(data, dict):
+        return None, f"$COORD_METRICS holds {type(data).__name__}, expected a JSON object"
+    if name not in data:
+        return None, f"the command's metrics have no {name!r} (it wrote: {', '.join(sorted(data)) or 'none'})"
+    return data[name], None
 
 
 def evaluate_all(checks: list[Check], lookup: MetricLookup, workspace: Path, *, deferrable: bool = True,
@@ -257,11 +317,13 @@ def parse_counts(output: str) -> dict[str, int]:
     return {}
 
 
-def run_command(command: str, cwd: Path, timeout: float) -> tuple[Measured, str]:
+def run_command(command: str, cwd: Path, timeout: float,
+                env: Mapping[str, str] | None = None) -> tuple[Measured, str]:
     """Run a shell command; exit code, parsed counts and a one-line detail."""
     try:
         proc = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL,
+                              env={**os.environ, **env} if env else None)
     except subprocess.TimeoutExpired:
         return Measured(None, None, None, None), f"timed out after {timeout:.0f}s"
     output = (proc.stdout + proc.stderr).strip()

@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import cast
 
 from coordinator.core.events import now_iso
+from coordinator.core.feedback import feedback_record, outcomes
 from coordinator.core.grading import format_score, grade_floor, letter_grade, weighted_score
 from coordinator.core.plan import GateSpec, Grading
 from coordinator.core.state import (
     AttemptSummary,
     CriterionResult,
     DecisionRecord,
+    FeedbackRecord,
     GateRecord,
     ModelReview,
+    ReviewAttempt,
     Verdict,
 )
 from reviews.criteria import MetricLookup, TaskText, evaluate, evaluate_all
@@ -120,13 +123,28 @@ class Settlement:
     retry: bool = False
     """Send the reviewed tasks back with :attr:`feedback`."""
     feedback: list[str] = field(default_factory=list)
+    review: FeedbackRecord | None = None
+    """The same feedback as data (every earlier attempt's criteria, findings, the note)."""
 
 
 def _summary(rec: GateRecord) -> AttemptSummary:
     return AttemptSummary(attempt=int(rec.get("attempt") or 1), score=rec.get("score"), grade=rec.get("grade"),
                           verdict=rec.get("verdict"), findings=list(rec.get("findings") or []),
                           reviewed_at=rec.get("reviewed_at"), decision=rec.get("decision"),
-                          model_review=rec.get("model_review"))
+                          model_review=rec.get("model_review"), criteria=outcomes(rec.get("criteria") or []))
+
+
+def _review_feedback(spec: GateSpec, rec: GateRecord, attempt: int, note: str | None,
+                     by: str) -> FeedbackRecord:
+    """What the next attempt of the reviewed tasks gets as data."""
+    earlier = [*rec.get("history", []), _summary(rec)]
+    attempts = [ReviewAttempt(attempt=int(h["attempt"]), grade=h.get("grade"), score=h.get("score"),
+                              verdict=h.get("verdict"), criteria=list(h.get("criteria") or []))
+                for h in earlier]
+    model = rec.get("model_review")
+    findings = list(model["findings"]) if model and model.get("status") == "reviewed" else []
+    return feedback_record(spec.id, attempt + 1, 1 + spec.max_retries, attempts, findings,
+                           note, by if note else None)
 
 
 def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str | None = None,
@@ -150,7 +168,8 @@ def settle(spec: GateSpec, rec: GateRecord, verdict: str, *, by: str, note: str 
             status="pending", attempt=attempt + 1, history=[*rec.get("history", []), _summary(rec)],
             criteria=criteria, deferred=[], override_until=None, decision=rec.get("decision"),
             reason=f"attempt {attempt} {verdict}; reviewed tasks sent back with the findings "
-                   f"(retry {attempt} of {spec.max_retries})", **base), retry=True, feedback=feedback)
+                   f"(retry {attempt} of {spec.max_retries})", **base), retry=True, feedback=feedback,
+            review=_review_feedback(spec, rec, attempt, note, by))
     elif spec.on_fail == "defer" and verdict == "changes_requested":
         status = "deferred"
     else:

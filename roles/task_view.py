@@ -43,6 +43,7 @@ def task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
         "instructions": task.instructions, "params": sorted(task.params.items()),
         "gates": [g for g, after in plan.gate_after.items() if task.id in after],
         "feedback": rec.get("feedback") or [], "notes": rec.get("feedback") or [],
+        "review": rec.get("review") if rec.get("status", "pending") != "done" else None,
         "reported": reported_lines(rec.get("notes") or []),
         "notice": notice["text"] if notice and notice.get("status") == rec.get("status", "pending") else None,
     }

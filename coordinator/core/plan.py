@@ -110,8 +110,11 @@ class Check(_Strict):
     """With ``file``: also validate it as ``adp`` (Agent Data Protocol), ``openai`` (chat
     fine-tuning JSONL) or ``jsonl`` (every line parses); a directory validates each file in it."""
     command: str | None = None
-    """A shell command run in the workspace; passes on exit code 0. Pass/fail counts in
-    pytest-style summaries ("18 passed, 3 failed") are parsed and recorded."""
+    """A shell command run in the workspace; passes on exit code 0 and no failures in a
+    pytest-style summary ("18 passed, 3 failed" fails even with exit 0; counts are recorded).
+    With ``metric``: the command writes a JSON object of numbers to the file ``$COORD_METRICS``
+    and the check compares ``metric`` (a key of it) with ``value``; the measured number is
+    shown on the review record and board."""
     claims: ClaimsSpec | None = None
     """Compare figures an agent claimed with what a command check measured (see :class:`ClaimsSpec`)."""
     review: ReviewSpec | None = None
@@ -132,6 +135,10 @@ class Check(_Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
         kinds = [k for k in CHECK_KINDS if getattr(self, k) is not None]
+        if set(kinds) == {"metric", "command"}:  # a number the command wrote to $COORD_METRICS
+            if self.value is None:
+                raise ValueError("a command check with a 'metric' needs a 'value' to compare with")
+            return self
         if len(kinds) != 1:
             raise ValueError("a check needs exactly one of 'metric', 'file', 'command', 'claims' or 'review'"
                              + (f" (got {', '.join(kinds)})" if kinds else ""))
@@ -149,7 +156,7 @@ class Check(_Strict):
         """The check's id, or one derived from its target."""
         if self.id:
             return self.id
-        target = self.metric or self.file or self.command
+        target = self.metric or self.file or self.command  # a command's metric names the check
         if target is None and self.claims is not None:
             target = f"claims_{self.claims.task or self.claims.file}_vs_{self.claims.against}"
         if target is None and self.review is not None:
@@ -160,6 +167,8 @@ class Check(_Strict):
         """Human form, e.g. ``audit.exact_dup_rate <= 0.01``."""
         if self.label:
             return self.label
+        if self.metric is not None and self.command is not None:
+            return f"{self.metric} {self.op} {self.value} (measured by `{self.command}`)"
         if self.metric is not None:
             return f"{self.metric} {self.op} {self.value}"
         if self.file is not None:
@@ -181,7 +190,14 @@ class TaskSpec(_Strict):
     role: str
     needs: list[str] = Field(default_factory=list)
     run: str | None = None
-    """A registered pipeline step (a task with ``run`` is a *step*)."""
+    """A step: a registered name or ``module:function`` (a task with ``run`` is a *step*)."""
+    command: str | list[str] | None = None
+    """A command run in the workspace: a string through the shell, a list without one (a task with
+    ``command`` is a *command task*). ``${param}``, ``${item}`` and ``${task.metric}`` of a task it
+    needs are filled in (shell-quoted in a string)."""
+    outputs: list[str] = Field(default_factory=list)
+    """Command tasks: the files it writes (workspace paths). They get manifests with sha256, and a
+    rerun with the same command, parameters and inputs is skipped while they still match."""
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     instructions: str | None = None
     """What the agent is asked to do (a task with ``instructions`` is an *assignment*)."""
@@ -207,9 +223,13 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _step_or_assignment(self) -> TaskSpec:
-        if (self.run is None) == (self.instructions is None):
-            raise ValueError("a task needs exactly one of 'run' (a pipeline step) or "
+        if sum(x is not None for x in (self.run, self.instructions, self.command)) != 1:
+            raise ValueError("a task needs exactly one of 'run' (a step), 'command' (a command) or "
                              "'instructions' (an assignment for an agent)")
+        if self.outputs and self.command is None:
+            raise ValueError("'outputs' only applies to 'command' tasks (a step records its own)")
+        if isinstance(self.command, list) and (not self.command or not all(isinstance(a, str) for a in self.command)):
+            raise ValueError("a command list needs at least one argument, all strings")
         if self.run is None and self.with_:
             raise ValueError("'with' only applies to 'run' tasks")
         return self
@@ -371,6 +391,8 @@ class CompiledTask(_Strict):
     run: str | None
     params: dict[str, Any]
     instructions: str | None
+    command: str | list[str] | None = None
+    outputs: list[str] = Field(default_factory=list)
     accept: list[Check]
     optional: bool
     skip: bool

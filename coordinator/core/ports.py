@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
+from coordinator.core.feedback import Feedback
 from coordinator.core.llm import SpendGuard
 from coordinator.core.plan import CompiledPlan, CompiledTask
 from coordinator.core.registry import (
@@ -60,14 +61,19 @@ class DriverContext:
     run_id: str
     role: RoleDefinition
     attempt: int
-    feedback: list[str]
-    """Findings from a review that sent this task back (empty on a first attempt)."""
+    feedback: Feedback | None
+    """Why a review (or a person) sent this task back, as data and text (None on a first attempt)."""
     cancel: threading.Event
     """Set when the task timed out or the run stops; long drivers should check it."""
     progress: Callable[[str, float | None], None]
     log_file: Path
     spend: SpendGuard | None = None
     """Records this task's paid calls in the ledger and checks estimates against the budget."""
+    upstream: Mapping[str, Any] = field(default_factory=dict)
+    """Metrics of upstream tasks a ``${task.metric}`` reference names: task id → its metrics (a
+    list of them, in item order, for a task that fanned out)."""
+    inputs: tuple[str, ...] = ()
+    """Workspace paths of the artifacts of the tasks this task needs."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,21 @@ class DriverHooks(Protocol):
                     gates: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Task-record updates once gates decided (e.g. merge a reviewed branch)."""
         ...
+
+
+STEP_DRIVER = "pipeline"
+"""Tasks with ``run:`` (steps) run through the driver registered under this name."""
+COMMAND_DRIVER = "command"
+"""Tasks with ``command:`` run through the driver registered under this name."""
+
+
+def driver_of(task: CompiledTask, role: RoleDefinition) -> str:
+    """The driver that runs ``task``: steps and commands their own, assignments their role's."""
+    if task.run is not None:
+        return STEP_DRIVER
+    if task.command is not None:
+        return COMMAND_DRIVER
+    return role.driver
 
 
 def driver_traits(name: str | None) -> DriverTraits:

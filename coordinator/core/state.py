@@ -57,7 +57,9 @@ class TaskRecord(TypedDict, total=False):
     skip_cause: Literal["profile", "upstream"]
     """Skipped by the profile (satisfies dependents) or because a need failed (propagates)."""
     feedback: list[str]
-    """Review findings handed to the agent on a retry."""
+    """Review findings handed to the agent on a retry (and people's notes), as text."""
+    review: FeedbackRecord
+    """The same review as data, for steps and commands that adjust their next attempt."""
     held_by: str | None
     """``budget`` while the budget holds this paid task back (coordinator/budget.py)."""
 
@@ -161,6 +163,46 @@ class DecisionRecord(TypedDict):
     """The grade a person gave with ``override``."""
 
 
+class CriterionOutcome(TypedDict):
+    """One criterion of an earlier review, as a task sent back reads it."""
+
+    id: str
+    label: str
+    kind: str
+    measured: Any
+    op: str | None
+    threshold: Any
+    passed: bool
+    critical: bool
+
+
+class ReviewAttempt(TypedDict):
+    """One earlier review of the work: its grade, verdict and every criterion."""
+
+    attempt: int
+    grade: str | None
+    score: float | None
+    verdict: Verdict | None
+    criteria: list[CriterionOutcome]
+
+
+class FeedbackRecord(TypedDict):
+    """What a gate that sent a task back tells its next attempt, as data (``TaskRecord.review``)."""
+
+    gate: str
+    attempt: int
+    """The attempt now starting (2 after the first send-back)."""
+    max_attempts: int
+    """The last attempt the gate allows (1 + its ``max_retries``)."""
+    attempts: list[ReviewAttempt]
+    """Every earlier review, oldest first."""
+    findings: list[ModelFinding]
+    """The reviewer model's findings on the latest attempt (its opinion, not measurements)."""
+    note: str | None
+    """A person's note with the decision that sent the work back."""
+    note_by: str | None
+
+
 class AttemptSummary(TypedDict):
     """An earlier review of a gate that sent its tasks back."""
 
@@ -174,6 +216,8 @@ class AttemptSummary(TypedDict):
     """The person's decision that sent the work back, if one did."""
     model_review: NotRequired[ModelReview | None]
     """What the reviewer model said about that attempt."""
+    criteria: NotRequired[list[CriterionOutcome]]
+    """What that attempt measured, criterion by criterion."""
 
 
 class GateRecord(TypedDict, total=False):

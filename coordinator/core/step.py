@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NewType
 
 from coordinator.core.errors import WorkspaceEscapeError
+from coordinator.core.feedback import Feedback
 from coordinator.core.io import sha256_file
 from coordinator.core.limits import Limit, LimitSpec
 from coordinator.core.llm import SpendGuard
@@ -66,8 +67,9 @@ class StepContext:
     """Run even when the manifests say the outputs are up to date."""
     spend: SpendGuard | None = None
     """Ledger recorder and budget check for steps that pay for API calls (None outside a budgeted run)."""
-    feedback: tuple[str, ...] = ()
-    """Review findings from a gate that sent this task back (empty on a first run)."""
+    feedback: Feedback | None = None
+    """Why a gate (or a person) sent this task back: every earlier attempt's criteria, the reviewer
+    model's findings, a person's note (None on a first attempt; see :class:`Feedback`)."""
     code_version: str | None = None
     """The running step's code version (coord's version + its source file's digest), set by the runner;
     part of every manifest key, so editing a step's code reruns it."""

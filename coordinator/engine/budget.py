@@ -20,7 +20,7 @@ from typing import Any
 from coordinator.core.errors import BudgetExceeded
 from coordinator.core.llm import CallRecord
 from coordinator.core.plan import Budget, CompiledPlan, CompiledTask
-from coordinator.core.ports import driver_traits
+from coordinator.core.ports import driver_of, driver_traits
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import TaskRecord
 from coordinator.core.step import resolve_step
@@ -204,12 +204,10 @@ class TaskSpend:
 
 def is_paid(task: CompiledTask, role: RoleDefinition, root: Path | None = None) -> bool:
     """True when running ``task`` may cost money."""
-    if task.run is None:
-        traits = driver_traits(role.driver)
-        if traits.paid:
-            return True
-        return traits.paid_unless_free_provider and role.provider not in FREE_PROVIDERS
-    return resolve_step(task.run, root).is_paid(task.params)
+    if task.run is not None:
+        return resolve_step(task.run, root).is_paid(task.params)
+    traits = driver_traits(driver_of(task, role))
+    return traits.paid or (traits.paid_unless_free_provider and role.provider not in FREE_PROVIDERS)
 
 
 def release_held(budget: RunBudget, plan: CompiledPlan, tasks: dict[str, Any]) -> dict[str, TaskRecord]:

@@ -16,6 +16,7 @@ from typing import Any, cast
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from coordinator.core import refs
 from coordinator.core.events import now_iso
 from coordinator.core.ports import DRIVERS, LISTENERS, ListenerResult
 from coordinator.core.state import DecisionRecord, GateRecord, RunState, TaskRecord
@@ -131,9 +132,7 @@ def _restart_orphans(ctx: RunContext, tasks_state: dict[str, TaskRecord]) -> Non
     for tid in ctx.plan.order:
         rec = tasks_state.get(tid, {})
         if rec.get("status") == "running" and tid not in in_pool:
-            ctx.pool.submit(ctx.plan.tasks[tid], int(rec.get("dispatch", 1)),
-                            feedback=list(rec.get("feedback") or []),
-                            earlier_attempts=int(rec.get("attempts") or 0))
+            _submit(ctx, tid, int(rec.get("dispatch", 1)), rec, tasks_state)
 
 
 def _mark_started(ctx: RunContext, ready: list[str], tasks_state: dict[str, TaskRecord],
@@ -173,13 +172,30 @@ def _publish(ctx: RunContext, state: RunState, ch: _gates.Changes, starting: lis
     if force_render or phase != "running" or ctx.render_due():
         _render(ctx, merged, [g for g in ch.gates if merged["gates"][g].get("verdict")])
     for tid in starting:  # after the render: an agent's prompt is the EXECUTE_NOW just written
-        ctx.pool.submit(ctx.plan.tasks[tid], ch.tasks[tid]["dispatch"],
-                        feedback=list(merged["tasks"][tid].get("feedback") or []),
-                        earlier_attempts=int(tasks_state.get(tid, {}).get("attempts") or 0))
+        _submit(ctx, tid, ch.tasks[tid]["dispatch"], {**tasks_state.get(tid, {}), **merged["tasks"][tid]},
+                merged["tasks"])
     update: dict[str, Any] = {**ch.as_update(), "phase": phase}
     if budget_view is not None:
         update["budget"] = budget_view
     return update
+
+
+def _submit(ctx: RunContext, tid: str, dispatch: int, rec: TaskRecord, tasks: dict[str, TaskRecord]) -> None:
+    """Hand a task to the pool with what it may read of its upstream tasks and its earlier attempts."""
+    task = ctx.plan.tasks[tid]
+    wanted = {r.split(".", 1)[0] for r in refs.references([task.params, task.instructions, task.command])
+              if refs.UPSTREAM.fullmatch(r)}
+    upstream: dict[str, Any] = {}
+    for base in wanted:
+        ids = ctx.expansions.get(base, [base])
+        metrics = [dict(tasks.get(t, {}).get("metrics") or {}) for t in ids
+                   if tasks.get(t, {}).get("status") == "done"]
+        if len(metrics) == len(ids):  # only a fully finished upstream task answers
+            upstream[base] = metrics[0] if ids == [base] else metrics
+    inputs = tuple(str(a["path"]) for need in task.needs for a in tasks.get(need, {}).get("artifacts") or [])
+    ctx.pool.submit(task, dispatch, feedback=list(rec.get("feedback") or []),
+                    earlier_attempts=int(rec.get("attempts") or 0), review=rec.get("review"),
+                    upstream=upstream, inputs=inputs)
 
 
 def _budget_view(ctx: RunContext, state: RunState) -> dict[str, Any] | None:

@@ -17,9 +17,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from coordinator.core import refs
 from coordinator.core.errors import ConfigError, PlanError, PlanErrors, UsageError
 from coordinator.core.plan import (
     DEFAULT_ROLES,
+    Check,
     CompiledPlan,
     CompiledTask,
     GateSpec,
@@ -30,7 +32,6 @@ from coordinator.core.registry import UnknownPlugin
 from coordinator.core.step import StepSpec, resolve_step
 from coordinator.core.yaml_io import Loc, Located, format_loc, load_file, load_located
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN_PACKAGE = "coordinator.plans"
 
 
@@ -217,7 +218,6 @@ def _check_references(parts: _Parts, errors: _Collector, root: Path | None) -> N
                 errors.add(("tasks", i, "needs", n), f"unknown task or gate {need!r}")
             elif need == task.id:
                 errors.add(("tasks", i, "needs", n), "a task cannot need itself")
-        _check_params(parts.params, task, i, errors)
         if task.run is not None:
             step_spec = _step_spec(task.run, root, ("tasks", i, "run"), errors)
             if step_spec is not None:
@@ -244,6 +244,7 @@ def _check_references(parts: _Parts, errors: _Collector, root: Path | None) -> N
                 errors.add(("gates", g, "blocks", b), f"unknown task {blocked!r}")
         for c, check in enumerate(gate.criteria):
             _check_check(check, ("gates", g, "criteria", c), known_ids, errors, gate.criteria)
+    _check_params(parts, errors)
     cycle = _find_cycle(parts)
     if cycle:
         first = cycle[0]
@@ -252,13 +253,7 @@ def _check_references(parts: _Parts, errors: _Collector, root: Path | None) -> N
 
 
 def _has_ref(value: Any) -> bool:
-    if isinstance(value, str):
-        return _REF.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_ref(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_ref(v) for v in value)
-    return False
+    return next(refs.references(value), None) is not None
 
 
 _ADAPTERS: dict[tuple[str, str], tuple[Any, TypeAdapter[Any]]] = {}
@@ -303,7 +298,7 @@ def _check_check(check: Any, loc: Loc, task_ids: set[str], errors: _Collector,
             errors.add(loc + ("claims", "task"), f"unknown task {claims.task!r}")
         if claims.file is not None:
             _check_path(claims.file, loc + ("claims", "file"), errors)
-    if check.metric is not None:
+    if check.metric is not None and check.command is None:  # with a command, the metric is the command's
         task = check.metric.split(".", 1)[0]
         if task not in task_ids:
             errors.add(loc + ("metric",), f"metric {check.metric!r} refers to unknown task {task!r}")
@@ -315,7 +310,7 @@ def _check_check(check: Any, loc: Loc, task_ids: set[str], errors: _Collector,
 
 
 def _check_path(value: Any, loc: Loc, errors: _Collector) -> None:
-    if value is None or (isinstance(value, str) and _REF.fullmatch(value)):
+    if value is None or (isinstance(value, str) and _has_ref(value)):
         return
     if not isinstance(value, str):
         errors.add(loc, f"expected a workspace path, got {type(value).__name__}")
@@ -328,26 +323,71 @@ def _check_path(value: Any, loc: Loc, errors: _Collector) -> None:
         errors.add(loc, f"path {value!r} escapes the workspace")
 
 
-def _check_params(params: set[str] | None, task: TaskSpec, i: int, errors: _Collector) -> None:
-    known = None if params is None else params | {"item"}
+def _upstream(parts: _Parts) -> dict[str, set[str]]:
+    """Task id → every task it comes after (its needs, theirs, and the tasks a needed gate reviews)."""
+    needs = {t.id: set(t.needs) for _, t in parts.tasks}
+    after = {g.id: set(g.after) for _, g in parts.gates}
+    out: dict[str, set[str]] = {}
 
-    def walk(value: Any, loc: Loc) -> None:
-        if isinstance(value, str):
-            for ref in _REF.findall(value):
-                if known is not None and ref not in known:
-                    errors.add(loc, f"unknown parameter ${{{ref}}} (known: {', '.join(sorted(known))})")
-                if ref == "item" and task.foreach is None:
-                    errors.add(loc, "${item} is only defined in a task with 'foreach'")
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, loc + (k,))
-        elif isinstance(value, list):
-            for n, v in enumerate(value):
-                walk(v, loc + (n,))
+    def walk(node: str, seen: set[str]) -> None:
+        for n in needs.get(node, set()) | after.get(node, set()):
+            if n not in seen:
+                seen.add(n)
+                walk(n, seen)
 
-    walk(task.with_, ("tasks", i, "with"))
-    walk(task.instructions, ("tasks", i, "instructions"))
-    walk(task.foreach, ("tasks", i, "foreach"))
+    for tid in needs:
+        seen: set[str] = set()
+        walk(tid, seen)
+        out[tid] = {n for n in seen if n in needs}
+    return out
+
+
+def _check_refs(value: Any, loc: Loc, errors: _Collector, params: set[str] | None, *,
+                upstream: set[str] | None, item: bool) -> None:
+    """Every ``${…}`` in ``value`` names something that will have a value; errors at ``loc`` otherwise."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_refs(v, loc + (k,), errors, params, upstream=upstream, item=item)
+        return
+    if isinstance(value, list):
+        for n, v in enumerate(value):
+            _check_refs(v, loc + (n,), errors, params, upstream=upstream, item=item)
+        return
+    for ref in refs.references(value):
+        if (why := refs.problem(ref)) is not None:
+            errors.add(loc, why)
+        elif refs.UPSTREAM.fullmatch(ref):
+            task = ref.split(".", 1)[0]
+            if upstream is not None and task not in upstream:
+                errors.add(loc, f"${{{ref}}}: task {task!r} is not upstream of this task (add it to needs)")
+        elif ref == "item":
+            if not item:
+                errors.add(loc, "${item} is only defined in a task with 'foreach'")
+        elif params is not None and ref not in params:
+            known = ", ".join(sorted(params | ({"item"} if item else set()))) or "none"
+            errors.add(loc, f"unknown parameter ${{{ref}}} (known: {known}; $${{{ref}}} for a literal)")
+
+
+def _check_params(parts: _Parts, errors: _Collector) -> None:
+    """References in tasks (with, instructions, foreach, command, outputs, accept checks) and gates."""
+    upstream = _upstream(parts)
+    for i, task in parts.tasks:
+        mine = upstream.get(task.id, set())
+        item = task.foreach is not None
+        for key in ("with_", "instructions", "command", "outputs", "title"):
+            name = "with" if key == "with_" else key
+            _check_refs(getattr(task, key), ("tasks", i, name), errors, parts.params, upstream=mine, item=item)
+        _check_refs(task.foreach, ("tasks", i, "foreach"), errors, parts.params, upstream=mine, item=False)
+        for c, check in enumerate(task.accept):
+            for key in ("command", "file", "value"):
+                _check_refs(getattr(check, key), ("tasks", i, "accept", c, key), errors, parts.params,
+                            upstream=mine | {task.id}, item=item)
+    known = {t.id for _, t in parts.tasks}
+    for g, gate in parts.gates:
+        for c, check in enumerate(gate.criteria):
+            for key in ("command", "file", "value"):
+                _check_refs(getattr(check, key), ("gates", g, "criteria", c, key), errors, parts.params,
+                            upstream=known, item=False)
 
 
 def _find_cycle(parts: _Parts) -> list[str] | None:
@@ -379,17 +419,13 @@ def _find_cycle(parts: _Parts) -> list[str] | None:
 
 
 def substitute(value: Any, params: dict[str, Any]) -> Any:
-    """Replace ``${name}`` references; a string that is exactly one reference keeps the value's type."""
-    if isinstance(value, str):
-        whole = _REF.fullmatch(value)
-        if whole:
-            return params[whole.group(1)]
-        return _REF.sub(lambda m: str(params[m.group(1)]), value)
-    if isinstance(value, dict):
-        return {k: substitute(v, params) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, params) for v in value]
-    return value
+    """Fill in ``${name}`` plan parameters; ``${task.metric}`` and ``$${…}`` stay for when the task starts.
+    A string that is exactly one reference keeps the value's type."""
+    return refs.fill(value, lambda ref: params.get(ref, refs.MISSING))
+
+
+def _param_lookup(params: dict[str, Any]) -> refs.Lookup:
+    return lambda ref: params.get(ref, refs.MISSING)
 
 
 def parse_override(raw: str) -> tuple[str, Any]:
@@ -409,7 +445,7 @@ def parse_override(raw: str) -> tuple[str, Any]:
 
 def _origin(raw: Any, overrides: dict[str, Any], profile: str, profile_set: dict[str, Any]) -> str:
     """Where a substituted value came from, for an error message."""
-    names = _REF.findall(raw) if isinstance(raw, str) else []
+    names = [r for r in refs.references(raw) if refs.PARAM.fullmatch(r)] if isinstance(raw, str) else []
     if not names:
         return ""
     name = names[0]
@@ -477,7 +513,9 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 id=tid, base_id=task.id, item=item, title=substitute(task.title, scope), role=task.role,
                 needs=needs, run=task.run, params=with_,
                 instructions=substitute(task.instructions, scope) if task.instructions else None,
-                accept=task.accept, optional=task.optional,
+                command=refs.fill_command(task.command, _param_lookup(scope)) if task.command is not None else None,
+                outputs=[str(substitute(o, scope)) for o in task.outputs],
+                accept=[_filled_check(c, scope) for c in task.accept], optional=task.optional,
                 skip=task.optional and prof.skip_optional, retries=task.retries,
                 retry_backoff=task.retry_backoff, timeout=task.timeout)
     errors.raise_if_any()
@@ -486,7 +524,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
     gates = {}
     for gate in spec.gates:
         gates[gate.id] = gate.model_copy(update={"criteria": [
-            c.model_copy(update={"value": substitute(c.value, params)}) for c in gate.criteria]})
+            _filled_check(c, params) for c in gate.criteria]})
         gate_after[gate.id] = [t for a in gate.after for t, _ in expansions[a]]
         for blocked in gate.blocks:
             for tid, _ in expansions[blocked]:
@@ -499,6 +537,17 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                         sha256=digest, profile=profile_name, params=params, roles=spec.roles,
                         tasks=tasks, order=order, gates=gates,
                         gate_after=gate_after, budget=spec.budget, grading=spec.grading)
+
+
+def _filled_check(check: Check, scope: dict[str, Any]) -> Check:
+    """A check with plan parameters filled in (shell-quoted in its command)."""
+    lookup = _param_lookup(scope)
+    update: dict[str, Any] = {"value": refs.fill(check.value, lookup)}
+    if check.command is not None:
+        update["command"] = refs.fill_command(check.command, lookup)
+    if check.file is not None:
+        update["file"] = refs.fill(check.file, lookup)
+    return check.model_copy(update=update)
 
 
 def _topo_order(tasks: dict[str, CompiledTask]) -> list[str]:

@@ -25,13 +25,15 @@ from typing import Any
 
 import orjson
 
+from coordinator.core import refs
 from coordinator.core.events import EventKind, EventLog, now_iso
+from coordinator.core.feedback import Feedback
 from coordinator.core.io import atomic_write_bytes
 from coordinator.core.llm import SpendGuard
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome
+from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome, driver_of
 from coordinator.core.roles import RoleDefinition
-from coordinator.core.state import TaskRecord
+from coordinator.core.state import FeedbackRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class _Inflight:
     feedback: list[str] = field(default_factory=list)
     earlier_attempts: int = 0
     """Attempts of this task's earlier dispatches (a gate sent it back, a person reopened it)."""
+    review: FeedbackRecord | None = None
+    upstream: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -87,15 +92,19 @@ class TaskPool:
             return bool(self._inflight) or not self._done.empty()
 
     def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None,
-               earlier_attempts: int = 0) -> None:
+               earlier_attempts: int = 0, review: FeedbackRecord | None = None,
+               upstream: dict[str, Any] | None = None, inputs: tuple[str, ...] = ()) -> None:
         """Start a task (or take its durable record if an earlier process finished it).
 
-        ``feedback``: review findings from a gate that sent the task back; the driver gets them.
+        ``feedback``/``review``: why a gate (or a person) sent the task back, as text and as data;
+        the driver gets both as one :class:`~coordinator.core.feedback.Feedback`.
         ``earlier_attempts``: attempts of earlier dispatches, so the attempt count covers every run.
+        ``upstream``: metrics of the upstream tasks its ``${task.metric}`` references name;
+        ``inputs``: the artifacts of the tasks it needs.
         """
         deadline = time.monotonic() + task.timeout if task.timeout else None
         entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline, list(feedback or []),
-                          earlier_attempts)
+                          earlier_attempts, review, dict(upstream or {}), tuple(inputs))
         with self._lock:
             if task.id in self._inflight:
                 return
@@ -148,7 +157,8 @@ class TaskPool:
                 entry.cancel.set()
                 del self._inflight[entry.task.id]
         for entry in late:
-            msg = f"timed out after {entry.task.timeout:g}s"
+            msg = (f"timed out after {entry.task.timeout:g}s; it was stopped (a command or agent with its whole "
+                   f"process group; its log is under .coord/logs/{self.run_id}/)")
             self.events.emit("task_timed_out", task=entry.task.id, dispatch=entry.dispatch)
             out[entry.task.id] = TaskRecord(status="failed", error=msg, finished_at=now_iso(),
                                             duration_s=round(now - entry.started, 3))
@@ -186,9 +196,13 @@ class TaskPool:
             self._done.put((task.id, record))
 
     def _execute(self, entry: _Inflight) -> TaskRecord:
-        task = entry.task
-        role = self.roles[task.role]
-        driver_name = "pipeline" if task.run is not None else role.driver
+        role = self.roles[entry.task.role]
+        task, missing = with_upstream(entry.task, entry.upstream)
+        if missing:
+            return TaskRecord(status="failed", attempts=entry.earlier_attempts + 1, started_at=now_iso(),
+                              finished_at=now_iso(), driver=driver_of(task, role), agent=role.agent,
+                              error="; ".join(missing))
+        driver_name = driver_of(task, role)
         driver = DRIVERS.get(driver_name)()
         started_iso = now_iso()
         outcome = TaskOutcome(status="failed", error="not run")
@@ -199,7 +213,8 @@ class TaskPool:
                              role=task.role, agent=role.agent, driver=driver_name)
             ctx = DriverContext(
                 workspace=self.workspace, run_id=self.run_id, role=role, attempt=entry.earlier_attempts + attempt,
-                feedback=list(entry.feedback),
+                feedback=Feedback.of(entry.feedback, entry.review, entry.earlier_attempts + attempt),
+                upstream=entry.upstream, inputs=entry.inputs,
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
                 spend=self.spend_for(task.id, task.role, role.agent) if self.spend_for else None,
@@ -230,6 +245,39 @@ class TaskPool:
             notes=outcome.notes, error=outcome.error, cost_usd=outcome.cost_usd,
             skipped_run=outcome.skipped_run, recovered=False,
             **({"held_by": outcome.held_by, "reason": outcome.error} if outcome.held_by else {}))
+
+
+def with_upstream(task: CompiledTask, upstream: dict[str, Any]) -> tuple[CompiledTask, list[str]]:
+    """``task`` with its ``${task.metric}`` references filled in from ``upstream`` (and ``$${`` turned into
+    ``${``); the references nothing answers, each with why."""
+
+    def lookup(ref: str) -> Any:
+        name, _, metric = ref.partition(".")
+        if not metric or name not in upstream:
+            return refs.MISSING
+        found = upstream[name]
+        if isinstance(found, list):
+            values = [m.get(metric, refs.MISSING) for m in found]
+            return refs.MISSING if any(v is refs.MISSING for v in values) else values
+        return found.get(metric, refs.MISSING)
+
+    update: dict[str, Any] = {"params": refs.fill(task.params, lookup)}
+    if task.instructions is not None:
+        update["instructions"] = refs.fill(task.instructions, lookup)
+    if task.command is not None:
+        update["command"] = refs.fill_command(task.command, lookup)
+    missing = []
+    for ref in dict.fromkeys(r for v in update.values() for r in refs.references(v)):
+        name, _, metric = ref.partition(".")
+        if name not in upstream:
+            missing.append(f"${{{ref}}}: task {name!r} has not reported (it must be done before this task)")
+        else:
+            got = upstream[name]
+            have = sorted({k for m in (got if isinstance(got, list) else [got]) for k in m})
+            missing.append(f"${{{ref}}}: task {name!r} reported no metric {metric!r} "
+                           f"(it reported: {', '.join(have) or 'none'})")
+    final = {k: refs.fill(v, lookup, final=True) for k, v in update.items()}  # $${…} → ${…}, last of all
+    return task.model_copy(update=final), missing
 
 
 def _safe(task_id: str, dispatch: int) -> str:

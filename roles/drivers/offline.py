@@ -45,7 +45,7 @@ class OfflineDriver:
             *[f"- [ ] {s}" for s in steps],
         ]
         if ctx.feedback:
-            lines += ["", "## Review feedback to address", "", *[f"- {f}" for f in ctx.feedback]]
+            lines += ["", "## Review feedback to address", "", *[f"- {f}" for f in ctx.feedback.lines]]
         lines += ["", f"Fingerprint: `{digest}`", ""]
         rel = f"reports/assignments/{re.sub(r'[^A-Za-z0-9_.-]', '_', task.id)}.md"
         body = "\n".join(lines).encode("utf-8")

@@ -23,7 +23,7 @@ class PipelineDriver:
         """Call the step; turn its result or error into an outcome."""
         assert task.run is not None
         spec = resolve_step(task.run, ctx.workspace)
-        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, feedback=tuple(ctx.feedback),
+        step_ctx = StepContext(workspace=ctx.workspace, progress=ctx.progress, feedback=ctx.feedback,
                                code_version=spec.code_version,
                                spend=ctx.spend)
         try:

@@ -20,14 +20,15 @@ def g_fix_with_feedback(ctx: StepContext, *, out: WsPath = WsPath("out/work.md")
 
     Every run appends the feedback it saw to ``out/feedback_seen.txt`` so tests can tell.
     """
+    lines = ctx.feedback.lines if ctx.feedback is not None else ()
     seen = ctx.path("out/feedback_seen.txt")
     seen.parent.mkdir(parents=True, exist_ok=True)
     with seen.open("a", encoding="utf-8") as fh:
         fh.write(f"run {len(seen.read_text().splitlines()) if seen.exists() else 0}: "
-                 + (" | ".join(ctx.feedback) or "(no feedback)") + "\n")
-    fixed = any("quality" in f for f in ctx.feedback)
+                 + (" | ".join(lines) or "(no feedback)") + "\n")
+    fixed = any("quality" in f for f in lines)
     board = ctx.path("task_boards/CURSOR_EXECUTE_NOW.md")
-    if ctx.feedback and board.exists():  # keep what the execution agent's board showed during the retry
+    if lines and board.exists():  # keep what the execution agent's board showed during the retry
         atomic_write_text(ctx.path("out/execute_now_seen.md"), board.read_text(encoding="utf-8"))
     atomic_write_text(ctx.path(out), "fixed after review\n" if fixed else "first draft\n")
     return StepResult(metrics={"quality": 0.95 if fixed else 0.2}, artifacts=[_artifact(ctx, out)])
