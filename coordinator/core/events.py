@@ -14,7 +14,7 @@ import orjson
 EventKind = Literal[
     "run_started", "run_resumed", "run_finished", "run_paused",
     "task_started", "task_finished", "task_failed", "task_retried", "task_skipped", "task_blocked",
-    "task_recovered", "task_timed_out",
+    "task_recovered", "task_timed_out", "task_fanned_out",
     "gate_decided", "deferred_opened", "deferred_resolved", "board_rendered",
     "budget_alert", "task_held",
     "gate_retry", "gate_decision", "decision_queued", "decision_ignored",

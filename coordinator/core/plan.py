@@ -402,6 +402,9 @@ class CompiledTask(_Strict):
     timeout: float | None
     blocked_by: list[str] = Field(default_factory=list)
     """Gates that must approve before this task starts."""
+    fanout: str | None = None
+    """``task.metric`` when this task fans out at run time (``foreach: ${pilot.shards}``): it is replaced
+    by one task per item of that upstream metric once the upstream task is done."""
 
 
 class CompiledPlan(_Strict):

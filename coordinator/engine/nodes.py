@@ -19,11 +19,13 @@ from langgraph.types import interrupt
 from coordinator.core import refs
 from coordinator.core.events import now_iso
 from coordinator.core.ports import DRIVERS, LISTENERS, ListenerResult
+from coordinator.core.run_store import save_run_plan
 from coordinator.core.state import DecisionRecord, GateRecord, RunState, TaskRecord
 from coordinator.core.step import resolve_step
 from coordinator.engine import gates as _gates
 from coordinator.engine.budget import hold_paid, release_held
 from coordinator.engine.context import RunContext
+from coordinator.engine.plan_loader import fan_out
 from coordinator.engine.schedule import plan_step, run_outcome
 from reviews import inbox
 from reviews.gate import decision_applied, needs_person, window_open
@@ -78,11 +80,11 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
     A skipped task can make a gate unreviewable, whose decision can block further tasks (or send
     tasks back), all within one step; hence the loop.
     """
-    plan = ctx.plan
     force_render = False
     while True:
         merged = _merged(state, ch)
         tasks_state, gates_state = merged["tasks"], merged["gates"]
+        plan = ctx.plan
         closed = [g for g in plan.gates if gates_state.get(g, {}).get("status") == "waiting"
                   and gates_state[g].get("override_until") and not window_open(gates_state[g])]
         for gid in closed:
@@ -90,6 +92,11 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
         if closed:
             continue
         sched = plan_step(plan, tasks_state, gates_state)
+        ready_templates = [t for t in sched.ready if plan.tasks[t].fanout is not None]
+        if ready_templates:  # a run-time foreach fans out when it could start, not before
+            _fan_out(ctx, ready_templates, tasks_state, ch)
+            force_render = True
+            continue
         for tid, upd in sched.updates.items():
             ch.task(tid, upd)
             ctx.events.emit("task_skipped" if upd["status"] == "skipped" else "task_blocked",
@@ -111,6 +118,36 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
         if not (sched.updates or sched.gate_skips or sched.due_gates or merges):
             return sched.ready, tasks_state, force_render or bool(ch.gates)
         force_render = force_render or bool(sched.gate_skips or sched.due_gates or merges)
+
+
+def _fan_out(ctx: RunContext, ready: list[str], tasks_state: dict[str, TaskRecord], ch: _gates.Changes) -> None:
+    """Replace each ready run-time ``foreach`` task by one task per item of its upstream metric.
+
+    The expanded plan is stored before the state that names its tasks, so a run killed in between
+    resumes with the expansion (recomputed from the same checkpointed metrics, it is the same).
+    """
+    for tid in ready:
+        template = ctx.plan.tasks[tid]
+        base, _, metric = str(template.fanout).partition(".")
+        ids = ctx.expansions.get(base, [base])
+        records = [tasks_state.get(t, {}) for t in ids]
+        reported = [(r.get("metrics") or {}).get(metric) for r in records]
+        try:
+            if any(v is None for v in reported):
+                raise ValueError(f"foreach ${{{template.fanout}}}: task {base!r} reported no metric {metric!r}")
+            items = reported[0] if ids == [base] else [x for v in reported for x in (v if isinstance(v, list) else [v])]
+            plan = fan_out(ctx.plan, tid, items)
+        except ValueError as e:
+            ch.task(tid, TaskRecord(status="failed", error=str(e), finished_at=now_iso()))
+            ctx.events.emit("task_failed", task=tid, error=str(e))
+            continue
+        save_run_plan(ctx.ws, ctx.run_id, plan)
+        ctx.plan = plan
+        copies = [t for t in plan.order if plan.tasks[t].base_id == tid]
+        ctx.expansions[tid] = copies
+        for cid in copies:
+            ch.task(cid, TaskRecord(status="pending", dispatch=0))
+        ctx.events.emit("task_fanned_out", task=tid, tasks=copies, source=template.fanout)
 
 
 def _resolve_deferred(ctx: RunContext, merged: RunState, ch: _gates.Changes) -> None:

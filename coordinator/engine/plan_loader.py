@@ -473,11 +473,16 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
     params = {**spec.params, **prof.set, **overrides}
 
     expansions: dict[str, list[tuple[str, Any]]] = {}
+    fanouts: dict[str, str] = {}
     for i, task in enumerate(spec.tasks):
         if task.foreach is None:
             expansions[task.id] = [(task.id, None)]
             continue
         items = substitute(task.foreach, params)
+        if isinstance(items, str) and (ref := _upstream_ref(items)) is not None:
+            expansions[task.id] = [(task.id, None)]  # fans out when the run reaches it
+            fanouts[task.id] = ref
+            continue
         if not isinstance(items, list) or not items:
             errors.add(("tasks", i, "foreach"), f"foreach must give a non-empty list, got {items!r}")
             continue
@@ -488,7 +493,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
     tasks: dict[str, CompiledTask] = {}
     for i, task in enumerate(spec.tasks):
         for tid, item in expansions[task.id]:
-            scope = {**params, "item": item}
+            scope = params if task.id in fanouts else {**params, "item": item}
             with_ = substitute(task.with_, scope)
             step_spec = resolve_step(task.run, root) if task.run is not None else None
             if step_spec is not None and item is not None and "agent" in step_spec.params \
@@ -498,6 +503,8 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 for key in step_spec.path_params & set(with_):
                     _check_path(with_[key], ("tasks", i, "with", key), errors)
                 for key, value in with_.items():
+                    if task.id in fanouts and _has_ref(value):
+                        continue  # filled in per item when the task fans out
                     if key in step_spec.params and (problem := step_value_problem(step_spec, key, value)):
                         errors.add(("tasks", i, "with", key),
                                    problem + _origin(task.with_.get(key), overrides, profile_name, prof.set))
@@ -517,7 +524,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 outputs=[str(substitute(o, scope)) for o in task.outputs],
                 accept=[_filled_check(c, scope) for c in task.accept], optional=task.optional,
                 skip=task.optional and prof.skip_optional, retries=task.retries,
-                retry_backoff=task.retry_backoff, timeout=task.timeout)
+                retry_backoff=task.retry_backoff, timeout=task.timeout, fanout=fanouts.get(task.id))
     errors.raise_if_any()
 
     gate_after: dict[str, list[str]] = {}
@@ -548,6 +555,53 @@ def _filled_check(check: Check, scope: dict[str, Any]) -> Check:
     if check.file is not None:
         update["file"] = refs.fill(check.file, lookup)
     return check.model_copy(update=update)
+
+
+def _upstream_ref(text: str) -> str | None:
+    """``pilot.shards`` when ``text`` is exactly ``${pilot.shards}``."""
+    found = list(refs.references(text))
+    if len(found) == 1 and text.strip() == "${" + found[0] + "}" and refs.UPSTREAM.fullmatch(found[0]):
+        return found[0]
+    return None
+
+
+def fan_out(plan: CompiledPlan, task_id: str, items: Any) -> CompiledPlan:
+    """The plan with the run-time ``foreach`` task ``task_id`` replaced by one task per item.
+
+    Each copy has ``${item}`` filled in; tasks that needed the template need every copy; gates
+    after it review every copy; the order is recomputed. Raises ValueError on unusable items.
+    """
+    if not isinstance(items, list) or not items \
+            or not all(isinstance(i, str | int) and not isinstance(i, bool) for i in items):
+        raise ValueError(f"foreach ${{{plan.tasks[task_id].fanout}}} must give a non-empty list of names or "
+                         f"numbers, got {items!r}")
+    if len({str(i) for i in items}) != len(items):
+        raise ValueError(f"foreach ${{{plan.tasks[task_id].fanout}}} lists an item twice: {items!r}")
+    template = plan.tasks[task_id]
+    copies: dict[str, CompiledTask] = {}
+    for item in items:
+        lookup = _param_lookup({"item": item})
+        cid = f"{task_id}[{item}]"
+        copies[cid] = template.model_copy(update={
+            "id": cid, "item": item, "fanout": None, "title": refs.fill(template.title, lookup),
+            "params": refs.fill(template.params, lookup),
+            "instructions": refs.fill(template.instructions, lookup) if template.instructions else None,
+            "command": refs.fill_command(template.command, lookup) if template.command is not None else None,
+            "outputs": [str(refs.fill(o, lookup)) for o in template.outputs],
+            "accept": [_filled_check(c, {"item": item}) for c in template.accept],
+            "blocked_by": list(template.blocked_by)}, deep=True)
+    tasks: dict[str, CompiledTask] = {}
+    for tid, task in plan.tasks.items():
+        if tid == task_id:
+            tasks.update(copies)
+        elif task_id in task.needs:
+            tasks[tid] = task.model_copy(update={"needs": [n for need in task.needs
+                                                           for n in (list(copies) if need == task_id else [need])]})
+        else:
+            tasks[tid] = task
+    gate_after = {g: [t for a in after for t in (list(copies) if a == task_id else [a])]
+                  for g, after in plan.gate_after.items()}
+    return plan.model_copy(update={"tasks": tasks, "gate_after": gate_after, "order": _topo_order(tasks)})
 
 
 def _topo_order(tasks: dict[str, CompiledTask]) -> list[str]:

@@ -256,6 +256,7 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                               stream_mode="updates"):
             pass
         state: RunState = graph.get_state(config).values  # type: ignore[assignment]
+    plan = ctx.plan  # a run-time foreach may have expanded it
     phase, problems = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
     if (state.get("budget") or {}).get("exhausted"):
         problems.insert(0, f"budget: {state['budget']['run']['text']}; paid work is paused until "
