@@ -6,6 +6,13 @@ at. coord commits what the agent left there, measures the diff, and merges
 the branch back into the base branch only when its review allows it. A merge
 that conflicts is aborted and reported; coord never forces one.
 
+Files a fresh worktree lacks but the work needs (a task's inputs: what its
+``needs`` wrote in the workspace, often under a git-ignored ``data/``) are
+provided when the worktree is created — copied, or linked when large — and
+never committed. A gate that reviews branches still waiting for it measures a
+*merge candidate*: a temporary detached worktree at the base branch's head with
+those branches merged (:func:`merge_candidate`).
+
 Every operation that touches the shared repository (worktree add/remove,
 branch delete, merge) holds a per-repository lock, because worker threads
 and the graph's main thread both use it.
@@ -14,10 +21,11 @@ and the graph's main thread both use it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +39,12 @@ log = logging.getLogger(__name__)
 
 WORKTREES_DIR = Path(".coord") / "worktrees"
 COORD_EMAIL = "coord@localhost"
+PENDING_GATE = "pending_gate"
+"""``metrics.merge`` of a done task whose branch waits for the gates that review it."""
+COPY_UP_TO_BYTES = 64 * 1024 * 1024
+"""A provided input up to this size is copied into the worktree (the agent's edits stay there);
+a larger one is a symbolic link to the workspace's file, so a big data set is not duplicated
+per assignment."""
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 _REF_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]+")
@@ -58,6 +72,25 @@ class Worktree:
     """The branch the workspace had checked out; the merge target."""
     base_commit: str
     """The commit the branch started from."""
+    inputs: tuple[str, ...] = ()
+    """Files coord provided from the workspace (paths relative to :attr:`path`); never committed."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A temporary detached worktree: the base branch's head with some branches merged in."""
+
+    path: Path
+    cwd: Path
+    """The workspace's place inside the candidate (where criteria are measured)."""
+    base_branch: str
+    base_commit: str
+    merged: tuple[str, ...]
+    """Branches merged in, in the order given."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Branch → why it is not in the candidate (a conflict, a missing branch)."""
+    provided: tuple[str, ...] = ()
+    """Workspace files linked into the candidate (paths relative to :attr:`path`)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +188,7 @@ def _exclude_state_dir(repo: Repo) -> None:
                            encoding="utf-8")
 
 
-def _drop(repo: Repo, path: Path, branch: str) -> None:
+def _drop(repo: Repo, path: Path, branch: str | None) -> None:
     """Remove an earlier attempt's worktree and unmerged branch (a retry starts from the base again)."""
     if path.exists():
         try:
@@ -164,12 +197,57 @@ def _drop(repo: Repo, path: Path, branch: str) -> None:
             log.warning("could not remove worktree %s cleanly; pruning", path)
             shutil.rmtree(path, ignore_errors=True)
     repo.git.worktree("prune")
-    if branch in [h.name for h in repo.heads]:
+    if branch is not None and branch in [h.name for h in repo.heads]:
         repo.git.branch("-D", branch)
 
 
-def create_worktree(workspace: Path, run_id: str, task_id: str) -> Worktree:
-    """A fresh worktree on ``coord/<run>/<task>`` from the current commit of the workspace's branch."""
+def _safe_rel(rel: str) -> Path | None:
+    """``rel`` as a relative path that stays where it is put, or None (absolute, ``..``, coord's state)."""
+    path = Path(rel)
+    if not rel or path.is_absolute() or ".." in path.parts or path.parts[:1] in ((".git",), (".coord",)):
+        return None
+    return path
+
+
+def provide_files(workspace: Path, tree: Path, cwd: Path, paths: Iterable[str], *,
+                  copy_up_to: int | None = None) -> tuple[str, ...]:
+    """Put the workspace's files ``paths`` (workspace-relative) into a worktree that lacks them.
+
+    A file up to ``copy_up_to`` bytes (default :data:`COPY_UP_TO_BYTES`) is copied, a larger
+    one linked (``-1``: link every file). Paths the worktree already has (tracked at its commit), that the workspace does
+    not have as a file, that are absolute, climb out with ``..`` or lie in ``.coord/`` or
+    ``.git/`` are skipped. Returns what was provided, relative to ``tree``
+    (the paths :func:`commit_all` leaves out).
+    """
+    src_root = workspace.resolve()
+    limit = COPY_UP_TO_BYTES if copy_up_to is None else copy_up_to
+    done: list[str] = []
+    for rel in dict.fromkeys(paths):
+        safe = _safe_rel(rel)
+        if safe is None:
+            continue
+        src, dest = src_root / safe, cwd / safe
+        try:
+            if not src.is_file() or os.path.lexists(dest):
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src.stat().st_size <= limit:
+                shutil.copy2(src, dest)
+            else:
+                dest.symlink_to(src.resolve())
+        except OSError as e:  # e.g. a file where the worktree has a directory: the agent does without
+            log.warning("could not provide %s in %s: %s", rel, tree, e)
+            continue
+        done.append(dest.relative_to(tree).as_posix())
+    return tuple(done)
+
+
+def create_worktree(workspace: Path, run_id: str, task_id: str, inputs: Iterable[str] = ()) -> Worktree:
+    """A fresh worktree on ``coord/<run>/<task>`` from the current commit of the workspace's branch.
+
+    ``inputs`` (workspace-relative) are provided in it with :func:`provide_files` when the
+    worktree lacks them; :func:`commit_all` never commits them.
+    """
     repo = open_repo(workspace)
     root = Path(str(repo.working_tree_dir)).resolve()
     rel = workspace.resolve().relative_to(root)
@@ -185,15 +263,25 @@ def create_worktree(workspace: Path, run_id: str, task_id: str) -> Worktree:
             repo.git.worktree("add", "-b", branch, str(path), base_commit)
         except GitCommandError as e:
             raise GitOperationError(f"git worktree add {path} failed: {e.stderr.strip()}") from e
+    provided = provide_files(workspace, path, path / rel, inputs)
     return Worktree(path=path, cwd=path / rel, branch=branch, base_branch=base_branch,
-                    base_commit=base_commit)
+                    base_commit=base_commit, inputs=provided)
 
 
 def commit_all(wt: Worktree, message: str, author: str) -> str:
-    """Commit everything in the worktree (an empty commit when nothing changed); return its sha."""
+    """Commit everything in the worktree but the provided inputs (an empty commit when nothing
+    changed); return its sha.
+
+    The inputs are left out however the agent treated them: taken out of the index after
+    staging, also when the agent added or committed them itself, so the branch's head (and
+    the merge) never carries them.
+    """
     repo = Repo(wt.path)
     with repo_lock(repo), repo.git.custom_environment(**identity_env(author)):
         repo.git.add("-A")
+        if wt.inputs:  # (an exclude pathspec in `add` fails on inputs that are git-ignored)
+            repo.git.rm("-r", "--cached", "--quiet", "--ignore-unmatch", "--",
+                        *(f":(literal){p}" for p in wt.inputs))
         # Hooks and signing are the user's interactive tooling; coord's checks run next anyway.
         repo.git.commit("--allow-empty", "--no-verify", "--no-gpg-sign", "-m", message)
     return repo.head.commit.hexsha
@@ -261,3 +349,62 @@ def remove_worktree(workspace: Path, path: Path) -> None:
         if path.exists():
             repo.git.worktree("remove", "--force", str(path))
         repo.git.worktree("prune")
+
+
+def merge_candidate(workspace: Path, run_id: str, name: str, branches: Sequence[str], base_branch: str,
+                    provide: Iterable[str] = ()) -> Candidate:
+    """A temporary detached worktree at ``base_branch``'s head with ``branches`` merged in order.
+
+    It holds what merging the branches would give, so a gate measures the work before it
+    lands. A branch that conflicts (with the base or an earlier branch) is left out — the
+    merge aborted, the reason in :attr:`Candidate.left_out` — and the others still go in.
+    The workspace files ``provide`` (workspace-relative: data earlier steps wrote, often
+    git-ignored) are linked in where the candidate lacks them. Remove it with
+    :func:`remove_worktree`; creating it again replaces it.
+    """
+    repo = open_repo(workspace)
+    root = Path(str(repo.working_tree_dir)).resolve()
+    rel = workspace.resolve().relative_to(root)
+    path = (workspace.resolve() / WORKTREES_DIR / _REF_UNSAFE.sub("_", run_id)
+            / f".candidate-{_REF_UNSAFE.sub('_', name)}")  # a task's worktree never starts with a dot
+    with repo_lock(repo):
+        _exclude_state_dir(repo)
+        heads = {h.name for h in repo.heads}
+        if base_branch not in heads:
+            raise GitOperationError(f"cannot build a merge candidate: branch {base_branch!r} no longer exists")
+        base_commit = repo.heads[base_branch].commit.hexsha
+        try:
+            _drop(repo, path, None)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            repo.git.worktree("add", "--detach", str(path), base_commit)
+            merged, left_out = _merge_into(Repo(path), branches, heads)
+        except GitCommandError as e:
+            raise GitOperationError(f"cannot build a merge candidate in {path}: "
+                                    f"{(e.stderr or str(e)).strip()}") from e
+    provided = provide_files(workspace, path, path / rel, provide, copy_up_to=-1)
+    return Candidate(path=path, cwd=path / rel, base_branch=base_branch, base_commit=base_commit,
+                     merged=tuple(merged), left_out=left_out, provided=provided)
+
+
+def _merge_into(cand: Repo, branches: Sequence[str], heads: set[str]) -> tuple[list[str], dict[str, str]]:
+    """Merge each branch into the candidate's HEAD; abort and note the ones that do not merge."""
+    merged: list[str] = []
+    left_out: dict[str, str] = {}
+    with cand.git.custom_environment(**identity_env("coord")):
+        for branch in branches:
+            if branch not in heads:
+                left_out[branch] = "the branch no longer exists"
+                continue
+            try:
+                cand.git.merge("--no-ff", "--no-edit", "--no-verify", "--no-gpg-sign",
+                               "-m", f"coord: merge candidate with {branch}", branch)
+            except GitCommandError as e:
+                conflicts = [p for p in cand.git.diff("--name-only", "--diff-filter=U").splitlines() if p]
+                if (Path(cand.git_dir) / "MERGE_HEAD").exists():
+                    cand.git.merge("--abort")
+                reason = (e.stderr or e.stdout or str(e)).strip().splitlines()
+                left_out[branch] = (f"conflicts in {', '.join(conflicts)}" if conflicts else
+                                    "git refused: " + " ".join(line.strip() for line in reason[-3:]))
+                continue
+            merged.append(branch)
+    return merged, left_out

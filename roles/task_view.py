@@ -7,6 +7,7 @@ what a person reads on the board.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,9 @@ def task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
     return {
         "id": task.id, "title": task.title, "status": rec.get("status", "pending"), "run": task.run,
         "needs": task.needs, "blocked_by": task.blocked_by, "reason": rec.get("reason"),
-        "error": rec.get("error"), "accept": [c.describe() for c in task.accept],
+        "error": one_line(rec.get("error")), "accept": [c.describe() for c in task.accept],
+        "command": (task.command if isinstance(task.command, str) else shlex.join(task.command))
+        if task.command is not None else None,
         "metrics": metrics[:MAX_METRICS], "more_metrics": max(0, len(metrics) - MAX_METRICS),
         "artifacts": artifacts[:MAX_ARTIFACTS], "more_artifacts": max(0, len(artifacts) - MAX_ARTIFACTS),
         "duration_s": rec.get("duration_s"), "attempts": rec.get("attempts"),
@@ -52,6 +55,15 @@ def task_view(task: CompiledTask, rec: Mapping[str, Any], plan: CompiledPlan,
 MAX_REPORTED = 5
 """Notes a step or driver reported shown per task (one line each, at most REPORTED_CHARS)."""
 REPORTED_CHARS = 300
+
+
+def one_line(text: str | None) -> str | None:
+    """The first line of a message, bounded (a log's tail stays in ``coord status --json``, off the board)."""
+    if not text:
+        return text
+    lines = str(text).strip().splitlines() or [""]
+    first = lines[0] if len(lines[0]) <= REPORTED_CHARS else lines[0][:REPORTED_CHARS - 1] + "…"
+    return first + (" (more in `coord status --json` and the task's log)" if len(lines) > 1 else "")
 
 
 def reported_lines(notes: list[str]) -> list[str]:

@@ -59,6 +59,19 @@ tasks:
   #   instructions: Read the release notes and tick this task when the release may ship.
 """
 
+GITIGNORE = """# coord's own state: checkpoints, events, the cost ledger, logs and the agents' git worktrees.
+.coord/
+# Bytecode Python leaves when agents and checks run tests; it does not belong on an agent's branch.
+__pycache__/
+# data/ is deliberately NOT ignored. An agent (driver: cli) works in its own git worktree and
+# only what git tracks leaves it: data an agent writes under an ignored path is never committed,
+# measured by a gate or merged. Data you commit is in every worktree; data a run's steps
+# generate shows up untracked, and coord copies the files a task's `needs` produced into its
+# worktree either way (never committing them). To hide data your steps regenerate, ignore
+# those directories only, e.g.:
+#   data/generated_examples/
+"""
+
 
 def register(app: typer.Typer) -> None:
     """Mount the command."""
@@ -90,7 +103,7 @@ def register(app: typer.Typer) -> None:
             created.append("plans/example.yaml")
         gitignore = ws.root / ".gitignore"
         if not gitignore.exists():
-            atomic_write_text(gitignore, ".coord/\ndata/\n")
+            atomic_write_text(gitignore, GITIGNORE)
             created.append(".gitignore")
         if git:
             console.info(ensure_git_repo(ws.root))

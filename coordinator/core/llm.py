@@ -80,7 +80,7 @@ class Completion:
 class CallRecord:
     """One paid (or possibly paid) call, as the ledger stores it. Never holds a key."""
 
-    kind: Literal["llm", "cli", "finetune", "command"]
+    kind: Literal["llm", "cli", "finetune", "command", "step"]
     provider: str
     model: str
     usage: Usage = field(default_factory=Usage)

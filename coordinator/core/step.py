@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import sys
 import threading
 import typing
@@ -30,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NewType
 
-from coordinator.core.errors import WorkspaceEscapeError
+from coordinator.core.errors import ParameterError, WorkspaceEscapeError
 from coordinator.core.feedback import Feedback
 from coordinator.core.io import sha256_file
 from coordinator.core.limits import Limit, LimitSpec
-from coordinator.core.llm import SpendGuard
+from coordinator.core.llm import CallRecord, Cost, SpendGuard, Usage
 from coordinator.core.registry import STEP_GROUP, Registry, UnknownPlugin
 from coordinator.core.version import VERSION
 
@@ -89,6 +90,23 @@ class StepContext:
         """Report progress, if anyone listens."""
         if self.progress is not None:
             self.progress(message, fraction)
+
+    def record_cost(self, usd: float | None, *, model: str, provider: str, tokens_in: int = 0,
+                    tokens_out: int = 0, ref: str | None = None) -> None:
+        """Put what this step spent into the run's cost ledger (it counts against the budget).
+
+        ``usd`` None: the price is unknown (recorded and flagged, never guessed). ``ref``: an id that
+        makes the record idempotent (a rerun recording the same ``ref`` adds nothing). Outside a
+        budgeted run there is no ledger and nothing is recorded.
+        """
+        if usd is not None and (not math.isfinite(usd) or usd < 0):
+            raise ParameterError(f"record_cost: usd must be a number ≥ 0 or None, got {usd!r}")
+        if self.spend is None:
+            return
+        self.spend.record(CallRecord(
+            kind="step", provider=provider, model=model,
+            usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
+            cost=Cost(usd, None if usd is not None else "the step reported no price"), ref=ref))
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,35 @@
 """Gate steps the graph nodes take: review a due gate, close an override window,
 apply a person's decision. Each returns the state changes and emits its events;
-the nodes decide when to call them (never before an ``interrupt()``)."""
+the nodes decide when to call them (never before an ``interrupt()``).
+
+Where a gate measures. Metric criteria read task metrics, wherever the work is.
+File, command and claims criteria read files: in the workspace, unless the gate
+reviews work still on a branch — a done task of a driver that works in a git
+worktree (``DriverTraits.worktree``) whose branch waits for its gates
+(``metrics.merge == "pending_gate"``). Then they are measured in a *merge
+candidate*: a temporary detached worktree at the base branch's head with every
+such branch the gate reviews merged in (plan order), and the files this run's
+other tasks wrote in the workspace (their artifacts, often git-ignored data)
+linked in. One branch or several, the gate sees what approving it would land.
+A branch that does not merge cleanly is left out and named in the findings (so
+a retry hands that to the agent); if no candidate can be built at all the
+criteria fall back to the workspace, also with a finding. The candidate is
+removed once measured.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from coordinator.core.errors import CoordError
 from coordinator.core.events import read_events
+from coordinator.core.plan import GateSpec
+from coordinator.core.ports import driver_traits
 from coordinator.core.state import DecisionRecord, DeferredItem, GateRecord, TaskRecord
 from coordinator.engine.context import RunContext
 from reviews.criteria import metric_lookup, task_text_reader
@@ -22,6 +43,7 @@ from reviews.gate import (
 )
 from reviews.gitinfo import workspace_commit
 from reviews.llm_review import ModelReviewer
+from roles.git_worktrees import PENDING_GATE, merge_candidate, remove_worktree
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +66,72 @@ class Changes:
         return {"tasks": self.tasks, "gates": self.gates, "deferred": self.deferred}
 
 
+@dataclass(frozen=True)
+class MeasuredTree:
+    """Where a gate's file, command and claims criteria are measured."""
+
+    root: Path
+    """The workspace, or the workspace's place in a merge candidate."""
+    where: str | None = None
+    """What ``root`` is when it is not the workspace (for the record and the event)."""
+    findings: list[str] = field(default_factory=list)
+    """Branches left out of the candidate, or why there is none."""
+
+
+def pending_branches(gid: str, ctx: RunContext, tasks_state: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(task id, metrics) of the reviewed tasks whose work is on a branch waiting for its gates."""
+    out = []
+    for tid in ctx.plan.gate_after[gid]:
+        rec = tasks_state.get(tid) or {}
+        metrics = rec.get("metrics") or {}
+        if rec.get("status") == "done" and driver_traits(rec.get("driver")).worktree \
+                and metrics.get("merge") == PENDING_GATE and metrics.get("branch"):
+            out.append((tid, metrics))
+    return out
+
+
+def _reads_files(spec: GateSpec) -> bool:
+    return any(c.file is not None or c.command is not None or c.claims is not None for c in spec.criteria)
+
+
+def _workspace_files(tasks_state: Mapping[str, Any]) -> list[str]:
+    """What this run's tasks wrote in the workspace itself (not on a branch of their own)."""
+    return [str(a["path"]) for rec in tasks_state.values()
+            if rec.get("status") == "done" and not driver_traits(rec.get("driver")).worktree
+            for a in rec.get("artifacts") or [] if a.get("path")]
+
+
+@contextmanager
+def measured_tree(ctx: RunContext, gid: str, tasks_state: Mapping[str, Any]) -> Iterator[MeasuredTree]:
+    """The tree gate ``gid`` measures files in (see the module's docstring); removed afterwards."""
+    pending = pending_branches(gid, ctx, tasks_state)
+    if not pending or not _reads_files(ctx.plan.gates[gid]):
+        yield MeasuredTree(ctx.ws.root)
+        return
+    task_of = {str(m["branch"]): tid for tid, m in pending}
+    try:
+        cand = merge_candidate(ctx.ws.root, ctx.run_id, gid, list(task_of), str(pending[0][1].get("base_branch")),
+                               provide=_workspace_files(tasks_state))
+    except CoordError as e:
+        log.warning("gate %s: no merge candidate (%s); measuring the workspace", gid, e)
+        yield MeasuredTree(ctx.ws.root, findings=[
+            f"file and command criteria were measured in the workspace, where the unmerged work of "
+            f"{', '.join(task_of.values())} is not: no merge candidate could be built ({e})"])
+        return
+    findings = [f"branch {b} (task {task_of[b]}) was left out of the merge candidate the gate measured: "
+                f"{why}; its files were not measured, and it cannot merge as it stands"
+                for b, why in cand.left_out.items()]
+    where = (f"merge candidate of {', '.join(cand.merged) or 'no branch'} on {cand.base_branch} "
+             f"({cand.base_commit[:12]})")
+    try:
+        yield MeasuredTree(cand.cwd, where, findings)
+    finally:
+        try:
+            remove_worktree(ctx.ws.root, cand.path)
+        except Exception as e:  # the measurement stands; a leftover directory is replaced next time
+            log.warning("could not remove merge candidate %s: %s", cand.path, e)
+
+
 def review(ctx: RunContext, gid: str, tasks_state: dict[str, Any], gate_rec: GateRecord, out: Changes) -> None:
     """Measure a due gate; settle it when its policy lets coord decide alone."""
     spec = ctx.plan.gates[gid]
@@ -51,18 +139,25 @@ def review(ctx: RunContext, gid: str, tasks_state: dict[str, Any], gate_rec: Gat
     lookup = metric_lookup({t: r.get("metrics") or {} for t, r in tasks_state.items()}, ctx.expansions)
     reviewer = ModelReviewer(ctx.ws.root, ctx.run_id, ctx.plan, gid, attempt, ctx.roles[spec.reviewer],
                              tasks_state, budget=ctx.budget)
-    rec = review_gate(spec, lookup, ctx.ws.root, attempt, grading=ctx.plan.grading,
-                      task_text=task_text_reader(ctx.ws.root, tasks_state, ctx.expansions),
-                      commit=workspace_commit(ctx.ws.root), history=list(gate_rec.get("history") or []),
-                      reviewer=reviewer)
+    with measured_tree(ctx, gid, tasks_state) as tree:
+        rec = review_gate(spec, lookup, tree.root, attempt, grading=ctx.plan.grading,
+                          task_text=task_text_reader(tree.root, tasks_state, ctx.expansions),
+                          commit=workspace_commit(ctx.ws.root), history=list(gate_rec.get("history") or []),
+                          reviewer=reviewer)
+    if tree.findings:
+        rec["findings"] = [*(rec.get("findings") or []), *tree.findings]
+    if tree.where and rec.get("reason"):
+        rec["reason"] = f"{rec['reason']}; files measured in the {tree.where}, not yet merged"
     settlement = settle(spec, rec, str(rec["verdict"]), by=AUTO) if decides_alone(spec) else None
     status = settlement.update.get("status") if settlement else rec["status"]
     mr = rec.get("model_review")
     opinion = {} if mr is None or mr["status"] == "not_configured" else {"model_review": {
         "status": mr["status"], "provider": mr["provider"], "model": mr["model"], "findings": len(mr["findings"]),
         "recommendation": mr["recommendation"], "cost_usd": mr["cost_usd"], "reused": mr["reused"]}}
+    where = {"measured_in": tree.where} if tree.where else {}
     ctx.events.emit("gate_decided", gate=gid, status=status, verdict=rec["verdict"],
-                    score=rec["score"], grade=rec["grade"], attempt=rec["attempt"], policy=spec.policy, **opinion)
+                    score=rec["score"], grade=rec["grade"], attempt=rec["attempt"], policy=spec.policy,
+                    **opinion, **where)
     if settlement is None:
         out.gate(gid, rec)
         return
@@ -103,6 +198,8 @@ def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, o
     out.gate(gid, settlement.update)
     if settlement.retry:
         for tid in ctx.plan.gate_after[gid]:
+            if settlement.review is not None:
+                out.task(tid, TaskRecord(review=settlement.review))
             out.task(tid, TaskRecord(status="pending", feedback=settlement.feedback, error=None, reason=None,
                                      metrics={}, artifacts=[], notes=[]))
         ctx.events.emit("gate_retry", gate=gid, attempt=settlement.update.get("attempt"),

@@ -1,7 +1,10 @@
 """The ``cli`` driver: run Claude Code, the Codex CLI or Cursor's agent on one assignment.
 
-Steps, in order: a fresh git worktree on ``coord/<run>/<task>``; the task's
-EXECUTE_NOW text as the prompt; the CLI in its own process group with stdin
+Steps, in order: a fresh git worktree on ``coord/<run>/<task>``, with the
+task's inputs (the files its ``needs`` wrote in the workspace, which a fresh
+checkout lacks when they are untracked or git-ignored, e.g. under ``data/``)
+provided in it and kept out of its commits; the task's EXECUTE_NOW text as
+the prompt; the CLI in its own process group with stdin
 closed, output logged with secrets redacted; a commit with ``Coord-*``
 trailers; diff statistics; the task's accept checks run in the worktree; then
 a merge into the base branch, unless a gate reviews the task, in which case
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,17 @@ DEFAULT_TIMEOUT_S = 3600.0
 """An agent run without a task timeout is stopped after an hour rather than never."""
 MAX_ARTIFACTS = 50
 LOG_TAIL_LINES = 15
+MAX_INPUTS = 500
+"""Input files provided in one worktree (the prompt lists the first few of each need)."""
+
+
+def input_paths(task: CompiledTask, given: Iterable[str], tasks_state: Mapping[str, Any]) -> list[str]:
+    """The workspace files the task's ``needs`` produced (the engine's list, ``given``, and the
+    artifacts of the needs in the status snapshot the prompt is rendered from): every input the
+    prompt names, and the ones it leaves out for brevity."""
+    paths = [*given, *(str(a["path"]) for need in task.needs
+                       for a in ((tasks_state.get(need) or {}).get("artifacts") or []) if a.get("path"))]
+    return list(dict.fromkeys(paths))[:MAX_INPUTS]
 
 
 def settings_for(ctx: DriverContext, flavor: Flavor) -> CliSettings:
@@ -86,11 +100,13 @@ class CliDriver:
             # An agent a killed coord left running would keep editing the worktree we replace.
             if kill_stale(pid_file, ctx.workspace / WORKTREES_DIR):
                 ctx.progress("stopped an agent left running by an interrupted run", None)
-            wt = create_worktree(ctx.workspace, ctx.run_id, task.id)
+            status = read_status_tasks(Workspace.at(ctx.workspace), ctx.run_id)
+            wt = create_worktree(ctx.workspace, ctx.run_id, task.id,
+                                 inputs=input_paths(task, ctx.inputs, status.get("tasks") or {}))
         except CoordError as e:
             return TaskOutcome(status="failed", error=str(e))
         settings = settings_for(ctx, flavor)
-        prompt = execute_now_text(plan, ctx.role, read_status_tasks(Workspace.at(ctx.workspace), ctx.run_id), task.id)
+        prompt = execute_now_text(plan, ctx.role, status, task.id)
         prompt_file = stem.with_name(stem.name + ".prompt.md")
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_file.write_text(redactor(prompt), encoding="utf-8")
@@ -141,6 +157,9 @@ class CliDriver:
                        deletions=stats.deletions, files_added=stats.added, files_deleted=stats.deleted)
         notes = [f"{ctx.role.agent} changed {stats.files_changed} file(s) "
                  f"(+{stats.insertions} −{stats.deletions}) on branch {wt.branch}"]
+        if wt.inputs:
+            notes.append(f"coord provided {len(wt.inputs)} input file(s) from the workspace in the worktree "
+                         "(not committed)")
         if summary:
             notes.append(f"{ctx.role.agent} said: {summary[:300]}")
         failures = self._accept(task, wt, metrics, notes)

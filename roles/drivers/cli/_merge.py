@@ -10,12 +10,13 @@ from typing import Any
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.state import PASSING_GATE
 from roles.drivers.cli._run_files import gates_reviewing
-from roles.git_worktrees import NotAGitRepository, merge_branch, remove_worktree
+from roles.git_worktrees import PENDING_GATE, NotAGitRepository, merge_branch, remove_worktree
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending_gate"
-"""``metrics.merge`` of a done task whose branch waits for its gates."""
+PENDING = PENDING_GATE
+"""``metrics.merge`` of a done task whose branch waits for its gates (gates measure it in a merge
+candidate: :func:`roles.git_worktrees.merge_candidate`)."""
 WITHHELD_BY = ("rejected", "changes_requested", "skipped")
 
 
