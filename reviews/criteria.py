@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import operator
-import os
 import re
 import subprocess
 import tempfile
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from coordinator.core import refs
+from coordinator.core.command_env import command_env
 from coordinator.core.plan import Check
 from coordinator.core.ports import VALIDATORS
 from coordinator.core.state import CriterionResult, ModelReview
@@ -323,7 +323,7 @@ def run_command(command: str, cwd: Path, timeout: float,
     try:
         proc = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL,
-                              env={**os.environ, **env} if env else None)
+                              env=command_env(env))
     except subprocess.TimeoutExpired:
         return Measured(None, None, None, None), f"timed out after {timeout:.0f}s"
     output = (proc.stdout + proc.stderr).strip()

@@ -28,7 +28,7 @@ from task_boards.markers import MarkerError, replace_block
 from task_boards.merge import BoardMerge, merge_board
 from task_boards.saves import read_settled, replace_if_unchanged
 from task_boards.store import load_base, load_notices, load_problems, save_base, save_problems
-from templates import relative_link, render
+from templates import fmt_num, relative_link, render
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
                   "status": gates_state.get(gid, {}).get("status", "pending"),
                   "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
                   "opinion": opinion_line(gates_state.get(gid, {}).get("model_review")),
+                  "attempts": attempts_line(gates_state.get(gid, {})),
                   "record": relative_link(ws.root, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
                   if gates_state.get(gid, {}).get("verdict") else None}
                  for gid, g in plan.gates.items() if g.reviewer == role.name]
@@ -195,6 +196,26 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
             current, on_disk = done.late, updated
         result.conflicts.append(f"{path.name} kept changing while coord wrote its status block; "
                                 "the block may be out of date until the next render")
+
+
+MAX_ATTEMPT_CRITERIA = 4
+"""Criteria shown per attempt on a gate's board line (the review record has them all)."""
+
+
+def attempts_line(rec: Mapping[str, Any]) -> str | None:
+    """``attempt 1: rate=0.21 ✗, …; attempt 2: …`` for a gate that sent work back (None for one attempt)."""
+    history = list(rec.get("history") or [])
+    if not history:
+        return None
+    parts = []
+    for n, crits in [*((h.get("attempt"), h.get("criteria") or []) for h in history),
+                     (rec.get("attempt"), [{"id": c.get("name"), "measured": c.get("measured"), "passed": c.get("passed")}
+                                           for c in rec.get("criteria") or []])]:
+        shown = ", ".join(f"{c['id']}={fmt_num(c.get('measured'))} {'✓' if c.get('passed') else '✗'}"
+                          for c in crits[:MAX_ATTEMPT_CRITERIA])
+        more = f", +{len(crits) - MAX_ATTEMPT_CRITERIA} more" if len(crits) > MAX_ATTEMPT_CRITERIA else ""
+        parts.append(f"attempt {n}: {shown}{more}")
+    return "; ".join(parts)
 
 
 def snapshot(plan: CompiledPlan, state: RunState, profile: str, conflicts: list[str]) -> dict[str, Any]:

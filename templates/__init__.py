@@ -21,7 +21,8 @@ class TemplateRenderError(InternalError):
     """A template failed to render (a bug in coord or in a customized template)."""
 
 
-def _fmt_num(value: Any) -> str:
+def fmt_num(value: Any) -> str:
+    """A number as boards and reports show it (yes/no, n/a for NaN, thousands separators, 4 digits)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -41,7 +42,7 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("templates", ""), undefined=StrictUndefined,
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                       lstrip_blocks=True)
-    env.filters["num"] = _fmt_num
+    env.filters["num"] = fmt_num
     env.filters["score"] = format_score
     return env
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated
 
@@ -79,13 +81,19 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def init(workspace: WorkspaceOpt = Path("."),
              git: Annotated[bool, typer.Option("--git", help="make the workspace a git repository with a "
-                                               "first commit (the cli driver needs one)")] = False) -> None:
+                                               "first commit (the cli driver needs one)")] = False,
+             example: Annotated[str | None, typer.Option(
+                 "--example", help=f"also write an example pipeline ({', '.join(examples())}): its plan, "
+                                   "steps/ and tools/")] = None) -> None:
         """Create coord.yaml, plans/example.yaml, task_boards/ and TEAM_COORDINATION.md (keeps what exists)."""
         from roles.git_worktrees import ensure_git_repo  # git and jinja2 load only when init runs
 
         # start-up: the engine loads only when this command runs
         from task_boards.render import TEAM_HEADER
 
+        if example is not None and example not in examples():
+            console.error(f"unknown example {example!r} (examples: {', '.join(examples())})")
+            raise typer.Exit(2)
         ws = Workspace.at(workspace)
         ws.root.mkdir(parents=True, exist_ok=True)
         ws.ensure()
@@ -97,8 +105,10 @@ def register(app: typer.Typer) -> None:
         if not ws.team_file.exists():
             atomic_write_text(ws.team_file, replace_block(TEAM_HEADER, "status", "_No run yet._"))
             created.append("TEAM_COORDINATION.md")
+        if example is not None:
+            created += write_example(example, ws.root)
         sample = ws.root / "plans" / "example.yaml"
-        if not sample.exists():
+        if example is None and not sample.exists():
             atomic_write_text(sample, SAMPLE_PLAN)
             created.append("plans/example.yaml")
         gitignore = ws.root / ".gitignore"
@@ -108,4 +118,32 @@ def register(app: typer.Typer) -> None:
         if git:
             console.info(ensure_git_repo(ws.root))
         console.success(f"workspace ready at {ws.root}" + (f" (created {', '.join(created)})" if created else ""))
-        console.info("next: coord run example (plans/example.yaml) or coord run week2 (built in)")
+        if example is not None:
+            console.info(f"next: coord run {example} (plans/{example}.yaml)")
+        else:
+            console.info("next: coord run example (plans/example.yaml) or coord run week2 (built in)")
+
+
+def examples() -> list[str]:
+    """The example workspaces coord ships."""
+    root = resources.files("coordinator.examples")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def write_example(name: str, root: Path) -> list[str]:
+    """Copy example ``name`` into ``root``, keeping files that exist; the workspace-relative paths written."""
+    written: list[str] = []
+
+    def copy(src: Traversable, rel: Path) -> None:
+        for entry in sorted(src.iterdir(), key=lambda e: e.name):
+            if entry.name == "__pycache__" or (rel == Path() and entry.name == "__init__.py"):
+                continue
+            if entry.is_dir():
+                copy(entry, rel / entry.name)
+            elif not (root / rel / entry.name).exists():
+                (root / rel).mkdir(parents=True, exist_ok=True)
+                atomic_write_text(root / rel / entry.name, entry.read_text(encoding="utf-8"))
+                written.append((rel / entry.name).as_posix())
+
+    copy(resources.files("coordinator.examples") / name, Path())
+    return written

@@ -25,7 +25,6 @@ from __future__ import annotations
 import glob
 import logging
 import math
-import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from coordinator.core.command_env import command_env
 from coordinator.core.errors import ParameterError
 from coordinator.core.io import atomic_write_json
 from coordinator.core.llm import CallRecord, Cost, Usage
@@ -80,9 +80,9 @@ class CommandDriver:
             return TaskOutcome(status="done", metrics=dict(cached.metrics),
                                artifacts=[a.to_dict() for a in cached.artifacts], notes=list(cached.notes),
                                skipped_run=True)
-        env = {**os.environ, "COORD_RUN_ID": ctx.run_id, "COORD_TASK_ID": task.id,
-               "COORD_ATTEMPT": str(ctx.attempt), "COORD_WORKSPACE": str(root),
-               "COORD_METRICS": str(files.metrics), "COORD_COSTS": str(files.costs)}
+        env = command_env({"COORD_RUN_ID": ctx.run_id, "COORD_TASK_ID": task.id,
+                           "COORD_ATTEMPT": str(ctx.attempt), "COORD_WORKSPACE": str(root),
+                           "COORD_METRICS": str(files.metrics), "COORD_COSTS": str(files.costs)})
         env.pop("COORD_FEEDBACK", None)
         if ctx.feedback is not None:
             atomic_write_json(files.feedback, ctx.feedback.to_json())
