@@ -274,6 +274,30 @@ def merge_records(left: dict[str, Any] | None, right: dict[str, Any] | None) -> 
     return out
 
 
+class ScopeView(TypedDict):
+    """One budget scope (the run, or a role) as state and boards show it."""
+
+    limit_usd: float | None
+    spent_usd: float
+    unknown_calls: int
+    """Calls recorded without a known price."""
+    pct: float | None
+    approved: bool
+    exhausted: bool
+    text: str
+
+
+class BudgetView(TypedDict):
+    """The run's budget picture in state."""
+
+    run: ScopeView
+    roles: dict[str, ScopeView]
+    thresholds: list[float]
+    alerts: list[float]
+    """Thresholds the run's spend has crossed."""
+    exhausted: bool
+
+
 class RunState(TypedDict, total=False):
     """The state of one run (one LangGraph thread)."""
 
@@ -284,5 +308,5 @@ class RunState(TypedDict, total=False):
     gates: Annotated[dict[str, GateRecord], merge_records]
     deferred: Annotated[dict[str, DeferredItem], merge_records]
     phase: Literal["running", "finished", "waiting", "failed"]
-    budget: dict[str, Any]
-    """Spend vs limits and crossed alert thresholds (coordinator/budget.py ``BudgetStatus.to_state``)."""
+    budget: BudgetView
+    """Spend vs limits and crossed alert thresholds (coordinator/engine/budget.py ``BudgetStatus.to_state``)."""

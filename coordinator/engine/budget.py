@@ -13,16 +13,16 @@ finetune) check their estimate against what is left and refuse to start past it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from coordinator.core.errors import BudgetExceeded
 from coordinator.core.llm import CallRecord
 from coordinator.core.plan import Budget, CompiledPlan, CompiledTask
 from coordinator.core.ports import driver_of, driver_traits
 from coordinator.core.roles import RoleDefinition
-from coordinator.core.state import TaskRecord
+from coordinator.core.state import BudgetView, ScopeView, TaskRecord
 from coordinator.core.step import resolve_step
 from coordinator.engine.ledger import Ledger
 
@@ -86,15 +86,15 @@ class BudgetStatus:
     alerts: tuple[float, ...] = field(default=())
     """Thresholds the run's spend has crossed."""
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> BudgetView:
         """Plain-dict form for the checkpoint, boards and ``coord status``."""
-        def scope(s: ScopeStatus) -> dict[str, Any]:
-            return {"limit_usd": s.limit_usd, "spent_usd": round(s.spent_usd, 6), "unknown_calls": s.unknown_calls,
-                    "pct": None if s.pct is None else round(s.pct, 4), "approved": s.approved,
-                    "exhausted": s.exhausted, "text": s.describe()}
-        return {"run": scope(self.run), "roles": {k: scope(v) for k, v in self.roles.items()},
-                "thresholds": list(self.thresholds), "alerts": list(self.alerts),
-                "exhausted": self.run.exhausted or any(r.exhausted for r in self.roles.values())}
+        def scope(s: ScopeStatus) -> ScopeView:
+            return ScopeView(limit_usd=s.limit_usd, spent_usd=round(s.spent_usd, 6), unknown_calls=s.unknown_calls,
+                             pct=None if s.pct is None else round(s.pct, 4), approved=s.approved,
+                             exhausted=s.exhausted, text=s.describe())
+        return BudgetView(run=scope(self.run), roles={k: scope(v) for k, v in self.roles.items()},
+                          thresholds=list(self.thresholds), alerts=list(self.alerts),
+                          exhausted=self.run.exhausted or any(r.exhausted for r in self.roles.values()))
 
 
 class RunBudget:
@@ -210,7 +210,7 @@ def is_paid(task: CompiledTask, role: RoleDefinition, root: Path | None = None) 
     return traits.paid or (traits.paid_unless_free_provider and role.provider not in FREE_PROVIDERS)
 
 
-def release_held(budget: RunBudget, plan: CompiledPlan, tasks: dict[str, Any]) -> dict[str, TaskRecord]:
+def release_held(budget: RunBudget, plan: CompiledPlan, tasks: Mapping[str, TaskRecord]) -> dict[str, TaskRecord]:
     """Budget-held tasks whose budget now allows them, back to pending."""
     held = [t for t, r in tasks.items() if r.get("status") == "waiting" and r.get("held_by") == HOLD]
     if not held or not budget.take_release():

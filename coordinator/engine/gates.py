@@ -132,7 +132,8 @@ def measured_tree(ctx: RunContext, gid: str, tasks_state: Mapping[str, Any]) -> 
             log.warning("could not remove merge candidate %s: %s", cand.path, e)
 
 
-def review(ctx: RunContext, gid: str, tasks_state: dict[str, Any], gate_rec: GateRecord, out: Changes) -> None:
+def review(ctx: RunContext, gid: str, tasks_state: Mapping[str, TaskRecord], gate_rec: GateRecord,
+           out: Changes) -> None:
     """Measure a due gate; settle it when its policy lets coord decide alone."""
     spec = ctx.plan.gates[gid]
     attempt = int(gate_rec.get("attempt") or 1)

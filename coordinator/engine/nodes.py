@@ -20,7 +20,7 @@ from coordinator.core import refs
 from coordinator.core.events import now_iso
 from coordinator.core.ports import DRIVERS, LISTENERS, ListenerResult
 from coordinator.core.run_store import save_run_plan
-from coordinator.core.state import DecisionRecord, GateRecord, RunState, TaskRecord
+from coordinator.core.state import BudgetView, DecisionRecord, GateRecord, RunState, TaskRecord
 from coordinator.core.step import resolve_step
 from coordinator.engine import gates as _gates
 from coordinator.engine.budget import hold_paid, release_held
@@ -235,12 +235,13 @@ def _submit(ctx: RunContext, tid: str, dispatch: int, rec: TaskRecord, tasks: di
                     upstream=upstream, inputs=inputs)
 
 
-def _budget_view(ctx: RunContext, state: RunState) -> dict[str, Any] | None:
+def _budget_view(ctx: RunContext, state: RunState) -> BudgetView | None:
     """The run's budget status for state and boards; emits an event per newly crossed alert threshold."""
     if ctx.budget is None:
         return None
     view = ctx.budget.status().to_state()
-    seen = set((state.get("budget") or {}).get("alerts") or [])
+    earlier = state.get("budget")
+    seen = set(earlier["alerts"]) if earlier else set()
     for threshold in view["alerts"]:
         if threshold not in seen:
             ctx.events.emit("budget_alert", threshold=threshold, spent_usd=view["run"]["spent_usd"],

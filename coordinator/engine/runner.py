@@ -258,8 +258,9 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         state: RunState = graph.get_state(config).values  # type: ignore[assignment]
     plan = ctx.plan  # a run-time foreach may have expanded it
     phase, problems = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
-    if (state.get("budget") or {}).get("exhausted"):
-        problems.insert(0, f"budget: {state['budget']['run']['text']}; paid work is paused until "
+    budget = state.get("budget")
+    if budget is not None and budget["exhausted"]:
+        problems.insert(0, f"budget: {budget['run']['text']}; paid work is paused until "
                            "`coord budget raise USD` (or `coord budget approve`) and `coord resume`")
     render_cost_dashboard(ws, ledger, run_id, plan.name, dict(state))
     record = next((r for r in list_runs(ws) if r["run_id"] == run_id), {"run_id": run_id, "plan": plan.name})

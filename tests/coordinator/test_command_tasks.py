@@ -160,6 +160,7 @@ def test_a_failing_command_fails_its_task_with_the_reason_and_the_logs_tail(ws, 
     assert re.search(error, rec["error"]), rec["error"]
 
 
+@pytest.mark.slow
 def test_a_command_past_its_timeout_is_killed_with_its_whole_process_group(ws):
     plan = ("name: hang\ntasks:\n  - {id: hang, title: Hang, role: lead, timeout: 1, command: "
             "\"sleep 30 & echo $! > child.pid; wait\"}\n")
