@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
             "params": compiled.params,
             "roles": {r: b.model_dump(exclude_none=True) for r, b in compiled.roles.items()},
             "tasks": [{"id": t.id, "role": t.role, "needs": t.needs, **({"run": t.run} if t.run else {}),
+                       **({"command": t.command} if t.command is not None else {}),
+                       **({"foreach": "${" + t.fanout + "} (fans out when the run reaches it)"} if t.fanout else {}),
                        **({"skip": True} if t.skip else {}), **({"waits_for_gates": t.blocked_by} if t.blocked_by else {})}
                       for t in (compiled.tasks[i] for i in compiled.order)],
             "gates": {g: {"after": compiled.gate_after[g], "policy": s.policy, "criteria": len(s.criteria)}
