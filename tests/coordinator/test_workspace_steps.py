@@ -97,3 +97,16 @@ def test_broken_user_code_is_a_plan_error_naming_the_file_and_line(ws, source, m
         (ws.root / "steps" / "writer.py").write_text(source)
     with pytest.raises(PlanError, match=message):
         load_plan(str(ws.root / "plan.yaml"), workspace=ws.root)
+
+
+def test_coord_run_on_broken_user_code_exits_2_with_the_location_and_starts_nothing(ws):
+    from typer.testing import CliRunner
+
+    from coordinator.cli.app import app
+
+    (ws.root / "steps" / "writer.py").write_text("def write(ctx, *, copies: int = 1):\n    return None\n\nx = 1 / 0\n")
+    result = CliRunner().invoke(app, ["run", str(ws.root / "plan.yaml"), "-w", str(ws.root)],
+                                catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "cannot import 'steps.writer'" in result.output and "writer.py:4: ZeroDivisionError" in result.output
+    assert not (ws.root / ".coord" / "runs").exists() or not any((ws.root / ".coord" / "runs").iterdir())
