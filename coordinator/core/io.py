@@ -43,6 +43,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(Path(tmp))
+        if e.filename is None:  # name the file a full disk or a read-only mount refused
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         _unlink_quietly(Path(tmp))
         raise

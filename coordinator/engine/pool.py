@@ -13,6 +13,7 @@ running the task again.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import queue
@@ -165,6 +166,20 @@ class TaskPool:
         return out
 
     def _work(self, entry: _Inflight) -> None:
+        try:
+            self._run_entry(entry)
+        except BaseException as e:  # the run must hear of it: a dead worker would leave it waiting forever
+            log.exception("task %s: worker failed", entry.task.id)
+            record = TaskRecord(status="failed", error=_worker_error(e), finished_at=now_iso(),
+                                duration_s=round(time.monotonic() - entry.started, 3))
+            with self._lock:
+                if self._inflight.get(entry.task.id) is not entry:
+                    return
+                del self._inflight[entry.task.id]
+                self._uncollected.add(entry.task.id)
+                self._done.put((entry.task.id, record))
+
+    def _run_entry(self, entry: _Inflight) -> None:
         task = entry.task
         path = self.workspace / ".coord" / "runs" / self.run_id / "results" / _safe(task.id, entry.dispatch)
         record: TaskRecord | None = None
@@ -278,6 +293,15 @@ def with_upstream(task: CompiledTask, upstream: dict[str, Any]) -> tuple[Compile
                            f"(it reported: {', '.join(have) or 'none'})")
     final = {k: refs.fill(v, lookup, final=True) for k, v in update.items()}  # $${…} → ${…}, last of all
     return task.model_copy(update=final), missing
+
+
+def _worker_error(e: BaseException) -> str:
+    """What failed in a worker, in words; a full disk says which file and what to do."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" while writing {e.filename}" if e.filename else ""
+        return (f"no space left on the device{where}: free some space, then `coord resume` "
+                "(the task runs again; nothing it finished before is lost)")
+    return f"coord failed while handling this task: {type(e).__name__}: {e}"
 
 
 def _safe(task_id: str, dispatch: int) -> str:
