@@ -255,7 +255,8 @@ def check_file(workspace: Path, rel: str, validator: str | None) -> tuple[bool, 
     if not path.exists():
         return False, "missing"
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in {".json", ".jsonl"})
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in {".json", ".jsonl"}
+                       and not p.name.endswith(".manifest.json"))  # coord's own manifests beside outputs
         if not files:
             return False, "directory holds no .json or .jsonl files"
         problems = []

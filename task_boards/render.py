@@ -26,7 +26,7 @@ from roles.task_view import inputs_of, task_view
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError, replace_block
 from task_boards.merge import BoardMerge, merge_board
-from task_boards.saves import read_settled, replace_if_unchanged
+from task_boards.saves import NotUtf8, read_settled, replace_if_unchanged
 from task_boards.store import load_base, load_notices, load_problems, save_base, save_problems
 from templates import fmt_num, relative_link, render
 
@@ -58,10 +58,19 @@ class BoardWriter:
         self.ws = ws
 
     def write(self, path: Path, text: str, result: ListenerResult) -> None:
-        """Write a fresh render of ``path``, merged with the person's edits since coord's last write."""
+        """Write a fresh render of ``path``, merged with the person's edits since coord's last write.
+
+        A board a person saved in another encoding than UTF-8 is left as it is and reported.
+        """
+        try:
+            self._write(path, text, result)
+        except NotUtf8 as e:
+            result.conflicts.append(str(e))
+
+    def _write(self, path: Path, text: str, result: ListenerResult) -> None:
         rel = path.relative_to(self.ws.root).as_posix()
         with board_lock(self.ws, path):
-            current = on_disk = read_settled(path)
+            current = on_disk = read_settled(path, rel)
             for _ in range(WRITE_TRIES):
                 base = load_base(self.ws, path)
                 merged = BoardMerge(text, text) if current is None else merge_board(base, current, text, file=rel)
@@ -71,7 +80,7 @@ class BoardWriter:
                 if merged.text != on_disk:
                     done = replace_if_unchanged(path, merged.text, on_disk)
                     if not done.ok:  # a person saved meanwhile: merge again with their new text
-                        current = on_disk = read_settled(path)
+                        current = on_disk = read_settled(path, rel)
                         continue
                     if rel not in result.written:
                         result.written.append(rel)
@@ -171,9 +180,17 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
     problems.extend(f"board edit not applied: {e}" for e in load_problems(ws)["edit_errors"])
     body = render("team_status.md.j2", run=run, roles=rows, gates=gates, problems=problems,
                   deferred=deferred)
+    try:
+        _write_team_block(ws, body, result)
+    except NotUtf8 as e:  # the team's own file: never replaced, the problem is reported
+        result.conflicts.append(str(e))
+        log.warning("%s", e)
+
+
+def _write_team_block(ws: Workspace, body: str, result: ListenerResult) -> None:
     path = ws.team_file
     with board_lock(ws, path):
-        on_disk = read_settled(path)
+        on_disk = read_settled(path, path.name)
         current = TEAM_HEADER if on_disk is None else on_disk
         for _ in range(WRITE_TRIES):
             try:
@@ -186,7 +203,7 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
                 return
             done = replace_if_unchanged(path, updated, on_disk)
             if not done.ok:  # a person saved meanwhile: put the block into their new text
-                on_disk = read_settled(path)
+                on_disk = read_settled(path, path.name)
                 current = TEAM_HEADER if on_disk is None else on_disk
                 continue
             if path.name not in result.written:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from coordinator.core.errors import InputError
+
 SETTLE_POLL_S = 0.005
 """How often a save in progress is polled."""
 SETTLE_MAX_S = 0.25
@@ -39,8 +41,32 @@ class Replaced:
     """A person's save that went into the replaced file during the rename: merge it and write again."""
 
 
-def read_settled(path: Path) -> str | None:
-    """The file's text (None when it does not exist), waiting out a save that has truncated it but not written."""
+class NotUtf8(InputError):
+    """A board or team file a person saved in another encoding than UTF-8; nothing of it is applied or replaced."""
+
+
+def decode(data: bytes, path: Path | str) -> str:
+    """UTF-8 text; :class:`NotUtf8` naming the line and column of the first bad byte otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise NotUtf8(f"not valid UTF-8 (byte 0x{data[e.start]:02x} at column {column}); save the file as UTF-8 "
+                      "and coord applies it (until then coord leaves the file as it is)",
+                      path=path, line=line) from None
+
+
+def read_text(path: Path, shown: str | None = None) -> str:
+    """A board's text (:class:`NotUtf8` when it is not UTF-8; ``shown`` names it in the message)."""
+    return decode(path.read_bytes(), shown or path)
+
+
+def read_settled(path: Path, shown: str | None = None) -> str | None:
+    """The file's text (None when it does not exist), waiting out a save that has truncated it but not written.
+
+    :class:`NotUtf8` when a person saved it in another encoding.
+    """
     try:
         with path.open("rb") as fh:
             data = fh.read()
@@ -48,7 +74,7 @@ def read_settled(path: Path) -> str | None:
                 data = _settle(fh, data)
     except FileNotFoundError:
         return None
-    return data.decode("utf-8")
+    return decode(data, shown or path)
 
 
 def replace_if_unchanged(path: Path, text: str, expected: str | None) -> Replaced:

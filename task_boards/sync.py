@@ -14,6 +14,7 @@ reports the run and the boards with edits waiting).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from task_boards.merge import missing_sections
 from task_boards.model import Edit, ParsedBoard
 from task_boards.parse import parse_board
 from task_boards.render import render_all
+from task_boards.saves import NotUtf8, read_text
 from task_boards.sections import bodies
 from task_boards.store import (
     append_audit,
@@ -109,7 +111,8 @@ def warm_cache(ws: Workspace) -> None:
         base = load_base(ws, path)
         if base is not None:
             parse_board(base, rel)
-        parse_board(path.read_text(encoding="utf-8"), rel)
+        with contextlib.suppress(NotUtf8):  # the sync that applies edits reports it
+            parse_board(read_text(path, rel), rel)
 
 
 def _board_files(ws: Workspace) -> list[Path]:
@@ -160,11 +163,14 @@ def waiting_edits(ws: Workspace) -> list[str]:
     for path in _board_files(ws):
         with board_lock(ws, path):
             base = load_base(ws, path)
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = read_text(path)
+            except NotUtf8:
+                text = None  # a sync says where
         if base is None or base == text:
             continue
         try:
-            changed = bodies(base) != bodies(text)
+            changed = text is None or bodies(base) != bodies(text)
         except MarkerError:
             changed = True  # garbled markers: the sync that applies the edits will say where
         if changed:
@@ -180,7 +186,14 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
     with ExitStack() as stack:
         for path in files:
             stack.enter_context(board_lock(ws, path))
-        texts = {p: p.read_text(encoding="utf-8") for p in files}
+        texts: dict[Path, str] = {}
+        for path in list(files):
+            try:
+                texts[path] = read_text(path, path.relative_to(ws.root).as_posix())
+            except NotUtf8 as e:  # nothing of that board is applied; the others are
+                report.problems.append(str(e))
+                report.incomplete = True
+                files.remove(path)
         bases = {p: load_base(ws, p) for p in files}
         if all(bases[p] is None or bases[p] == texts[p] for p in files):
             save_problems(ws, edit_errors=[])

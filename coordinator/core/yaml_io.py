@@ -40,6 +40,23 @@ class Located:
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_TEXT_BYTES = 10_000_000
+"""A YAML file larger than this is refused before parsing."""
+MAX_NODES = 1_000_000
+"""Values a document may expand to, aliases included (a few aliases of aliases can reach billions)."""
+
+
+class _Budget:
+    """Counts the values built, so alias expansion stays bounded."""
+
+    def __init__(self) -> None:
+        self.left = MAX_NODES
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ConfigError(f"the document expands to more than {MAX_NODES:,} values (aliases of aliases?); "
+                              "coord refuses to build it", line=node.start_mark.line + 1)
 
 
 def _pairs(node: yaml.MappingNode, loader: Any, seen: frozenset[int]) -> list[tuple[yaml.Node, yaml.Node, bool]]:
@@ -65,8 +82,9 @@ def _pairs(node: yaml.MappingNode, loader: Any, seen: frozenset[int]) -> list[tu
     return explicit + merged
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any,
+def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any, budget: _Budget,
            seen: frozenset[int] = frozenset()) -> Any:
+    budget.spend(node)
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
         if id(node) in seen:
@@ -87,10 +105,10 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any,
                                   path=_fmt(loc + (str(key),)))
             child = loc + (key if isinstance(key, str | int) else str(key),)
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, child, lines, loader, seen)
+            out[key] = _build(value_node, child, lines, loader, budget, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), lines, loader, seen) for i, item in enumerate(node.value)]
+        return [_build(item, loc + (i,), lines, loader, budget, seen) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
@@ -106,13 +124,16 @@ format_loc = _fmt
 
 def load_located(text: str, file: str) -> Located:
     """Parse YAML text; syntax errors become :class:`ConfigError` with the line."""
+    if len(text) > MAX_TEXT_BYTES:
+        raise ConfigError(f"file is {len(text):,} characters; a plan or settings file is at most "
+                          f"{MAX_TEXT_BYTES:,}", file=file)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return Located(None, {}, file)
         lines: dict[Loc, int] = {}
-        data = _build(node, (), lines, loader)
+        data = _build(node, (), lines, loader, _Budget())
         return Located(data, lines, file)
     except ConfigError as e:
         e.file = file
@@ -133,13 +154,23 @@ def load_located(text: str, file: str) -> Located:
         loader.dispose()
 
 
-def load_file(path: Path) -> Located:
-    """Read and parse a YAML file."""
+def read_yaml_text(path: Path) -> str:
+    """A YAML file's text; :class:`ConfigError` with the line of the first byte that is not UTF-8."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read file: {e.strerror}", file=str(path)) from None
-    return load_located(text, str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8",
+                          file=str(path), line=line) from None
+
+
+def load_file(path: Path) -> Located:
+    """Read and parse a YAML file."""
+    return load_located(read_yaml_text(path), str(path))
 
 
 def dump(data: Any) -> str:

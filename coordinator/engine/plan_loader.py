@@ -30,7 +30,14 @@ from coordinator.core.plan import (
 )
 from coordinator.core.registry import UnknownPlugin
 from coordinator.core.step import StepSpec, resolve_step
-from coordinator.core.yaml_io import Loc, Located, format_loc, load_file, load_located
+from coordinator.core.yaml_io import (
+    Loc,
+    Located,
+    format_loc,
+    load_file,
+    load_located,
+    read_yaml_text,
+)
 
 BUILTIN_PACKAGE = "coordinator.plans"
 
@@ -44,21 +51,25 @@ def builtin_plans() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def _read_plan(path: Path) -> str:
+    try:
+        return read_yaml_text(path)
+    except ConfigError as e:
+        raise PlanError(e.message, file=e.file, line=e.line) from None
+
+
 def find_plan(ref: str, workspace: Path | None = None) -> tuple[str, str]:
     """Resolve a plan reference (a file path, a workspace plan or a built-in name) to (source, text)."""
     candidate = Path(ref)
     if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
         if not candidate.exists():
             raise UsageError(f"plan file not found: {ref}")
-        try:
-            return str(candidate), candidate.read_text(encoding="utf-8")
-        except OSError as e:
-            raise UsageError(f"cannot read plan {ref}: {e.strerror}") from None
+        return str(candidate), _read_plan(candidate)
     if workspace is not None:
         for ext in (".yaml", ".yml"):
             local = workspace / "plans" / f"{ref}{ext}"
             if local.exists():
-                return str(local), local.read_text(encoding="utf-8")
+                return str(local), _read_plan(local)
     plans = builtin_plans()
     if ref in plans:
         return f"{ref}.yaml (built in)", plans[ref]
@@ -343,22 +354,25 @@ def _upstream(parts: _Parts) -> dict[str, set[str]]:
 
 
 def _check_refs(value: Any, loc: Loc, errors: _Collector, params: set[str] | None, *,
-                upstream: set[str] | None, item: bool) -> None:
+                upstream: set[str] | None, item: bool, metrics: bool = True) -> None:
     """Every ``${…}`` in ``value`` names something that will have a value; errors at ``loc`` otherwise."""
     if isinstance(value, dict):
         for k, v in value.items():
-            _check_refs(v, loc + (k,), errors, params, upstream=upstream, item=item)
+            _check_refs(v, loc + (k,), errors, params, upstream=upstream, item=item, metrics=metrics)
         return
     if isinstance(value, list):
         for n, v in enumerate(value):
-            _check_refs(v, loc + (n,), errors, params, upstream=upstream, item=item)
+            _check_refs(v, loc + (n,), errors, params, upstream=upstream, item=item, metrics=metrics)
         return
     for ref in refs.references(value):
         if (why := refs.problem(ref)) is not None:
             errors.add(loc, why)
         elif refs.UPSTREAM.fullmatch(ref):
             task = ref.split(".", 1)[0]
-            if upstream is not None and task not in upstream:
+            if not metrics:
+                errors.add(loc, f"${{{ref}}}: a task's metric is not filled in here, only plan parameters "
+                                "(task metrics reach with, instructions, command, foreach and check commands)")
+            elif upstream is not None and task not in upstream:
                 errors.add(loc, f"${{{ref}}}: task {task!r} is not upstream of this task (add it to needs)")
         elif ref == "item":
             if not item:
@@ -374,20 +388,26 @@ def _check_params(parts: _Parts, errors: _Collector) -> None:
     for i, task in parts.tasks:
         mine = upstream.get(task.id, set())
         item = task.foreach is not None
-        for key in ("with_", "instructions", "command", "outputs", "title"):
+        for key in ("with_", "instructions", "command"):
             name = "with" if key == "with_" else key
             _check_refs(getattr(task, key), ("tasks", i, name), errors, parts.params, upstream=mine, item=item)
+        for key in ("outputs", "title"):  # fixed when the task is planned: parameters only
+            _check_refs(getattr(task, key), ("tasks", i, key), errors, parts.params, upstream=None, item=item, metrics=False)
         _check_refs(task.foreach, ("tasks", i, "foreach"), errors, parts.params, upstream=mine, item=False)
-        for c, check in enumerate(task.accept):
-            for key in ("command", "file", "value"):
+        for c, check in enumerate(task.accept):  # an accept command reads the task's own metrics
+            _check_refs(check.command, ("tasks", i, "accept", c, "command"), errors, parts.params,
+                        upstream={task.id}, item=item)
+            for key in ("file", "value"):
                 _check_refs(getattr(check, key), ("tasks", i, "accept", c, key), errors, parts.params,
-                            upstream=mine | {task.id}, item=item)
+                            upstream=None, item=item, metrics=False)
     known = {t.id for _, t in parts.tasks}
     for g, gate in parts.gates:
         for c, check in enumerate(gate.criteria):
-            for key in ("command", "file", "value"):
+            _check_refs(check.command, ("gates", g, "criteria", c, "command"), errors, parts.params,
+                        upstream=known, item=False)
+            for key in ("file", "value"):
                 _check_refs(getattr(check, key), ("gates", g, "criteria", c, key), errors, parts.params,
-                            upstream=known, item=False)
+                            upstream=None, item=False, metrics=False)
 
 
 def _find_cycle(parts: _Parts) -> list[str] | None:

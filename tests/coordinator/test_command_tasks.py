@@ -224,3 +224,24 @@ def test_environment_names_the_run_the_task_the_attempt_and_the_workspace(ws):
     assert env["COORD_ATTEMPT"] == "1" and Path(env["COORD_WORKSPACE"]) == ws.root
     assert "COORD_FEEDBACK" not in env and env["COORD_METRICS"].endswith(".metrics.json")
     assert os.path.isabs(env["COORD_COSTS"])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('command: "true", outputs: ["${b.out}"]', r"tasks\[1\].outputs\[0\]: \$\{b.out\}: a task's metric is not filled in here"),
+    ('title: "B ${b.n}", command: "true"', r"tasks\[1\].title: \$\{b.n\}: a task's metric is not filled in here"),
+    ('command: "true", accept: [{command: "test ${b.n} -gt 0"}]', r"accept\[0\].command: \$\{b.n\}: task 'b' is not upstream"),
+])
+def test_upstream_values_where_they_are_never_filled_in_are_plan_errors(ws, text, message):
+    plan = ("name: refs\ntasks:\n  - {id: b, title: B, role: lead, command: 'true'}\n"
+            "  - {id: c, role: lead, needs: [b], " + (text if "title" in text else "title: C, " + text) + "}\n")
+    (ws.root / "plan.yaml").write_text(plan)
+    with pytest.raises(PlanError, match=message):
+        load_plan(str(ws.root / "plan.yaml"))
+
+
+def test_a_gate_value_cannot_name_a_task_metric(ws):
+    plan = ("name: refs\ntasks:\n  - {id: b, title: B, role: lead, command: 'true'}\ngates:\n"
+            "  - {id: g, after: [b], criteria: [{metric: b.n, op: '>=', value: '${b.m}'}]}\n")
+    (ws.root / "plan.yaml").write_text(plan)
+    with pytest.raises(PlanError, match=r"gates\[0\].criteria\[0\].value: \$\{b.m\}: a task's metric is not filled in"):
+        load_plan(str(ws.root / "plan.yaml"))
