@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -67,10 +68,14 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (ValueError, TypeError, IndexError):  # a header no client could read: as if absent
+            return None
         return max(0.0, when.timestamp() - time.time()) if when else None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def with_retries(fn: Callable[[], T], policy: RetryPolicy, what: str) -> tuple[T, int]:

@@ -17,13 +17,14 @@ class Fault:
     """HTTP status for ``status`` faults."""
     message: str = "injected fault"
     """Error message the provider puts in its error body."""
-    retry_after: float | None = None
+    retry_after: float | str | None = None
+    """Seconds, or the raw header text (a server may send anything)."""
     """Seconds sent as ``retry-after`` (429/503)."""
     seconds: float = 0.0
     """Delay before answering, for ``slow`` faults."""
 
     @classmethod
-    def http(cls, status: int, message: str = "injected fault", retry_after: float | None = None) -> Fault:
+    def http(cls, status: int, message: str = "injected fault", retry_after: float | str | None = None) -> Fault:
         """Answer with an error status (429 rate limit, 500, 400, …)."""
         return cls("status", status=status, message=message, retry_after=retry_after)
 

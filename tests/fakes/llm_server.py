@@ -308,7 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         headers = {}
         if fault.retry_after is not None:
-            headers["retry-after"] = f"{fault.retry_after:g}"
+            headers["retry-after"] = fault.retry_after if isinstance(fault.retry_after, str) \
+                else f"{fault.retry_after:g}"
         if route == "messages":
             kinds = {429: "rate_limit_error", 529: "overloaded_error", 400: "invalid_request_error",
                      401: "authentication_error", 404: "not_found_error"}

@@ -108,6 +108,15 @@ def test_rate_limit_waits_at_least_retry_after(variant, server, monkeypatch):
     assert len(server.calls(variant.route)) == 2
 
 
+@pytest.mark.parametrize("header", ["soon", "Wed, 99 Foo 2026 99:99:99 GMT", "nan"])
+def test_an_unreadable_retry_after_is_treated_as_absent(variant, server, monkeypatch, header):
+    sleeps: list[float] = []
+    server.inject(variant.route, Fault.http(429, "slow down", retry_after=header))
+    done = _provider(variant, server, monkeypatch, sleeps=sleeps).complete(LLMRequest.of("hi"))
+    assert done.attempts == 2 and done.text == "All done."
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= 0.05  # the usual jittered backoff
+
+
 TRANSIENT_FAULTS = {"500": Fault.http(500), "503": Fault.http(503), "malformed": Fault.malformed(),
                     "truncated": Fault.truncated(), "drop": Fault.drop()}
 
