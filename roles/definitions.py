@@ -10,12 +10,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from coordinator.core.errors import ConfigError
 from coordinator.core.plan import CompiledPlan, DriverName, RoleBinding
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.workspace import Workspace
-from coordinator.core.yaml_io import load_file
+from coordinator.core.yaml_io import Loc, format_loc, load_file
 from roles.providers.config import key_available, provider_config
 from roles.providers.errors import ProviderConfigError
 
@@ -70,9 +72,13 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
         if name in overrides:
             try:
                 binding = RoleBinding.model_validate({**binding.model_dump(), **overrides[name]})
-            except ValueError as e:
-                raise ConfigError(str(e).splitlines()[-1].strip(), file=config_file,
-                                  path=f"roles.{name}") from None
+            except ValidationError as e:
+                err = e.errors()[0]
+                where: Loc = ("roles", name, *(str(part) for part in err["loc"]))
+                message = "unknown field" if err["type"] == "extra_forbidden" else \
+                    str(err["msg"]).removeprefix("Value error, ")
+                raise ConfigError(message, file=config_file, path=format_loc(where),
+                                  line=_line_of(config_file, where)) from None
         if binding.driver == "auto":
             driver, reason = _auto_driver(binding)
         else:
@@ -99,3 +105,11 @@ def resolve_roles(plan_roles: dict[str, RoleBinding], overrides: dict[str, dict[
 def roles_for(ws: Workspace, plan: CompiledPlan) -> dict[str, RoleDefinition]:
     """The plan's roles as the workspace's ``coord.yaml`` binds them."""
     return resolve_roles(plan.roles, load_workspace_roles(ws.config), str(ws.config))
+
+
+def _line_of(config_file: str, where: Loc) -> int | None:
+    """The line of ``where`` in the workspace settings file, when it can be read."""
+    try:
+        return load_file(Path(config_file)).line_of(where)
+    except ConfigError:
+        return None
