@@ -22,7 +22,7 @@ from coordinator import StepContext
 from coordinator.core.errors import BudgetExceeded, TaskError
 from coordinator.core.io import JsonlWriter
 from pipeline._ordered import ordered_map
-from pipeline.example_sources import ExampleSpec, PaidExampleProvider, RawExample
+from pipeline.example_sources import ExampleSpec, PaidExampleSource, RawExample
 from pipeline.gen_cache import CACHE_DIR
 
 MAX_LLM_REDRAWS = 2
@@ -43,7 +43,7 @@ def tally(stats: Counter[str], row: RawExample) -> None:
 
 
 def write_agent_paid(ctx: StepContext, path: Path, agent: str, spec_of: Callable[[int], ExampleSpec], n: int,
-                     provider: PaidExampleProvider, concurrency: int) -> tuple[JsonlWriter, Counter[str]]:
+                     provider: PaidExampleSource, concurrency: int) -> tuple[JsonlWriter, Counter[str]]:
     """Write one agent's file from concurrent model calls; a stop says that the answers so far are kept."""
     kept = f"answers received so far are cached in {ctx.rel(ctx.path(CACHE_DIR))}/ and a rerun pays only for the rest"
     try:
@@ -55,7 +55,7 @@ def write_agent_paid(ctx: StepContext, path: Path, agent: str, spec_of: Callable
 
 
 def _write(ctx: StepContext, path: Path, agent: str, spec_of: Callable[[int], ExampleSpec], n: int,
-           provider: PaidExampleProvider, concurrency: int) -> tuple[JsonlWriter, Counter[str]]:
+           provider: PaidExampleSource, concurrency: int) -> tuple[JsonlWriter, Counter[str]]:
     seen: set[bytes] = set()
     stats: Counter[str] = Counter()
     every = max(1, n // 20)

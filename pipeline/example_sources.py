@@ -1,6 +1,6 @@
-"""Example providers: who writes one raw example from a spec.
+"""Example sources: who writes one raw example from a spec (an LLM provider is one kind of source).
 
-``OfflineProvider`` is a labeled, deterministic stand-in for an LLM: it assembles
+``OfflineExampleSource`` is a labeled, deterministic stand-in for an LLM: it assembles
 text from the per-agent pools in :mod:`pipeline.offline_corpus` with the caller's
 seeded ``random.Random`` and marks every row ``"provider": "offline"``. It also
 honours *traits* (PII, too-short answer, missing end punctuation) that the generate
@@ -10,7 +10,7 @@ step plants at documented rates so the audit has something real to find.
 (:mod:`roles.providers`, see :mod:`pipeline.llm_examples`): each example is one
 structured-output call, validated against the raw-example format, retried once with the
 validation error, recorded in the cost ledger; the step estimates the whole run's cost
-first and refuses to start past the budget. They are :class:`PaidExampleProvider` s: the
+first and refuses to start past the budget. They are :class:`PaidExampleSource` s: the
 step calls them concurrently and every answer is cached so it is paid for once.
 """
 
@@ -108,7 +108,7 @@ def call_id(index: int, k: int) -> str:
     return f"call_{index:05d}{k}"
 
 
-class ExampleProvider(Protocol):
+class ExampleSource(Protocol):
     """Writes one raw example for a spec, drawing all randomness from ``rng``."""
 
     name: str
@@ -121,7 +121,7 @@ class ExampleProvider(Protocol):
 
 
 @runtime_checkable
-class PaidExampleProvider(ExampleProvider, Protocol):
+class PaidExampleSource(ExampleSource, Protocol):
     """A provider whose every example is a paid call: drawn concurrently, cached, checked against the budget."""
 
     def draw(self, spec: ExampleSpec, draw: int) -> RawExample:
@@ -204,7 +204,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class OfflineProvider:
+class OfflineExampleSource:
     """Deterministic offline stand-in for an LLM provider (see module docstring)."""
 
     name = "offline"

@@ -8,7 +8,7 @@ paid for, and its rerun calls the model only for what is missing.
 
 A line is ``{"v": 1, "key": …, "id": …, "draw": …, "model": …, "answer": {…}}``; the key
 is a digest of everything that determines the answer (see
-:func:`pipeline.llm_examples.LLMExampleProvider.key`). A line that does not parse — the
+:func:`pipeline.llm_examples.LLMExampleSource.key`). A line that does not parse — the
 tail of a write cut short by a kill, or a hand edit — is skipped with a warning naming
 the file and line, never fatal: that one answer is simply asked for again.
 """

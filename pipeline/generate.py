@@ -64,16 +64,16 @@ from pipeline.example_sources import (
     DIFFICULTIES,
     KINDS,
     Difficulty,
-    ExampleProvider,
+    ExampleSource,
     ExampleSpec,
     Kind,
-    PaidExampleProvider,
+    PaidExampleSource,
     RawExample,
     Trait,
     call_id,
 )
 from pipeline.gen_cache import CACHE_DIR
-from pipeline.llm_examples import get_provider
+from pipeline.llm_examples import example_source
 from pipeline.provenance import examples_note, examples_paid, examples_provenance
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def near_duplicate(src: RawExample, spec: ExampleSpec, rng: random.Random) -> Ra
 
 
 def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float],
-                 provider: ExampleProvider) -> tuple[JsonlWriter, Counter[str]]:
+                 provider: ExampleSource) -> tuple[JsonlWriter, Counter[str]]:
     """Write one agent's file; return the writer (rows, sha256) and the counters."""
     rng = random.Random(derive_seed(seed, agent))
     plan = _Plan(agent, n, seed, mix, rng, provider.plants_traits)
@@ -252,7 +252,7 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ParameterError(f"concurrency must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}")
     mix = _check_mix(difficulty_mix)
-    prov = get_provider(provider, model=model, spend=ctx.spend, cache_dir=ctx.path(CACHE_DIR))
+    prov = example_source(provider, model=model, spend=ctx.spend, cache_dir=ctx.path(CACHE_DIR))
     out = ctx.path(out_dir)
     outputs = [out / f"{a}.jsonl" for a in agents]
     params = {"agents": list(agents), "examples_per_agent": examples_per_agent, "seed": seed,
@@ -262,7 +262,7 @@ def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1
     run = StepRun(ctx, "generate", params, inputs=[], outputs=outputs, seed=seed, provider=provider)
     if (cached := run.cached()) is not None:
         return cached
-    paid = prov if isinstance(prov, PaidExampleProvider) else None
+    paid = prov if isinstance(prov, PaidExampleSource) else None
     plans: dict[str, _Plan] = {}
     if paid is not None:
         plans = {a: _Plan(a, examples_per_agent, seed, mix, random.Random(derive_seed(seed, a)), False)

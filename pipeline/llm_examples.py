@@ -6,13 +6,13 @@ answer last, tool results only right after the call they answer. Call ids are as
 here (``call_<index><k>``), so rows have the same shape as the offline provider's. The
 model is the step's ``model`` parameter, else ``COORD_GENERATE_MODEL``.
 
-Before any call the step asks :meth:`LLMExampleProvider.check_budget` to price the
+Before any call the step asks :meth:`LLMExampleSource.check_budget` to price the
 examples not yet answered (``EST_INPUT_TOKENS`` / ``EST_OUTPUT_TOKENS`` per example from
 the price table) against what is left of the budget. The generate step calls
-:meth:`LLMExampleProvider.draw` from several threads at once, so:
+:meth:`LLMExampleSource.draw` from several threads at once, so:
 
 - every answer goes to the :class:`~pipeline.gen_cache.AnswerCache` the moment it
-  arrives, keyed by :meth:`LLMExampleProvider.key`; a cached answer is never asked for
+  arrives, keyed by :meth:`LLMExampleSource.key`; a cached answer is never asked for
   (nor paid for) again;
 - before each paid call the budget is checked again; once it is exhausted no new call
   starts (``BudgetExceeded``), while calls already running finish and are recorded;
@@ -40,10 +40,10 @@ from coordinator.core.errors import ParameterError, TaskError
 from coordinator.core.llm import CallRecord, SpendGuard
 from pipeline import offline_corpus as oc
 from pipeline.example_sources import (
-    ExampleProvider,
+    ExampleSource,
     ExampleSpec,
     Kind,
-    OfflineProvider,
+    OfflineExampleSource,
     RawExample,
     Slots,
     Turn,
@@ -170,7 +170,7 @@ def scenario(spec: ExampleSpec) -> str:
     return f"{topic}. {fill(rng.choice(corpus.details), slots)}" if corpus.details else topic
 
 
-class LLMExampleProvider:
+class LLMExampleSource:
     """Writes examples through an LLM provider; never plants defects (the model's own flaws are real ones)."""
 
     plants_traits = False
@@ -285,11 +285,11 @@ class LLMExampleProvider:
 LLM_PROVIDERS = ("anthropic", "openai", "openai_compatible")
 
 
-def get_provider(name: str, *, model: str | None = None, spend: SpendGuard | None = None,
-                 cache_dir: Path | None = None) -> ExampleProvider:
+def example_source(name: str, *, model: str | None = None, spend: SpendGuard | None = None,
+                 cache_dir: Path | None = None) -> ExampleSource:
     """The provider registered under ``name`` (LLM providers record calls to ``spend``, answers in ``cache_dir``)."""
     if name == "offline":
-        return OfflineProvider()
+        return OfflineExampleSource()
     if name in LLM_PROVIDERS:
-        return LLMExampleProvider(name, model, spend, cache_dir)
+        return LLMExampleSource(name, model, spend, cache_dir)
     raise ParameterError(f"unknown provider {name!r}; known: 'offline', {', '.join(map(repr, LLM_PROVIDERS))}")

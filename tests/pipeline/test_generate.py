@@ -15,7 +15,7 @@ from coordinator.core.errors import ParameterError
 from coordinator.core.step import StepContext
 from pipeline import offline_corpus as oc
 from pipeline.generate import generate, mix_counts
-from pipeline.llm_examples import get_provider
+from pipeline.llm_examples import example_source
 
 WEEK2 = ["qa", "support", "legal", "analyst", "content"]
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -161,7 +161,7 @@ def test_bad_parameters_are_refused_with_a_reason(tmp_path, kwargs, needle):
 
 def test_anthropic_provider_is_named_but_explains_what_it_needs():
     with pytest.raises(ParameterError, match="ANTHROPIC_API_KEY"):
-        get_provider("anthropic")
+        example_source("anthropic")
 
 
 def test_every_known_agent_mentions_every_decoy_kind(tmp_path):
