@@ -549,14 +549,20 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
 
     gate_after: dict[str, list[str]] = {}
     gates = {}
-    for gate in spec.gates:
-        gates[gate.id] = gate.model_copy(update={"criteria": [
-            _filled_check(c, params) for c in gate.criteria]})
+    for g, gate in enumerate(spec.gates):
+        filled = [_filled_check(c, params) for c in gate.criteria]
+        for c, (raw, check) in enumerate(zip(gate.criteria, filled, strict=True)):
+            if check.op in ORDERING_OPS and check.value is not None and not _is_number(check.value):
+                errors.add(("gates", g, "criteria", c, "value"),
+                           f"{check.op} compares numbers, got {check.value!r}"
+                           + _origin(raw.value, overrides, profile_name, prof.set))
+        gates[gate.id] = gate.model_copy(update={"criteria": filled})
         gate_after[gate.id] = [t for a in gate.after for t, _ in expansions[a]]
         for blocked in gate.blocks:
             for tid, _ in expansions[blocked]:
                 tasks[tid].blocked_by.append(gate.id)
 
+    errors.raise_if_any()
     order = _topo_order(tasks)
     digest = hashlib.sha256(text.encode() + repr(sorted(params.items())).encode()
                             + profile_name.encode()).hexdigest()
@@ -564,6 +570,13 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                         sha256=digest, profile=profile_name, params=params, roles=spec.roles,
                         tasks=tasks, order=order, gates=gates,
                         gate_after=gate_after, budget=spec.budget, grading=spec.grading)
+
+
+ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _filled_check(check: Check, scope: dict[str, Any]) -> Check:

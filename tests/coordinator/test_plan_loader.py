@@ -264,3 +264,12 @@ def test_workspace_config_binding_a_role_the_plan_does_not_use_is_not_a_warning(
         roles = resolve_roles(plan.roles, overrides)
     assert set(roles) == {"lead", "quality", "execution"}
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_threshold_that_is_not_a_number_is_refused_when_the_plan_loads():
+    from coordinator.engine.plan_loader import load_plan
+
+    with pytest.raises(PlanError, match=r"week2.yaml \(built in\):\d+ → gates\[1\].criteria\[\d\].value: >= compares "
+                                        r"numbers, got 'abc' \(the value of \$\{launch_threshold\}, from --set "
+                                        r"launch_threshold\)"):
+        load_plan("week2", overrides={"launch_threshold": "abc"})
