@@ -22,6 +22,10 @@ EventKind = Literal[
 ]
 
 
+FAULT_AFTER_EVENT = "COORD_FAULT_AFTER_EVENT"
+"""Crash tests set this to an event kind: the process dies (as from SIGKILL) right after writing it."""
+
+
 def now_iso() -> str:
     """UTC timestamp with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -39,18 +43,34 @@ class EventLog:
         self.run_id = run_id
         self.listener = listener
         self._lock = threading.Lock()
+        self._once: set[str] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def emit(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
-        """Append one event and pass it to the listener."""
+    def emit(self, kind: EventKind, *, once: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Append one event and pass it to the listener.
+
+        ``once``: a key for an event that records a fact of the run's state (a gate decided, an item
+        deferred). A node that runs again after a kill — its checkpoint was not written — emits it
+        again; the log keeps the first and drops the repeat.
+        """
         event = {"ts": now_iso(), "run": self.run_id, "kind": kind, **fields}
+        if once is not None:
+            event["once"] = once
         line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
         with self._lock:
+            if once is not None:
+                if self._once is None:
+                    self._once = {str(e["once"]) for e in read_events(self.path, self.run_id) if "once" in e}
+                if once in self._once:
+                    return event
+                self._once.add(once)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line)
             finally:
                 os.close(fd)
+        if os.environ.get(FAULT_AFTER_EVENT) == kind:  # fault injection for crash tests
+            os._exit(137)
         if self.listener is not None:
             self.listener(event)
         return event

@@ -156,7 +156,8 @@ def review(ctx: RunContext, gid: str, tasks_state: Mapping[str, TaskRecord], gat
         "status": mr["status"], "provider": mr["provider"], "model": mr["model"], "findings": len(mr["findings"]),
         "recommendation": mr["recommendation"], "cost_usd": mr["cost_usd"], "reused": mr["reused"]}}
     where = {"measured_in": tree.where} if tree.where else {}
-    ctx.events.emit("gate_decided", gate=gid, status=status, verdict=rec["verdict"],
+    ctx.events.emit("gate_decided", once=f"gate_decided:{gid}:{rec['attempt']}:review", gate=gid, status=status,
+                    verdict=rec["verdict"],
                     score=rec["score"], grade=rec["grade"], attempt=rec["attempt"], policy=spec.policy,
                     **opinion, **where)
     if settlement is None:
@@ -169,7 +170,8 @@ def close_window(ctx: RunContext, gid: str, rec: GateRecord, out: Changes) -> No
     """The override window of an ``auto_then_human`` gate closed: the automatic verdict stands."""
     spec = ctx.plan.gates[gid]
     settlement = settle(spec, rec, str(rec.get("verdict")), by=f"{AUTO}; override window closed")
-    ctx.events.emit("gate_decided", gate=gid, status=settlement.update.get("status"), verdict=rec.get("verdict"),
+    ctx.events.emit("gate_decided", once=f"gate_decided:{gid}:{rec.get('attempt')}:window", gate=gid,
+                    status=settlement.update.get("status"), verdict=rec.get("verdict"),
                     score=rec.get("score"), grade=rec.get("grade"), window_closed=True)
     _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)
 
@@ -203,7 +205,8 @@ def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, o
                 out.task(tid, TaskRecord(review=settlement.review))
             out.task(tid, TaskRecord(status="pending", feedback=settlement.feedback, error=None, reason=None,
                                      metrics={}, artifacts=[], notes=[]))
-        ctx.events.emit("gate_retry", gate=gid, attempt=settlement.update.get("attempt"),
+        ctx.events.emit("gate_retry", once=f"gate_retry:{gid}:{settlement.update.get('attempt')}", gate=gid,
+                        attempt=settlement.update.get("attempt"),
                         tasks=ctx.plan.gate_after[gid], findings=len(settlement.feedback))
         return
     final_criteria = settlement.update.get("criteria", rec.get("criteria")) or []
@@ -214,4 +217,5 @@ def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, o
             text=str(crit["defer_text"]), gate=gid, criterion=crit["name"],
             detail=f"{crit['label']}: measured {crit['measured']}", resolved_by=list(check.resolved_by),
             status="open", resolved_in=None)
-        ctx.events.emit("deferred_opened", gate=gid, item=crit["defer_text"])
+        ctx.events.emit("deferred_opened", once=f"deferred_opened:{gid}:{crit['name']}", gate=gid,
+                        item=crit["defer_text"])

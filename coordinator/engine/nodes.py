@@ -103,7 +103,8 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
                             task=tid, reason=upd.get("reason"))
         for gid, why in sched.gate_skips.items():
             ch.gate(gid, GateRecord(status="skipped", reason=why, decided_at=now_iso()))
-            ctx.events.emit("gate_decided", gate=gid, status="skipped", reason=why)
+            ctx.events.emit("gate_decided", once=f"gate_decided:{gid}:skipped", gate=gid, status="skipped",
+                            reason=why)
         for gid in sched.due_gates:
             _gates.review(ctx, gid, tasks_state, gates_state.get(gid, {}), ch)
         # Drivers whose work waits for its gates (a cli branch merges only once they let it through).
@@ -147,7 +148,8 @@ def _fan_out(ctx: RunContext, ready: list[str], tasks_state: dict[str, TaskRecor
         ctx.expansions[tid] = copies
         for cid in copies:
             ch.task(cid, TaskRecord(status="pending", dispatch=0))
-        ctx.events.emit("task_fanned_out", task=tid, tasks=copies, source=template.fanout)
+        ctx.events.emit("task_fanned_out", once=f"task_fanned_out:{tid}", task=tid, tasks=copies,
+                        source=template.fanout)
 
 
 def _resolve_deferred(ctx: RunContext, merged: RunState, ch: _gates.Changes) -> None:
@@ -160,7 +162,7 @@ def _resolve_deferred(ctx: RunContext, merged: RunState, ch: _gates.Changes) -> 
                 if tasks_state.get(t, {}).get("status") == "done"]
         if done:
             ch.deferred[key] = {**item, "status": "resolved", "resolved_in": done[0]}
-            ctx.events.emit("deferred_resolved", item=item["text"], task=done[0])
+            ctx.events.emit("deferred_resolved", once=f"deferred_resolved:{key}", item=item["text"], task=done[0])
 
 
 def _restart_orphans(ctx: RunContext, tasks_state: dict[str, TaskRecord]) -> None:
@@ -244,7 +246,7 @@ def _budget_view(ctx: RunContext, state: RunState) -> BudgetView | None:
     seen = set(earlier["alerts"]) if earlier else set()
     for threshold in view["alerts"]:
         if threshold not in seen:
-            ctx.events.emit("budget_alert", threshold=threshold, spent_usd=view["run"]["spent_usd"],
+            ctx.events.emit("budget_alert", once=f"budget_alert:{threshold}", threshold=threshold, spent_usd=view["run"]["spent_usd"],
                             limit_usd=view["run"]["limit_usd"])
     return view
 

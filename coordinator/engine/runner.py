@@ -244,8 +244,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         graph = build_graph(saver)
         snapshot = graph.get_state(config)
         if resumed and snapshot.values:
-            events.emit("run_resumed", plan=plan.name,
-                        **({"budget_usd": options.budget_usd} if options.budget_usd is not None else {}))
+            extra: dict[str, Any] = {"budget_usd": options.budget_usd} if options.budget_usd is not None else {}
+            events.emit("run_resumed", plan=plan.name, **extra)
             graph_input: Any = None if snapshot.next else {"phase": "running"}
             if snapshot.interrupts:
                 graph_input = _resume_with(ws, run_id, snapshot.interrupts)

@@ -1,0 +1,60 @@
+"""The event log is the ledger of truth: a node that runs again after a kill does not log a fact twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from coordinator.core.events import FAULT_AFTER_EVENT, EventLog, read_events
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+PLAN = f"""name: once
+tasks:
+  - id: a
+    title: A
+    role: lead
+    command: ["{PY}", "-c", "import json, os; json.dump({{'x': 2, 'y': 1}}, open(os.environ['COORD_METRICS'], 'w'))"]
+  - {{id: b, title: B, role: lead, needs: [g], command: "true"}}
+  - {{id: c, title: C, role: lead, needs: [b], command: "true"}}
+gates:
+  - id: g
+    after: [a]
+    on_fail: defer
+    criteria:
+      - {{metric: a.x, op: ">=", value: 1, critical: true}}
+      - {{metric: a.y, op: ">=", value: 5, defer: "raise y", resolved_by: [c]}}
+"""
+
+
+def test_the_same_once_key_is_logged_once_even_from_a_new_process(tmp_path):
+    path = tmp_path / "events.jsonl"
+    EventLog(path, "r1").emit("gate_decided", once="gate_decided:g:1:review", gate="g")
+    EventLog(path, "r1").emit("gate_decided", once="gate_decided:g:1:review", gate="g")  # after a restart
+    EventLog(path, "r2").emit("gate_decided", once="gate_decided:g:1:review", gate="g")  # another run
+    assert [(e["run"], e["kind"]) for e in read_events(path)] == [("r1", "gate_decided"), ("r2", "gate_decided")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gate_decided", "deferred_opened", "deferred_resolved"])
+def test_a_kill_right_after_a_fact_is_logged_does_not_log_it_twice_on_resume(tmp_path, kind):
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.run([PY, "-m", "coordinator", "run", "plan.yaml"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env={**env, FAULT_AFTER_EVENT: kind})
+    assert first.returncode == 137, first.stdout + first.stderr
+    resumed = subprocess.run([PY, "-m", "coordinator", "resume"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    events = [json.loads(line) for line in (tmp_path / ".coord" / "events.jsonl").read_text().splitlines()]
+    counts = Counter(e["kind"] for e in events)
+    assert counts["gate_decided"] == counts["deferred_opened"] == counts["deferred_resolved"] == 1, counts
+    status = json.loads((tmp_path / ".coord" / "status.json").read_text())
+    assert status["deferred"]["g:a_y"]["status"] == "resolved"
