@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.layers import PACKAGES, check, layer_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +22,7 @@ def test_the_code_base_keeps_the_layers_contract():
     assert [str(v) for v in check(ROOT)] == []
 
 
+@pytest.mark.slow
 def test_a_foundation_module_importing_the_engine_is_reported_with_file_and_line(tmp_path):
     root = _copy(tmp_path)
     errors = root / "coordinator" / "core" / "errors.py"
@@ -34,6 +37,7 @@ def test_a_foundation_module_importing_the_engine_is_reported_with_file_and_line
                      "coordinator.engine.runner.run_plan (coordinator.engine), a higher layer"]
 
 
+@pytest.mark.slow
 def test_siblings_and_unexplained_deferred_imports_are_reported(tmp_path):
     root = _copy(tmp_path)
     with (root / "pipeline" / "stats.py").open("a", encoding="utf-8") as fh:

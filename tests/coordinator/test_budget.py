@@ -84,6 +84,7 @@ def test_budget_hit_mid_run_holds_paid_work_and_a_raise_resumes_it(ws, server):
     assert len(Ledger.of(ws.state_dir).calls(summary.run_id)) == 3
 
 
+@pytest.mark.slow
 def test_a_role_budget_holds_only_that_roles_paid_work(ws, server):
     summary = _run(ws, server, usd=100, lead_extra=", budget_usd: 0.0001")
     assert summary.exit_code == 3

@@ -133,6 +133,7 @@ def test_transient_faults_are_survived(variant, server, monkeypatch, fault):
     assert len(sleeps) == 1 and 0 < sleeps[0] <= 0.05  # jittered backoff within the cap
 
 
+@pytest.mark.slow
 def test_slow_answer_times_out_and_is_retried(variant, server, monkeypatch):
     server.inject(variant.route, Fault.slow(1.5))
     done = _provider(variant, server, monkeypatch, timeout=0.3).complete(LLMRequest.of("hi"))

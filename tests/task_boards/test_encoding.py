@@ -64,6 +64,7 @@ def test_a_non_utf8_plan_is_a_plan_error_with_the_line(tmp_path):
         load_plan(str(path))
 
 
+@pytest.mark.slow
 def test_a_billion_laughs_plan_is_refused_quickly():
     text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
