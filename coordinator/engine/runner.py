@@ -31,6 +31,7 @@ from coordinator.engine.ledger import Ledger
 from coordinator.engine.plan_loader import load_plan
 from coordinator.engine.pool import TaskPool
 from coordinator.engine.schedule import run_outcome
+from coordinator.engine.scratch import scratch_space
 from reviews import inbox
 from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
 from roles.definitions import roles_for
@@ -240,7 +241,7 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                         progress=progress or (lambda task, msg, frac: None), spend_for=ctx.budget.for_task)
     config: Any = {"configurable": {"thread_id": run_id},
                    "recursion_limit": max(1000, 25 * (len(plan.tasks) + len(plan.gates)))}
-    with open_saver(ws.db) as saver:
+    with open_saver(ws.db) as saver, scratch_space(ws):
         graph = build_graph(saver)
         snapshot = graph.get_state(config)
         if resumed and snapshot.values:
