@@ -89,7 +89,13 @@ class Progress:
             return f"{self._elapsed()}  – {task} {kind.split('_')[1]}: {e.get('reason')}"
         if kind == "gate_decided":
             grade = f" grade {e['grade']} ({format_score(e['score'])}/10)" if e.get("grade") else ""
+            if e.get("status") == "pending" and e.get("verdict"):  # sent back: gate_retry says how far
+                return f"{self._elapsed()}  ◆ gate {e['gate']}: {e['verdict']}{grade}"
             return f"{self._elapsed()}  ◆ gate {e['gate']}: {e.get('status')}{grade}"
+        if kind == "gate_retry":
+            tasks = ", ".join(e.get("tasks") or [])
+            return (f"{self._elapsed()}  ↺ gate {e['gate']} sends {tasks} back for attempt {e.get('attempt')} "
+                    f"with {e.get('findings')} finding(s)")
         if kind == "deferred_opened":
             return f"{self._elapsed()}  … deferred: {e.get('item')}"
         if kind == "task_held":

@@ -23,6 +23,7 @@ same input files is skipped while the outputs still match.
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import math
 import uuid
@@ -158,7 +159,11 @@ def _manifests(ctx: DriverContext, task: CompiledTask, root: Path) -> StepRun | 
     step_ctx = StepContext(workspace=root, code_version=CODE_VERSION)
     inputs = [p for p in (step_ctx.path(i) for i in ctx.inputs) if p.is_file()]
     outputs = [step_ctx.path(o) for o in task.outputs]
-    return StepRun(step_ctx, f"command:{task.base_id}", {"command": task.command}, inputs=inputs, outputs=outputs)
+    params: dict[str, Any] = {"command": task.command}
+    if ctx.feedback is not None:  # what a retry writes depends on the review it read
+        params["feedback"] = hashlib.sha256(orjson.dumps(ctx.feedback.to_json(), option=orjson.OPT_SORT_KEYS)
+                                            ).hexdigest()
+    return StepRun(step_ctx, f"command:{task.base_id}", params, inputs=inputs, outputs=outputs)
 
 
 def _tail(log: Path) -> str:

@@ -245,3 +245,12 @@ def test_a_gate_value_cannot_name_a_task_metric(ws):
     (ws.root / "plan.yaml").write_text(plan)
     with pytest.raises(PlanError, match=r"gates\[0\].criteria\[0\].value: \$\{b.m\}: a task's metric is not filled in"):
         load_plan(str(ws.root / "plan.yaml"))
+
+
+def test_a_new_run_does_not_reuse_what_a_feedback_driven_retry_wrote(ws):
+    first = _run(ws, STAGE)
+    assert first.state["tasks"]["pilot"]["metrics"]["temperature"] == 0.25  # written on attempt 3
+    again = _run(ws, STAGE, fresh=True)
+    pilot = again.state["tasks"]["pilot"]
+    assert not pilot.get("skipped_run")  # attempt 1 of the new run has no feedback: it runs
+    assert again.state["gates"]["qc"]["attempt"] == 3
