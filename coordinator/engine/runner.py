@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from langgraph.types import Command
 
-from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, UsageError
-from coordinator.core.events import EventLog, now_iso
+from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
+from coordinator.core.events import EventLog, now_iso, read_events
 from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import DRIVERS
@@ -23,7 +23,7 @@ from coordinator.core.run_store import load_run_plan, save_run_plan
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
 from coordinator.engine.budget import RunBudget
-from coordinator.engine.checkpoint import DURABILITY, open_saver
+from coordinator.engine.checkpoint import DURABILITY, move_aside, open_saver, probe
 from coordinator.engine.context import RunContext
 from coordinator.engine.cost_report import render_cost_dashboard
 from coordinator.engine.graph import build_graph
@@ -192,6 +192,16 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     preflight(ws, plan)
     ws.ensure()
     with WorkspaceLock(ws) as lock:
+        problem = probe(ws.db)
+        if problem is not None:
+            if not options.fresh:
+                raise problem
+            moved = move_aside(ws.db)
+            log.warning("the checkpoint database was damaged; moved it to %s", moved)
+            for record in list_runs(ws):  # their checkpoints went with it: they cannot be resumed
+                if record.get("phase") in UNFINISHED:
+                    _save_run(ws, {**record, "phase": "failed", "problems": [
+                        f"its checkpoint database was damaged and moved to {moved.name}"]})
         unfinished = [r for r in list_runs(ws) if r["plan"] == plan.name
                       and r.get("phase") in UNFINISHED]
         if unfinished and not options.fresh:
@@ -220,6 +230,11 @@ def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener:
         return _drive(ws, run_id, options, listener, progress, lock, resumed=True)
 
 
+def _started(ws: Workspace, run_id: str) -> bool:
+    """Whether the run got as far as executing (its event log says it started)."""
+    return any(e.get("kind") in ("run_started", "run_resumed") for e in read_events(ws.events, run_id))
+
+
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
            progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
            resumed: bool) -> RunSummary:
@@ -244,6 +259,9 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
     with open_saver(ws.db) as saver, scratch_space(ws):
         graph = build_graph(saver)
         snapshot = graph.get_state(config)
+        if resumed and not snapshot.values and _started(ws, run_id):
+            raise CoordError(f"run {run_id} has no checkpoint in {ws.db} (the file was deleted or replaced); "
+                             "it cannot be resumed where it was — start it again with `coord run PLAN --fresh`")
         if resumed and snapshot.values:
             extra: dict[str, Any] = {"budget_usd": options.budget_usd} if options.budget_usd is not None else {}
             events.emit("run_resumed", plan=plan.name, **extra)
