@@ -117,7 +117,7 @@ class Ledger:
                 "INSERT OR IGNORE INTO calls (run_id, task_id, role, agent, kind, provider, model, tokens_in, "
                 "tokens_out, tokens_cached, tokens_cache_write, usd, cost_flag, duration_s, ok, error, ref, at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, task_id, role, agent, call.kind, call.provider, call.model, u.input_tokens,
+                (run_id, task_id, role, agent, call.kind, redact(call.provider), redact(call.model), u.input_tokens,
                  u.output_tokens, u.cached_tokens, u.cache_write_tokens, call.cost.usd,
                  call.cost.flag, round(call.duration_s, 3), int(call.ok),
                  redact(call.error) if call.error else None, call.ref, now_iso()))

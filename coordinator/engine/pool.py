@@ -35,6 +35,7 @@ from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome, driver_of
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import FeedbackRecord, TaskRecord
+from roles.providers.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -252,12 +253,15 @@ class TaskPool:
                              error=outcome.error, delay_s=delay)
             if entry.cancel.wait(delay):
                 break
+        # what a driver or step reports can quote a key (a model echoing it): state, boards and
+        # status files get it masked
         return TaskRecord(
             status="done" if outcome.status == "done" else ("waiting" if outcome.status == "waiting" else "failed"),
             attempts=entry.earlier_attempts + attempt, started_at=started_iso, finished_at=now_iso(),
             duration_s=round(time.monotonic() - entry.started, 3), driver=driver_name, agent=role.agent,
-            metrics=_jsonable(outcome.metrics), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
-            notes=outcome.notes, error=outcome.error, cost_usd=outcome.cost_usd,
+            metrics=_masked(_jsonable(outcome.metrics)), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
+            notes=[redact(str(n)) for n in outcome.notes], error=redact(outcome.error) if outcome.error else None,
+            cost_usd=outcome.cost_usd,
             skipped_run=outcome.skipped_run, recovered=False,
             **({"held_by": outcome.held_by, "reason": outcome.error} if outcome.held_by else {}))
 
@@ -293,6 +297,17 @@ def with_upstream(task: CompiledTask, upstream: dict[str, Any]) -> tuple[Compile
                            f"(it reported: {', '.join(have) or 'none'})")
     final = {k: refs.fill(v, lookup, final=True) for k, v in update.items()}  # $${…} → ${…}, last of all
     return task.model_copy(update=final), missing
+
+
+def _masked(value: Any) -> Any:
+    """Every string in ``value`` with configured secrets masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _worker_error(e: BaseException) -> str:
