@@ -10,7 +10,7 @@ from coordinator.engine.runner import RunOptions, run_plan
 
 KEY = "sk-test-0123456789abcdefghijklmnopqrstuv"
 
-STEP = f'''
+STEP = '''
 import os
 
 from coordinator import StepContext, StepResult, step
@@ -20,7 +20,7 @@ from coordinator import StepContext, StepResult, step
 def leaky(ctx: StepContext) -> StepResult:
     key = os.environ["OPENAI_API_KEY"]
     ctx.record_cost(0.01, model=key, provider="openai", ref="leaky")
-    return StepResult(metrics={{"answer": "the key is " + key, "items": [key]}}, notes=["model said: " + key])
+    return StepResult(metrics={"answer": "the key is " + key, "items": [key]}, notes=["model said: " + key])
 '''
 
 
