@@ -20,6 +20,11 @@ from coordinator.core.io import atomic_write_json
 from coordinator.core.workspace import Workspace
 
 
+def base_file(ws: Workspace, path: Path) -> Path:
+    """Where coord keeps what it last rendered for a board."""
+    return _base_file(ws, path)
+
+
 def _base_file(ws: Workspace, path: Path) -> Path:
     rel = path.resolve().relative_to(ws.root).as_posix()
     return ws.state_dir / "boards" / (rel.replace("/", "__") + ".last")
@@ -78,14 +83,20 @@ def board_problems(ws: Workspace) -> list[str]:
     return p["conflicts"] + p["edit_errors"]
 
 
-def _notices_file(ws: Workspace, run_id: str) -> Path:
+def notices_file(ws: Workspace, run_id: str) -> Path:
+    """Where the run's board notices are kept."""
     return ws.run_dir(run_id) / "board_notices.json"
+
+
+def audit_file(ws: Workspace, run_id: str) -> Path:
+    """``.coord/runs/<run>/board_edits.jsonl``: every applied board edit (who, what, when)."""
+    return ws.run_dir(run_id) / "board_edits.jsonl"
 
 
 def load_notices(ws: Workspace, run_id: str) -> dict[str, dict[str, str]]:
     """Task id → ``{"text", "status"}``: shown on the board while the task keeps that status."""
     try:
-        data: dict[str, dict[str, str]] = orjson.loads(_notices_file(ws, run_id).read_bytes())
+        data: dict[str, dict[str, str]] = orjson.loads(notices_file(ws, run_id).read_bytes())
         return data
     except (FileNotFoundError, orjson.JSONDecodeError):
         return {}
@@ -93,12 +104,12 @@ def load_notices(ws: Workspace, run_id: str) -> dict[str, dict[str, str]]:
 
 def save_notices(ws: Workspace, run_id: str, notices: dict[str, dict[str, str]]) -> None:
     """Replace the run's board notices."""
-    atomic_write_json(_notices_file(ws, run_id), notices)
+    atomic_write_json(notices_file(ws, run_id), notices)
 
 
 def append_audit(ws: Workspace, run_id: str, records: list[dict[str, Any]]) -> None:
     """Append applied board edits to ``.coord/runs/<run>/board_edits.jsonl`` (who, what, when)."""
-    path = ws.run_dir(run_id) / "board_edits.jsonl"
+    path = audit_file(ws, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as fh:
         for rec in records:

@@ -16,12 +16,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from coordinator.core.errors import CoordError, WorkspaceBusyError
-from coordinator.core.run_store import load_run_plan, save_run_plan
+from coordinator.core.faults import fault_point
+from coordinator.core.io import json_bytes
+from coordinator.core.run_store import (
+    JOURNAL_FILE,
+    load_run_plan,
+    plan_file,
+    replay_journal,
+    write_journal,
+)
 from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock
 from coordinator.engine.decisions import record_decision
@@ -41,11 +52,11 @@ from task_boards.render import render_all
 from task_boards.saves import NotUtf8, read_text
 from task_boards.sections import bodies
 from task_boards.store import (
-    append_audit,
+    audit_file,
+    base_file,
     load_base,
     load_notices,
-    save_base,
-    save_notices,
+    notices_file,
     save_problems,
 )
 
@@ -180,6 +191,8 @@ def waiting_edits(ws: Workspace) -> list[str]:
 
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
                  person: str) -> tuple[list[Edit], RunState | None, set[str] | None]:
+    if (ws.run_dir(run_id) / JOURNAL_FILE).exists():  # a sync killed mid-way: finish or drop it first
+        replay_journal(ws, run_id, read_run_state(ws, run_id)[0].get("board_sync"))
     plan = load_run_plan(ws, run_id)
     roles = set(roles_for(ws, plan))
     files = _board_files(ws)
@@ -227,20 +240,36 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
         if report.problems:
             return [], None, None
         changes = compute_changes(found.edits, plan, state, load_notices(ws, run_id), ws.root, person)
-        if changes.plan_changed:
-            save_run_plan(ws, run_id, changes.plan)
+        _commit(ws, run_id, changes, {p: texts[p] for p in files if bases[p] is not None and bases[p] != texts[p]},
+                nxt)
         if changes.state_update():
-            write_run_state(ws, run_id, changes.state_update(), nxt)
             report.reopened = [t for t, r in changes.tasks.items() if r.get("status") == "pending"]
-        save_notices(ws, run_id, changes.notices)
-        if changes.audit:
-            append_audit(ws, run_id, changes.audit)
         report.applied += changes.applied
         report.reverted += changes.reverted
-        for path in files:  # every edit on these boards is now in the run: they are the new base
-            if bases[path] is not None and bases[path] != texts[path]:
-                save_base(ws, path, texts[path])
     return changes.approvals, merged_state(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
+
+
+def _commit(ws: Workspace, run_id: str, changes: Changes, new_bases: dict[Path, str], nxt: tuple[str, ...]) -> None:
+    """Apply a sync as one transaction: journal the files it writes, commit the edits to the checkpoint
+    (with the sync's id), then write the files. A kill before the commit applies nothing; after it,
+    the next sync or run finishes the journal — every edit is applied exactly once."""
+    sync_id = uuid.uuid4().hex
+    rel = {p: p.relative_to(ws.root).as_posix() for p in new_bases}
+    files = {base_file(ws, p).relative_to(ws.root).as_posix(): text for p, text in new_bases.items()}
+    files[notices_file(ws, run_id).relative_to(ws.root).as_posix()] = json_bytes(changes.notices).decode("utf-8")
+    if changes.plan_changed:
+        files[plan_file(ws, run_id).relative_to(ws.root).as_posix()] = \
+            json_bytes(changes.plan.model_dump(mode="json")).decode("utf-8")
+    audit = [orjson.dumps({**rec, "sync": sync_id}).decode("utf-8") for rec in changes.audit]
+    write_journal(ws, run_id, sync_id, files, {audit_file(ws, run_id).relative_to(ws.root).as_posix(): audit}
+                  if audit else {})
+    fault_point("journal_written")
+    update = changes.state_update()
+    if update:  # the commit point; a sync that changes no state (an approval, text only) has nothing to commit
+        write_run_state(ws, run_id, {**update, "board_sync": sync_id}, nxt)
+        fault_point("sync_committed")
+    replay_journal(ws, run_id, sync_id)
+    log.debug("sync %s applied to %s", sync_id, ", ".join(rel.values()) or "no board")
 
 
 def _touched_roles(changes: Changes, edited: list[ParsedBoard]) -> set[str] | None:

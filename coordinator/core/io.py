@@ -58,10 +58,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """Pretty, key-sorted JSON with a final newline: stable bytes for stable input."""
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+                        | orjson.OPT_NON_STR_KEYS)
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomically write pretty, key-sorted JSON (stable bytes for stable input)."""
-    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-                                          | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from coordinator.core.errors import CoordError, UsageError
-from coordinator.core.io import atomic_write_json
+from coordinator.core.io import atomic_write_bytes, atomic_write_json
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.workspace import Workspace
 
@@ -62,6 +63,11 @@ def load_run_plan(ws: Workspace, run_id: str) -> CompiledPlan:
     return plan
 
 
+def plan_file(ws: Workspace, run_id: str) -> Path:
+    """Where the run's plan is stored."""
+    return ws.run_dir(run_id) / PLAN_FILE
+
+
 def save_run_plan(ws: Workspace, run_id: str, plan: CompiledPlan) -> None:
     """Store the run's plan atomically."""
     atomic_write_json(ws.run_dir(run_id) / PLAN_FILE, plan.model_dump(mode="json"))
@@ -85,3 +91,44 @@ def read_status_tasks(ws: Workspace, run_id: str) -> dict[str, Any]:
     if not isinstance(snap, dict) or snap.get("run_id") != run_id:
         return {"run_id": run_id, "tasks": {}}
     return {"run_id": run_id, "tasks": snap.get("tasks") or {}}
+
+
+JOURNAL_FILE = "sync_journal.json"
+
+
+def write_journal(ws: Workspace, run_id: str, sync_id: str, files: dict[str, str],
+                  appends: dict[str, list[str]]) -> None:
+    """Record, before a board sync commits, the files it writes once the checkpoint holds its edits.
+
+    ``files``: workspace-relative path → full new text; ``appends``: path → JSON lines to append
+    (each carries the sync id, so a replay appends them once). The checkpoint's ``board_sync``
+    is the commit point: :func:`replay_journal` finishes a committed sync and drops one that
+    never committed, so a kill at any moment applies every edit exactly once.
+    """
+    atomic_write_json(ws.run_dir(run_id) / JOURNAL_FILE, {"id": sync_id, "files": files, "appends": appends})
+
+
+def replay_journal(ws: Workspace, run_id: str, committed: str | None) -> bool:
+    """Finish (``committed`` is its id) or drop the journal a killed sync left; True when one was finished."""
+    path = ws.run_dir(run_id) / JOURNAL_FILE
+    try:
+        journal = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return False
+    except orjson.JSONDecodeError:  # written atomically: a damaged one was never complete, so never committed
+        path.unlink(missing_ok=True)
+        return False
+    finished = bool(journal.get("id") == committed)
+    if finished:
+        for rel, text in journal.get("files", {}).items():
+            atomic_write_bytes(ws.root / rel, text.encode("utf-8"))
+        for rel, lines in journal.get("appends", {}).items():
+            target = ws.root / rel
+            have = target.read_text(encoding="utf-8") if target.exists() else ""
+            missing = [line for line in lines if line not in have]
+            if missing:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("a", encoding="utf-8") as fh:
+                    fh.write("".join(line + "\n" for line in missing))
+    path.unlink(missing_ok=True)
+    return finished

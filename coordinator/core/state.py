@@ -310,3 +310,6 @@ class RunState(TypedDict, total=False):
     phase: Literal["running", "finished", "waiting", "failed"]
     budget: BudgetView
     """Spend vs limits and crossed alert thresholds (coordinator/engine/budget.py ``BudgetStatus.to_state``)."""
+    board_sync: str
+    """The id of the last board sync whose edits this state holds: the commit point of a sync's journal
+    (coordinator/core/run_store.py)."""

@@ -19,7 +19,7 @@ from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
-from coordinator.core.run_store import load_run_plan, save_run_plan
+from coordinator.core.run_store import JOURNAL_FILE, load_run_plan, replay_journal, save_run_plan
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
 from coordinator.engine.budget import RunBudget
@@ -30,6 +30,7 @@ from coordinator.engine.graph import build_graph
 from coordinator.engine.ledger import Ledger
 from coordinator.engine.plan_loader import load_plan
 from coordinator.engine.pool import TaskPool
+from coordinator.engine.run_state import read_run_state
 from coordinator.engine.schedule import run_outcome
 from coordinator.engine.scratch import scratch_space
 from reviews import inbox
@@ -239,6 +240,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
            progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
            resumed: bool) -> RunSummary:
     lock.claim(run_id)
+    if (ws.run_dir(run_id) / JOURNAL_FILE).exists():  # a board sync killed mid-way: finish or drop it
+        replay_journal(ws, run_id, read_run_state(ws, run_id)[0].get("board_sync"))
     plan = load_run_plan(ws, run_id)
     for path in ws.remove_stale_temp_files():
         log.info("removed %s, left by an interrupted write", path)
