@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+
+log = logging.getLogger(__name__)
 
 EventKind = Literal[
     "run_started", "run_resumed", "run_finished", "run_paused",
@@ -71,8 +74,13 @@ class EventLog:
                 os.close(fd)
         if os.environ.get(FAULT_AFTER_EVENT) == kind:  # fault injection for crash tests
             os._exit(137)
-        if self.listener is not None:
-            self.listener(event)
+        listener = self.listener
+        if listener is not None:
+            try:
+                listener(event)
+            except (Exception, SystemExit) as e:  # a display that fails (its pipe closed) never stops the work
+                self.listener = None
+                log.warning("progress display stopped: %s: %s", type(e).__name__, e)
         return event
 
 

@@ -58,3 +58,17 @@ def test_a_kill_right_after_a_fact_is_logged_does_not_log_it_twice_on_resume(tmp
     assert counts["gate_decided"] == counts["deferred_opened"] == counts["deferred_resolved"] == 1, counts
     status = json.loads((tmp_path / ".coord" / "status.json").read_text())
     assert status["deferred"]["g:a_y"]["status"] == "resolved"
+
+
+def test_a_display_that_fails_stops_displaying_but_never_stops_the_log(tmp_path):
+    seen = []
+
+    def closed_pipe(event):
+        seen.append(event["kind"])
+        raise SystemExit(1)  # what rich does when stdout's pipe is closed (`coord run | head`)
+
+    log = EventLog(tmp_path / "events.jsonl", "r1", listener=closed_pipe)
+    log.emit("task_started", task="a")
+    log.emit("task_finished", task="a")
+    assert seen == ["task_started"]
+    assert [e["kind"] for e in read_events(tmp_path / "events.jsonl")] == ["task_started", "task_finished"]
