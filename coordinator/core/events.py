@@ -78,7 +78,7 @@ class EventLog:
         if listener is not None:
             try:
                 listener(event)
-            except (Exception, SystemExit) as e:  # a display that fails (its pipe closed) never stops the work
+            except (OSError, SystemExit) as e:  # a display whose output is gone (`| head` exited) never stops the work
                 self.listener = None
                 log.warning("progress display stopped: %s: %s", type(e).__name__, e)
         return event
