@@ -12,6 +12,7 @@ from coordinator import __version__
 from coordinator.cli import board as board_cmd
 from coordinator.cli import console
 from coordinator.cli import costs as costs_cmd
+from coordinator.cli import doctor as doctor_cmd
 from coordinator.cli import init as init_cmd
 from coordinator.cli import plans as plans_cmd
 from coordinator.cli import review as review_cmd
@@ -43,6 +44,7 @@ plans_cmd.register(app)
 costs_cmd.register(app)  # `coord costs`, `coord budget …`
 review_cmd.register(app)
 board_cmd.register(app)
+doctor_cmd.register(app)
 try:
     from coordinator.cli import adp as adp_cmd
 

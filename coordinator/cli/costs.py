@@ -31,6 +31,31 @@ def _print_budget(st: BudgetStatus) -> None:
         console.warn("budget exhausted: paid work is paused")
 
 
+def _print_calls(ws: Workspace, run_id: str, as_json: bool) -> None:
+    from coordinator.engine.budget_service import cost_calls  # start-up: loads with the command
+
+    rows = call(lambda: cost_calls(ws, run_id))
+    if as_json:
+        console.out.print_json(orjson.dumps({"run_id": run_id, "calls": rows}).decode())
+        return
+    console.info(f"calls of run {run_id} (from .coord/ledger.sqlite)")
+    table = Table("task", "agent", "kind", "model", "version", "in", "out", "cached", "cache write", "USD",
+                  "seconds", "ended")
+    for r in rows:
+        d = r["detail"]
+        usd = f"${r['usd']:.4f}" if r["usd"] is not None else "unknown"
+        source = d.get("cost_source")
+        if source and source != "reported by the CLI" and r["usd"] is not None:
+            usd += f" ({source})"
+        ended = ("ok" if r["ok"] else "failed") + (f", exit {d['exit_code']}" if "exit_code" in d else "") + (
+            f", {str(d['ended']).replace('_', ' ')}" if d.get("ended") else "") + (
+            f", {d['retried_errors']} retried error(s)" if d.get("retried_errors") else "")
+        table.add_row(r["task_id"] or "—", r["agent"] or "—", r["kind"], r["model"], str(d.get("cli_version", "")),
+                      f"{r['tokens_in']:,}", f"{r['tokens_out']:,}", f"{r['tokens_cached']:,}",
+                      f"{r['tokens_cache_write']:,}", usd, f"{r['duration_s']:.1f}", ended)
+    console.out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Mount `coord costs` and the `coord budget` group."""
 
@@ -40,6 +65,8 @@ def register(app: typer.Typer) -> None:
         by: Annotated[list[str] | None, typer.Option("--by", help="role, agent, task, provider or model "
                                                      "(repeatable; default: role, agent, task).")] = None,
         all_runs: Annotated[bool, typer.Option("--all", help="Totals over every run.")] = False,
+        each_call: Annotated[bool, typer.Option("--calls", help="Every call of the run, one row each: a CLI "
+                                                "run's version, tokens, dollars, duration and exit code.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
@@ -54,6 +81,11 @@ def register(app: typer.Typer) -> None:
         from coordinator.engine.runner import find_run
 
         rid = None if all_runs else call(lambda: find_run(ws, run_id))["run_id"]
+        if each_call:
+            if rid is None:
+                console.abort("--calls lists one run's calls: name a run (or leave out --all)")
+            _print_calls(ws, rid, as_json)
+            return
         totals = call(lambda: cost_totals(ws, rid, [g for g in groups]))  # type: ignore[misc]
         if as_json:
             data = {"run_id": rid, **{g: [t.__dict__ for t in rows] for g, rows in totals.items()}}

@@ -90,6 +90,8 @@ class CallRecord:
     error: str | None = None
     ref: str | None = None
     """An external id (fine-tuning job, session) that makes the record idempotent."""
+    detail: dict[str, str | int | float | bool] | None = None
+    """What else identifies the call: a CLI's version and exit code, where its price came from."""
 
 
 class CallSink(Protocol):

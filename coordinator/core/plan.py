@@ -327,6 +327,18 @@ class RoleBinding(_Strict):
     permissions: str | None = None
     """cli driver: claude ``--permission-mode`` (default acceptEdits), codex ``--sandbox``
     (default workspace-write), cursor ``force`` (default, passes ``--force``) or ``default``."""
+    allowed_tools: list[str] = Field(default_factory=list)
+    """cli driver, claude only: tools the agent may use without asking, passed as ``--allowedTools``
+    (e.g. ``"Bash(python -m pytest:*)"`` lets it run the tests its accept checks will run)."""
+
+    @model_validator(mode="after")
+    def _allowed_tools_for_claude(self) -> RoleBinding:
+        if self.allowed_tools and self.agent != "claude":
+            how = {"codex": "codex runs commands inside its --sandbox (permissions: workspace-write)",
+                   "cursor": "cursor runs commands with permissions: force"}.get(self.agent, "")
+            raise ValueError(f"allowed_tools is a Claude Code setting (--allowedTools); agent {self.agent!r} "
+                             "does not take it" + (f": {how}" if how else ""))
+        return self
 
 
 class Budget(_Strict):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from coordinator.core.errors import UsageError
 from coordinator.core.run_store import load_run_plan
 from coordinator.core.workspace import Workspace
@@ -21,6 +24,17 @@ def cost_totals(ws: Workspace, run_id: str | None, groups: list[GroupBy]) -> dic
     """Ledger totals per group for one run (``None``: every run)."""
     ledger = Ledger.of(ws.state_dir)
     return {g: ledger.totals(run_id, g) for g in groups}
+
+
+def cost_calls(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
+    """Every recorded call of a run, oldest first, with its ``detail`` decoded."""
+    rows = Ledger.of(ws.state_dir).calls(run_id)
+    for r in rows:
+        try:
+            r["detail"] = json.loads(r["detail"]) if r.get("detail") else {}
+        except ValueError:
+            r["detail"] = {}
+    return rows
 
 
 def change_budget(ws: Workspace, run_id: str, *, usd: float | None, role: str | None, approve: bool = False,

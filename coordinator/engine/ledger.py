@@ -12,6 +12,7 @@ texts are redacted before they are stored.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,7 +25,8 @@ from coordinator.core.events import now_iso
 from coordinator.core.llm import CallRecord
 from roles.providers.secrets import redact
 
-LEDGER_SCHEMA_VERSION = 1
+LEDGER_SCHEMA_VERSION = 2
+"""1: the first layout; 2: ``calls.detail`` (JSON: a CLI's version and exit code, a price's source)."""
 GroupBy = Literal["role", "agent", "task", "provider", "model"]
 BudgetChangeKind = Literal["raise", "set", "approve"]
 
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS calls (
     tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,
     tokens_cached INTEGER NOT NULL DEFAULT 0, tokens_cache_write INTEGER NOT NULL DEFAULT 0,
     usd REAL, cost_flag TEXT, duration_s REAL NOT NULL DEFAULT 0,
-    ok INTEGER NOT NULL DEFAULT 1, error TEXT, ref TEXT, at TEXT NOT NULL,
+    ok INTEGER NOT NULL DEFAULT 1, error TEXT, ref TEXT, at TEXT NOT NULL, detail TEXT,
     UNIQUE (run_id, kind, ref)
 );
 CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id);
@@ -62,6 +64,8 @@ class Total:
     """Sum of known costs."""
     unknown: int
     """Calls whose cost is unknown (not in the price table) and so not in ``usd``."""
+    tokens_cache_write: int = 0
+    """Input tokens written to a prompt cache."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,17 @@ class BudgetChange:
     usd: float | None
     note: str | None
     at: str
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a ledger written by an older coord up to :data:`LEDGER_SCHEMA_VERSION` (columns are
+    only ever added, so an older coord still reads a newer ledger)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    if "detail" not in columns:
+        conn.execute("ALTER TABLE calls ADD COLUMN detail TEXT")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = "
+                 "excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                 (str(LEDGER_SCHEMA_VERSION),))
 
 
 class Ledger:
@@ -99,8 +114,7 @@ class Ledger:
                     if not self._ready:  # another thread may have set the schema up while we waited
                         conn.execute("PRAGMA journal_mode=WAL")
                         conn.executescript(_SCHEMA)
-                        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                     (str(LEDGER_SCHEMA_VERSION),))
+                        _migrate(conn)
                         conn.commit()
                         self._ready = True
             yield conn
@@ -115,12 +129,13 @@ class Ledger:
         with self._conn() as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO calls (run_id, task_id, role, agent, kind, provider, model, tokens_in, "
-                "tokens_out, tokens_cached, tokens_cache_write, usd, cost_flag, duration_s, ok, error, ref, at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "tokens_out, tokens_cached, tokens_cache_write, usd, cost_flag, duration_s, ok, error, ref, at, "
+                "detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, task_id, role, agent, call.kind, redact(call.provider), redact(call.model), u.input_tokens,
                  u.output_tokens, u.cached_tokens, u.cache_write_tokens, call.cost.usd,
                  call.cost.flag, round(call.duration_s, 3), int(call.ok),
-                 redact(call.error) if call.error else None, call.ref, now_iso()))
+                 redact(call.error) if call.error else None, call.ref, now_iso(),
+                 redact(json.dumps(call.detail, sort_keys=True)) if call.detail else None))
             return cur.rowcount == 1
 
     def spent(self, run_id: str, role: str | None = None) -> tuple[float, int]:
@@ -140,11 +155,12 @@ class Ledger:
                   "model": "model"}[by]
         where, args = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
         sql = (f"SELECT COALESCE({column}, '—'), COUNT(*), SUM(tokens_in), SUM(tokens_out), SUM(tokens_cached), "
-               f"COALESCE(SUM(usd), 0), SUM(usd IS NULL) FROM calls {where} GROUP BY 1 ORDER BY 6 DESC, 1")
+               f"COALESCE(SUM(usd), 0), SUM(usd IS NULL), SUM(tokens_cache_write) FROM calls {where} "
+               "GROUP BY 1 ORDER BY 6 DESC, 1")
         with self._conn() as c:
             rows = c.execute(sql, args).fetchall()
-        return [Total(str(k), int(n), int(i or 0), int(o or 0), int(ca or 0), float(usd), int(unk or 0))
-                for k, n, i, o, ca, usd, unk in rows]
+        return [Total(str(k), int(n), int(i or 0), int(o or 0), int(ca or 0), float(usd), int(unk or 0),
+                      int(cw or 0)) for k, n, i, o, ca, usd, unk, cw in rows]
 
     def calls(self, run_id: str) -> list[dict[str, Any]]:
         """Every call of a run, oldest first."""

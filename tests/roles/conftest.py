@@ -54,3 +54,13 @@ def git_ws(tmp_path) -> Workspace:
     who = Actor("Test Person", "person@example.com")
     repo.index.commit("initial", author=who, committer=who)
     return Workspace.at(root)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cli_versions():
+    """Each test asks the (fake) CLIs for their version afresh: tests change what they answer."""
+    from roles.drivers.cli._version import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()

@@ -72,9 +72,11 @@ def test_success_commits_checks_and_merges(git_ws, fake_clis, role, agent):
     elif agent == "codex":
         assert argv[:2] == ["exec", "--json"] and argv[argv.index("--sandbox") + 1] == "workspace-write"
         assert "--output-last-message" in argv
-        assert m["input_tokens"] == 1200 and m["cost_known"] is False
+        # codex counts the cached 200 inside its 1200 input tokens; coord books them apart
+        assert m["input_tokens"] == 1000 and m["cached_input_tokens"] == 200
+        assert m["cost_known"] is False and m["cli_version"] == "0.58.0"
     else:
-        assert argv[:1] == ["-p"] and "--force" in argv
+        assert argv[:1] == ["-p"] and "--force" in argv and "--trust" in argv
     # the prompt is the task's EXECUTE_NOW text
     assert "## notes — Notes" in argv[argv.index("-p") + 1 if agent != "codex" else -1]
     log = next((git_ws.state_dir / "logs" / summary.run_id).glob("notes.*.log")).read_text()

@@ -35,7 +35,8 @@ def test_branch_commit_and_trailers(git_ws, fake_clis):
     assert branch == f"coord/{summary.run_id}/notes"
     commit = repo.heads[branch].commit
     assert commit.trailers_dict == {"Coord-Run": [summary.run_id], "Coord-Task": ["notes"],
-                                    "Coord-Role": ["lead"], "Coord-Agent": ["claude"]}
+                                    "Coord-Role": ["lead"], "Coord-Agent": ["claude"],
+                                    "Coord-Agent-Version": ["2.1.40"]}  # what `claude --version` said
     assert commit.author.name == "claude (via coord)"
     assert commit.message.startswith("coord: notes — Notes\n\nDone: notes.")
     assert sorted(commit.stats.files) == ["agent_notes/notes.md", "docs/notes.md"]

@@ -14,8 +14,8 @@ the branch waits for the gate (see :mod:`roles.drivers.cli._merge`).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
 from roles.drivers.cli._merge import PENDING, merge_reviewed, merge_task, trailers
 from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
 from roles.drivers.cli._run_files import gates_reviewing
+from roles.drivers.cli._version import CliVersion, cli_env, cli_version
 from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
+from roles.providers.pricing import cost_of, price_source
 from roles.providers.redact import Redactor
 from roles.task_view import execute_now_text
 
@@ -56,8 +58,43 @@ def input_paths(task: CompiledTask, given: Iterable[str], tasks_state: Mapping[s
 def settings_for(ctx: DriverContext, flavor: Flavor) -> CliSettings:
     """The role's CLI settings, the flavor's defaults filling the gaps."""
     role = ctx.role
+    allowed = tuple(role.binding.allowed_tools) if role.binding is not None else ()
     return CliSettings(executable=role.executable or flavor.executable, model=role.model,
-                       permissions=role.permissions or flavor.permissions, flags=tuple(role.flags))
+                       permissions=role.permissions or flavor.permissions, flags=tuple(role.flags),
+                       allowed_tools=allowed)
+
+
+def codex_default_model(env: Mapping[str, str]) -> str | None:
+    """The ``model`` of Codex's own ``config.toml`` (``$CODEX_HOME`` or ``~/.codex``), if it names one."""
+    home = Path(env.get("CODEX_HOME") or Path(env.get("HOME") or Path.home()) / ".codex")
+    try:
+        data = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    model = data.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def reply_cost(flavor: Flavor, settings: CliSettings, reply: AgentReply, env: Mapping[str, str],
+               role: str) -> tuple[str, Cost, str]:
+    """The model the run is booked under, its cost, and where the cost came from.
+
+    Claude reports dollars; Codex reports tokens, priced here from the price table; Cursor bills
+    through its own subscription and reports neither, so its cost stays unknown, never guessed.
+    """
+    model = reply.model or settings.model or (codex_default_model(env) if flavor.name == "codex" else None)
+    if reply.cost_usd is not None:
+        return model or "default", Cost(reply.cost_usd), "reported by the CLI"
+    if flavor.name != "codex":
+        return model or "default", Cost(None, f"the {flavor.name} CLI reports no cost"), "unknown"
+    if model is None:
+        return "default", Cost(None, "codex reports tokens, not dollars, and no model is known to price them: "
+                               f"set roles.{role}.model (or `model` in ~/.codex/config.toml)"), "unknown"
+    u = reply.usage
+    usage = Usage(input_tokens=int(u.get("input_tokens", 0)), output_tokens=int(u.get("output_tokens", 0)),
+                  cached_tokens=int(u.get("cached_input_tokens", 0)))
+    cost = cost_of(model, usage, provider="openai")
+    return model, cost, f"priced from tokens ({price_source(model, provider='openai')})" if cost.known else "unknown"
 
 
 class CliDriver:
@@ -71,13 +108,21 @@ class CliDriver:
         """Each role's agent CLI must be on PATH before anything starts."""
         problems = []
         for role in roles:
-            exe = role.executable or FLAVORS[role.agent].executable
-            if shutil.which(exe) is None:
-                problems.append(
-                    f"role {role.name!r} (agent {role.agent}, driver cli) runs {exe!r}, which is not on PATH: "
-                    f"install the {role.agent} CLI, set roles.{role.name}.executable in coord.yaml to its path, "
-                    f"or rebind the role in coord.yaml (e.g. `{role.name}: {{agent: {role.agent}, "
-                    "driver: offline}}`)")
+            flavor = FLAVORS.get(role.agent)
+            if flavor is None:
+                continue  # the plan checks name agents the cli driver cannot run
+            exe = role.executable or flavor.executable
+            if shutil.which(exe) is not None:
+                # once per executable and run: a CLI too old for the formats coord reads is refused here
+                found = cli_version(flavor, exe, role.name)
+                if found.problem is not None:
+                    problems.append(found.problem)
+                continue
+            problems.append(
+                f"role {role.name!r} (agent {role.agent}, driver cli) runs {exe!r}, which is not on PATH: "
+                f"install the {role.agent} CLI, set roles.{role.name}.executable in coord.yaml to its path, "
+                f"or rebind the role in coord.yaml (e.g. `{role.name}: {{agent: {role.agent}, "
+                "driver: offline}}`)")
         return problems
 
     @classmethod
@@ -106,6 +151,9 @@ class CliDriver:
         except CoordError as e:
             return TaskOutcome(status="failed", error=str(e))
         settings = settings_for(ctx, flavor)
+        version = cli_version(flavor, settings.executable, ctx.role.name)
+        if version.problem is not None:
+            return TaskOutcome(status="failed", error=version.problem)
         prompt = execute_now_text(plan, ctx.role, status, task.id)
         prompt_file = stem.with_name(stem.name + ".prompt.md")
         prompt_file.parent.mkdir(parents=True, exist_ok=True)
@@ -115,29 +163,34 @@ class CliDriver:
         argv = flavor.build(settings, prompt, last_message)
         shown = [f"<prompt: {len(prompt)} chars, {self._rel(ctx, prompt_file)}>" if a == prompt else a
                  for a in argv]
-        env = {**os.environ, "COORD_RUN_ID": ctx.run_id, "COORD_TASK_ID": task.id,
+        env = {**cli_env(flavor), "COORD_RUN_ID": ctx.run_id, "COORD_TASK_ID": task.id,
                "COORD_ROLE": ctx.role.name}
         timeout = task.timeout or DEFAULT_TIMEOUT_S
         try:
             proc = run_in_group(argv, cwd=wt.cwd, env=env, log_path=ctx.log_file, redactor=redactor,
                                 cancel=ctx.cancel, timeout=timeout, shown_argv=shown,
-                                pid_file=pid_file)
+                                pid_file=pid_file, finished=flavor.finished)
         except (FileNotFoundError, PermissionError) as e:
             return TaskOutcome(status="failed", error=(
                 f"cannot run {settings.executable!r} for role {ctx.role.name} ({e.strerror}); install the "
                 f"{flavor.name} CLI or set roles.{ctx.role.name}.executable in coord.yaml"))
         reply = flavor.parse(proc.stdout, last_message)
         problem = self._problem(flavor, proc, reply, timeout)
+        model, priced, cost_source = reply_cost(flavor, settings, reply, env, ctx.role.name)
         metrics: dict[str, Any] = {
             "exit_code": proc.exit_code, "agent_seconds": round(proc.duration_s, 2),
-            "cost_known": reply.cost_usd is not None, **reply.usage,
+            "cli_version": version.shown, "cost_known": priced.known, "cost_source": cost_source,
+            **reply.usage,
             **{k: v for k, v in reply.extra.items() if isinstance(v, int | float | str)},
             "branch": wt.branch, "base_branch": wt.base_branch,
             "worktree": wt.path.relative_to(ctx.workspace.resolve()).as_posix()}
         if reply.session_id:
             metrics["session_id"] = reply.session_id
-        cost = reply.cost_usd or 0.0
-        _record_run(ctx, flavor, settings, reply, proc, problem, redactor)  # costs hook: the ledger
+        if proc.ended_after_result:
+            metrics["ended_after_result"] = True
+        cost = priced.usd or 0.0
+        _record_run(ctx, flavor, model, priced, cost_source, version, reply, proc, problem,
+                    redactor)  # costs hook: the ledger
         if problem is not None:
             log_text = ctx.log_file.read_text(encoding="utf-8", errors="replace")
             return TaskOutcome(status="failed", metrics=metrics, cost_usd=cost, accept_checked=True,
@@ -150,7 +203,8 @@ class CliDriver:
         summary = redactor(reply.text.strip())
         body = "\n".join(summary.splitlines()[:20])[:2000]
         message = (f"coord: {task.id} — {task.title}\n\n" + (f"{body}\n\n" if body else "")
-                   + trailers(ctx.run_id, task.id, ctx.role.name, ctx.role.agent))
+                   + trailers(ctx.run_id, task.id, ctx.role.name, ctx.role.agent)
+                   + f"\nCoord-Agent-Version: {metrics.get('cli_version', 'unknown')}")
         metrics["commit"] = commit_all(wt, message, f"{ctx.role.agent} (via coord)")
         stats = diff_stats(wt)
         metrics.update(files_changed=stats.files_changed, insertions=stats.insertions,
@@ -183,6 +237,8 @@ class CliDriver:
             return f"{flavor.name} timed out after {timeout:g}s; coord killed its process group"
         if proc.cancelled:
             return f"{flavor.name} was cancelled; coord killed its process group"
+        if proc.ended_after_result:
+            return reply.problem  # it printed a whole result and lingered: the result stands
         if proc.exit_code != 0:
             return f"{flavor.name} exited with code {proc.exit_code}" + (
                 f" ({reply.problem})" if reply.problem and not reply.problem.endswith("(unparsable output)")
@@ -228,16 +284,26 @@ class CliDriver:
             return str(path)
 
 
-def _record_run(ctx: DriverContext, flavor: Flavor, settings: CliSettings, reply: AgentReply,
-                proc: ProcessResult, problem: str | None, redactor: Redactor) -> None:
-    """One ledger row per CLI run: tokens and cost as the CLI reported them (unknown when it reports none)."""
+def _record_run(ctx: DriverContext, flavor: Flavor, model: str, cost: Cost, cost_source: str,
+                version: CliVersion, reply: AgentReply, proc: ProcessResult, problem: str | None,
+                redactor: Redactor) -> None:
+    """One ledger row per CLI run: the CLI's version, tokens, dollars (reported, priced from tokens or
+    unknown), duration and how it ended."""
     if ctx.spend is None:
         return
     u = reply.usage
     usage = Usage(input_tokens=int(u.get("input_tokens", 0)), output_tokens=int(u.get("output_tokens", 0)),
-                  cached_tokens=int(u.get("cached_input_tokens", 0)))
-    cost = Cost(reply.cost_usd) if reply.cost_usd is not None else \
-        Cost(None, f"the {flavor.name} CLI reports no cost")
-    ctx.spend.record(CallRecord("cli", f"cli:{flavor.name}", settings.model or "default", usage=usage, cost=cost,
+                  cached_tokens=int(u.get("cached_input_tokens", 0)),
+                  cache_write_tokens=int(u.get("cache_write_tokens", 0)))
+    detail: dict[str, str | int | float | bool] = {"cli_version": version.shown, "cost_source": cost_source}
+    if proc.exit_code is not None:
+        detail["exit_code"] = proc.exit_code
+    ending = ("timed_out" if proc.timed_out else "cancelled" if proc.cancelled
+              else "ended_after_result" if proc.ended_after_result else None)
+    if ending:
+        detail["ended"] = ending
+    if reply.extra.get("retried_errors"):
+        detail["retried_errors"] = int(reply.extra["retried_errors"])
+    ctx.spend.record(CallRecord("cli", f"cli:{flavor.name}", model, usage=usage, cost=cost,
                                 duration_s=proc.duration_s, ok=problem is None,
-                                error=redactor(problem) if problem else None))
+                                error=redactor(problem) if problem else None, detail=detail))

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,6 +24,9 @@ from roles.providers.redact import Redactor
 
 GRACE_S = 3.0
 """Seconds between SIGTERM and SIGKILL."""
+LINGER_S = 10.0
+"""Seconds a CLI may stay after printing its complete result before coord ends it
+(``COORD_CLI_LINGER_S`` overrides): some builds never exit on their own."""
 _ACTIVE: set[int] = set()
 _ACTIVE_LOCK = threading.Lock()
 
@@ -39,6 +42,8 @@ class ProcessResult:
     timed_out: bool
     cancelled: bool
     duration_s: float
+    ended_after_result: bool = False
+    """The CLI printed its complete result but did not exit; coord ended its group after the grace."""
 
 
 def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None = None, grace: float = GRACE_S) -> None:
@@ -82,12 +87,23 @@ class _Log:
             self.fh.flush()
 
 
-def _pump(stream: IO[bytes], sink: list[str], log: _Log, prefix: str) -> None:
+def _pump(stream: IO[bytes], sink: list[str], log: _Log, prefix: str,
+          finished: Callable[[str], bool] | None = None, seen: list[float] | None = None) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode("utf-8", errors="replace")
         sink.append(line)
         log.write(prefix + line)
+        if finished is not None and seen is not None and not seen and finished(line):
+            seen.append(time.monotonic())
     stream.close()
+
+
+def linger_seconds() -> float:
+    """The grace after a complete result (``COORD_CLI_LINGER_S``, default :data:`LINGER_S`)."""
+    try:
+        return max(0.0, float(os.environ.get("COORD_CLI_LINGER_S", LINGER_S)))
+    except ValueError:
+        return LINGER_S
 
 
 def kill_stale(pid_file: Path, workdir: Path) -> bool:
@@ -111,11 +127,14 @@ def kill_stale(pid_file: Path, workdir: Path) -> bool:
 
 def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path,
                  redactor: Redactor, cancel: threading.Event, timeout: float | None,
-                 shown_argv: Sequence[str] | None = None, pid_file: Path | None = None) -> ProcessResult:
+                 shown_argv: Sequence[str] | None = None, pid_file: Path | None = None,
+                 finished: Callable[[str], bool] | None = None) -> ProcessResult:
     """Run ``argv`` with stdin closed until it exits, times out or ``cancel`` is set.
 
     ``pid_file`` holds the group id while it runs, so a resumed run can stop an agent its
-    killed predecessor left behind. Raises FileNotFoundError when the executable does not exist.
+    killed predecessor left behind. ``finished`` recognises the stdout line that completes the
+    CLI's output: a CLI still running :func:`linger_seconds` after it is ended, and its output
+    kept. Raises FileNotFoundError when the executable does not exist.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -132,12 +151,14 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
         out: list[str] = []
         err: list[str] = []
         assert proc.stdout is not None and proc.stderr is not None
-        readers = [threading.Thread(target=_pump, args=(proc.stdout, out, log, ""), daemon=True),
+        seen: list[float] = []
+        linger = linger_seconds()
+        readers = [threading.Thread(target=_pump, args=(proc.stdout, out, log, "", finished, seen), daemon=True),
                    threading.Thread(target=_pump, args=(proc.stderr, err, log, "[stderr] "), daemon=True)]
         for r in readers:
             r.start()
         deadline = started + timeout if timeout else None
-        timed_out = cancelled = False
+        timed_out = cancelled = lingered = False
         try:
             while True:
                 try:
@@ -147,9 +168,13 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
                     pass
                 if cancel.is_set():
                     cancelled = True
+                elif seen and time.monotonic() - seen[0] > linger:
+                    lingered = True
+                    log.write(f"# the CLI printed its result but had not exited {linger:g}s later: "
+                              "coord ends its process group and keeps the result")
                 elif deadline is not None and time.monotonic() > deadline:
                     timed_out = True
-                if cancelled or timed_out:
+                if cancelled or timed_out or lingered:
                     kill_group(proc.pid, proc)
                     proc.wait()
                     break
@@ -163,7 +188,8 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
         for r in readers:
             r.join(timeout=5)
         duration = time.monotonic() - started
-        code = None if (timed_out or cancelled) else proc.returncode
-        ending = ("timed out" if timed_out else "cancelled" if cancelled else f"exit {code}")
+        code = None if (timed_out or cancelled or lingered) else proc.returncode
+        ending = ("timed out" if timed_out else "cancelled" if cancelled
+                  else "ended by coord after its result" if lingered else f"exit {code}")
         log.write(f"# {ending} after {duration:.1f}s")
-    return ProcessResult(code, "".join(out), "".join(err), timed_out, cancelled, duration)
+    return ProcessResult(code, "".join(out), "".join(err), timed_out, cancelled, duration, lingered)
