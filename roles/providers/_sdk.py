@@ -13,7 +13,7 @@ from coordinator.core.errors import ProviderError
 from coordinator.core.llm import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
 from roles.providers.config import ProviderConfig
 from roles.providers.errors import ProviderRequestError
-from roles.providers.pricing import cost_of
+from roles.providers.pricing import cost_of, price_source
 from roles.providers.retry import RetryPolicy, Transient, parse_retry_after, with_retries
 from roles.providers.secrets import redact
 
@@ -104,19 +104,22 @@ class SDKProvider:
             self._record(CallRecord("llm", self.name, self.model, cost=Cost(0.0),
                                     duration_s=time.monotonic() - started, ok=False, error=redact(str(e))))
             raise
+        priced_as = raw.model
         if raw.usage is None:
             usage, cost = Usage(), Cost(None, f"{self.name} reported no token usage for {raw.model!r}")
         else:
             usage = raw.usage
-            cost = cost_of(raw.model, usage)
+            cost = cost_of(raw.model, usage, provider=self.name)
             if not cost.known and raw.model != self.model:
-                cost = cost_of(self.model, usage)
+                priced_as, cost = self.model, cost_of(self.model, usage, provider=self.name)
         if cost.flag:
             log.warning("%s %s: %s; cost recorded as unknown", self.name, raw.model, cost.flag)
         done = Completion(text=raw.text, provider=self.name, model=raw.model, usage=usage, cost=cost,
                           duration_s=round(time.monotonic() - started, 3), attempts=attempts,
                           stop_reason=raw.stop_reason)
-        self._record(CallRecord("llm", self.name, raw.model, usage=usage, cost=cost, duration_s=done.duration_s))
+        source = price_source(priced_as, provider=self.name) if cost.known else None
+        self._record(CallRecord("llm", self.name, raw.model, usage=usage, cost=cost, duration_s=done.duration_s,
+                                detail={"price_source": source} if source else None))
         return done
 
     def _record(self, call: CallRecord) -> None:

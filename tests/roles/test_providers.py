@@ -16,7 +16,7 @@ from roles.providers import (
     RetryPolicy,
     make_provider,
 )
-from roles.providers.pricing import load_inference_prices
+from roles.providers.pricing import price_for
 from tests.fakes.faults import Fault
 
 FAKE_ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
@@ -88,7 +88,7 @@ def test_plain_completion_records_usage_and_cost(variant, server, monkeypatch):
     if variant.provider == "openai_compatible":  # a local model the price table does not list
         assert call.cost.usd is None and "llama3.1:8b" in (call.cost.flag or "")
     else:
-        price = load_inference_prices()[variant.model]
+        price = price_for(variant.model, provider=variant.provider)
         expected = (done.usage.input_tokens * price.input + done.usage.output_tokens * price.output) / 1e6
         assert call.cost.usd == pytest.approx(expected)
     headers = server.calls(variant.route)[0].headers
@@ -167,7 +167,7 @@ def test_cached_tokens_are_priced_at_the_cached_rate(server, monkeypatch):
     server.cached_tokens = 3
     sink = Sink()
     done = _provider(VARIANTS[2], server, monkeypatch, sink=sink).complete(LLMRequest.of("one two three four"))
-    price = load_inference_prices()["gpt-4o-mini"]
+    price = price_for("gpt-4o-mini", provider="openai")
     assert done.usage.cached_tokens == 3
     u = done.usage
     assert sink.calls[0].cost.usd == pytest.approx(
