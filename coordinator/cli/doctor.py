@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Find each agent CLI, print its version and login, and (--smoke) try it; exit 1 if one a role uses fails."""
-        from roles.drivers.cli._flavors import FLAVORS, show_version  # start-up: loads with the command
+        from roles.drivers.cli._flavors import FLAVORS, show_version  # start-up: with the command
         from roles.drivers.cli.doctor import diagnose  # start-up: loads with the command
 
         ws = Workspace.at(workspace)

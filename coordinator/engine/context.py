@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from coordinator.engine.budget import RunBudget
 
 
+RENDER_SHARE = 10.0
+"""Routine renders are spaced at least this many times their own duration apart."""
+
+
 @dataclass
 class RunContext:
     """Injected into nodes through LangGraph's ``context``; never checkpointed."""
@@ -38,6 +42,14 @@ class RunContext:
     extra: dict[str, Any] = field(default_factory=dict)
     budget: RunBudget | None = None
     """Spend limits read from the ledger (coordinator/budget.py); None runs without budget checks."""
+    render_seconds: float = 0.0
+    """How long the last render took: renders are spaced so that they take at most
+    1/:data:`RENDER_SHARE` of the run's time, whatever the plan's size."""
+    budget_view: Any = None
+    """The last budget view and when it was read (see ``nodes._budget_view``)."""
+    budget_view_at: float = 0.0
+    spend_changed: bool = True
+    """A task finished since the budget view was read (its calls are in the ledger)."""
 
     def __post_init__(self) -> None:
         if not self.expansions:
@@ -45,5 +57,8 @@ class RunContext:
                 self.expansions.setdefault(task.base_id, []).append(tid)
 
     def render_due(self) -> bool:
-        """True when the render interval has passed."""
-        return time.monotonic() - self.last_render >= self.render_interval
+        """True when the render interval has passed, and long enough since the last render that
+        rendering takes at most 1/RENDER_SHARE of the time (a board of 10,000 tasks is not redrawn
+        after every task)."""
+        wait = max(self.render_interval, RENDER_SHARE * self.render_seconds)
+        return time.monotonic() - self.last_render >= wait

@@ -23,7 +23,7 @@ from coordinator.core.run_store import save_run_plan
 from coordinator.core.state import BudgetView, DecisionRecord, GateRecord, RunState, TaskRecord
 from coordinator.core.step import resolve_step
 from coordinator.engine import gates as _gates
-from coordinator.engine.budget import hold_paid, release_held
+from coordinator.engine.budget import hold_paid, is_paid, release_held
 from coordinator.engine.context import RunContext
 from coordinator.engine.plan_loader import fan_out
 from coordinator.engine.schedule import plan_step, run_outcome
@@ -39,6 +39,11 @@ def _merged(state: RunState, ch: _gates.Changes) -> RunState:
     return {**state, "tasks": merge(state.get("tasks", {}), ch.tasks),
             "gates": merge(state.get("gates", {}), ch.gates),
             "deferred": merge(state.get("deferred", {}), ch.deferred)}
+
+
+BUDGET_REREAD_S = 1.0
+"""The budget view is read from the ledger again at least this often (a `coord budget raise` from
+another process), and after every task that may have spent."""
 
 
 def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
@@ -241,7 +246,12 @@ def _budget_view(ctx: RunContext, state: RunState) -> BudgetView | None:
     """The run's budget status for state and boards; emits an event per newly crossed alert threshold."""
     if ctx.budget is None:
         return None
-    view = ctx.budget.status().to_state()
+    # The view changes only when calls are recorded (a task finished) or a person changes the budget
+    # from another process; reading the ledger after every no-op task would cost more than the task.
+    now = time.monotonic()
+    if ctx.spend_changed or ctx.budget_view is None or now - ctx.budget_view_at >= BUDGET_REREAD_S:
+        ctx.budget_view, ctx.budget_view_at, ctx.spend_changed = ctx.budget.status().to_state(), now, False
+    view: BudgetView = ctx.budget_view
     earlier = state.get("budget")
     seen = set(earlier["alerts"]) if earlier else set()
     for threshold in view["alerts"]:
@@ -266,6 +276,7 @@ def _reads_status(ctx: RunContext, step_ref: str | None) -> bool:
 
 
 def _render(ctx: RunContext, state: RunState, decided_gates: list[str]) -> None:
+    started = time.monotonic()
     written = []
     for gid in decided_gates:
         written += write_review_record(ctx.ws, ctx.plan, state, gid)
@@ -276,6 +287,7 @@ def _render(ctx: RunContext, state: RunState, decided_gates: list[str]) -> None:
         result.conflicts += told.conflicts
     ctx.conflicts = result.conflicts
     ctx.last_render = time.monotonic()
+    ctx.render_seconds = ctx.last_render - started
     written += result.written
     if written:
         ctx.events.emit("board_rendered", files=written, conflicts=result.conflicts)
@@ -303,10 +315,19 @@ def await_tasks(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
             any(d["id"] not in seen for d in inbox.pending(ctx.ws, ctx.run_id))
 
     if ctx.pool.busy():
-        return {"tasks": ctx.pool.wait_any(deadline=deadline, wake=wake)}
+        finished = ctx.pool.wait_any(deadline=deadline, wake=wake)
+        if any(rec.get("cost_usd") or rec.get("held_by") or _may_spend(ctx, tid) for tid, rec in finished.items()):
+            ctx.spend_changed = True
+        return {"tasks": finished}
     while deadline is not None and time.monotonic() < deadline and not wake():
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
     return {"tasks": {}}
+
+
+def _may_spend(ctx: RunContext, tid: str) -> bool:
+    task = ctx.plan.tasks.get(tid)
+    role = ctx.roles.get(task.role) if task is not None else None
+    return task is None or role is None or is_paid(task, role, ctx.ws.root)
 
 
 def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

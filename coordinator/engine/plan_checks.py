@@ -262,27 +262,41 @@ def check_path(value: Any, loc: Loc, errors: Collector) -> None:
         errors.add(loc, f"path {value!r} escapes the workspace")
 
 
-def _upstream(parts: Parts) -> dict[str, set[str]]:
-    """Task id → every task it comes after (its needs, theirs, and the tasks a needed gate reviews)."""
-    needs = {t.id: set(t.needs) for _, t in parts.tasks}
-    after = {g.id: set(g.after) for _, g in parts.gates}
-    out: dict[str, set[str]] = {}
+class _Upstream:
+    """What a task comes after (its needs, theirs, and the tasks a needed gate reviews), found only
+    for a task that refers to an upstream metric, without recursion (a chain of 10,000 tasks loads)."""
 
-    def walk(node: str, seen: set[str]) -> None:
-        for n in needs.get(node, set()) | after.get(node, set()):
-            if n not in seen:
-                seen.add(n)
-                walk(n, seen)
+    def __init__(self, parts: Parts) -> None:
+        self.needs = {t.id: set(t.needs) for _, t in parts.tasks}
+        self.after = {g.id: set(g.after) for _, g in parts.gates}
+        self.cache: dict[str, set[str]] = {}
 
-    for tid in needs:
-        seen: set[str] = set()
-        walk(tid, seen)
-        out[tid] = {n for n in seen if n in needs}
-    return out
+    def of(self, tid: str) -> set[str]:
+        if tid not in self.cache:
+            seen: set[str] = set()
+            stack = [tid]
+            while stack:
+                node = stack.pop()
+                for n in self.needs.get(node, set()) | self.after.get(node, set()):
+                    if n not in seen:
+                        seen.add(n)
+                        stack.append(n)
+            self.cache[tid] = {n for n in seen if n in self.needs}
+        return self.cache[tid]
+
+
+class _UpstreamOf:
+    """The set-like view ``_check_refs`` asks ``task in upstream`` of; computed on first use."""
+
+    def __init__(self, graph: _Upstream, tid: str) -> None:
+        self.graph, self.tid = graph, tid
+
+    def __contains__(self, task: object) -> bool:
+        return task in self.graph.of(self.tid)
 
 
 def _check_refs(value: Any, loc: Loc, errors: Collector, params: set[str] | None, *,
-                upstream: set[str] | None, item: bool, metrics: bool = True) -> None:
+                upstream: set[str] | _UpstreamOf | None, item: bool, metrics: bool = True) -> None:
     """Every ``${…}`` in ``value`` names something that will have a value; errors at ``loc`` otherwise."""
     if isinstance(value, dict):
         for k, v in value.items():
@@ -312,9 +326,9 @@ def _check_refs(value: Any, loc: Loc, errors: Collector, params: set[str] | None
 
 def _check_params(parts: Parts, errors: Collector) -> None:
     """References in tasks (with, instructions, foreach, command, outputs, accept checks) and gates."""
-    upstream = _upstream(parts)
+    upstream = _Upstream(parts)
     for i, task in parts.tasks:
-        mine = upstream.get(task.id, set())
+        mine = _UpstreamOf(upstream, task.id)
         item = task.foreach is not None
         for key in ("with_", "instructions", "command"):
             name = "with" if key == "with_" else key

@@ -77,6 +77,7 @@ class TaskPool:
     _inflight: dict[str, _Inflight] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _uncollected: set[str] = field(default_factory=set)
+    _workers: _Workers = field(default_factory=lambda: _Workers())
 
     def running(self) -> set[str]:
         """Ids of tasks whose workers have not reported yet."""
@@ -111,8 +112,7 @@ class TaskPool:
             if task.id in self._inflight:
                 return
             self._inflight[task.id] = entry
-        thread = threading.Thread(target=self._work, args=(entry,), name=f"task:{task.id}", daemon=True)
-        thread.start()
+        self._workers.run(functools.partial(self._work, entry))
 
     def wait_any(self, poll: float = 0.5, *, deadline: float | None = None,
                  wake: Callable[[], bool] | None = None) -> dict[str, TaskRecord]:
@@ -136,10 +136,13 @@ class TaskPool:
                 results.update(self._expire())
         # Completions that land within a few milliseconds share one checkpointed step: a burst of
         # short tasks costs one superstep instead of one each, for at most COALESCE_S of latency.
+        # With nothing else in flight there is nothing to wait for.
+        with self._lock:
+            others = bool(self._inflight)
         until = time.monotonic() + COALESCE_S
         while True:
             try:
-                if results:
+                if results and others:
                     tid, rec = self._done.get(timeout=max(0.0, until - time.monotonic()))
                 else:  # everything finished before this call: take what is there, never wait
                     tid, rec = self._done.get_nowait()
@@ -264,6 +267,42 @@ class TaskPool:
             cost_usd=outcome.cost_usd,
             skipped_run=outcome.skipped_run, recovered=False,
             **({"held_by": outcome.held_by, "reason": outcome.error} if outcome.held_by else {}))
+
+
+class _Workers:
+    """Daemon worker threads, reused from task to task (starting a thread per task costs more than
+    a no-op task). A worker idle for :data:`IDLE_S` exits; daemon threads never hold up the exit of
+    a process whose run was interrupted with a task still running."""
+
+    IDLE_S = 30.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # this job is taken by a waiting worker
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._loop, name="coord-task", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0 and self._jobs.empty():
+                        self._idle -= 1
+                        return
+                continue
+            job()
+            with self._lock:
+                self._idle += 1
 
 
 def with_upstream(task: CompiledTask, upstream: dict[str, Any]) -> tuple[CompiledTask, list[str]]:
