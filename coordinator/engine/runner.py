@@ -23,7 +23,7 @@ from coordinator.core.run_store import JOURNAL_FILE, load_run_plan, replay_journ
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
 from coordinator.engine.budget import RunBudget
-from coordinator.engine.checkpoint import DURABILITY, move_aside, open_saver, probe
+from coordinator.engine.checkpoint import DURABILITY, keep_checkpoints, move_aside, open_saver, probe, prune
 from coordinator.engine.context import RunContext
 from coordinator.engine.cost_report import render_cost_dashboard
 from coordinator.engine.graph import build_graph
@@ -278,6 +278,9 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                               stream_mode="updates"):
             pass
         state: RunState = graph.get_state(config).values  # type: ignore[assignment]
+        # Earlier checkpoints serve nothing once the graph has stopped: resume, status, reviews and
+        # board edits read the latest one (and its pending writes, an interrupt's among them).
+        prune(saver, run_id, keep_checkpoints())
     plan = ctx.plan  # a run-time foreach may have expanded it
     phase, problems = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
     budget = state.get("budget")
