@@ -12,6 +12,7 @@ from coordinator.core.plan import CompiledPlan
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.workspace import Workspace
 from coordinator.engine.pool import TaskPool
+from coordinator.engine.schedule import Frontier
 
 if TYPE_CHECKING:
     from coordinator.engine.budget import RunBudget
@@ -50,6 +51,12 @@ class RunContext:
     budget_view_at: float = 0.0
     spend_changed: bool = True
     """A task finished since the budget view was read (its calls are in the ledger)."""
+    frontier: Frontier | None = None
+    """What the next scheduling pass must look at (rebuilt when the plan changes)."""
+    touched: set[str] = field(default_factory=set)
+    """Tasks and gates whose records the nodes changed since the last scheduling pass."""
+    orphans_checked: bool = False
+    """Tasks left running by an earlier process were restarted (done once per process)."""
 
     def __post_init__(self) -> None:
         if not self.expansions:

@@ -26,7 +26,7 @@ from coordinator.engine import gates as _gates
 from coordinator.engine.budget import hold_paid, is_paid, release_held
 from coordinator.engine.context import RunContext
 from coordinator.engine.plan_loader import fan_out
-from coordinator.engine.schedule import plan_step, run_outcome
+from coordinator.engine.schedule import Frontier, plan_step, run_outcome
 from reviews import inbox
 from reviews.gate import decision_applied, needs_person, window_open
 from reviews.records import write_review_record
@@ -67,6 +67,7 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     _resolve_deferred(ctx, _merged(state, ch), ch)
     _restart_orphans(ctx, tasks_state)
     starting, start_render = _mark_started(ctx, ready, tasks_state, ch)
+    ctx.touched.update(ch.tasks, ch.gates)  # the next pass looks at what this step changed
     return _publish(ctx, state, ch, starting, tasks_state, settled_render or start_render)
 
 
@@ -96,7 +97,12 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
             _gates.close_window(ctx, gid, gates_state[gid], ch)
         if closed:
             continue
-        sched = plan_step(plan, tasks_state, gates_state)
+        if ctx.frontier is None or ctx.frontier.plan is not plan:
+            ctx.frontier = Frontier(plan)  # the first pass of this process, or a fanned-out plan: all
+        ctx.frontier.touch(ctx.touched)
+        ctx.frontier.touch([*ch.tasks, *ch.gates])
+        ctx.touched.clear()
+        sched = plan_step(plan, tasks_state, gates_state, ctx.frontier)
         ready_templates = [t for t in sched.ready if plan.tasks[t].fanout is not None]
         if ready_templates:  # a run-time foreach fans out when it could start, not before
             _fan_out(ctx, ready_templates, tasks_state, ch)
@@ -172,6 +178,9 @@ def _resolve_deferred(ctx: RunContext, merged: RunState, ch: _gates.Changes) -> 
 
 def _restart_orphans(ctx: RunContext, tasks_state: dict[str, TaskRecord]) -> None:
     """Tasks running when an earlier process stopped start again under the same dispatch."""
+    if ctx.orphans_checked:  # later, every running task was started by this process
+        return
+    ctx.orphans_checked = True
     in_pool = ctx.pool.known()
     for tid in ctx.plan.order:
         rec = tasks_state.get(tid, {})
@@ -318,6 +327,7 @@ def await_tasks(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         finished = ctx.pool.wait_any(deadline=deadline, wake=wake)
         if any(rec.get("cost_usd") or rec.get("held_by") or _may_spend(ctx, tid) for tid, rec in finished.items()):
             ctx.spend_changed = True
+        ctx.touched.update(finished)
         return {"tasks": finished}
     while deadline is not None and time.monotonic() < deadline and not wake():
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
@@ -351,6 +361,7 @@ def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         return {}
     ch = _gates.Changes()
     _gates.decide(ctx, gid, gates[gid], decision, ch)
+    ctx.touched.update(ch.tasks, ch.gates)
     merged = _merged(state, ch)
     write_review_record(ctx.ws, ctx.plan, merged, gid)
     ctx.last_render = 0.0  # the next advance re-renders the boards with the decision

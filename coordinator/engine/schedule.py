@@ -5,7 +5,8 @@ No I/O here, so every rule is testable on plain dicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from coordinator.core.plan import CompiledPlan
@@ -33,6 +34,64 @@ class Schedule:
     """Gates that cannot review (a reviewed task did not finish) → why."""
 
 
+class Frontier:
+    """What a scheduling pass must look at, so that a pass costs what changed, not the plan's size.
+
+    A pending task that waits for a need or a gate is set aside ("parked") under what it waits
+    for and looked at again only when that changes; a ready task stays in the ready list (in
+    plan order) until it starts or one of its needs changes. :meth:`touch` names what changed
+    since the last pass (every change of a live run goes through the graph's nodes, which
+    report it); the first pass, and any pass after :meth:`reset`, looks at every task.
+    """
+
+    def __init__(self, plan: CompiledPlan) -> None:
+        self.plan = plan
+        self.pos = {t: i for i, t in enumerate(plan.order)}
+        self.active: set[str] = set(plan.order)
+        self.parked: dict[str, set[str]] = {}
+        self.ready_pos: list[int] = []
+        """Positions (in plan order) of the tasks found ready and not yet seen to start."""
+
+    def touch(self, ids: Iterable[str]) -> None:
+        """Tasks or gates whose records changed: what waits for them is looked at again."""
+        for x in ids:
+            woken = self.parked.pop(x, None)
+            if woken:
+                self.active |= woken
+            if x in self.pos:
+                self.active.add(x)
+
+    def reset(self) -> None:
+        """Look at every task in the next pass."""
+        self.active = set(self.plan.order)
+
+    def candidates(self) -> list[str]:
+        """The tasks to look at, in plan order."""
+        order = self.plan.order
+        return [order[i] for i in sorted(self.pos[t] for t in self.active)]
+
+    def park(self, tid: str, on: Iterable[str]) -> None:
+        """``tid`` waits for ``on`` (or is ready until one of them changes)."""
+        for x in on:
+            self.parked.setdefault(x, set()).add(tid)
+        self.active.discard(tid)
+
+    def set_ready(self, tid: str, ready: bool) -> None:
+        """Keep the ready list in step with what the pass found."""
+        p = self.pos[tid]
+        i = bisect_left(self.ready_pos, p)
+        present = i < len(self.ready_pos) and self.ready_pos[i] == p
+        if ready and not present:
+            insort(self.ready_pos, p)
+        elif not ready and present:
+            del self.ready_pos[i]
+
+    def ready(self) -> list[str]:
+        """The ready tasks in plan order."""
+        order = self.plan.order
+        return [order[i] for i in self.ready_pos]
+
+
 def _status(tasks: Mapping[str, TaskRecord], tid: str) -> TaskStatus:
     return tasks.get(tid, {}).get("status", "pending")
 
@@ -42,10 +101,16 @@ def satisfied_by(rec: TaskRecord) -> bool:
     return rec.get("status") == "done" or (rec.get("status") == "skipped" and rec.get("skip_cause") == "profile")
 
 
-def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mapping[str, GateRecord]) -> Schedule:
-    """One pass in topological order; later tasks see earlier tasks' new statuses."""
+def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mapping[str, GateRecord],
+              frontier: Frontier | None = None) -> Schedule:
+    """One pass in topological order; later tasks see earlier tasks' new statuses.
+
+    With a ``frontier`` only the tasks it names are looked at (the others wait for something
+    that has not changed); the result is the same as a full pass.
+    """
     out = Schedule()
-    view = dict(tasks)
+    view: Mapping[str, TaskRecord] = tasks if frontier is not None else dict(tasks)
+    overlay: dict[str, TaskRecord] = {}
 
     for gid in plan.gates:
         if gates.get(gid, {}).get("status", "pending") != "pending":
@@ -59,11 +124,19 @@ def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mappin
         else:
             out.due_gates.append(gid)
 
-    for tid in plan.order:
-        if _status(view, tid) != "pending":
+    def status(tid: str) -> TaskStatus:
+        rec = overlay.get(tid)
+        return rec.get("status", "pending") if rec is not None else _status(view, tid)
+
+    for tid in (plan.order if frontier is None else frontier.candidates()):
+        if status(tid) != "pending":
+            if frontier is not None:
+                frontier.active.discard(tid)
+                frontier.set_ready(tid, False)
             continue
         task = plan.tasks[tid]
         update: TaskRecord | None = None
+        waits_for: list[str] = []
         if task.skip:
             update = {"status": "skipped", "skip_cause": "profile",
                       "reason": f"optional; skipped by profile {plan.profile!r}"}
@@ -73,8 +146,9 @@ def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mappin
                 if need in plan.gates:  # needing a gate waits for its decision, whatever it is
                     if gates.get(need, {}).get("status", "pending") not in DECIDED_GATE:
                         waiting = True
+                        waits_for.append(need)
                     continue
-                rec = view.get(need, {})
+                rec = overlay.get(need) or view.get(need, {})
                 st = rec.get("status", "pending")
                 if satisfied_by(rec):
                     continue
@@ -90,6 +164,7 @@ def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mappin
                     update = {"status": "blocked", "reason": f"needs {need}, which is blocked"}
                     break
                 waiting = True
+                waits_for.append(need)
             if update is None:
                 for gid in task.blocked_by:
                     gstatus = gates.get(gid, {}).get("status", "pending")
@@ -99,11 +174,20 @@ def plan_step(plan: CompiledPlan, tasks: Mapping[str, TaskRecord], gates: Mappin
                         update = {"status": "blocked", "reason": f"gate {gid} {gstatus}"}
                         break
                     waiting = True
+                    waits_for.append(gid)
             if update is None and not waiting:
                 out.ready.append(tid)
+        if frontier is not None:
+            # ready: looked at again when a need or gate changes; waiting: when what it waits for does
+            frontier.set_ready(tid, update is None and not waiting)
+            frontier.park(tid, waits_for if waiting and update is None else [*task.needs, *task.blocked_by])
         if update is not None:
             out.updates[tid] = update
-            view[tid] = {**view.get(tid, {}), **update}
+            overlay[tid] = {**(view.get(tid) or {}), **update}
+            if frontier is not None:
+                frontier.touch([tid])  # what waits for it is looked at in this same pass's next round
+    if frontier is not None:
+        out.ready = [t for t in frontier.ready() if status(t) == "pending"]
     return out
 
 

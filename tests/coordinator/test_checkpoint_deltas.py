@@ -10,7 +10,14 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
 from coordinator.core.state import merge_records
-from coordinator.engine.checkpoint import DELTA, MAX_CHAIN, CheckpointDamaged, DeltaSaver, open_saver, prune
+from coordinator.engine.checkpoint import (
+    DELTA,
+    MAX_CHAIN,
+    CheckpointDamaged,
+    DeltaSaver,
+    open_saver,
+    prune,
+)
 
 
 class S(TypedDict, total=False):
@@ -140,7 +147,7 @@ def test_prune_keeps_the_last_checkpoints_whole(tmp_path):
     assert rows == 2 and writes_of_dropped == 0
     with open_saver(db) as saver:  # a new process reads the kept ones without the dropped bases
         history = list(graph(saver, 50, 120).get_state_history({"configurable": {"thread_id": "r"}}))
-    assert [h.values for h in history][0] == expected(50, 120) and len(history) == 2
+    assert history[0].values == expected(50, 120) and len(history) == 2
 
 
 def test_prune_zero_keeps_everything(tmp_path):
