@@ -47,7 +47,33 @@ class EventLog:
         self.listener = listener
         self._lock = threading.Lock()
         self._once: set[str] | None = None
+        self._fd: int | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _descriptor(self) -> int:
+        """The log's O_APPEND descriptor, kept open (opening the file for every event cost more than a
+        no-op task); opened again if the file was removed."""
+        if self._fd is not None:
+            try:
+                if os.fstat(self._fd).st_nlink > 0:
+                    return self._fd
+            except OSError:
+                pass
+            self.close()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def close(self) -> None:
+        """Close the log's descriptor (the next event opens it again)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        self.close()
 
     def emit(self, kind: EventKind, *, once: str | None = None, **fields: Any) -> dict[str, Any]:
         """Append one event and pass it to the listener.
@@ -67,11 +93,7 @@ class EventLog:
                 if once in self._once:
                     return event
                 self._once.add(once)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+            os.write(self._descriptor(), line)
         if os.environ.get(FAULT_AFTER_EVENT) == kind:  # fault injection for crash tests
             os._exit(137)
         listener = self.listener

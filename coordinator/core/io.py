@@ -32,16 +32,28 @@ def dumps_line(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_DUMP_OPTS)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a crash leaves either the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, private_tmp: bool = False) -> None:
+    """Write ``data`` to ``path`` so a crash leaves either the old file or the new one.
+
+    ``durable``: also flush it to the disk before it replaces the old file, so that a power loss
+    cannot leave an empty file (a killed process cannot either way). ``private_tmp``: only this
+    caller ever writes ``path`` (a task's result record), so a fixed temporary name beside it
+    will do, and the directory is known to exist.
+    """
+    if private_tmp:
+        tmp = str(path.with_name(f".{path.name}.tmp"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)
+        if not private_tmp:
+            os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as e:
         _unlink_quietly(Path(tmp))

@@ -78,6 +78,7 @@ class TaskPool:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _uncollected: set[str] = field(default_factory=set)
     _workers: _Workers = field(default_factory=lambda: _Workers())
+    _results_dir_made: bool = False
 
     def running(self) -> set[str]:
         """Ids of tasks whose workers have not reported yet."""
@@ -199,7 +200,12 @@ class TaskPool:
             record = self._execute(entry)
             if entry.cancel.is_set():
                 return  # timed out: the graph already recorded the failure
-            atomic_write_bytes(path, orjson.dumps(record))
+            if not self._results_dir_made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._results_dir_made = True
+            # Atomic, not fsynced: a killed process leaves the old file or the new one either way, and
+            # the checkpoint beside it is not fsynced per step either (SQLite WAL, synchronous=NORMAL).
+            atomic_write_bytes(path, orjson.dumps(record), durable=False, private_tmp=True)
             kind: EventKind = "task_finished" if record["status"] == "done" else "task_failed"
             if record.get("held_by"):  # refused to start past the budget: held, not failed
                 self.events.emit("task_held", task=task.id, dispatch=entry.dispatch, reason=record.get("reason"))

@@ -19,10 +19,10 @@ tasks:
 def test_a_full_disk_while_recording_a_result_fails_the_task_and_names_the_file(ws, monkeypatch):
     real = pool_module.atomic_write_bytes
 
-    def full_disk(path, data):
+    def full_disk(path, data, **kw):
         if "results" in path.parts:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data)
+        real(path, data, **kw)
 
     monkeypatch.setattr(pool_module, "atomic_write_bytes", full_disk)
     box: dict[str, object] = {}
