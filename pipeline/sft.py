@@ -17,32 +17,44 @@ variant 0) to ``<heldout_dir>/A.jsonl`` and into no training file at all.
 
 Conversation mapping (ADP → turns via :func:`pipeline.adp.turns.trajectory_to_turns` → ShareGPT):
 user → ``human``; assistant message → ``gpt``; a tool call → ``function_call`` whose value is the
-JSON text ``{"name": …, "arguments": {…}}``, preceded by a ``gpt`` message when the call carries a
-non-empty thought; a code call → ``function_call`` to the tool ``run_code`` with arguments
-``{"language", "code"}``; a tool result → ``observation``. ShareGPT pairs results with calls by
-position, so a trajectory whose results answer its calls out of order is rejected rather than
-mispaired. Row ids are ``T<-<base id>#<variant>``. Bad ADP lines of agent S (invalid JSON, schema
-errors, duplicate ids, a foreign ``details.agent_name``) go to
-``<out_dir>/unsloth/S.jsonl.rejects.jsonl`` with line and reason.
+JSON text ``{"name": …, "arguments": {…}}`` (the ADP kwargs exactly as stored), preceded by a ``gpt``
+message when the call carries a non-empty thought; a code call → ``function_call`` to the tool
+``run_code`` with arguments ``{"language", "code"}``; a tool result → ``observation``. Blank user and
+assistant messages are left out (an empty ``<finish> </finish>`` trains nothing, and OpenAI's format
+needs content). ShareGPT pairs results with calls by position (each observation answers the oldest
+call not yet answered); when position alone would pair some result with the wrong call (a call with
+no result before answered ones, results in another order than their calls), every function_call and
+observation of that row carries ``tool_call_id`` instead. No valid trajectory is refused for its
+shape; only one with nothing an assistant said or did ("no assistant turn") is. Row ids are
+``T<-<base id>#<variant>``. Bad ADP lines of agent S (invalid JSON, schema errors, duplicate ids,
+a foreign ``details.agent_name``) go to ``<out_dir>/unsloth/S.jsonl.rejects.jsonl`` with line and
+reason.
+
+Tool definitions: a row whose conversation calls tools carries ``tools`` (OpenAI tool definitions)
+when the source has them: the ``custom_tools`` of upstream's dataset metadata, read from
+``<adp_dir>/S.metadata.json`` or else ``<adp_dir>/metadata.json`` (see :mod:`pipeline.adp.tools`),
+narrowed by the trajectory's ``available_custom_tools`` / ``available_apis``; and, for code calls,
+the definition of ``run_code``, which coord itself defines.
 
 Streaming: each source file is read once, line by line, and every row is written at once to the
 files of all targets that use that source (2 open writers per target), so memory does not grow
 with the data; only 16-byte digests of the source's ids are kept to catch duplicates.
 
-OpenAI file (``<out_dir>/openai/T.jsonl``): ``{"messages": [...]}`` and nothing else. A gpt message
-followed by function calls becomes one assistant message with ``content`` and ``tool_calls``
-(``{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}``); ids are
-``call_000001``… per row and each observation answers the oldest unanswered call as a
-``role: "tool"`` message with that ``tool_call_id`` (an observation with no open call becomes a
-user message). OpenAI only honours per-message weights of 0 or 1, so a fractional row weight w
-is applied by deterministic sampling: the row is written iff ``u(seed, row id) < w`` (weight ≥ 1
-always, 0 never). Expected kept share is w; the same seed keeps the same rows.
+OpenAI file (``<out_dir>/openai/T.jsonl``): ``{"messages": [...]}`` (plus ``tools`` when the row
+has them), converted by :func:`pipeline.openai_format.convert.unsloth_to_openai`. OpenAI only
+honours per-message weights of 0 or 1, so a fractional row weight w is applied by deterministic
+sampling: the row is written iff ``u(seed, row id) < w`` (weight ≥ 1 always, 0 never). Expected
+kept share is w; the same seed keeps the same rows. A row whose estimated tokens exceed the training
+context of ``openai_model`` is left out of the OpenAI file (OpenAI would cut its end, where the
+answer is) and counted.
 
 Metrics: ``rows`` (Unsloth rows), ``openai_rows``, ``heldout_rows``, ``examples`` (valid source
 trajectories, held-out ones included), ``targets``, ``pairs_used`` (target/source pairs with
-weight > 0, diagonal included), ``weight_min`` / ``weight_max`` (over written rows; None when there are none), ``rejects`` (bad ADP
-lines), ``tool_rows`` (Unsloth rows with a function call), ``rows_<agent>`` and
-``openai_rows_<agent>`` per target.
+weight > 0, diagonal included), ``weight_min`` / ``weight_max`` (over written rows; None when there
+are none), ``rejects`` (bad ADP lines), ``tool_rows`` (Unsloth rows with a function call),
+``linked_rows`` (Unsloth rows whose calls and results carry ids), ``openai_too_long`` (sampled rows
+left out of the OpenAI files for their length), ``rows_<agent>`` and ``openai_rows_<agent>`` per
+target.
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
@@ -64,13 +76,16 @@ from coordinator.core.errors import InputError, ParameterError, TaskError
 from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
 from coordinator.core.step_run import canonical_json
 from pipeline._spill import SpillMap
+from pipeline.adp.tools import ToolCatalog
 from pipeline.adp.turns import trajectory_to_turns
 from pipeline.compat import AGENT_NAME, CompatibilityMatrix, resolve_matrix
+from pipeline.openai_format.convert import unsloth_to_openai
+from pipeline.openai_format.tokens import DEFAULT_MODEL, context_limit, estimate_tokens
 
 log = logging.getLogger(__name__)
 
 From = Literal["system", "human", "gpt", "function_call", "observation"]
-ShareGPTMessage = TypedDict("ShareGPTMessage", {"from": From, "value": str})
+ShareGPTMessage = TypedDict("ShareGPTMessage", {"from": From, "value": str, "tool_call_id": NotRequired[str]})
 
 
 class UnslothRow(TypedDict):
@@ -85,10 +100,18 @@ class UnslothRow(TypedDict):
     category: str | None
     difficulty: str | None
     variant: int
+    tools: NotRequired[list[dict[str, Any]]]
 
 
 CODE_TOOL = "run_code"
 """Tool name code calls are rendered as (arguments: language, code)."""
+CODE_TOOL_SPEC: dict[str, Any] = {"type": "function", "function": {
+    "name": CODE_TOOL, "description": "Run a piece of code and return what it prints.",
+    "parameters": {"type": "object", "properties": {
+        "language": {"type": "string", "description": "Language tag of the code (ADP's names: python, bash, sql, …)."},
+        "code": {"type": "string", "description": "The code to run."}},
+        "required": ["language", "code"], "additionalProperties": False}}}
+"""The definition of :data:`CODE_TOOL`, carried by rows that run code."""
 MAX_VARIANTS = 16
 DEFAULT_ADP_DIR, DEFAULT_OUT_DIR = WsPath("data/adp"), WsPath("data/sft")
 DEFAULT_HELDOUT_DIR = WsPath("data/heldout")
@@ -136,7 +159,7 @@ def turns_to_conversation(turns: Sequence[Mapping[str, Any]]) -> tuple[str | Non
     """Split turns into the original system prompt and the ShareGPT conversation after it."""
     system: str | None = None
     conv: list[ShareGPTMessage] = []
-    open_calls: deque[str] = deque()
+    links: list[tuple[ShareGPTMessage, str]] = []  # call or result message → the call's id
     for i, turn in enumerate(turns):
         role, content = turn.get("role"), turn.get("content") or ""
         if role == "system":
@@ -144,30 +167,37 @@ def turns_to_conversation(turns: Sequence[Mapping[str, Any]]) -> tuple[str | Non
                 raise ValueError(f"turn {i}: system turn after the conversation started")
             system = content if system is None else f"{system}\n\n{content}"
         elif role == "user":
-            conv.append({"from": "human", "value": content})
+            if content.strip():
+                conv.append({"from": "human", "value": content})
         elif role == "tool":
-            answered = turn.get("tool_call_id")
-            # ShareGPT pairs results with calls by position, so results must come in call order
-            if open_calls and answered is not None and answered != open_calls[0]:
-                raise ValueError(f"turn {i}: result for {answered!r} comes before the result for "
-                                 f"{open_calls[0]!r}; positional formats cannot pair it")
-            if open_calls:
-                open_calls.popleft()
             conv.append({"from": "observation", "value": content})
+            links.append((conv[-1], str(turn.get("tool_call_id"))))
         elif role == "assistant":
             call = _call_value(turn)
-            if call is None:
-                conv.append({"from": "gpt", "value": content})
-                continue
             if content.strip():
                 conv.append({"from": "gpt", "value": content})
-            conv.append({"from": "function_call", "value": call[1]})
-            open_calls.append(call[0])
+            if call is not None:
+                conv.append({"from": "function_call", "value": call[1]})
+                links.append((conv[-1], call[0]))
         else:
             raise ValueError(f"turn {i}: unknown role {role!r}")
     if not any(m["from"] in ("gpt", "function_call") for m in conv):
         raise ValueError("no assistant turn")
+    if not _position_pairs_right(links):
+        for message, call_id in links:
+            message["tool_call_id"] = call_id
     return system, conv
+
+
+def _position_pairs_right(links: Sequence[tuple[ShareGPTMessage, str]]) -> bool:
+    """Whether "each result answers the oldest unanswered call" pairs every result with its own call."""
+    waiting: deque[str] = deque()
+    for message, call_id in links:
+        if message["from"] == "function_call":
+            waiting.append(call_id)
+        elif not waiting or waiting.popleft() != call_id:
+            return False
+    return True
 
 
 def _call_value(turn: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -182,45 +212,18 @@ def _call_value(turn: Mapping[str, Any]) -> tuple[str, str] | None:
     return call_id, orjson.dumps(call).decode()
 
 
-def unsloth_to_openai(row: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Convert one Unsloth row to an OpenAI chat fine-tuning row (``messages`` only)."""
-    messages: list[dict[str, Any]] = []
-    open_calls: deque[str] = deque()
-    n_calls = 0
-    for m in row["conversations"]:
-        frm, value = m["from"], m["value"]
-        if frm == "function_call":
-            call = orjson.loads(value)
-            n_calls += 1
-            call_id = f"call_{n_calls:06d}"
-            args = call.get("arguments", {})
-            tool_call = {"id": call_id, "type": "function", "function": {
-                "name": call["name"], "arguments": args if isinstance(args, str)
-                else orjson.dumps(args).decode()}}
-            open_calls.append(call_id)
-            last = messages[-1] if messages else None
-            # A thought (or an earlier call with no result yet) and this call are one assistant turn.
-            if last is not None and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(tool_call)
-            else:
-                messages.append({"role": "assistant", "tool_calls": [tool_call]})
-        elif frm == "observation" and open_calls:
-            messages.append({"role": "tool", "tool_call_id": open_calls.popleft(), "content": value})
-        elif frm == "gpt":
-            messages.append({"role": "assistant", "content": value})
-        elif frm == "system":
-            messages.append({"role": "system", "content": value})
-        else:  # human, or an observation that answers no call
-            messages.append({"role": "user", "content": value})
-    return {"messages": messages}
-
-
 class OpenAIWriter:
-    """Atomic OpenAI JSONL writer that samples Unsloth rows by weight and converts them."""
+    """Atomic OpenAI JSONL writer that samples Unsloth rows by weight and converts them.
 
-    def __init__(self, path: Path, *, seed: int) -> None:
+    A kept row whose estimated tokens exceed ``max_tokens`` (the training context of
+    ``model``; None: no limit) is not written but counted as ``too_long``.
+    """
+
+    def __init__(self, path: Path, *, seed: int, model: str = DEFAULT_MODEL) -> None:
         self.seed = seed
+        self.max_tokens = context_limit(model)
         self.input_rows = 0
+        self.too_long = 0
         self._writer = JsonlWriter(path)
 
     def __enter__(self) -> OpenAIWriter:
@@ -236,7 +239,11 @@ class OpenAIWriter:
         self.input_rows += 1
         if not keep_for_openai(row["id"], float(row.get("weight", 1.0)), self.seed):
             return False
-        self._writer.write_obj(unsloth_to_openai(row))
+        example = unsloth_to_openai(row)
+        if self.max_tokens is not None and estimate_tokens(example) > self.max_tokens:
+            self.too_long += 1
+            return False
+        self._writer.write_obj(example)
         return True
 
     @property
@@ -247,13 +254,14 @@ class OpenAIWriter:
     def summary(self) -> dict[str, Any]:
         """Counts and digest of the file (call after the block closed)."""
         return {"path": str(self._writer.path), "input_rows": self.input_rows, "rows": self.rows,
-                "sampled_out": self.input_rows - self.rows, "sha256": self._writer.sha256,
-                "bytes": self._writer.bytes}
+                "sampled_out": self.input_rows - self.rows - self.too_long, "too_long": self.too_long,
+                "sha256": self._writer.sha256, "bytes": self._writer.bytes}
 
 
-def write_openai_rows(rows: Iterable[Mapping[str, Any]], out_path: Path, *, seed: int) -> dict[str, Any]:
+def write_openai_rows(rows: Iterable[Mapping[str, Any]], out_path: Path, *, seed: int,
+                      model: str = DEFAULT_MODEL) -> dict[str, Any]:
     """Sample and convert Unsloth rows into an OpenAI file, atomically; return counts and sha256."""
-    with OpenAIWriter(Path(out_path), seed=seed) as writer:
+    with OpenAIWriter(Path(out_path), seed=seed, model=model) as writer:
         for row in rows:
             writer.add(row)
     return writer.summary()
@@ -270,18 +278,32 @@ class Example:
     original_system: str | None
     conversation: list[ShareGPTMessage]
     has_tool: bool
+    tools: list[dict[str, Any]]
+    """Definitions of the tools the conversation may call (empty when the source has none)."""
+
+    @property
+    def linked(self) -> bool:
+        """Whether calls and results carry ids (position alone would pair them wrongly)."""
+        return any("tool_call_id" in m for m in self.conversation)
 
     def render(self, target: str, variant: int, weight: float, prompt: str) -> UnslothRow:
         """The Unsloth row of this example for ``target`` under ``prompt``."""
-        return {"id": f"{target}<-{self.base_id}#{variant}",
-                "conversations": [{"from": "system", "value": prompt}, *self.conversation],
-                "weight": weight, "target_agent": target, "source_agent": self.source_agent,
-                "base_id": self.base_id, "category": self.category, "difficulty": self.difficulty,
-                "variant": variant}
+        row: UnslothRow = {
+            "id": f"{target}<-{self.base_id}#{variant}",
+            "conversations": [{"from": "system", "value": prompt}, *self.conversation],
+            "weight": weight, "target_agent": target, "source_agent": self.source_agent,
+            "base_id": self.base_id, "category": self.category, "difficulty": self.difficulty,
+            "variant": variant}
+        if self.tools:
+            row["tools"] = self.tools
+        return row
 
 
-def example_from_trajectory(traj: Any, agent: str) -> Example:
-    """Validate one ADP trajectory of ``agent`` and convert it; raises ValueError when unusable."""
+def example_from_trajectory(traj: Any, agent: str, catalog: ToolCatalog | None = None) -> Example:
+    """Validate one ADP trajectory of ``agent`` and convert it; raises ValueError when unusable.
+
+    ``catalog`` holds the tool definitions of the trajectory's dataset, if it has any.
+    """
     if not isinstance(traj, dict):
         raise ValueError("trajectory is not a JSON object")
     base_id = traj.get("id")
@@ -291,23 +313,28 @@ def example_from_trajectory(traj: Any, agent: str) -> Example:
     named = details.get("agent_name")
     if named is not None and named != agent:
         raise ValueError(f"details.agent_name is {named!r} in the file of agent {agent!r}")
-    system, conv = turns_to_conversation(trajectory_to_turns(traj))
+    turns = trajectory_to_turns(traj)
+    system, conv = turns_to_conversation(turns)
+    has_tool = any(m["from"] == "function_call" for m in conv)
+    tools = catalog.for_trajectory(traj) if catalog is not None and has_tool else []
+    if any("code_call" in t for t in turns) and all(t["function"]["name"] != CODE_TOOL for t in tools):
+        tools.append(CODE_TOOL_SPEC)
     return Example(base_id, agent, details.get("task_category"), details.get("difficulty"),
-                   system or None, conv,
-                   any(m["from"] == "function_call" for m in conv))
+                   system or None, conv, has_tool, tools)
 
 
-def read_examples(path: Path, agent: str, rejects: Rejects) -> Iterator[Example]:
+def read_examples(path: Path, agent: str, rejects: Rejects,
+                  catalog: ToolCatalog | None = None) -> Iterator[Example]:
     """Stream the valid examples of one ADP file; bad or duplicate lines go to ``rejects``."""
     with SpillMap[bytes, int]() as seen:  # bounded: spills to disk past a cap
-        yield from _unique_examples(path, agent, rejects, seen)
+        yield from _unique_examples(path, agent, rejects, seen, catalog)
 
 
-def _unique_examples(path: Path, agent: str, rejects: Rejects,
-                     seen: SpillMap[bytes, int]) -> Iterator[Example]:
+def _unique_examples(path: Path, agent: str, rejects: Rejects, seen: SpillMap[bytes, int],
+                     catalog: ToolCatalog | None) -> Iterator[Example]:
     for lineno, traj in iter_jsonl(path, rejects):
         try:
-            ex = example_from_trajectory(traj, agent)
+            ex = example_from_trajectory(traj, agent, catalog)
         except (TaskError, InputError, ParameterError, ValueError, TypeError, KeyError) as e:
             rejects.add(source=path, line=lineno, reason=str(e) or type(e).__name__,
                         raw=orjson.dumps(traj))
@@ -330,6 +357,7 @@ class _Tally:
     heldout: int = 0
     rejects: int = 0
     tool_rows: int = 0
+    linked_rows: int = 0
     weight_min: float | None = None
     weight_max: float | None = None
 
@@ -354,8 +382,13 @@ def _agent_list(adp_root: Path, agents: list[str] | None) -> list[str]:
 def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
               out_dir: WsPath = DEFAULT_OUT_DIR, heldout_dir: WsPath = DEFAULT_HELDOUT_DIR,
               agents: list[str] | None = None, compatibility: WsPath | None = None,
-              variants: int = 3, holdout_fraction: float = 0.1, seed: int = 42) -> StepResult:
-    """Build per-agent Unsloth and OpenAI training files and held-out sets from ADP trajectories."""
+              variants: int = 3, holdout_fraction: float = 0.1, seed: int = 42,
+              openai_model: str = DEFAULT_MODEL) -> StepResult:
+    """Build per-agent Unsloth and OpenAI training files and held-out sets from ADP trajectories.
+
+    ``openai_model`` is the model the OpenAI files are meant for: rows longer than its training
+    context are left out of them (and counted).
+    """
     if not 1 <= variants <= MAX_VARIANTS:
         raise ParameterError(f"variants must be in 1..{MAX_VARIANTS}, got {variants!r}")
     if not 0.0 <= holdout_fraction < 1.0:
@@ -368,16 +401,18 @@ def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
     for agent, path in sources.items():
         if not path.exists():
             raise InputError(f"no ADP file for agent {agent!r}", path=path)
+    metadata = {a: _metadata_path(adp_root, a) for a in names}
     unsloth_paths = {t: out_root / "unsloth" / f"{t}.jsonl" for t in names}
     openai_paths = {t: out_root / "openai" / f"{t}.jsonl" for t in names}
     held_paths = {t: held_root / f"{t}.jsonl" for t in names}
     params = {"adp_dir": adp_dir, "out_dir": out_dir, "heldout_dir": heldout_dir, "agents": agents,
               "compatibility": compatibility, "variants": variants,
-              "holdout_fraction": holdout_fraction, "seed": seed,
+              "holdout_fraction": holdout_fraction, "seed": seed, "openai_model": openai_model,
               # the effective matrix (built-in default included) decides the outputs too
               "matrix_sha256": hashlib.sha256(canonical_json(matrix.to_dict())).hexdigest()}
     run = StepRun(ctx, "build_sft", params, seed=seed,
-                  inputs=[*sources.values(), *([compat_path] if compat_path else [])],
+                  inputs=[*sources.values(), *([compat_path] if compat_path else []),
+                          *sorted({m for m in metadata.values() if m is not None})],
                   outputs=[*unsloth_paths.values(), *openai_paths.values(), *held_paths.values()])
     if (cached := run.cached()) is not None:
         return cached
@@ -385,13 +420,17 @@ def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
     tally = _Tally(rows=dict.fromkeys(names, 0))
     with ExitStack() as stack:
         unsloth = {t: stack.enter_context(JsonlWriter(p)) for t, p in unsloth_paths.items()}
-        openai = {t: stack.enter_context(OpenAIWriter(p, seed=seed)) for t, p in openai_paths.items()}
+        openai = {t: stack.enter_context(OpenAIWriter(p, seed=seed, model=openai_model))
+                  for t, p in openai_paths.items()}
         held = {t: stack.enter_context(JsonlWriter(p)) for t, p in held_paths.items()}
         for i, source in enumerate(names):
             ctx.report(f"build_sft: rendering {source}", i / len(names))
             # one pass over each source file fans out to every target that uses it
+            meta = metadata[source]
+            catalog = ToolCatalog.load(meta) if meta is not None else None
             _render_source(sources[source], source, matrix, variants, holdout_fraction, seed,
-                           unsloth, openai, held[source], tally, rejects_beside=unsloth_paths[source])
+                           unsloth, openai, held[source], tally, rejects_beside=unsloth_paths[source],
+                           catalog=catalog)
     ctx.report("build_sft: done", 1.0)
 
     for t in names:
@@ -403,26 +442,38 @@ def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
         "rows": sum(tally.rows.values()), "openai_rows": sum(w.rows for w in openai.values()),
         "heldout_rows": tally.heldout, "examples": tally.examples, "targets": len(names),
         "pairs_used": matrix.pairs_used(), "weight_min": tally.weight_min,
-        "weight_max": tally.weight_max, "rejects": tally.rejects, "tool_rows": tally.tool_rows}
+        "weight_max": tally.weight_max, "rejects": tally.rejects, "tool_rows": tally.tool_rows,
+        "linked_rows": tally.linked_rows, "openai_too_long": sum(w.too_long for w in openai.values())}
     for t in names:
         metrics[f"rows_{t}"] = tally.rows[t]
         metrics[f"openai_rows_{t}"] = openai[t].rows
     log.info("build_sft: %d rows, %d OpenAI rows, %d held out, %d rejects", metrics["rows"],
              metrics["openai_rows"], tally.heldout, tally.rejects)
     notes = [f"{tally.rejects} bad ADP lines rejected"] if tally.rejects else []
+    if metrics["openai_too_long"]:
+        notes.append(f"{metrics['openai_too_long']} sampled rows left out of the OpenAI files: longer than "
+                     f"the training context of {openai_model}")
     return run.finish(metrics, notes)
+
+
+def _metadata_path(adp_root: Path, agent: str) -> Path | None:
+    """The dataset metadata (tool definitions) of an agent's ADP file, if there is one."""
+    for candidate in (adp_root / f"{agent}.metadata.json", adp_root / "metadata.json"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _render_source(path: Path, source: str, matrix: CompatibilityMatrix, variants: int,
                    holdout_fraction: float, seed: int, unsloth: Mapping[str, JsonlWriter],
                    openai: Mapping[str, OpenAIWriter], held: JsonlWriter, tally: _Tally, *,
-                   rejects_beside: Path) -> None:
+                   rejects_beside: Path, catalog: ToolCatalog | None) -> None:
     """Stream one source file into the held-out file or every target's training files."""
     targets = [(t, w) for t in matrix.agents if (w := matrix.weight(t, source)) > 0]
     prompts = {t: [system_prompt(t, matrix.role(t), v) for v in range(variants)] for t, _ in targets}
     own_prompt0 = system_prompt(source, matrix.role(source), 0)
     with Rejects(rejects_beside) as rejects:
-        for ex in read_examples(path, source, rejects):
+        for ex in read_examples(path, source, rejects, catalog):
             tally.examples += 1
             if in_holdout(ex.base_id, holdout_fraction, seed):
                 held.write_obj(ex.render(source, 0, 1.0, ex.original_system or own_prompt0))
@@ -440,4 +491,6 @@ def _render_source(path: Path, source: str, matrix: CompatibilityMatrix, variant
                 tally.saw_weight(weight)
                 if ex.has_tool:
                     tally.tool_rows += variants
+                if ex.linked:
+                    tally.linked_rows += variants
         tally.rejects += rejects.count

@@ -1,7 +1,8 @@
-"""Agent Data Protocol (ADP): models, file validation, and conversion to chat turns."""
+"""Agent Data Protocol (ADP): models, file validation, tool definitions, and conversion to chat turns."""
 
 from pipeline.adp.models import (
     CODE_LANGUAGES,
+    CODE_LANGUAGES_SOURCE,
     SUPPORTED_VERSIONS,
     WRITE_VERSION,
     ApiAction,
@@ -12,7 +13,9 @@ from pipeline.adp.models import (
     TextObservation,
     Trajectory,
     WebObservation,
+    current_loader_objections,
 )
+from pipeline.adp.tools import ToolCatalog
 from pipeline.adp.turns import Turn, trajectory_to_turns
 from pipeline.adp.validate import (
     AdpError,
@@ -24,6 +27,7 @@ from pipeline.adp.validate import (
 
 __all__ = [
     "CODE_LANGUAGES",
+    "CODE_LANGUAGES_SOURCE",
     "SUPPORTED_VERSIONS",
     "WRITE_VERSION",
     "AdpError",
@@ -34,9 +38,11 @@ __all__ = [
     "Issue",
     "MessageAction",
     "TextObservation",
+    "ToolCatalog",
     "Trajectory",
     "Turn",
     "WebObservation",
+    "current_loader_objections",
     "trajectory_issues",
     "trajectory_to_turns",
     "validate_adp_file",

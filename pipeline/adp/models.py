@@ -19,16 +19,23 @@ are accepted only there:
 1.3.1 is **accepted with a warning**. Upstream 1.5.0 does not list it, but the
 real agenttuning_os, eto, orca and mind2web data carry it, and a patch release
 changes no fields under semantic versioning. It is therefore validated with the
-1.3.0 rules, and :func:`version_warning` tells the validator to flag it, so
-nobody assumes that upstream tools will load those files. Coord writes
-:data:`WRITE_VERSION` ("1.5.0").
+1.3.0 rules, and :func:`version_warning` says so; the current-loader warning (below)
+says upstream's loader would refuse it. Coord writes :data:`WRITE_VERSION` ("1.5.0").
 
-Code languages. Upstream checks ``code_action.language`` against a closed list
-of about 300 tags, typos included ("javasript"). We accept
-:data:`CODE_LANGUAGES`, a subset of that list with the real languages and their
-usual aliases. Every language we accept is therefore one upstream also accepts.
-Typos and non-language tags ("code", "output", "pseudo") are rejected, with a
-suggestion when a close match exists.
+Code languages. ``code_action.language`` must be one of the names upstream's
+schema accepts (:data:`CODE_LANGUAGES`, 304 of them at 1.5.0), read from
+``pipeline/data/adp_code_languages.json``, which records the upstream file and
+commit it was taken from. The list is upstream's own, typos and non-language tags
+("javasript", "code", "output") included: coord accepts exactly what upstream
+accepts. A name outside it is rejected, with a suggestion when a close match exists
+("Python" → 'python').
+
+The current loader. Each trajectory is validated by its own version's rules.
+Upstream's current loader (1.5.0) applies its rules to every version, so it rejects
+some data that its own version allows: 1.3.1, ``available_apis`` and
+``function_call`` (not 1.5.0 fields), and the tool_call_id link rules on data older
+than 1.3.0. :func:`current_loader_objections` names those, and the file validator
+reports them in one warning line per file.
 
 ``available_custom_tools`` can only be checked against the functions the
 trajectory uses. Upstream also compares it with a per-dataset tool list, which
@@ -38,8 +45,10 @@ we do not have, so every api_action function counts as a custom tool here.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -54,19 +63,24 @@ CURRENT_VERSION = "1.5.0"
 WRITE_VERSION = "1.5.0"
 """The version coord writes."""
 
-_LANGUAGE_NAMES = """
-python python3 py cython bash sh shell powershell cmd bat batch batchfile
-sql mysql postgresql postgres pgsql plpgsql plsql sqlite cql sparql cypher graphql mongodb redis
-javascript js node typescript ts jsx tsx java kotlin scala groovy c cpp cs csharp fsharp
-go golang rust swift objc ruby php perl lua r julia matlab octave haskell ocaml sml elixir
-erlang clojure scheme racket lisp elisp dart html css scss sass less xml json yaml yml toml ini
-markdown latex tex dockerfile makefile make cmake hcl terraform nix awk assembly asm nasm llvm
-wasm verilog systemverilog vhdl cuda glsl hlsl solidity fortran cobol pascal delphi d ada
-prolog coq lean agda isabelle idris wolfram mathematica maple sage sagemath stata sas vba
-vbnet vbscript applescript diff regex
-"""
-CODE_LANGUAGES: frozenset[str] = frozenset(_LANGUAGE_NAMES.split())
-"""Accepted ``code_action.language`` values (lowercase, a subset of upstream's list)."""
+_LANGUAGES_FILE = "data/adp_code_languages.json"
+
+
+def _load_languages() -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``(source record, names)`` of the upstream language list shipped with coord."""
+    raw = json.loads((resources.files("pipeline") / _LANGUAGES_FILE).read_text(encoding="utf-8"))
+    names, source = raw.get("languages"), raw.get("source")
+    if (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names) or raw.get("count") != len(names) or not isinstance(source, dict)):
+        raise ValueError(f"pipeline/{_LANGUAGES_FILE}: needs 'source' and 'languages' "
+                         "(unique non-empty strings, as many as 'count')")
+    return source, tuple(names)
+
+
+CODE_LANGUAGES_SOURCE, CODE_LANGUAGE_LIST = _load_languages()
+"""Where the language list comes from (repository, path, commit, schema_version), and the list in upstream order."""
+CODE_LANGUAGES: frozenset[str] = frozenset(CODE_LANGUAGE_LIST)
+"""Accepted ``code_action.language`` values: exactly upstream's (case-sensitive)."""
 
 TextSource = Literal["user", "agent", "environment"]
 ItemClass = Literal["api_action", "code_action", "message_action",
@@ -88,8 +102,7 @@ def version_warning(version: str | None) -> str | None:
     if version is None:
         return f"no schema_version; validated as {CURRENT_VERSION}"
     if version in SUPPORTED_VERSIONS and version not in UPSTREAM_VERSIONS:
-        return (f"schema_version {version!r} is not in upstream ADP's supported list; "
-                "validated with the 1.3.0 rules (patch release)")
+        return f"schema_version {version!r} validated with the 1.3.0 rules (a patch release of 1.3)"
     return None
 
 
@@ -304,6 +317,30 @@ def cross_field_issues(version: str, top_fields: Iterable[str], items: list[Item
     if v >= (1, 3):
         issues.extend(_link_issues(items))
     return issues
+
+
+def current_loader_objections(version: str, top_fields: Iterable[str], items: list[ItemView]) -> list[str]:
+    """Why upstream's current loader would reject a trajectory that its own version allows.
+
+    Call it for trajectories valid under their own version; the answer is a list of
+    short, stable reasons (empty when the current loader would load it too).
+    """
+    reasons: list[str] = []
+    if version not in UPSTREAM_VERSIONS:
+        reasons.append(f"schema_version {version!r} is not in its supported list")
+    if "available_apis" in set(top_fields):
+        reasons.append(f"available_apis is not a {CURRENT_VERSION} field")
+    if any(i.kind == "api_action" and "function_call" in i.fields for i in items):
+        reasons.append(f"api_action.function_call is not a {CURRENT_VERSION} field")
+    if version in SUPPORTED_VERSIONS and version_tuple(version) < (1, 3) and _link_issues(items):
+        reasons.append("a tool action followed by an observation has no tool_call_id (link rules of 1.3.0+)")
+    return reasons
+
+
+def objections_line(per_reason: Mapping[str, int]) -> str:
+    """The one warning line of a file (its count, appended by the caller, is how many trajectories)."""
+    reasons = "; ".join(f"{reason} ×{n}" for reason, n in sorted(per_reason.items()))
+    return f"trajectories upstream's current ADP loader ({CURRENT_VERSION}) would reject: {reasons}"
 
 
 def _top_level_version_issues(version: str, v: tuple[int, ...], top: set[str]) -> list[Issue]:

@@ -8,37 +8,40 @@ Turns have the shape of the raw examples in ``docs/formats.md``, plus a
   A message wrapped whole in ``<finish> … </finish>`` loses that wrapper: ADP
   converters add it as an end-of-episode marker, and the agent never said it.
   ``<solution>`` tags are kept, because the task prompts ask the agent for them.
+  An empty ``<finish> </finish>`` with no thought gives an assistant turn with
+  empty content; writers of training files leave such turns out.
 - ``api_action`` → assistant with ``tool_call``. ``code_action`` → assistant
   with ``code_call``. In both, the content is the thought.
 - The thought is ``reasoning_content`` as a ``<think>`` block, followed by
   ``description``. Either part may be missing.
-- An observation that answers a call becomes a ``tool`` turn with that call's
-  id. An observation answers a call when it carries the call's
-  ``tool_call_id``. Before 1.3.0 there are no ids, so an environment
-  observation answers the oldest unanswered call instead.
+- An observation that answers a call becomes a ``tool`` turn with that call's id.
+  It answers the call whose ``tool_call_id`` it carries (1.3.0 and later). Without
+  ids (older data) results pair by position, block by block: a block is a run of
+  consecutive calls without an id, and the environment observations right after
+  it are its results. They answer the block's last calls in order: one result
+  answers the call right before it (the pairs upstream's converters link), k
+  results after k calls answer them one by one. Earlier calls of the block stay
+  unanswered, and so does a block followed by anything else (a message, a user or
+  agent observation), so a call followed by a user message is never handed the
+  output of a later call.
+- A call may have no result at all: legal ADP (an id-less ``api_action`` nothing
+  answers, such as a closing ``finish``). It becomes a call turn with no tool turn.
 - Other observations go by ``source``: user and environment → user, agent → assistant.
   Web pages render as URL plus accessibility tree (or HTML). Images render as a path line.
-- Calls without an id (data before 1.3.0) get ``call_NNNNNN`` ids. The numbers
-  count up within the trajectory and skip ids it already uses, so the output is
-  deterministic.
+- Calls without an id get ``call_NNNNNN`` ids. The numbers count up within the
+  trajectory and skip ids it already uses, so the output is deterministic.
 
-Quoted kwargs. Upstream converters often store string arguments as their
-source literal, quotes included (``"\\"Europe/London\\""``). A string argument
-that is exactly one quoted literal, in JSON double quotes or Python single
-quotes, is therefore decoded to the bare string. Other values pass through
-unchanged. Coord's own trajectories hold plain JSON values and say so with
-``details.kwargs_format == "json"``. Their arguments are never unquoted, so a
-real argument such as ``'"exact phrase"'`` survives the round trip.
+Arguments are never rewritten: ``kwargs`` become the call's arguments exactly as
+stored. Upstream converters often keep a string argument as its source literal,
+quotes included (``"\\"Europe/London\\""``), but the same shape is also the literal
+text of a code edit (``old_str`` ``'"1.0.0"'`` in SWE data). Only the producer
+knows which, and the trajectory records what the agent sent.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-from collections import deque
 from typing import Any, Literal, NotRequired, Required, TypedDict
-
-import orjson
 
 from pipeline.adp.models import (
     ApiAction,
@@ -52,7 +55,10 @@ from pipeline.adp.models import (
 
 Role = Literal["system", "user", "assistant", "tool"]
 KWARGS_FORMAT_JSON = "json"
-"""``details.kwargs_format`` value marking kwargs as plain JSON values (never unquoted)."""
+"""``details.kwargs_format`` value coord writes: its kwargs are plain JSON values.
+
+Kept for readers of coord's ADP files; coord itself never rewrites kwargs of any trajectory.
+"""
 
 _FINISH = re.compile(r"\A\s*<finish>(.*)</finish>\s*\Z", re.DOTALL)
 
@@ -86,44 +92,71 @@ class Turn(TypedDict, total=False):
 def trajectory_to_turns(traj: Trajectory | dict[str, Any]) -> list[Turn]:
     """Convert one trajectory (validated first when given as a dict) to chat turns."""
     model = traj if isinstance(traj, Trajectory) else Trajectory.model_validate(traj)
-    unquote = model.details.get("kwargs_format") != KWARGS_FORMAT_JSON
     turns: list[Turn] = []
     system = model.details.get("system_prompt")
     if isinstance(system, str) and system:
         turns.append({"role": "system", "content": system})
-    ids = _CallIds(model)
-    pending: deque[str] = deque()
-    for item in model.content:
-        if isinstance(item, ApiAction):
-            call_id = ids.take(item.tool_call_id)
-            pending.append(call_id)
-            kwargs = {k: _unquote(v) for k, v in item.kwargs.items()} if unquote else dict(item.kwargs)
-            turns.append({"role": "assistant", "content": _thought(item.reasoning_content, item.description),
-                          "tool_call": {"id": call_id, "name": item.function, "arguments": kwargs}})
-        elif isinstance(item, CodeAction):
-            call_id = ids.take(item.tool_call_id)
-            pending.append(call_id)
-            turns.append({"role": "assistant", "content": _thought(item.reasoning_content, item.description),
-                          "code_call": {"id": call_id, "language": item.language, "code": item.content}})
+    call_ids = _CallIds(model)
+    ids = {index: call_ids.take(item.tool_call_id) for index, item in enumerate(model.content)
+           if isinstance(item, ApiAction | CodeAction)}
+    answers = _positional_answers(model.content, ids)
+    for index, item in enumerate(model.content):
+        if isinstance(item, ApiAction | CodeAction):
+            call_id = ids[index]
+            thought = _thought(item.reasoning_content, item.description)
+            if isinstance(item, ApiAction):
+                turns.append({"role": "assistant", "content": thought, "tool_call": {
+                    "id": call_id, "name": item.function, "arguments": dict(item.kwargs)}})
+            else:
+                turns.append({"role": "assistant", "content": thought, "code_call": {
+                    "id": call_id, "language": item.language, "code": item.content}})
         elif isinstance(item, MessageAction):
             message = _strip_finish(item.content)
-            thought = _thought(item.reasoning_content, item.description)
-            turns.append({"role": "assistant", "content": _join(thought, message)})
+            turns.append({"role": "assistant", "content": _join(_thought(item.reasoning_content,
+                                                                         item.description), message)})
         else:
-            turns.append(_observation_turn(item, pending))
+            linked = item.tool_call_id if item.tool_call_id is not None else answers.get(index)
+            turns.append(_observation_turn(item, linked))
     return turns
 
 
-def _observation_turn(item: TextObservation | ImageObservation | WebObservation,
-                      pending: deque[str]) -> Turn:
+def _positional_answers(content: list[Any], ids: dict[int, str]) -> dict[int, str]:
+    """Observation index → the call it answers, for results without ids (see the module docstring)."""
+    answers: dict[int, str] = {}
+    i = 0
+    while i < len(content):
+        if not _idless_call(content[i]):
+            i += 1
+            continue
+        end_calls = i
+        while end_calls < len(content) and _idless_call(content[end_calls]):
+            end_calls += 1
+        end_results = end_calls
+        while end_results < len(content) and _idless_result(content[end_results]):
+            end_results += 1
+        n = min(end_calls - i, end_results - end_calls)
+        for offset in range(n):
+            answers[end_calls + offset] = ids[end_calls - n + offset]
+        i = end_results
+    return answers
+
+
+def _idless_call(item: Any) -> bool:
+    return isinstance(item, ApiAction | CodeAction) and item.tool_call_id is None
+
+
+def _idless_result(item: Any) -> bool:
+    if isinstance(item, WebObservation):
+        return item.tool_call_id is None
+    return isinstance(item, TextObservation | ImageObservation) and item.tool_call_id is None \
+        and item.source == "environment"
+
+
+def _observation_turn(item: TextObservation | ImageObservation | WebObservation, answers: str | None) -> Turn:
     text = _observation_text(item)
-    if item.tool_call_id is not None:
-        if item.tool_call_id in pending:
-            pending.remove(item.tool_call_id)
-        return {"role": "tool", "content": text, "tool_call_id": item.tool_call_id}
+    if answers is not None:
+        return {"role": "tool", "content": text, "tool_call_id": answers}
     source = "environment" if isinstance(item, WebObservation) else item.source
-    if source == "environment" and pending:
-        return {"role": "tool", "content": text, "tool_call_id": pending.popleft()}
     return {"role": "assistant" if source == "agent" else "user", "content": text}
 
 
@@ -166,17 +199,6 @@ def _join(first: str, second: str) -> str:
 def _strip_finish(content: str) -> str:
     match = _FINISH.match(content)
     return match.group(1).strip() if match else content
-
-
-def _unquote(value: Any) -> Any:
-    """Decode a string that is exactly one quoted literal; leave anything else alone."""
-    if not isinstance(value, str) or len(value) < 2 or value[0] != value[-1] or value[0] not in "\"'":
-        return value
-    try:
-        decoded = orjson.loads(value) if value[0] == '"' else ast.literal_eval(value)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return value
-    return decoded if isinstance(decoded, str) else value
 
 
 class _CallIds:

@@ -9,6 +9,11 @@ parsed whole (upstream samples are small).
 
 Errors are located as ``file:line`` (JSONL) or ``file[index]`` (array), with
 field paths such as ``content[3].tool_call_id``.
+
+Each trajectory is validated by its own ``schema_version``. Warnings (message →
+number of trajectories) say how a version was read (none given, 1.3.1), and one
+line per file lists why upstream's current loader would reject trajectories that
+their own version allows (:func:`pipeline.adp.models.current_loader_objections`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from pipeline.adp.models import (
     Trajectory,
     TrajectoryIssues,
     cross_field_issues,
+    current_loader_objections,
+    objections_line,
     raw_item_view,
     version_warning,
 )
@@ -128,6 +135,15 @@ def _issues_from(error: ValidationError, obj: Any) -> list[Issue]:
         if isinstance(version, str) and isinstance(content, list):
             issues.extend(cross_field_issues(version, obj.keys(), [raw_item_view(i) for i in content]))
     return issues
+
+
+def _current_loader_objections(obj: Mapping[str, Any]) -> list[str]:
+    """Objections of upstream's current loader to a trajectory valid under its own version."""
+    version = obj.get("schema_version", CURRENT_VERSION)
+    content = obj.get("content")
+    if not isinstance(version, str) or not isinstance(content, list):
+        return []
+    return current_loader_objections(version, obj.keys(), [raw_item_view(i) for i in content])
 
 
 def loc_to_path(loc: Sequence[int | str]) -> str:
@@ -235,6 +251,8 @@ def validate_adp_file(path: Path | str, *, max_errors: int | None = None) -> Adp
     sink = _ErrorSink(path, report, max_errors)
     versions: Counter[str] = Counter()
     warnings: Counter[str] = Counter()
+    objections: Counter[str] = Counter()
+    objected = 0
     try:
         for line, index, obj in _records(path, fmt, sink):
             report.trajectories += 1
@@ -246,6 +264,9 @@ def validate_adp_file(path: Path | str, *, max_errors: int | None = None) -> Adp
             issues = trajectory_issues(obj)
             if not issues:
                 report.valid += 1
+                if reasons := _current_loader_objections(obj):
+                    objected += 1
+                    objections.update(reasons)
                 continue
             report.invalid += 1
             traj_id = obj.get("id") if isinstance(obj, Mapping) else None
@@ -257,6 +278,8 @@ def validate_adp_file(path: Path | str, *, max_errors: int | None = None) -> Adp
         raise InputError(f"cannot read: {e.strerror or e}", path=path) from e
     if report.trajectories == 0:
         warnings["file holds no trajectories"] += 1
+    if objected:
+        warnings[objections_line(objections)] = objected
     report.versions = dict(sorted(versions.items()))
     report.warnings = dict(warnings)
     log.debug("validated %s: %d trajectories, %d invalid", path, report.trajectories, report.invalid)

@@ -11,11 +11,14 @@ from pydantic import ValidationError
 
 from pipeline.adp.models import (
     CODE_LANGUAGES,
+    CODE_LANGUAGES_SOURCE,
     SUPPORTED_VERSIONS,
     WRITE_VERSION,
     CodeAction,
     Trajectory,
     WebObservation,
+    current_loader_objections,
+    raw_item_view,
     version_warning,
 )
 from tests.shared_fixtures import ADP_SAMPLE_PARAMS, needs_adp_samples
@@ -175,17 +178,59 @@ def test_code_action_description_must_be_present_but_may_be_null() -> None:
     assert CodeAction.model_validate(code()).description is None
 
 
-@pytest.mark.parametrize("language", ["python", "bash", "sh", "sql", "mysql", "javascript", "typescript", "go"])
-def test_real_languages_are_accepted(language: str) -> None:
-    assert CodeAction.model_validate(code(language=language)).language == language
+LANGUAGES_FILE = Path(__file__).resolve().parents[2] / "pipeline" / "data" / "adp_code_languages.json"
 
 
-def test_typos_and_non_languages_are_rejected_with_a_hint() -> None:
-    with pytest.raises(ValidationError, match="unknown code language 'javasript'; did you mean 'javascript'"):
-        CodeAction.model_validate(code(language="javasript"))
-    with pytest.raises(ValidationError, match="unknown code language 'output'"):
-        CodeAction.model_validate(code(language="output"))
-    assert all(lang == lang.lower() for lang in CODE_LANGUAGES)
+def test_the_language_list_is_upstreams_and_says_where_it_comes_from() -> None:
+    data = json.loads(LANGUAGES_FILE.read_text(encoding="utf-8"))
+    assert data["count"] == len(data["languages"]) == len(set(data["languages"])) == 304
+    assert frozenset(data["languages"]) == CODE_LANGUAGES
+    assert data["source"] == CODE_LANGUAGES_SOURCE
+    assert data["source"]["repository"].endswith("neulab/agent-data-protocol")
+    assert data["source"]["path"] == "schema/action/code.py"
+    assert len(data["source"]["commit"]) == 40 and data["source"]["schema_version"] == "1.5.0"
+
+
+def test_every_upstream_language_is_accepted() -> None:
+    for language in json.loads(LANGUAGES_FILE.read_text(encoding="utf-8"))["languages"]:
+        assert CodeAction.model_validate(code(language=language)).language == language
+
+
+@pytest.mark.parametrize("language", ["vue", "svelte", "protobuf", "gradle", "jinja", "nginx", "arduino",
+                                      "qsharp", "text", "console", "javasript", "output", "code"])
+def test_names_the_old_subset_refused_are_accepted(language: str) -> None:
+    assert language in CODE_LANGUAGES
+    ok = traj([user(), code(language=language)], available_code_languages=[language])
+    assert Trajectory.model_validate(ok).available_code_languages == [language]
+
+
+def test_names_upstream_does_not_list_are_rejected_with_a_hint() -> None:
+    with pytest.raises(ValidationError, match="unknown code language 'Python'; did you mean 'python'"):
+        CodeAction.model_validate(code(language="Python"))
+    for name in ("cobra", "py3", "", "shell script"):
+        with pytest.raises(ValidationError, match="unknown code language"):
+            CodeAction.model_validate(code(language=name))
+    text = error_text(traj([user(), code(language="vue")], available_code_languages=["vue", "Vue"]))
+    assert "unknown code language 'Vue'" in text
+
+
+def objections(data: dict[str, Any]) -> list[str]:
+    Trajectory.model_validate(data)  # valid under its own version first
+    return current_loader_objections(data.get("schema_version", "1.5.0"), data,
+                                     [raw_item_view(i) for i in data["content"]])
+
+
+def test_current_loader_objections_name_what_1_5_would_reject() -> None:
+    old = traj([user(), api(), env(), say()], version="1.2.0", available_apis=["lookup"])
+    assert objections(old) == ["available_apis is not a 1.5.0 field",
+                               "a tool action followed by an observation has no tool_call_id (link rules of 1.3.0+)"]
+    with_call_text = traj([user(), {**api(), "function_call": "lookup(q='x')"}, say()], version="1.1.0")
+    assert objections(with_call_text) == ["api_action.function_call is not a 1.5.0 field"]
+    patch = traj([user(), code("c"), env(call_id="c"), say()], version="1.3.1")
+    assert objections(patch) == ["schema_version '1.3.1' is not in its supported list"]
+    for fine in (traj([user(), api("c"), env(call_id="c"), say()]), traj([user(), say()], version="1.2.0"),
+                 traj([user(), api(), say()], version="1.0.0")):
+        assert objections(fine) == []
 
 
 def test_function_call_only_exists_in_the_oldest_versions() -> None:

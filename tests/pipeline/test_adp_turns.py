@@ -64,11 +64,11 @@ def test_model_and_dict_inputs_give_the_same_turns() -> None:
 
 
 @needs_adp_samples
-def test_quoted_string_kwargs_from_upstream_are_unquoted() -> None:
+def test_quoted_string_kwargs_from_upstream_are_kept_as_stored() -> None:
     data = json.loads((ADP_SAMPLE_DIR / "toolmind.sample_std.json").read_text())[0]
     assert data["content"][1]["kwargs"] == {"timezone": '"America/New_York"'}
     call = trajectory_to_turns(data)[1]["tool_call"]
-    assert call["arguments"] == {"timezone": "America/New_York"}
+    assert call["arguments"] == {"timezone": '"America/New_York"'}
 
 
 def traj(content: list[dict[str, Any]], version: str = "1.5.0", **details: Any) -> dict[str, Any]:
@@ -89,10 +89,12 @@ def env(text: str, call_id: str | None = None) -> dict[str, Any]:
     return {**item, "tool_call_id": call_id} if call_id else item
 
 
-def test_only_whole_quoted_literals_are_unquoted() -> None:
-    kwargs = {"a": "'Kerosene'", "b": '"x"', "c": 3, "d": "plain", "e": "'half", "f": '"1"', "g": ["'x'"]}
-    args = trajectory_to_turns(traj([user("q"), api(kwargs)], version="1.2.0"))[1]["tool_call"]["arguments"]
-    assert args == {"a": "Kerosene", "b": "x", "c": 3, "d": "plain", "e": "'half", "f": "1", "g": ["'x'"]}
+def test_no_argument_is_ever_rewritten() -> None:
+    kwargs = {"a": "'Kerosene'", "b": '"x"', "c": 3, "d": "plain", "e": "'half", "old_str": '"1.0.0"',
+              "g": ["'x'"], "h": {"k": '"v"'}}
+    for version in ("1.1.0", "1.2.0", "1.5.0"):
+        args = trajectory_to_turns(traj([user("q"), api(kwargs)], version=version))[1]["tool_call"]["arguments"]
+        assert args == kwargs
 
 
 def test_json_kwargs_of_coord_trajectories_are_kept_verbatim() -> None:
@@ -113,7 +115,22 @@ def test_reasoning_comes_as_a_think_block_before_the_description() -> None:
     assert turn["content"] == "<think>\nlong thoughts\n</think>\n\nshort"
 
 
-def test_old_data_gets_deterministic_ids_and_fifo_pairing() -> None:
+def code(text: str, call_id: str | None = None) -> dict[str, Any]:
+    item = {"class_": "code_action", "language": "python", "content": text, "description": None}
+    return {**item, "tool_call_id": call_id} if call_id else item
+
+
+def pairs(turns: list[Turn]) -> list[tuple[str, str | None]]:
+    """(role, answered call's code or arguments) for every turn after the system prompt."""
+    calls = {(t.get("code_call") or t.get("tool_call") or {}).get("id"): t for t in turns}
+    out: list[tuple[str, str | None]] = []
+    for t in turns:
+        call = calls.get(t.get("tool_call_id")) if t["role"] == "tool" else None
+        out.append((t["role"], call["code_call"]["code"] if call else None))
+    return out
+
+
+def test_old_data_gets_deterministic_ids_and_in_order_pairing() -> None:
     content = [user("q"), api({"n": 1}), api({"n": 2}), env("one"), env("two"), env("late"),
                {"class_": "message_action", "content": "ok"}]
     turns = trajectory_to_turns(traj(content, version="1.2.0"))
@@ -121,6 +138,56 @@ def test_old_data_gets_deterministic_ids_and_fifo_pairing() -> None:
     assert [t["tool_call"]["id"] for t in turns[1:3]] == ["call_000001", "call_000002"]
     assert [(t["role"], t.get("tool_call_id")) for t in turns[3:6]] == [
         ("tool", "call_000001"), ("tool", "call_000002"), ("user", None)]
+
+
+def test_old_results_never_shift_onto_a_call_a_user_message_left_unanswered() -> None:
+    # code_feedback shape: the first run is followed by the user's reply, not by its output
+    content = [user("write it"), code("v1"), user("handle negatives too"), code("v2"), env("out of v2"),
+               code("v3"), env("out of v3"), {"class_": "message_action", "content": "done"}]
+    turns = trajectory_to_turns(traj(content, version="1.2.0"))
+    check_sensible(turns)
+    assert pairs(turns) == [("user", None), ("assistant", None), ("user", None), ("assistant", None),
+                            ("tool", "v2"), ("assistant", None), ("tool", "v3"), ("assistant", None)]
+
+
+def test_results_answer_the_last_calls_of_their_block() -> None:
+    # one result after two calls is the output of the call right before it, as upstream links them
+    content = [user("q"), code("shown"), code("run"), env("out of run"), code("c"), env("out of c")]
+    turns = trajectory_to_turns(traj(content, version="1.1.0"))
+    assert [p for p in pairs(turns) if p[0] == "tool"] == [("tool", "run"), ("tool", "c")]
+    parallel = [user("q"), code("a"), code("b"), env("out of a"), env("out of b")]
+    assert [p for p in pairs(trajectory_to_turns(traj(parallel, version="1.2.0"))) if p[0] == "tool"] == [
+        ("tool", "a"), ("tool", "b")]
+
+
+def test_user_and_agent_observations_are_never_results() -> None:
+    content = [user("q"), code("a"), user("not its output"), {"class_": "text_observation", "source": "agent",
+                                                               "content": "note"}]
+    turns = trajectory_to_turns(traj(content, version="1.2.0"))
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+
+
+def test_a_call_nothing_answers_is_a_call_turn_without_a_tool_turn() -> None:
+    # SWE shape: an id-less think, then linked calls, then a closing finish
+    content = [user("fix it"), api({"thought": "hm"}), code("ls", "call_000001"), env("a.py", "call_000001"),
+               api({"message": "done"})]
+    turns = trajectory_to_turns(traj(content))
+    check_sensible(turns)
+    assert [t["role"] for t in turns] == ["user", "assistant", "assistant", "tool", "assistant"]
+    assert turns[1]["tool_call"]["id"] == "call_000002" and turns[4]["tool_call"]["id"] == "call_000003"
+    assert turns[3]["tool_call_id"] == "call_000001"
+
+
+def test_linked_results_pair_by_id_in_any_order_and_after_other_turns() -> None:
+    content = [user("q"), code("a", "x"), code("b", "y"), env("out of b", "y"), user("and?"), env("out of a", "x")]
+    turns = trajectory_to_turns(traj(content, version="1.3.0"))
+    assert [p for p in pairs(turns) if p[0] == "tool"] == [("tool", "b"), ("tool", "a")]
+
+
+def test_an_empty_finish_gives_an_empty_turn_and_a_thought_survives() -> None:
+    finish = {"class_": "message_action", "content": "<finish> </finish>"}
+    turns = trajectory_to_turns(traj([user("q"), finish, {**finish, "description": "All set."}]))
+    assert [t["content"] for t in turns[1:]] == ["", "All set."]
 
 
 def test_synthesized_ids_skip_ids_the_trajectory_already_uses() -> None:

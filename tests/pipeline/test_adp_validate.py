@@ -60,6 +60,36 @@ def test_1_3_1_files_are_valid_but_warned_about() -> None:
     assert any("1.3.1" in note for note in report.warnings)
 
 
+def old_style(i: int) -> dict[str, Any]:
+    """A valid 1.2.0 trajectory the current loader refuses: available_apis, an id-less result."""
+    return {"schema_version": "1.2.0", "id": f"old{i}", "available_apis": ["lookup"], "details": {}, "content": [
+        {"class_": "text_observation", "source": "user", "content": "q"},
+        {"class_": "api_action", "function": "lookup", "kwargs": {"q": i}},
+        {"class_": "text_observation", "source": "environment", "content": "r"},
+        {"class_": "message_action", "content": "a"}]}
+
+
+def test_what_the_current_loader_would_reject_is_one_warning_line_per_file(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "old.jsonl", [old_style(0), old_style(1), good(2)])
+    report = validate_adp_file(path)
+    assert report.ok and report.valid == 3
+    lines = [note for note in report.warnings if "current ADP loader" in note]
+    assert len(lines) == 1 and report.warnings[lines[0]] == 2
+    assert "available_apis is not a 1.5.0 field ×2" in lines[0]
+    assert "has no tool_call_id (link rules of 1.3.0+) ×2" in lines[0]
+    result = runner.invoke(app, ["validate", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert sum("current ADP loader" in line for line in result.output.splitlines()) == 1
+    assert validate_adp_file(write_jsonl(tmp_path / "new.jsonl", [good(0), good(1)])).warnings == {}
+
+
+def test_invalid_trajectories_get_errors_not_current_loader_warnings(tmp_path: Path) -> None:
+    bad = old_style(0)
+    bad["content"][0]["source"] = "robot"
+    report = validate_adp_file(write_jsonl(tmp_path / "bad.jsonl", [bad]))
+    assert not report.ok and not any("current ADP loader" in note for note in report.warnings)
+
+
 @needs_adp_samples
 def test_broken_copy_of_a_real_sample_fails_at_the_right_paths(tmp_path: Path) -> None:
     data = json.loads((ADP_SAMPLE_DIR / "agenttuning_os.sample_std.json").read_text())
@@ -178,13 +208,13 @@ def test_cli_exits_0_when_all_files_are_valid(tmp_path: Path) -> None:
 
 def test_cli_exits_1_and_lists_every_error(tmp_path: Path) -> None:
     bad = good(2)
-    bad["content"][1]["language"] = "javasript"
+    bad["content"][1]["language"] = "Bash"
     bad["content"][3]["tool_call_id"] = "call_000001"
     path = write_jsonl(tmp_path / "bad.jsonl", [good(1), bad])
     result = runner.invoke(app, ["validate", str(path)], catch_exceptions=False)
     assert result.exit_code == 1
     assert "1 of 2 trajectories invalid, 2 errors" in result.output
-    assert f"{path}:2 (t2) content[1].language: unknown code language 'javasript'" in result.output
+    assert f"{path}:2 (t2) content[1].language: unknown code language 'Bash'; did you mean 'bash'?" in result.output
     assert f"{path}:2 (t2) content[3].tool_call_id: message_action must not have" in result.output
 
 

@@ -13,6 +13,8 @@ from coordinator.core.step import StepContext
 from pipeline.openai_format import (
     context_limit,
     estimate_tokens,
+    openai_function_name,
+    unsloth_to_openai,
     validate_openai,
     validate_openai_file,
 )
@@ -101,9 +103,13 @@ BAD_CASES = [
      "messages[1].tool_calls[0].type", "tool_calls_shape"),
     ("tool result for an unknown call", msgs(USER, ASSISTANT, {"role": "tool", "tool_call_id": "zz", "content": "ok"},
                                              ASSISTANT), "messages[2].tool_call_id", "tool_call_id"),
-    ("tool call never answered",
+    ("tool reply after the conversation moved on",
      msgs(USER, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-          ASSISTANT), "messages[1].tool_calls[0]", "tool_call_id"),
+          ASSISTANT, {"role": "tool", "tool_call_id": "c", "content": "late"}),
+     "messages[3].tool_call_id", "tool_call_id"),
+    ("empty tool content is fine but missing content is not",
+     msgs(USER, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+          {"role": "tool", "tool_call_id": "c"}, ASSISTANT), "messages[2].content", "missing_content"),
     ("malformed tool definition", {**SIMPLE, "tools": [{"type": "function", "function": {"name": "bad name"}}]},
      "tools[0].function.name", "definitions"),
     ("parallel_tool_calls not boolean", {**SIMPLE, "parallel_tool_calls": "yes"}, "parallel_tool_calls", "type"),
@@ -187,3 +193,73 @@ def test_the_package_keeps_its_public_names_and_registers_the_step():
                  "validate_openai", "validate_openai_file"):
         assert hasattr(facade, name), name
     assert STEPS.get("validate_openai").fn is facade.validate_openai
+
+
+# --- OpenAI's function-calling fine-tuning example (its shape, written here) -------------------
+
+WEATHER_TOOLS = [{"type": "function", "function": {
+    "name": "get_current_weather", "description": "Get the current weather in a city",
+    "parameters": {"type": "object", "properties": {
+        "location": {"type": "string", "description": "City and country, e.g. Oslo, Norway"},
+        "format": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["location", "format"]}}}]
+WEATHER_CALL = {"id": "call_id", "type": "function", "function": {
+    "name": "get_current_weather", "arguments": "{\"location\": \"Oslo, Norway\", \"format\": \"celsius\"}"}}
+FUNCTION_CALLING = {"messages": [
+    {"role": "system", "content": "You are a weather assistant that uses the tools it is given."},
+    {"role": "user", "content": "What is the weather in Oslo?"},
+    {"role": "assistant", "tool_calls": [WEATHER_CALL]}], "tools": WEATHER_TOOLS}
+WITH_REPLY = {"messages": [*FUNCTION_CALLING["messages"],
+                           {"role": "tool", "tool_call_id": "call_id", "content": "{\"temperature\": 4}"},
+                           {"role": "assistant", "content": "It is 4 °C in Oslo."}], "tools": WEATHER_TOOLS}
+PARALLEL = {"messages": [
+    {"role": "user", "content": "Weather in Oslo and in Bergen?"},
+    {"role": "assistant", "tool_calls": [WEATHER_CALL, {**WEATHER_CALL, "id": "call_2", "function": {
+        "name": "get_current_weather", "arguments": "{\"location\": \"Bergen, Norway\", \"format\": \"celsius\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_2", "content": "{\"temperature\": 7}"},
+    {"role": "tool", "tool_call_id": "call_id", "content": "{\"temperature\": 4}"},
+    {"role": "assistant", "content": "Oslo 4 °C, Bergen 7 °C."}], "tools": WEATHER_TOOLS, "parallel_tool_calls": True}
+
+
+@pytest.mark.parametrize("example", [FUNCTION_CALLING, WITH_REPLY, PARALLEL,
+                                     {**FUNCTION_CALLING, "parallel_tool_calls": False}],
+                         ids=["ends-on-the-call", "tool-reply-and-answer", "parallel", "parallel-off-one-call"])
+def test_openai_function_calling_example_is_accepted_without_a_word(tmp_path, example):
+    report = validate_openai_file(write(tmp_path / "fc.jsonl", [copy.deepcopy(example) for _ in range(10)]))
+    assert report.valid and report.errors == 0 and report.warnings == 0, report.error_samples
+
+
+def test_a_call_left_unanswered_mid_conversation_is_a_warning_that_says_why(tmp_path):
+    mid = msgs(USER, {"role": "assistant", "tool_calls": [WEATHER_CALL]}, {"role": "user", "content": "never mind"},
+               ASSISTANT)
+    report = validate_openai_file(write(tmp_path / "mid.jsonl", with_bad(mid, position=0)))
+    assert report.valid
+    assert [(w.line, w.field, w.code) for w in report.warning_samples] == [
+        (1, "messages[1].tool_calls[0]", "tool_call_unanswered")]
+    assert "coord is stricter" in report.warning_samples[0].message
+
+
+def test_several_calls_while_parallel_tool_calls_is_false_is_a_warning(tmp_path):
+    report = validate_openai_file(write(tmp_path / "p.jsonl", [{**copy.deepcopy(PARALLEL), "parallel_tool_calls": False}
+                                                              for _ in range(10)]))
+    assert report.valid and {w.code for w in report.warning_samples} == {"parallel_tool_calls"}
+
+
+def test_a_call_of_an_undefined_tool_is_a_warning(tmp_path):
+    other = copy.deepcopy(FUNCTION_CALLING)
+    other["tools"][0]["function"]["name"] = "get_forecast"
+    report = validate_openai_file(write(tmp_path / "u.jsonl", [other] * 10))
+    assert report.valid and {w.code for w in report.warning_samples} == {"unknown_tool"}
+
+
+def test_function_names_openai_cannot_take_are_mapped_alike_in_calls_and_tools():
+    assert openai_function_name("browser.click") == "browser_click"
+    assert openai_function_name("ok_name-1") == "ok_name-1"
+    assert openai_function_name("") == "_" and len(openai_function_name("x" * 80)) == 64
+    row = {"conversations": [{"from": "human", "value": "go"},
+                             {"from": "function_call", "value": '{"name": "browser.click", "arguments": {"bid": "7"}}'}],
+           "tools": [{"type": "function", "function": {"name": "browser.click"}}]}
+    example = unsloth_to_openai(row)
+    assert example["tools"][0]["function"]["name"] == example["messages"][1]["tool_calls"][0]["function"]["name"] \
+        == "browser_click"
+    assert row["tools"][0]["function"]["name"] == "browser.click"  # the row itself is left alone

@@ -19,6 +19,7 @@ from coordinator.core.step import StepContext
 from pipeline.compat import default_matrix, week2_matrix
 from pipeline.sft import (
     CODE_TOOL,
+    CODE_TOOL_SPEC,
     build_sft,
     example_from_trajectory,
     in_holdout,
@@ -124,17 +125,80 @@ def test_tool_and_code_calls_become_function_call_and_observation_pairs() -> Non
     assert json.loads(msgs[4]["tool_calls"][0]["function"]["arguments"])["code"] == "1+1"
 
 
-def test_results_out_of_call_order_are_refused() -> None:
-    turns: list[dict[str, Any]] = [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "", "tool_call": {"id": "a", "name": "f", "arguments": {}}},
-        {"role": "assistant", "content": "", "tool_call": {"id": "b", "name": "g", "arguments": {}}},
-        {"role": "tool", "content": "B", "tool_call_id": "b"},
-        {"role": "tool", "content": "A", "tool_call_id": "a"},
-        {"role": "assistant", "content": "ok"},
-    ]
-    with pytest.raises(ValueError, match="'b'"):
-        turns_to_conversation(turns)
+def call_turn(call_id: str, name: str = "f", **args: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": "", "tool_call": {"id": call_id, "name": name, "arguments": args}}
+
+
+def result(call_id: str, text: str) -> dict[str, Any]:
+    return {"role": "tool", "content": text, "tool_call_id": call_id}
+
+
+def answered(example: dict[str, Any]) -> dict[str, str]:
+    """Tool reply content → the name of the call it answers, from an OpenAI example."""
+    names = {c["id"]: c["function"]["name"] for m in example["messages"] for c in m.get("tool_calls", [])}
+    return {m["content"]: names[m["tool_call_id"]] for m in example["messages"] if m["role"] == "tool"}
+
+
+def test_results_in_another_order_than_their_calls_are_linked_by_id() -> None:
+    turns = [{"role": "user", "content": "q"}, call_turn("a", "f"), call_turn("b", "g"),
+             result("b", "B"), result("a", "A"), {"role": "assistant", "content": "ok"}]
+    _, conv = turns_to_conversation(turns)
+    assert [(m["from"], m.get("tool_call_id")) for m in conv] == [
+        ("human", None), ("function_call", "a"), ("function_call", "b"),
+        ("observation", "b"), ("observation", "a"), ("gpt", None)]
+    example = unsloth_to_openai({"id": "r", "conversations": conv})
+    assert answered(example) == {"A": "f", "B": "g"}
+    assert [m["role"] for m in example["messages"]] == ["user", "assistant", "tool", "tool", "assistant"]
+
+
+def test_a_call_without_a_result_keeps_every_later_result_on_its_own_call() -> None:
+    turns = [{"role": "user", "content": "q"}, call_turn("t", "think"), call_turn("c1", "bash"),
+             result("c1", "out1"), call_turn("c2", "bash2"), result("c2", "out2"), call_turn("f", "finish")]
+    _, conv = turns_to_conversation(turns)
+    assert all("tool_call_id" in m for m in conv if m["from"] in ("function_call", "observation"))
+    example = unsloth_to_openai({"id": "r", "conversations": conv})
+    assert answered(example) == {"out1": "bash", "out2": "bash2"}
+    assert example["messages"][-1]["tool_calls"][0]["function"]["name"] == "finish"
+
+
+def test_rows_position_pairs_correctly_carry_no_ids() -> None:
+    turns = [{"role": "user", "content": "q"}, call_turn("a"), result("a", "A"), call_turn("b"),
+             result("b", "B"), {"role": "assistant", "content": "ok"}]
+    _, conv = turns_to_conversation(turns)
+    assert not any("tool_call_id" in m for m in conv)
+
+
+def test_blank_messages_are_left_out_so_none_is_empty() -> None:
+    turns = [{"role": "user", "content": "q"}, {"role": "user", "content": ""},
+             {"role": "assistant", "content": ""}, {"role": "assistant", "content": "done"}]
+    _, conv = turns_to_conversation(turns)
+    assert [(m["from"], m["value"]) for m in conv] == [("human", "q"), ("gpt", "done")]
+
+
+def test_rows_longer_than_the_models_training_context_stay_out_of_the_openai_file(tmp_path: Path) -> None:
+    short = {"id": "a", "weight": 1.0, "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
+    long = {**short, "id": "b", "conversations": [{"from": "human", "value": "word " * 20_000},
+                                                  {"from": "gpt", "value": "a"}]}
+    summary = write_openai_rows([short, long], tmp_path / "o.jsonl", seed=1, model="gpt-3.5-turbo-0613")
+    assert (summary["rows"], summary["too_long"], summary["sampled_out"]) == (1, 1, 0)
+    assert write_openai_rows([short, long], tmp_path / "p.jsonl", seed=1)["too_long"] == 0  # 65,536 for gpt-4o-mini
+
+
+def test_metadata_beside_the_adp_file_gives_tool_definitions(tmp_path: Path) -> None:
+    write_adp(tmp_path, ["qa"], 6)
+    (tmp_path / "data" / "adp" / "qa.metadata.json").write_text(json.dumps({"custom_tools": [
+        {"type": "function", "function": {"name": "lookup_ticket", "description": "Find a ticket.",
+                                          "parameters": {"type": "object", "properties": {"ticket": {"type": "integer"}}}}},
+        {"type": "function", "function": {"name": "unused_tool"}}], "code_enabled": ["python"]}))
+    result = build_sft(StepContext(workspace=tmp_path), variants=1, holdout_fraction=0.0)
+    tools = {r["base_id"]: [t["function"]["name"] for t in r.get("tools", [])]
+             for r in read(tmp_path / "data" / "sft" / "unsloth" / "qa.jsonl")}
+    assert tools["qa-00000"] == ["lookup_ticket", "unused_tool", CODE_TOOL]  # a call and a code run
+    assert tools["qa-00003"] == ["lookup_ticket", "unused_tool"] and tools["qa-00001"] == []
+    assert result.metrics["rejects"] == 0
+    (tmp_path / "data" / "adp" / "qa.metadata.json").write_text('{"custom_tools": [{"function": {}}]}')
+    with pytest.raises(InputError, match=r"qa\.metadata\.json.*custom_tools\.0\.function\.name"):
+        build_sft(StepContext(workspace=tmp_path), variants=1, holdout_fraction=0.0)
 
 
 def test_a_conversation_without_an_assistant_turn_is_refused() -> None:
@@ -252,7 +316,11 @@ def test_openai_files_hold_only_sampled_messages(week2_run: tuple[Path, dict[str
         assert openai == expected
         assert sum(1 for r in unsloth if r["weight"] == 1.0) <= len(openai) < len(unsloth)
         for row in openai:
-            assert set(row) == {"messages"}
+            runs_code = any(c["function"]["name"] == CODE_TOOL for m in row["messages"]
+                            for c in m.get("tool_calls", []))
+            assert set(row) == ({"messages", "tools"} if runs_code else {"messages"})
+            if runs_code:
+                assert row["tools"] == [CODE_TOOL_SPEC]
             open_ids: list[str] = []
             for m in row["messages"]:
                 assert set(m) <= {"role", "content", "tool_calls", "tool_call_id"}
