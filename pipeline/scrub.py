@@ -1,4 +1,4 @@
-"""scrub_pii: replace emails and phone numbers in the training files with typed placeholders.
+"""scrub_pii: replace PII in the training files with typed placeholders, then check with a second detector.
 
 Reads ``<in_dir>/unsloth/*.jsonl`` (field ``conversations``) and
 ``<in_dir>/openai/*.jsonl`` (field ``messages``) and writes the same layout under
@@ -8,43 +8,84 @@ results and tool-call arguments alike; other fields (ids, weights, labels) are
 copied unchanged. A line that is not JSON, or a row without its field, goes to
 ``<out file>.rejects.jsonl`` and is not written.
 
-Identical strings recur across rows (the same example trains several agents under
-several prompts), so results are cached by a 16-byte digest of the string; only the
-rare changed strings keep their scrubbed text. Every changed string is scanned again
-after replacement and whatever is still detected counts as ``pii_remaining`` (an
-unchanged string was scanned with no finding, which is the same check).
+``classes`` chooses what is scrubbed (:data:`pipeline.pii.ALL_CLASSES`); the default is
+every class but ``ip`` — emails, phone numbers, card numbers, IBANs, national ids and
+API keys. IP addresses in agent trajectories are mostly the private addresses of the
+systems being discussed; add ``ip`` to scrub them too.
 
-Output is a function of the input only, and scrubbing scrubbed files changes nothing,
-so a second pass gives byte-identical files.
+Two checks follow, on every string as written:
+
+- ``pii_remaining``: the scrubbing detector run again on each changed string (an
+  unchanged string was scanned with no finding, which is the same check). It can only
+  confirm its own work: what it missed once, it misses again.
+- ``pii_remaining_second``: :func:`pipeline.pii.find_pii_second`, a detector written
+  apart with other methods (libphonenumber's matcher for phones, a character scan for
+  emails, …), run on every string written, changed or not. What the first detector
+  missed and the second sees is counted here.
+
+A gate can require both to be 0 (the week2 plan's ``scrub_pii`` task does).
+
+Identical strings recur across rows (the same example trains several agents under
+several prompts), so results are cached: a short string by its value, a long one by a
+16-byte digest; only the rare changed or flagged strings keep their result. Output is a function of the input
+and the classes only, and scrubbing scrubbed files changes nothing, so a second pass
+gives byte-identical files.
 
 Metrics: ``files``, ``rows`` (rows written), ``unsloth_rows``, ``openai_rows``,
-``rows_changed``, ``emails_replaced``, ``phones_replaced``, ``pii_remaining`` (must
-be 0), ``rejects``.
+``rows_changed``, ``<class>s_replaced`` per class (``emails_replaced``,
+``phones_replaced``, ``cards_replaced``, ``ibans_replaced``, ``national_ids_replaced``,
+``api_keys_replaced``, ``ips_replaced``; 0 for a class not scrubbed), ``pii_replaced``
+(all classes), ``pii_remaining`` and ``pii_remaining_second`` (both must be 0),
+``classes`` (the scrubbed classes, comma-separated), ``rejects``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
-from coordinator.core.errors import InputError
+from coordinator.core.errors import InputError, ParameterError
 from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
-from pipeline.pii import find_pii, scrub_text
+from pipeline.pii import (
+    ALL_CLASSES,
+    DEFAULT_CLASSES,
+    DETECTOR_VERSION,
+    PiiKind,
+    find_pii,
+    find_pii_second,
+    pii_classes,
+    prefilter,
+    scrub_text,
+)
 
 log = logging.getLogger(__name__)
 
 Layout = Literal["unsloth", "openai"]
 LAYOUT_FIELDS: dict[Layout, str] = {"unsloth": "conversations", "openai": "messages"}
 DEFAULT_IN_DIR, DEFAULT_OUT_DIR = WsPath("data/sft"), WsPath("data/sft_scrubbed")
-_MAYBE_PII = re.compile(r"@|[0-9](?:[^0-9]*[0-9]){7}")  # an email needs "@", a phone 8 digits
-_CACHE_MIN_CHARS = 64  # shorter strings are cheaper to scan than to hash
-_CACHE_MAX = 500_000  # digests kept (~100 bytes each); past that, strings are just rescanned
+DEFAULT_SCRUB_CLASSES: list[str] = list(DEFAULT_CLASSES)  # shared default: the step only reads it
+_SHORT_CHARS = 64  # shorter strings are cached by value and prefiltered; longer ones by digest
+_CACHE_MAX = 500_000  # keys kept (~100 bytes each); past that, strings are just rescanned
+
+
+def metric_name(kind: PiiKind) -> str:
+    """The metric counting replacements of ``kind``: ``emails_replaced``, ``national_ids_replaced``…"""
+    return f"{kind}s_replaced"
+
+
+class _Result(NamedTuple):
+    """What scrubbing one string gave."""
+
+    text: str
+    replaced: tuple[tuple[PiiKind, int], ...]
+    remaining: int
+    second: tuple[PiiKind, ...]
 
 
 @dataclass
@@ -53,18 +94,20 @@ class ScrubTally:
 
     rows: int = 0
     rows_changed: int = 0
-    emails: int = 0
-    phones: int = 0
+    replaced: Counter[PiiKind] = field(default_factory=Counter)
     remaining: int = 0
+    second: Counter[PiiKind] = field(default_factory=Counter)
     per_layout: dict[str, int] = field(default_factory=dict)
 
 
 class Scrubber:
     """Scrubs nested JSON values, caching results per distinct long string."""
 
-    def __init__(self, tally: ScrubTally) -> None:
+    def __init__(self, tally: ScrubTally, classes: tuple[PiiKind, ...] = DEFAULT_CLASSES) -> None:
         self.tally = tally
-        self._cache: dict[bytes, tuple[str, int, int, int] | None] = {}
+        self.classes = classes
+        self._maybe_pii = prefilter(classes)
+        self._cache: dict[str | bytes, _Result | None] = {}
 
     def value(self, obj: Any) -> tuple[Any, bool]:
         """Scrub every string inside ``obj`` (dict values, list items); returns ``(new, changed)``."""
@@ -84,35 +127,38 @@ class Scrubber:
         return obj, changed
 
     def text(self, value: str) -> tuple[str, bool]:
-        """Scrub one string, counting replacements; returns ``(new, changed)``."""
-        if len(value) < _CACHE_MIN_CHARS:
-            # labels and ids: a regex in C rules most of them out without the full scan
-            if _MAYBE_PII.search(value) is None:
-                return value, False
-            return self._apply(self._scrub(value), value)
-        key = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        """Scrub one string, counting replacements and what is left; returns ``(new, changed)``."""
+        key: str | bytes
+        if len(value) < _SHORT_CHARS:
+            key = value  # labels, ids, short turns: the string is its own key
+        else:
+            key = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         if key in self._cache:
             hit = self._cache[key]
             return (value, False) if hit is None else self._apply(hit, value)
-        result = self._scrub(value)
+        if len(value) < _SHORT_CHARS and self._maybe_pii.search(value) is None:
+            result = _Result(value, (), 0, ())  # a regex in C rules most short strings out
+        else:
+            result = self._scrub(value)
         if len(self._cache) < _CACHE_MAX:
-            self._cache[key] = None if result[0] is value else result
+            self._cache[key] = None if result.text is value and not result.second else result
         return self._apply(result, value)
 
-    @staticmethod
-    def _scrub(value: str) -> tuple[str, int, int, int]:
-        scrubbed, counts = scrub_text(value)
+    def _scrub(self, value: str) -> _Result:
+        scrubbed, counts = scrub_text(value, self.classes)
+        second = tuple(m.kind for m in find_pii_second(scrubbed, self.classes))
         if scrubbed == value:
-            return value, 0, 0, 0
+            return _Result(value, (), 0, second)
         # re-detect on the output: anything still found is reported, never hidden
-        return scrubbed, counts["email"], counts["phone"], len(find_pii(scrubbed))
+        replaced = tuple((k, n) for k, n in counts.items() if n)
+        return _Result(scrubbed, replaced, len(find_pii(scrubbed, self.classes)), second)
 
-    def _apply(self, result: tuple[str, int, int, int], value: str) -> tuple[str, bool]:
-        new, emails, phones, remaining = result
-        self.tally.emails += emails
-        self.tally.phones += phones
-        self.tally.remaining += remaining
-        return new, new is not value
+    def _apply(self, result: _Result, value: str) -> tuple[str, bool]:
+        for kind, n in result.replaced:
+            self.tally.replaced[kind] += n
+        self.tally.remaining += result.remaining
+        self.tally.second.update(result.second)
+        return result.text, result.text is not value
 
 
 def _inputs(root: Path) -> Iterator[tuple[Layout, Path]]:
@@ -121,22 +167,36 @@ def _inputs(root: Path) -> Iterator[tuple[Layout, Path]]:
             yield layout, path
 
 
-@step("scrub_pii")
+def _classes(names: list[str]) -> tuple[PiiKind, ...]:
+    try:
+        chosen = pii_classes(names)
+    except ValueError as e:
+        raise ParameterError(f"classes: {e}") from None
+    if not chosen:
+        raise ParameterError(f"classes: name at least one of {', '.join(ALL_CLASSES)}")
+    return chosen
+
+
+@step("scrub_pii", limits={"classes": {"min_size": 1, "unique": True, "choices": ALL_CLASSES}})
 def scrub_pii(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
-              out_dir: WsPath = DEFAULT_OUT_DIR) -> StepResult:
-    """Scrub emails and phone numbers from the Unsloth and OpenAI training files."""
+              out_dir: WsPath = DEFAULT_OUT_DIR,
+              classes: list[str] = DEFAULT_SCRUB_CLASSES) -> StepResult:
+    """Scrub PII (emails, phones, cards, IBANs, national ids, API keys; IPs on request) from the training files."""
+    chosen = _classes(classes)
     root, out = ctx.path(in_dir), ctx.path(out_dir)
     files = list(_inputs(root))
     if not files:
         raise InputError("no training files under unsloth/ or openai/", path=root)
     targets = {path: out / layout / path.name for layout, path in files}
-    run = StepRun(ctx, "scrub_pii", {"in_dir": in_dir, "out_dir": out_dir},
-                  inputs=[p for _, p in files], outputs=list(targets.values()))
+    params = {"in_dir": in_dir, "out_dir": out_dir, "classes": list(chosen),
+              "detector": DETECTOR_VERSION}
+    run = StepRun(ctx, "scrub_pii", params, inputs=[p for _, p in files],
+                  outputs=list(targets.values()))
     if (cached := run.cached()) is not None:
         return cached
 
     tally, rejected = ScrubTally(), 0
-    scrubber = Scrubber(tally)
+    scrubber = Scrubber(tally, chosen)
     for i, (layout, path) in enumerate(files):
         ctx.report(f"scrub_pii: {layout}/{path.name}", i / len(files))
         target = targets[path]
@@ -146,16 +206,34 @@ def scrub_pii(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
         tally.per_layout[layout] = tally.per_layout.get(layout, 0) + writer.count
         run.record(target, rows=writer.count, sha256=writer.sha256, rejects=rejects.count)
     ctx.report("scrub_pii: done", 1.0)
-    if tally.remaining:
-        log.warning("scrub_pii: %d PII matches still detected after scrubbing", tally.remaining)
+    return run.finish(_metrics(tally, files, rejected, chosen), _notes(tally, rejected))
+
+
+def _metrics(tally: ScrubTally, files: list[tuple[Layout, Path]], rejected: int,
+             chosen: tuple[PiiKind, ...]) -> dict[str, MetricValue]:
     metrics: dict[str, MetricValue] = {
         "files": len(files), "rows": tally.rows,
         "unsloth_rows": tally.per_layout.get("unsloth", 0),
         "openai_rows": tally.per_layout.get("openai", 0),
-        "rows_changed": tally.rows_changed, "emails_replaced": tally.emails,
-        "phones_replaced": tally.phones, "pii_remaining": tally.remaining, "rejects": rejected}
+        "rows_changed": tally.rows_changed}
+    metrics.update({metric_name(kind): tally.replaced[kind] for kind in ALL_CLASSES})
+    metrics.update({
+        "pii_replaced": sum(tally.replaced.values()), "pii_remaining": tally.remaining,
+        "pii_remaining_second": sum(tally.second.values()), "classes": ",".join(chosen),
+        "rejects": rejected})
+    return metrics
+
+
+def _notes(tally: ScrubTally, rejected: int) -> list[str]:
     notes = [f"{rejected} bad lines rejected"] if rejected else []
-    return run.finish(metrics, notes)
+    if tally.remaining:
+        log.warning("scrub_pii: %d PII matches still detected after scrubbing", tally.remaining)
+        notes.append(f"{tally.remaining} PII matches still found by the scrubbing detector")
+    if tally.second:
+        by_class = ", ".join(f"{kind} {n}" for kind, n in sorted(tally.second.items()))
+        log.warning("scrub_pii: the second detector still finds %s", by_class)
+        notes.append(f"second detector still finds {sum(tally.second.values())} ({by_class})")
+    return notes
 
 
 def _scrub_file(path: Path, field_name: str, scrubber: Scrubber, writer: JsonlWriter,

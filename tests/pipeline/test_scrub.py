@@ -1,4 +1,5 @@
-"""scrub_pii on small Unsloth and OpenAI files: placeholders everywhere, nothing else touched."""
+"""scrub_pii on small Unsloth and OpenAI files: placeholders everywhere, nothing else touched,
+and a second detector that sees what the first one missed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from coordinator.core.errors import InputError
+from coordinator.core.errors import InputError, ParameterError, PlanError
 from coordinator.core.step import StepContext
+from coordinator.engine.plan_loader import load_plan
 from pipeline.audit import audit
 from pipeline.scrub import scrub_pii
 
@@ -72,8 +74,12 @@ def ws(tmp_path: Path) -> Path:
 def test_scrub_replaces_pii_in_every_message_field(ws: Path) -> None:
     m = scrub_pii(StepContext(ws)).metrics
     assert (m["files"], m["rows"], m["unsloth_rows"], m["openai_rows"]) == (2, 4, 2, 2)
-    assert (m["emails_replaced"], m["phones_replaced"]) == (5, 5)
+    assert (m["emails_replaced"], m["phones_replaced"], m["pii_replaced"]) == (5, 5, 10)
     assert m["rows_changed"] == 2 and m["pii_remaining"] == 0 and m["rejects"] == 4
+    assert m["pii_remaining_second"] == 0
+    assert m["classes"] == "email,phone,card,iban,national_id,api_key"
+    assert m["cards_replaced"] == m["ibans_replaced"] == m["national_ids_replaced"] == 0
+    assert m["api_keys_replaced"] == m["ips_replaced"] == 0
 
     clean, pii = read_rows(ws / "data/sft_scrubbed/unsloth/qa.jsonl")
     values = [msg["value"] for msg in pii["conversations"]]
@@ -135,3 +141,70 @@ def test_rerun_is_skipped_and_output_is_deterministic(ws: Path) -> None:
 def test_missing_input_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         scrub_pii(StepContext(tmp_path))
+
+
+def _write_openai(ws: Path, contents: list[str]) -> None:
+    d = ws / "data/sft/openai"
+    d.mkdir(parents=True)
+    rows = [{"messages": [{"role": "user", "content": c}, {"role": "assistant", "content": "Noted."}]}
+            for c in contents]
+    (d / "qa.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+def _contents(ws: Path, out_dir: str = "data/sft_scrubbed") -> list[str]:
+    return [r["messages"][0]["content"] for r in read_rows(ws / out_dir / "openai/qa.jsonl")]
+
+
+def test_pii_the_first_detector_misses_is_counted_by_the_second(tmp_path: Path) -> None:
+    planted = ["Reach Paul on 415 5550132 today.", "fax 415/555/0132", "Mail me at ana@example.com."]
+    _write_openai(tmp_path, planted)
+    result = scrub_pii(StepContext(tmp_path))
+    m = result.metrics
+    assert m["emails_replaced"] == 1 and m["pii_remaining"] == 0  # the first detector is satisfied
+    assert m["pii_remaining_second"] == 2  # the second one is not: both numbers survived verbatim
+    assert _contents(tmp_path) == [planted[0], planted[1], "Mail me at <EMAIL>."]
+    assert "second detector still finds 2 (phone 2)" in result.notes
+
+
+def test_new_classes_are_scrubbed_and_ip_only_when_asked(tmp_path: Path) -> None:
+    _write_openai(tmp_path, [
+        "Card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32, SSN 536-22-1234.",
+        "export OPENAI_API_KEY=sk-proj-Q7fTz2LmX9wKc4RbN1vHs8DjY3pGe6UaW0oIqZtB5nMxCkLr",
+        "Logins from 203.0.113.42 failed.",
+    ])
+    m = scrub_pii(StepContext(tmp_path)).metrics
+    assert (m["cards_replaced"], m["ibans_replaced"], m["national_ids_replaced"], m["api_keys_replaced"],
+            m["ips_replaced"], m["pii_replaced"]) == (1, 1, 1, 1, 0, 4)
+    assert _contents(tmp_path) == ["Card <CARD>, IBAN <IBAN>, SSN <NATIONAL_ID>.",
+                                   "export OPENAI_API_KEY=<API_KEY>", "Logins from 203.0.113.42 failed."]
+    m = scrub_pii(StepContext(tmp_path), out_dir="data/with_ip", classes=["ip", "email"]).metrics
+    assert (m["ips_replaced"], m["cards_replaced"], m["classes"]) == (1, 0, "email,ip")
+    assert _contents(tmp_path, "data/with_ip")[2] == "Logins from <IP> failed."
+
+
+def test_other_classes_make_a_new_run_not_a_cached_one(tmp_path: Path) -> None:
+    _write_openai(tmp_path, ["Logins from 203.0.113.42 failed."])
+    ctx = StepContext(tmp_path)
+    assert scrub_pii(ctx).metrics["ips_replaced"] == 0
+    again = scrub_pii(ctx, classes=["email", "phone", "ip"])
+    assert not again.skipped and again.metrics["ips_replaced"] == 1
+
+
+def test_unknown_classes_are_refused_by_the_step_and_by_the_plan(tmp_path: Path) -> None:
+    _write_openai(tmp_path, ["x"])
+    with pytest.raises(ParameterError, match="'passport'"):
+        scrub_pii(StepContext(tmp_path), classes=["email", "passport"])
+    with pytest.raises(ParameterError, match="at least one"):
+        scrub_pii(StepContext(tmp_path), classes=[])
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: p\ntasks:\n  - id: t\n    title: T\n    role: lead\n    run: scrub_pii\n"
+                    "    with: {classes: [email, passport]}\n")
+    with pytest.raises(PlanError, match="classes"):
+        load_plan(str(plan))
+
+
+def test_week2_accepts_the_scrub_only_when_both_detectors_find_nothing() -> None:
+    task = load_plan("week2").tasks["scrub_pii"]
+    assert {(c.metric, c.op, c.value) for c in task.accept} == {
+        ("scrub_pii.pii_remaining", "==", 0), ("scrub_pii.pii_remaining_second", "==", 0)}
+    assert task.params["classes"] == ["email", "phone", "card", "iban", "national_id", "api_key"]
