@@ -68,8 +68,8 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Show a run's tasks, gates and deferred items from its checkpoint."""
-        # the engine loads only when a command runs (fast --help)
-        from coordinator.engine.runner import run_status
+        # start-up: reads the checkpoint without loading LangGraph
+        from coordinator.engine.run_view import run_status
 
         ws = Workspace.at(workspace)
         st = call(lambda: run_status(ws, run_id))
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """List the runs of this workspace, oldest first, with their full ids."""
-        # start-up: the engine loads only when this command runs
-        from coordinator.engine.runner import list_runs
+        # start-up: loads with the command
+        from coordinator.engine.run_view import list_runs
 
         ws = Workspace.at(workspace)
         records = list_runs(ws)

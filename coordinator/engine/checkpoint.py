@@ -33,7 +33,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability
 
-from coordinator.core.errors import CoordError
+from coordinator.engine.checkpoint_read import CheckpointDamaged as CheckpointDamaged
+from coordinator.engine.checkpoint_read import damaged as damaged
 
 DURABILITY: Durability = "sync"
 """Persist every superstep's checkpoint before the next one starts.
@@ -208,18 +209,6 @@ def prune(saver: SqliteSaver, thread_id: str, keep: int = 1) -> int:
         if pages and free * 2 > pages:  # mostly empty pages: give the space back
             saver.conn.execute("VACUUM")
     return dropped
-
-
-class CheckpointDamaged(CoordError):
-    """The checkpoint database cannot be read: runs in it cannot be resumed or shown."""
-
-
-def damaged(db: Path, error: BaseException) -> CheckpointDamaged:
-    """The error to show for a checkpoint database SQLite refuses, with what to do."""
-    return CheckpointDamaged(
-        f"the checkpoint database {db} is damaged ({error}); its runs cannot be resumed or shown. "
-        "`coord run PLAN --fresh` moves it aside (to state.sqlite.damaged-<time>) and starts a new run; "
-        "data files, reports and the cost ledger are kept")
 
 
 @contextmanager

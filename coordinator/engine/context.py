@@ -49,8 +49,10 @@ class RunContext:
     budget_view: Any = None
     """The last budget view and when it was read (see ``nodes._budget_view``)."""
     budget_view_at: float = 0.0
-    spend_changed: bool = True
-    """A task finished since the budget view was read (its calls are in the ledger)."""
+    budget_stamp: tuple[int, ...] = ()
+    """The ledger's file stamps when the budget view was read."""
+    spend_changed: bool = False
+    """A call was recorded through this run's budget since the view was read."""
     frontier: Frontier | None = None
     """What the next scheduling pass must look at (rebuilt when the plan changes)."""
     touched: set[str] = field(default_factory=set)

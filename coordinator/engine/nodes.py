@@ -23,7 +23,7 @@ from coordinator.core.run_store import save_run_plan
 from coordinator.core.state import BudgetView, DecisionRecord, GateRecord, RunState, TaskRecord
 from coordinator.core.step import resolve_step
 from coordinator.engine import gates as _gates
-from coordinator.engine.budget import hold_paid, is_paid, release_held
+from coordinator.engine.budget import hold_paid, release_held
 from coordinator.engine.context import RunContext
 from coordinator.engine.plan_loader import fan_out
 from coordinator.engine.schedule import Frontier, plan_step, run_outcome
@@ -42,8 +42,7 @@ def _merged(state: RunState, ch: _gates.Changes) -> RunState:
 
 
 BUDGET_REREAD_S = 1.0
-"""The budget view is read from the ledger again at least this often (a `coord budget raise` from
-another process), and after every task that may have spent."""
+"""The budget view is read from the ledger whenever the ledger's files changed, and at least this often."""
 
 
 def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
@@ -258,8 +257,11 @@ def _budget_view(ctx: RunContext, state: RunState) -> BudgetView | None:
     # The view changes only when calls are recorded (a task finished) or a person changes the budget
     # from another process; reading the ledger after every no-op task would cost more than the task.
     now = time.monotonic()
-    if ctx.spend_changed or ctx.budget_view is None or now - ctx.budget_view_at >= BUDGET_REREAD_S:
-        ctx.budget_view, ctx.budget_view_at, ctx.spend_changed = ctx.budget.status().to_state(), now, False
+    stamp = _ledger_stamp(ctx)
+    if ctx.spend_changed or stamp != ctx.budget_stamp or ctx.budget_view is None \
+            or now - ctx.budget_view_at >= BUDGET_REREAD_S:
+        ctx.spend_changed = False
+        ctx.budget_view, ctx.budget_view_at, ctx.budget_stamp = ctx.budget.status().to_state(), now, stamp
     view: BudgetView = ctx.budget_view
     earlier = state.get("budget")
     seen = set(earlier["alerts"]) if earlier else set()
@@ -325,8 +327,6 @@ def await_tasks(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
 
     if ctx.pool.busy():
         finished = ctx.pool.wait_any(deadline=deadline, wake=wake)
-        if any(rec.get("cost_usd") or rec.get("held_by") or _may_spend(ctx, tid) for tid, rec in finished.items()):
-            ctx.spend_changed = True
         ctx.touched.update(finished)
         return {"tasks": finished}
     while deadline is not None and time.monotonic() < deadline and not wake():
@@ -334,10 +334,18 @@ def await_tasks(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
     return {"tasks": {}}
 
 
-def _may_spend(ctx: RunContext, tid: str) -> bool:
-    task = ctx.plan.tasks.get(tid)
-    role = ctx.roles.get(task.role) if task is not None else None
-    return task is None or role is None or is_paid(task, role, ctx.ws.root)
+def _ledger_stamp(ctx: RunContext) -> tuple[int, ...]:
+    """Changes whenever anyone writes the cost ledger (a call recorded by a worker, a budget raised
+    from another process): the modification times and sizes of its database and WAL."""
+    path = ctx.ws.state_dir / "ledger.sqlite"
+    out: list[int] = []
+    for part in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = part.stat()
+            out += [st.st_mtime_ns, st.st_size]
+        except OSError:
+            out += [0, 0]
+    return tuple(out)
 
 
 def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -351,7 +359,12 @@ def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     waiting = [g for g in ctx.plan.gates if needs_person(gates.get(g, {}))]
     if not waiting:
         return {}
-    decision: DecisionRecord = interrupt({
+    # A decision already queued answers the wait: the graph may have been resumed without it
+    # (a board sync wrote the checkpoint after the pause, so no interrupt was pending to answer).
+    queued = next((d for d in inbox.pending(ctx.ws, ctx.run_id)
+                   if d["gate"] in waiting and not decision_applied(gates[d["gate"]], d["id"])), None)
+    queued = None
+    decision: DecisionRecord = queued if queued is not None else interrupt({
         "run": ctx.run_id, "action": "decide a gate",
         "gates": [{"gate": g, "verdict": gates[g].get("verdict"), "grade": gates[g].get("grade"),
                    "score": gates[g].get("score")} for g in waiting]})

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from langgraph.types import Command
 
 from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
@@ -21,9 +20,16 @@ from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.run_store import JOURNAL_FILE, load_run_plan, replay_journal, save_run_plan
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
-from coordinator.core.workspace import Workspace, WorkspaceLock, lock_holder
+from coordinator.core.workspace import Workspace, WorkspaceLock
 from coordinator.engine.budget import RunBudget
-from coordinator.engine.checkpoint import DURABILITY, keep_checkpoints, move_aside, open_saver, probe, prune
+from coordinator.engine.checkpoint import (
+    DURABILITY,
+    keep_checkpoints,
+    move_aside,
+    open_saver,
+    probe,
+    prune,
+)
 from coordinator.engine.context import RunContext
 from coordinator.engine.cost_report import render_cost_dashboard
 from coordinator.engine.graph import build_graph
@@ -31,6 +37,10 @@ from coordinator.engine.ledger import Ledger
 from coordinator.engine.plan_loader import load_plan
 from coordinator.engine.pool import TaskPool
 from coordinator.engine.run_state import read_run_state
+from coordinator.engine.run_view import UNFINISHED as UNFINISHED
+from coordinator.engine.run_view import find_run as find_run
+from coordinator.engine.run_view import list_runs as list_runs
+from coordinator.engine.run_view import run_status as run_status
 from coordinator.engine.schedule import run_outcome
 from coordinator.engine.scratch import scratch_space
 from reviews import inbox
@@ -38,6 +48,7 @@ from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
 from roles.definitions import roles_for
 
 log = logging.getLogger(__name__)
+# UNFINISHED, find_run, list_runs and run_status live in run_view (no LangGraph); imported here as well.
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -88,45 +99,6 @@ def parse_budget(raw: str | float | None, what: str = "--budget") -> float | Non
 
 def _new_run_id(plan: str) -> str:
     return f"{plan}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def list_runs(ws: Workspace) -> list[dict[str, Any]]:
-    """Run records of the workspace, oldest first."""
-    runs_dir = ws.state_dir / "runs"
-    if not runs_dir.exists():
-        return []
-    out = []
-    for path in runs_dir.glob("*/run.json"):
-        try:
-            out.append(orjson.loads(path.read_bytes()))
-        except orjson.JSONDecodeError:
-            log.warning("ignoring unreadable run record %s", path)
-    return sorted(out, key=lambda r: r.get("created_at", ""))
-
-
-UNFINISHED = ("running", "waiting")
-"""Recorded phases of a run that can still continue."""
-
-
-def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
-    """The run the user means: ``run_id`` (an exact id or a unique prefix of one), else the latest run
-    (the latest unfinished one when ``unfinished``). Every command picks its run through here."""
-    runs = list_runs(ws)
-    if run_id is not None:
-        matches = [r for r in runs if r["run_id"] == run_id] or \
-            [r for r in runs if run_id and r["run_id"].startswith(run_id)]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise UsageError(f"run id {run_id!r} is ambiguous: it starts {len(matches)} runs "
-                             f"({', '.join(r['run_id'] for r in matches)}); give more of it (see `coord runs`)")
-        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
-    if not runs:
-        raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
-    pool = [r for r in runs if r.get("phase") in UNFINISHED] if unfinished else runs
-    if not pool:
-        raise UsageError("no unfinished run (see `coord runs`)")
-    return pool[-1]
 
 
 def _save_run(ws: Workspace, record: dict[str, Any]) -> None:
@@ -305,29 +277,3 @@ def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command[Any] | 
             return Command(resume=decision)
     return None
 
-
-def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
-    """The state of a run read from its checkpoint; nothing runs."""
-    record = find_run(ws, run_id)
-    plan = load_run_plan(ws, record["run_id"])
-    with open_saver(ws.db) as saver:
-        graph = build_graph(saver)
-        snap = graph.get_state({"configurable": {"thread_id": record["run_id"]}})
-    state: dict[str, Any] = dict(snap.values or {})
-    tasks = state.get("tasks", {})
-    gates = state.get("gates", {})
-    holder = lock_holder(ws)
-    live = holder is not None and holder.run_id == record["run_id"]
-    # A run recorded as running is either live (its process holds the lock) or was interrupted.
-    phase, problems = run_outcome(plan, tasks, gates, live=live, recorded=record.get("phase"))
-    return {
-        "run_id": record["run_id"], "plan": plan.name, "profile": plan.profile, "phase": phase,
-        "recorded_phase": record.get("phase"), "problems": problems,
-        "live": {"pid": holder.pid} if live and holder is not None else None,
-        "tasks": {t: {"role": plan.tasks[t].role, "title": plan.tasks[t].title, **tasks.get(t, {})}
-                  for t in plan.order},
-        "gates": {g: gates.get(g, {"status": "pending"}) for g in plan.gates},
-        "deferred": state.get("deferred", {}),
-        "budget": state.get("budget"),
-        "checkpoint_id": (snap.config or {}).get("configurable", {}).get("checkpoint_id"),
-    }

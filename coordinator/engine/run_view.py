@@ -1,0 +1,98 @@
+"""What the read-only commands show of a workspace's runs: their records and a run's state.
+
+Kept apart from the runner so that ``coord status``, ``coord runs`` and friends start without
+loading LangGraph: the state comes from :func:`coordinator.engine.checkpoint_read.latest_state`,
+and only a checkpoint that reader cannot read goes through the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+import orjson
+
+from coordinator.core.errors import UsageError
+from coordinator.core.run_store import load_run_plan
+from coordinator.core.workspace import Workspace, lock_holder
+from coordinator.engine.checkpoint_read import Unreadable, damaged, latest_state
+from coordinator.engine.schedule import run_outcome
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = ("running", "waiting")
+"""Recorded phases of a run that can still continue."""
+
+
+def list_runs(ws: Workspace) -> list[dict[str, Any]]:
+    """Run records of the workspace, oldest first."""
+    runs_dir = ws.state_dir / "runs"
+    if not runs_dir.exists():
+        return []
+    out = []
+    for path in runs_dir.glob("*/run.json"):
+        try:
+            out.append(orjson.loads(path.read_bytes()))
+        except orjson.JSONDecodeError:
+            log.warning("ignoring unreadable run record %s", path)
+    return sorted(out, key=lambda r: r.get("created_at", ""))
+
+
+def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
+    """The run the user means: ``run_id`` (an exact id or a unique prefix of one), else the latest run
+    (the latest unfinished one when ``unfinished``). Every command picks its run through here."""
+    runs = list_runs(ws)
+    if run_id is not None:
+        matches = [r for r in runs if r["run_id"] == run_id] or \
+            [r for r in runs if run_id and r["run_id"].startswith(run_id)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(f"run id {run_id!r} is ambiguous: it starts {len(matches)} runs "
+                             f"({', '.join(r['run_id'] for r in matches)}); give more of it (see `coord runs`)")
+        raise UsageError(f"unknown run {run_id!r} (see `coord runs`)")
+    if not runs:
+        raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
+    pool = [r for r in runs if r.get("phase") in UNFINISHED] if unfinished else runs
+    if not pool:
+        raise UsageError("no unfinished run (see `coord runs`)")
+    return pool[-1]
+
+
+def checkpointed_state(ws: Workspace, run_id: str) -> tuple[dict[str, Any], str | None]:
+    """The run's latest state (as the graph would show it) and its checkpoint id."""
+    try:
+        found = latest_state(ws.db, run_id)
+    except Unreadable:
+        # what the direct reader does not know goes through LangGraph (slow to load: only then)
+        from coordinator.engine.run_state import read_run_state  # start-up: LangGraph only then
+
+        return dict(read_run_state(ws, run_id)[0]), None
+    except sqlite3.DatabaseError as e:
+        raise damaged(ws.db, e) from None
+    return ({}, None) if found is None else found
+
+
+def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
+    """The state of a run read from its checkpoint; nothing runs."""
+    record = find_run(ws, run_id)
+    plan = load_run_plan(ws, record["run_id"])
+    state, checkpoint_id = checkpointed_state(ws, record["run_id"])
+    tasks = state.get("tasks", {})
+    gates = state.get("gates", {})
+    holder = lock_holder(ws)
+    live = holder is not None and holder.run_id == record["run_id"]
+    # A run recorded as running is either live (its process holds the lock) or was interrupted.
+    phase, problems = run_outcome(plan, tasks, gates, live=live, recorded=record.get("phase"))
+    return {
+        "run_id": record["run_id"], "plan": plan.name, "profile": plan.profile, "phase": phase,
+        "recorded_phase": record.get("phase"), "problems": problems,
+        "live": {"pid": holder.pid} if live and holder is not None else None,
+        "tasks": {t: {"role": plan.tasks[t].role, "title": plan.tasks[t].title, **tasks.get(t, {})}
+                  for t in plan.order},
+        "gates": {g: gates.get(g, {"status": "pending"}) for g in plan.gates},
+        "deferred": state.get("deferred", {}),
+        "budget": state.get("budget"),
+        "checkpoint_id": checkpoint_id,
+    }
