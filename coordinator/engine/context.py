@@ -57,6 +57,8 @@ class RunContext:
     """What the next scheduling pass must look at (rebuilt when the plan changes)."""
     touched: set[str] = field(default_factory=set)
     """Tasks and gates whose records the nodes changed since the last scheduling pass."""
+    held: set[str] | None = None
+    """Tasks the budget holds (None until the first step of this process has looked)."""
     orphans_checked: bool = False
     """Tasks left running by an earlier process were restarted (done once per process)."""
 

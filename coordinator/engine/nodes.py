@@ -23,7 +23,7 @@ from coordinator.core.run_store import save_run_plan
 from coordinator.core.state import BudgetView, DecisionRecord, GateRecord, RunState, TaskRecord
 from coordinator.core.step import resolve_step
 from coordinator.engine import gates as _gates
-from coordinator.engine.budget import hold_paid, release_held
+from coordinator.engine.budget import HOLD, hold_paid, release_held
 from coordinator.engine.context import RunContext
 from coordinator.engine.plan_loader import fan_out
 from coordinator.engine.schedule import Frontier, plan_step, run_outcome
@@ -72,9 +72,21 @@ def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
 def _release_budget_holds(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
     """A budget raise since the hold lets held paid work start again."""
-    if ctx.budget is not None:
-        for tid, rec in release_held(ctx.budget, ctx.plan, state.get("tasks", {})).items():
+    if ctx.budget is None:
+        return
+    tasks = state.get("tasks", {})
+    if ctx.held is None:  # the first step of this process: look at every task once
+        ctx.held = {t for t, r in tasks.items() if _is_held(r)}
+    else:  # later, only the tasks that changed since the last step can have been held or released
+        for tid in ctx.touched:
+            (ctx.held.add if _is_held(tasks.get(tid) or {}) else ctx.held.discard)(tid)
+    if ctx.held:
+        for tid, rec in release_held(ctx.budget, ctx.plan, tasks).items():
             ch.task(tid, rec)
+
+
+def _is_held(rec: TaskRecord) -> bool:
+    return rec.get("status") == "waiting" and rec.get("held_by") == HOLD
 
 
 def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[str], dict[str, TaskRecord], bool]:
