@@ -14,8 +14,10 @@ the price table) against what is left of the budget. The generate step calls
 - every answer goes to the :class:`~pipeline.gen_cache.AnswerCache` the moment it
   arrives, keyed by :meth:`LLMExampleSource.key`; a cached answer is never asked for
   (nor paid for) again;
-- before each paid call the budget is checked again; once it is exhausted no new call
-  starts (``BudgetExceeded``), while calls already running finish and are recorded;
+- before each paid call its worst case (prompt and ``max_tokens``) is reserved in the ledger
+  as a pending row and checked against what is left; a call that does not fit waits for
+  the calls under way to settle, and with none under way is refused (``BudgetExceeded``):
+  calls already running finish and are recorded, and a kill mid-call leaves the pending row;
 - ledger writes and budget checks go through one lock;
 - a call told to wait (429 retry-after, overload, server error backoff) holds back new
   calls of the whole pool for as long, instead of every worker hitting the limit in turn.
@@ -37,7 +39,7 @@ import orjson
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from coordinator.core.errors import ParameterError, TaskError
-from coordinator.core.llm import CallRecord, SpendGuard
+from coordinator.core.llm import CallRecord, PendingCall, SpendGuard
 from pipeline import offline_corpus as oc
 from pipeline.example_sources import (
     ExampleSource,
@@ -61,6 +63,7 @@ from roles.providers import (
     make_provider,
 )
 from roles.providers.pricing import estimate_cost
+from roles.providers.secrets import redact
 from roles.providers.structured import schema_instructions
 
 log = logging.getLogger(__name__)
@@ -111,7 +114,11 @@ class GeneratedExample(BaseModel):
 
 
 class _SerialSpend:
-    """A spend guard shared by the generate workers: one ledger write or budget check at a time."""
+    """A spend guard shared by the generate workers: one ledger write or budget check at a time.
+
+    A reservation is not serialized here: the run's budget makes check-and-store one step
+    itself, and may wait in it for calls under way to settle.
+    """
 
     def __init__(self, inner: SpendGuard) -> None:
         self.inner = inner
@@ -122,10 +129,27 @@ class _SerialSpend:
         with self._lock:
             self.inner.record(call)
 
+    def reserve(self, call: CallRecord, what: str) -> PendingCall:
+        """Store a call about to be sent at its worst case (``BudgetExceeded`` when that does not fit)."""
+        return _SerialPending(self._lock, self.inner.reserve(call, what))
+
     def check(self, estimate_usd: float | None, what: str) -> None:
         """Raise ``BudgetExceeded`` when ``estimate_usd`` does not fit what is left."""
         with self._lock:
             self.inner.check(estimate_usd, what)
+
+
+class _SerialPending:
+    """A generate call stored as pending; settled under the workers' shared lock."""
+
+    def __init__(self, lock: threading.Lock, inner: PendingCall) -> None:
+        self._lock = lock
+        self.inner = inner
+
+    def settle(self, call: CallRecord) -> None:
+        """Replace the pending record with what the call used."""
+        with self._lock:
+            self.inner.settle(call)
 
 
 class PoolPause:
@@ -253,13 +277,12 @@ class LLMExampleSource:
             except ValidationError as e:  # an edited cache file: pay again rather than fail the run
                 log.warning("%s: cached answer for %s does not validate (%s); asking again", cache.path, spec.id,
                             str(e).splitlines()[0])
-        if self.spend is not None:  # the budget may have run out since the run started
-            self.spend.check(0.0, f"example {spec.id}")
         self.pause.wait()
-        try:
+        try:  # each call is priced and reserved by the provider before it is sent (BudgetExceeded)
             ex, _ = complete_structured(self.llm, self._request(spec), GeneratedExample)
         except ProviderError as e:
             raise TaskError(f"example {spec.id}: {e}") from None
+        ex = _masked(ex)
         if cache is not None:
             cache.put(key, ex.model_dump(mode="json", exclude_none=True), id=spec.id, draw=draw, model=self.model)
         return self._row(spec, ex)
@@ -280,6 +303,23 @@ class LLMExampleSource:
         kind: Kind = "tool" if k else ("code" if "```" in ex.turns[-1].content else "chat")
         return {"id": spec.id, "agent": spec.agent, "category": spec.category, "difficulty": spec.difficulty,
                 "kind": kind, "system": ex.system, "provider": self.name, "seed": spec.seed, "turns": turns}
+
+
+def _masked(ex: GeneratedExample) -> GeneratedExample:
+    """The example with every configured secret the model may have echoed masked (it is cached and written)."""
+    data = ex.model_dump(mode="json")
+    masked = _redact_strings(data)
+    return ex if masked == data else GeneratedExample.model_validate(masked)
+
+
+def _redact_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(v) for v in value]
+    return value
 
 
 LLM_PROVIDERS = ("anthropic", "openai", "openai_compatible")

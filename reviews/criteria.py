@@ -21,6 +21,7 @@ from coordinator.core.ports import VALIDATORS
 from coordinator.core.state import CriterionResult, ModelReview
 from reviews.claims import Measured, compare, parse_claims
 from reviews.llm_review import review_result
+from templates import fmt_num
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
@@ -81,7 +82,7 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
         if isinstance(measured, list):  # fanned-out task: every instance must pass
             failing = [(tid, v) for tid, v in measured if not _compare(v, check.op, check.value)]
             passed = not failing
-            detail = ("fails for " + ", ".join(f"{t}={v}" for t, v in failing)) if failing else \
+            detail = ("fails for " + ", ".join(f"{t}={fmt_num(v)}" for t, v in failing)) if failing else \
                 f"passes for all {len(measured)} instances"
             shown = failing[0][1] if failing else measured[0][1]
         else:
@@ -146,7 +147,7 @@ def _command_result(check: Check, command: str, workspace: Path, timeout: float)
         if not ran:
             problem = detail
         elif problem is None:
-            problem = f"{detail}; {check.metric} = {measured}"
+            problem = f"{detail}; {check.metric} = {fmt_num(measured)}"
         return {**out, "measured": measured, "passed": passed, "op": check.op, "threshold": check.value,
                 "detail": problem}
 

@@ -34,6 +34,7 @@ from coordinator.core.state import (
     Verdict,
 )
 from reviews.criteria import MetricLookup, TaskText, evaluate, evaluate_all
+from reviews.figures import figure
 from reviews.llm_review import model_feedback
 
 AUTO = "coord (auto)"
@@ -48,8 +49,8 @@ def findings_of(results: list[CriterionResult]) -> list[str]:
         if r["kind"] == "claims":
             findings.append(f"{r['label']}: {r['detail']}")
             continue
-        findings.append(f"{r['label']}: measured {r['measured']!r}"
-                        + (f" (needs {r['op']} {r['threshold']})" if r["op"] else "")
+        findings.append(f"{r['label']}: measured {figure(r['measured'])}"
+                        + (f" (needs {r['op']} {figure(r['threshold'])})" if r["op"] else "")
                         + (f" — {r['detail']}" if r["detail"] else ""))
     return findings
 

@@ -13,8 +13,9 @@ count (:func:`review_result`).
 Never pay twice, never lose it: the answer is written atomically to
 ``.coord/runs/<run>/reviews/<gate>.<attempt>.llm.json`` before it is used, and a resumed run
 that reviews the same attempt of the same gate over the same evidence reuses it. Calls go
-to the ledger (role = the reviewer role, task = the gate id); with the budget exhausted the
-model is not called.
+to the ledger (role = the reviewer role, task = the gate id), each priced at its worst case
+before it is sent: with the budget exhausted, or too little of it left for that worst case,
+the model is not called and the record says why.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from typing import Any, Literal, cast
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
+from coordinator.core.errors import BudgetExceeded
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
-from coordinator.core.llm import CallSink, RunSpend
+from coordinator.core.llm import CallSink, PendingCall, ReservingSink, RunSpend, format_usd
 from coordinator.core.plan import Check, CompiledPlan, Severity
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import CriterionResult, ModelFinding, ModelReview, ModelReviewStatus
@@ -102,6 +104,26 @@ class _Meter:
         self.calls.append(call)
         if self.inner is not None:
             self.inner.record(call)
+
+    def reserve(self, call: CallRecord, what: str) -> PendingCall:
+        """The budget's reservation (``BudgetExceeded`` when the worst case does not fit), counted here once settled."""
+        inner = self.inner.reserve(call, what) if isinstance(self.inner, ReservingSink) else None
+        return _Counted(self, inner)
+
+
+class _Counted:
+    """A reviewer call stored as pending: settled in the ledger and counted in the review."""
+
+    def __init__(self, meter: _Meter, inner: PendingCall | None) -> None:
+        self.meter = meter
+        self.inner = inner
+
+    def settle(self, call: CallRecord) -> None:
+        self.meter.calls.append(call)
+        if self.inner is not None:
+            self.inner.settle(call)
+        elif self.meter.inner is not None:
+            self.meter.inner.record(call)
 
 
 class ModelReviewer:
@@ -186,6 +208,10 @@ class ModelReviewer:
             provider = make_provider(provider_config(binding), sink=meter)
             answer, _ = complete_structured(provider, LLMRequest.of(evidence.text, system=system,
                                                                     max_tokens=MAX_TOKENS), ReviewFindings)
+        except BudgetExceeded as e:  # refused before a call: its worst case does not fit the budget
+            self._log(f"# skipped after {len(meter.calls)} call(s)\n{e}")
+            paid = any(c.ok for c in meter.calls)
+            return _metered(self._base("skipped", f"skipped: {e}"), meter), paid
         except (ProviderError, ProviderConfigError) as e:
             reason = redact(str(e))
             log.warning("gate %s: the reviewer model failed: %s", self.gate_id, reason)
@@ -272,8 +298,8 @@ def _where(f: ModelFinding) -> str:
 
 def describe(review: ModelReview) -> str:
     """``anthropic claude-haiku-4-5, 2 call(s), $0.0012`` — who gave the opinion and what it cost."""
-    cost = f"${review['cost_usd']:.4f}" if review["cost_known"] else \
-        f"${review['cost_usd']:.4f} known, some calls of unknown price"
+    cost = format_usd(review["cost_usd"]) if review["cost_known"] else \
+        f"{format_usd(review['cost_usd'])} known, some calls of unknown price"
     return f"{review['provider']} {review['model']}, {review['calls']} call(s), {cost}"
 
 

@@ -8,6 +8,7 @@ twice, a task moved to a role that does not exist, …) becomes a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,10 +63,14 @@ def detect_edits(base: Mapping[str, ParsedBoard], current: Mapping[str, ParsedBo
             continue
         before = base_tasks.get(tid, [(None, None)])[0]
         out.edits += _task_edits(board, task, before[0], before[1], plan, tasks_state, roles, out.problems)
-    for board in current.values():
+    for name, board in current.items():
+        # a line already in coord's last render was an edit then: a sync cut short before its render, not a new one
+        seen = Counter(t.title for t in (base[name].tasks if name in base else []) if t.id is None)
         for task in board.tasks:
             if task.id is None and task.checked is not None:
-                if not task.title:
+                if seen[task.title] > 0:
+                    seen[task.title] -= 1
+                elif not task.title:
                     out.problems.append(BoardProblem(board.file, task.line, "a new task needs a title"))
                 elif board.role is not None:
                     out.edits.append(Edit("new_task", "", board.file, task.line, task.title, tuple(task.notes),

@@ -15,12 +15,13 @@ from typing import Any
 
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
-from coordinator.core.plan import CompiledPlan
+from coordinator.core.plan import CompiledPlan, GateSpec
 from coordinator.core.ports import ListenerResult
 from coordinator.core.provenance import board_line
 from coordinator.core.roles import RoleDefinition
-from coordinator.core.state import RunState
+from coordinator.core.state import GateRecord, RunState
 from coordinator.core.workspace import Workspace
+from reviews.gate import needs_person, window_open
 from reviews.llm_review import opinion_line
 from roles.task_view import inputs_of, task_view
 from task_boards.locks import board_lock
@@ -117,7 +118,8 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),
                   "pending": sum(v["status"] == "pending" for v in views)}
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
-                  "status": gates_state.get(gid, {}).get("status", "pending"),
+                  "status": gate_status_text(g, gates_state.get(gid, {})),
+                  "decidable": needs_person(gates_state.get(gid, {})) or window_open(gates_state.get(gid, {})),
                   "grade": gates_state.get(gid, {}).get("grade"), "score": gates_state.get(gid, {}).get("score"),
                   "opinion": opinion_line(gates_state.get(gid, {}).get("model_review")),
                   "attempts": attempts_line(gates_state.get(gid, {})),
@@ -168,14 +170,16 @@ def _render_team_status(ws: Workspace, plan: CompiledPlan, roles: dict[str, Role
     gates = []
     for gid in plan.gates:
         rec = state.get("gates", {}).get(gid, {})
-        gates.append({"id": gid, "status": rec.get("status", "pending"), "grade": rec.get("grade"),
+        gates.append({"id": gid, "status": gate_status_text(plan.gates[gid], rec), "grade": rec.get("grade"),
                       "score": rec.get("score"), "decided_by": rec.get("decided_by"),
                       "opinion": opinion_line(rec.get("model_review"))})
         if rec.get("status") in ("rejected", "changes_requested"):
             findings: list[str] = list(rec.get("findings") or [])
             problems.append(f"gate **{gid}** {rec.get('status')}: " + "; ".join(findings))
-        if rec.get("status") == "waiting":
-            problems.append(f"gate **{gid}** is waiting for a person")
+        if needs_person(rec):
+            problems.append(f"gate **{gid}** is waiting for a person: `coord approve {gid}`, `coord reject {gid} "
+                            f"--note WHY` or `coord override {gid} --grade G --note WHY` (or tick `approve` on "
+                            f"its reviewer's board)")
     problems.extend(result.conflicts)
     problems.extend(f"board edit not applied: {e}" for e in load_problems(ws)["edit_errors"])
     body = render("team_status.md.j2", run=run, roles=rows, gates=gates, problems=problems,
@@ -213,6 +217,24 @@ def _write_team_block(ws: Workspace, body: str, result: ListenerResult) -> None:
             current, on_disk = done.late, updated
         result.conflicts.append(f"{path.name} kept changing while coord wrote its status block; "
                                 "the block may be out of date until the next render")
+
+
+def gate_status_text(spec: GateSpec, rec: GateRecord) -> str:
+    """A gate's status as boards show it: who decided when a person did (an override marked as one),
+    and a gate that sent its tasks back as ``sent back 1/2``, never as a bare ``pending`` with the old grade."""
+    status = str(rec.get("status", "pending"))
+    history = list(rec.get("history") or [])
+    if status == "pending" and history:
+        return f"sent back {len(history)}/{spec.max_retries} (attempt {len(history) + 1} waits for its tasks)"
+    decision = rec.get("decision")
+    if decision and status not in ("pending", "waiting"):
+        if decision.get("action") == "override":
+            return (f"{status} (override: grade {decision.get('grade')} by {decision.get('by')}, measured "
+                    f"{rec.get('grade_measured')})")
+        return f"{status} (by {decision.get('by')})"
+    if status == "waiting" and window_open(rec):
+        return f"{rec.get('verdict')} unless overridden before {rec.get('override_until')}"
+    return status
 
 
 MAX_ATTEMPT_CRITERIA = 4

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from coordinator.core.errors import InputError
+from coordinator.core.io import wrote
 
 SETTLE_POLL_S = 0.005
 """How often a save in progress is polled."""
@@ -93,6 +94,7 @@ def replace_if_unchanged(path: Path, text: str, expected: str | None) -> Replace
                 os.unlink(tmp)
                 return Replaced(ok=False)
             os.replace(tmp, path)
+            wrote("board", path)
             return Replaced(ok=True)
         with old:
             before = old.read()
@@ -100,7 +102,9 @@ def replace_if_unchanged(path: Path, text: str, expected: str | None) -> Replace
                 os.unlink(tmp)
                 return Replaced(ok=False)
             os.replace(tmp, path)
-            return Replaced(ok=True, late=_late_save(old, before))
+            late = _late_save(old, before)
+            wrote("board", path)
+            return Replaced(ok=True, late=late)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from coordinator.core.io import atomic_write_json
+from coordinator.core.io import atomic_write_json, wrote
 from coordinator.core.workspace import Workspace
 
 
@@ -51,6 +51,7 @@ def save_base(ws: Workspace, path: Path, text: str) -> None:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(text.encode("utf-8"))
     os.replace(tmp, dest)
+    wrote("board_base", dest)
 
 
 def _problems_file(ws: Workspace) -> Path:
@@ -114,3 +115,4 @@ def append_audit(ws: Workspace, run_id: str, records: list[dict[str, Any]]) -> N
     with path.open("ab") as fh:
         for rec in records:
             fh.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
+    wrote("audit", path)

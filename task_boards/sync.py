@@ -26,6 +26,7 @@ import orjson
 from coordinator.core.errors import CoordError, WorkspaceBusyError
 from coordinator.core.faults import fault_point
 from coordinator.core.io import json_bytes
+from coordinator.core.plan import CompiledPlan
 from coordinator.core.run_store import (
     JOURNAL_FILE,
     load_run_plan,
@@ -33,16 +34,18 @@ from coordinator.core.run_store import (
     replay_journal,
     write_journal,
 )
-from coordinator.core.state import RunState
+from coordinator.core.state import DecisionRecord, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock
-from coordinator.engine.decisions import record_decision
+from coordinator.engine.decisions import apply_queued, queue_decision
 from coordinator.engine.run_state import merged_state, read_run_state, write_run_state
 from coordinator.engine.runner import UNFINISHED, find_run, reopen_run
 from coordinator.engine.schedule import plan_step
+from reviews import inbox
 from reviews.gitinfo import person
 from roles.definitions import roles_for
 from task_boards.apply import Changes, compute_changes
 from task_boards.edits import detect_edits
+from task_boards.freshness import checkpoint_newer, render_behind, stale_boards
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError
 from task_boards.merge import missing_sections
@@ -90,6 +93,9 @@ class SyncReport:
     """The run was paused waiting on a person (or has just been reopened on the boards)."""
     reopened: list[str] = field(default_factory=list)
     """Tasks the edits made pending again (unticked, added, sent back)."""
+    refreshed: list[str] = field(default_factory=list)
+    """Boards that showed something coord no longer holds (another run, or a render that could not be
+    written while their markers were broken), rendered again: ``file: why``."""
 
     @property
     def changed(self) -> bool:
@@ -102,17 +108,44 @@ def who(root: Path) -> str:
     return person(root)
 
 
-def approve_gate(ws: Workspace, gate_id: str, *, by: str, run_id: str, note: str | None) -> tuple[str | None, str]:
-    """Record a board approval through the gates service (which resumes the run); the error message
-    (None when recorded) and what happened to the run afterwards, in words."""
+def _queue_approvals(ws: Workspace, run_id: str, changes: Changes, person: str,
+                     report: SyncReport) -> list[tuple[Edit, DecisionRecord]]:
+    """Queue each ticked approval with the gates service *before* the sync commits, so a kill between the
+    two loses no approval (the next sync finds the tick again and the decision already queued)."""
+    queued = []
+    for edit in changes.approvals:
+        entry = next(a for a in changes.audit if a["kind"] == "approve" and a["where"] == edit.where())
+        try:
+            _, decision = queue_decision(ws, edit.target, "approve", note=f"ticked on {edit.where()}", by=person,
+                                         run_id=run_id)
+        except CoordError as e:
+            report.reverted.append(f"{edit.where()}: approval of gate {edit.target!r} not recorded: {e}")
+            entry["outcome"] = f"refused: {e}"
+            continue
+        entry["outcome"] = f"queued as decision {decision['id']}"
+        queued.append((edit, decision))
+    return queued
 
-    try:
-        result = record_decision(ws, gate_id, "approve", note=note, by=by, run_id=run_id)
-    except CoordError as e:
-        return str(e), ""
-    if not result.applied:
-        return None, "the live run applies it"
-    return None, f"run {run_id} resumed: {result.phase}"
+
+def _apply_approvals(ws: Workspace, run_id: str, queued: list[tuple[Edit, DecisionRecord]], person: str,
+                     report: SyncReport) -> None:
+    """Let the run take the queued approvals (it resumes; a live run takes them itself) and say how it went."""
+    for edit, decision in queued:
+        result = apply_queued(ws, run_id, decision)
+        after = "the live run applies it" if result.live else f"run {run_id} resumed: {result.phase}" \
+            if result.applied else f"queued; `coord resume {run_id}` applies it"
+        report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}; {after}")
+
+
+def _apply_left_over(ws: Workspace, run_id: str, report: SyncReport) -> None:
+    """Decisions queued for a paused run that never took them (a sync or `coord approve` was killed in
+    between): resume the run with them, once."""
+    for decision in inbox.pending(ws, run_id)[:1]:  # one resume takes every queued decision
+        result = apply_queued(ws, run_id, decision)
+        if result.live:
+            return
+        report.applied.append(f"the {decision['action']} of gate {decision['gate']!r} by {decision['by']}, queued "
+                              f"at {decision['at']}, went to run {run_id}: {result.phase}")
 
 
 def warm_cache(ws: Workspace) -> None:
@@ -131,37 +164,51 @@ def _board_files(ws: Workspace) -> list[Path]:
 
 
 def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None = None) -> SyncReport:
-    """Apply the edits people made to the boards since coord last rendered them, once."""
+    """Apply the edits people made to the boards since coord last rendered them, once; render again a
+    board that shows something the run no longer holds."""
     record = find_run(ws, run_id)
-    report = SyncReport(run_id=record["run_id"], waiting=record.get("phase") == "waiting")
+    rid = record["run_id"]
+    report = SyncReport(run_id=rid, waiting=record.get("phase") == "waiting")
     person = editor or who(ws.root)
     try:
         with WorkspaceLock(ws):
-            approvals, state, touched = _apply_edits(ws, record["run_id"], report, person)
+            queued, state, touched = _apply_edits(ws, rid, report, person)
             if report.reopened and record.get("phase") not in UNFINISHED:
-                reopen_run(ws, record["run_id"], report.reopened)  # the registry must not say finished
+                reopen_run(ws, rid, report.reopened)  # the registry must not say finished
                 report.waiting = True
+            if not (report.problems or report.changed or queued):
+                unfinished = record.get("phase") in UNFINISHED
+                state_now = read_run_state(ws, rid)[0] if unfinished or checkpoint_newer(ws) else None
+                report.refreshed = stale_boards(ws, rid) + (render_behind(ws, state_now) if state_now else [])
+                if report.refreshed:
+                    _render(ws, rid, report, state_now, None)
+                elif unfinished and state_now is not None:
+                    report.can_continue = _can_continue(load_run_plan(ws, rid), state_now)
     except WorkspaceBusyError as e:
         report.busy, report.holder, report.active_run = str(e), e.holder, e.run_id
         report.waiting_edits = waiting_edits(ws)
         return report
-    if report.problems or not (report.changed or approvals):
+    if not (report.problems or report.changed or queued) and record.get("phase") in UNFINISHED:
+        _apply_left_over(ws, rid, report)  # decisions an interrupted sync or command queued, never applied
+    if report.problems or not (report.changed or queued):
         return report
-    if approvals:
-        state, touched = None, None  # the decision service wrote the checkpoint: read it again
-    for edit in approvals:
-        error, after = approve_gate(ws, edit.target, by=person, run_id=record["run_id"],
-                                    note=f"ticked on {edit.where()}")
-        if error:
-            report.reverted.append(f"{edit.where()}: approval of gate {edit.target!r} not recorded: {error}")
-        else:
-            report.applied.append(f"{edit.where()}: gate {edit.target!r} approved by {person}; {after}")
+    if queued:
+        _apply_approvals(ws, rid, queued, person, report)
+        state, touched = None, None  # the run wrote the checkpoint: read it again
     try:
         with WorkspaceLock(ws):
-            _render(ws, record["run_id"], report, state, touched)
+            _render(ws, rid, report, state, touched)
     except WorkspaceBusyError as e:  # a run started meanwhile; its own renders take over
         report.busy = str(e)
     return report
+
+
+def _can_continue(plan: CompiledPlan, state: RunState) -> bool:
+    """Work a resume would do: ready tasks, due gates, or tasks a killed process left running (the sync
+    holds the workspace, so no live process runs them)."""
+    sched = plan_step(plan, state.get("tasks", {}), state.get("gates", {}))
+    orphans = any(r.get("status") == "running" for r in state.get("tasks", {}).values())
+    return bool(sched.ready or sched.due_gates or sched.updates or sched.gate_skips or orphans)
 
 
 def waiting_edits(ws: Workspace) -> list[str]:
@@ -190,7 +237,7 @@ def waiting_edits(ws: Workspace) -> list[str]:
 
 
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
-                 person: str) -> tuple[list[Edit], RunState | None, set[str] | None]:
+                 person: str) -> tuple[list[tuple[Edit, DecisionRecord]], RunState | None, set[str] | None]:
     if (ws.run_dir(run_id) / JOURNAL_FILE).exists():  # a sync killed mid-way: finish or drop it first
         replay_journal(ws, run_id, read_run_state(ws, run_id)[0].get("board_sync"))
     plan = load_run_plan(ws, run_id)
@@ -226,7 +273,8 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
             if board.run_id is not None and board.run_id != run_id:
                 if bases[path] not in (None, texts[path]):
                     report.problems.append(f"{rel}:1: this board belongs to run {board.run_id}, not {run_id}; "
-                                           "its edits are ignored")
+                                           "its edits are ignored — undo them (or delete the board) and "
+                                           f"`coord board sync` renders it for run {run_id}")
                 continue
             boards[rel] = board
             if bases[path] not in (None, texts[path]):
@@ -240,13 +288,18 @@ def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
         if report.problems:
             return [], None, None
         changes = compute_changes(found.edits, plan, state, load_notices(ws, run_id), ws.root, person)
+        reopened = [t for t, r in changes.tasks.items() if r.get("status") == "pending"]
+        if reopened and state.get("phase") not in UNFINISHED:
+            changes.phase = "waiting"  # every summary says so, not "finished" with the old figures
+        report.reverted += changes.reverted
+        queued = _queue_approvals(ws, run_id, changes, person, report)
         _commit(ws, run_id, changes, {p: texts[p] for p in files if bases[p] is not None and bases[p] != texts[p]},
                 nxt)
         if changes.state_update():
-            report.reopened = [t for t, r in changes.tasks.items() if r.get("status") == "pending"]
+            report.reopened = reopened
         report.applied += changes.applied
-        report.reverted += changes.reverted
-    return changes.approvals, merged_state(state, changes.state_update()), _touched_roles(changes, [boards[r] for r in edited])
+    touched = None if changes.phase else _touched_roles(changes, [boards[r] for r in edited])
+    return queued, merged_state(state, changes.state_update()), touched
 
 
 def _commit(ws: Workspace, run_id: str, changes: Changes, new_bases: dict[Path, str], nxt: tuple[str, ...]) -> None:
@@ -298,5 +351,4 @@ def _render(ws: Workspace, run_id: str, report: SyncReport, state: RunState | No
     result = render_all(ws, plan, roles_for(ws, plan), state, only_roles=only_roles)
     report.written += result.written
     report.conflicts += result.conflicts
-    sched = plan_step(plan, state.get("tasks", {}), state.get("gates", {}))
-    report.can_continue = bool(sched.ready or sched.due_gates or sched.updates or sched.gate_skips)
+    report.can_continue = _can_continue(plan, state)

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
 
 from coordinator.core.errors import InternalError
 from coordinator.core.grading import format_score
+from coordinator.core.llm import format_usd
 
 
 class TemplateRenderError(InternalError):
@@ -44,6 +45,7 @@ def environment() -> Environment:
                       lstrip_blocks=True)
     env.filters["num"] = fmt_num
     env.filters["score"] = format_score
+    env.filters["usd"] = format_usd
     return env
 
 

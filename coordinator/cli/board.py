@@ -43,9 +43,11 @@ def _print(report: SyncReport, *, watching: bool = False, resuming: bool = False
         console.warn(line)
     for line in report.conflicts:
         console.warn(line)
-    if not (report.busy or report.problems or report.applied or report.reverted):
+    for line in report.refreshed:
+        console.info(line)
+    if not (report.busy or report.problems or report.applied or report.reverted or report.refreshed):
         console.info("boards are in sync: no edits to apply")
-    if report.changed and report.can_continue and report.run_id:
+    if report.can_continue and report.run_id and not report.busy:
         if resuming and report.waiting:
             console.info(f"run {report.run_id} can continue: resuming it")
         else:

@@ -12,6 +12,7 @@ from rich.table import Table
 from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call, handle_errors
 from coordinator.core.errors import WorkspaceBusyError
+from coordinator.core.llm import format_usd
 from coordinator.core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -43,11 +44,14 @@ def _print_calls(ws: Workspace, run_id: str, as_json: bool) -> None:
                   "seconds", "ended")
     for r in rows:
         d = r["detail"]
-        usd = f"${r['usd']:.4f}" if r["usd"] is not None else "unknown"
+        usd = format_usd(r["usd"])
         source = d.get("cost_source")
-        if source and source != "reported by the CLI" and r["usd"] is not None:
+        if r.get("pending"):
+            usd = f"up to {usd}" if r["usd"] is not None else "unknown"
+        elif source and source != "reported by the CLI" and r["usd"] is not None:
             usd += f" ({source})"
-        ended = ("ok" if r["ok"] else "failed") + (f", exit {d['exit_code']}" if "exit_code" in d else "") + (
+        ended = ("pending: never settled" if r.get("pending") else
+                 "ok" if r["ok"] else "failed") + (f", exit {d['exit_code']}" if "exit_code" in d else "") + (
             f", {str(d['ended']).replace('_', ' ')}" if d.get("ended") else "") + (
             f", {d['retried_errors']} retried error(s)" if d.get("retried_errors") else "")
         table.add_row(r["task_id"] or "—", r["agent"] or "—", r["kind"], r["model"], str(d.get("cli_version", "")),
@@ -95,16 +99,22 @@ def register(app: typer.Typer) -> None:
         if not any(totals.values()):
             console.info("no paid calls recorded: every role used the offline stand-in or a free backend")
             return
+        first: list = next(iter(totals.values()), [])
+        pending = sum(t.pending for t in first)
         for group, rows in totals.items():
-            table = Table(group, "calls", "tokens in", "tokens out", "cached", "USD", "unknown cost")
+            table = Table(group, "calls", "tokens in", "tokens out", "cached", "USD", "unknown cost",
+                          *(["pending"] if pending else []))
             for t in rows:
                 table.add_row(t.key, str(t.calls), f"{t.tokens_in:,}", f"{t.tokens_out:,}", f"{t.tokens_cached:,}",
-                              f"${t.usd:.4f}", str(t.unknown or "—"))
+                              format_usd(t.usd), str(t.unknown or "—"), *([str(t.pending or "—")] if pending else []))
             console.out.print(table)
-        first: list = next(iter(totals.values()), [])
         spent, unknown = sum(t.usd for t in first), sum(t.unknown for t in first)
-        console.info(f"total: ${spent:.4f}" + (f" plus {unknown} call(s) of unknown cost (not in the price "
-                                               "table; never guessed)" if unknown else ""))
+        console.info(f"total: {format_usd(spent)}" + (f" plus {unknown} call(s) of unknown cost (not in the price "
+                                                      "table; never guessed)" if unknown else ""))
+        if pending:
+            console.warn(f"{pending} pending call(s): sent but never settled (in flight, or cut off by a kill), "
+                         f"counted against the budget at up to {format_usd(sum(t.pending_usd for t in first))}; "
+                         "see `coord costs --calls`")
 
     @budget_app.command("show")
     def show(run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest run).")] = None,

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from coordinator.cli import console
 from coordinator.core.grading import format_score
+from coordinator.core.llm import format_usd
 from coordinator.core.plan import CompiledPlan
 
 
@@ -80,7 +81,11 @@ class Progress:
             extra = " (outputs up to date)" if e.get("skipped_run") else ""
             return f"{self._elapsed()}  ✓ {task} in {e.get('duration_s')}s{extra}"
         if kind == "task_recovered":
-            return f"{self._elapsed()}  ✓ {task} (result recovered from before the restart)"
+            mark = {"done": "✓", "waiting": "⏸"}.get(str(e.get("status")), "✗")
+            how = "" if e.get("status") == "done" else f" {e.get('status')}"
+            return f"{self._elapsed()}  {mark} {task}{how} (result recovered from before the restart)"
+        if kind == "task_failed" and e.get("error") is None:  # a hand-over: it waits, nothing failed
+            return f"{self._elapsed()}  ⏸ {task} waits for a person (tick it on its board)"
         if kind == "task_failed":
             return f"{self._elapsed()}  ✗ {task}: {e.get('error')}"
         if kind == "task_retried":
@@ -94,7 +99,9 @@ class Progress:
             return f"{self._elapsed()}  ◆ gate {e['gate']}: {e.get('status')}{grade}"
         if kind == "gate_retry":
             tasks = ", ".join(e.get("tasks") or [])
-            return (f"{self._elapsed()}  ↺ gate {e['gate']} sends {tasks} back for attempt {e.get('attempt')} "
+            spec = self.plan.gates.get(e["gate"])
+            sent = f"sent back {int(e.get('attempt') or 2) - 1}/{spec.max_retries}: " if spec is not None else ""
+            return (f"{self._elapsed()}  ↺ gate {e['gate']} {sent}{tasks} run again (attempt {e.get('attempt')}) "
                     f"with {e.get('findings')} finding(s)")
         if kind == "deferred_opened":
             return f"{self._elapsed()}  … deferred: {e.get('item')}"
@@ -102,7 +109,7 @@ class Progress:
             return f"{self._elapsed()}  ⏸ {task} held: {e.get('reason')}"
         if kind == "budget_alert":
             return (f"{self._elapsed()}  $ budget alert: {100 * float(e.get('threshold') or 0):.0f}% "
-                    f"(${e.get('spent_usd')} of ${e.get('limit_usd')})")
+                    f"({format_usd(_number(e.get('spent_usd')))} of {format_usd(_number(e.get('limit_usd')))})")
         return None
 
     def _table(self) -> Table:
@@ -120,3 +127,8 @@ class Progress:
             gates = ", ".join(f"{g}:{s}" for g, s in self.gates.items())
         table.caption = f"gates: {gates}" if gates else None
         return table
+
+
+def _number(value: Any) -> float | None:
+    """A number an event carries, or None."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

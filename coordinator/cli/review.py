@@ -24,12 +24,19 @@ ByOpt = Annotated[str | None, typer.Option("--by", help="Who decides (default: g
 def _report(r: DecisionResult) -> None:
     what = {"approve": "approved", "reject": "rejected", "override": f"overridden with grade {r.grade}"}[r.action]
     console.success(f"gate {r.gate_id} {what} by {r.by} at {r.at}")
-    if not r.applied:
+    if not r.applied and r.live:
         console.info(f"run {r.run_id} is running in another process; it applies the decision within a moment")
+        return
+    if not r.applied:
+        console.warn(f"the decision is queued but run {r.run_id} did not take it ({r.phase}); "
+                     f"`coord resume {r.run_id}` applies it")
         return
     console.info(f"gate status: {r.gate_status} · run {r.run_id}: {r.phase}")
     for p in r.problems:
         console.detail(p, problem=r.exit_code != 0)
+    if r.phase == "waiting":
+        for hint in r.hints:
+            console.detail(hint, problem=True)
 
 
 def _decide(workspace: Path, gate: str, action: Action, note: str | None, grade: str | None,

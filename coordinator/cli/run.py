@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
+from coordinator.core.errors import UsageError
 from coordinator.core.workspace import Workspace
 from coordinator.engine.plan_loader import parse_override
 
@@ -36,15 +38,26 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
         console.error(f"run {summary.run_id} {verb}ended with problems:")
     for p in summary.problems:  # under the heading, on its stream
         console.detail(p, problem=summary.phase != "finished")
+    if summary.phase == "waiting":
+        # start-up: the engine loads only when this command runs
+        from coordinator.engine.decisions import continue_hints
+
+        for hint in continue_hints(ws, summary.run_id, summary.state):  # what continues it, by name
+            console.detail(hint, problem=True)
+    for d in summary.state.get("deferred", {}).values():
+        again = d.get("remeasured")
+        if d["status"] == "open" and again is not None:
+            console.detail(f"deferred item still open: {d['text']} — {again['detail']}", problem=False)
     console.info(f"boards: {ws.boards.relative_to(ws.root)}/ · status: coord status · "
                  f"events: {ws.events.relative_to(ws.root)}")
 
 
-def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) -> int:
+def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool,
+             problems: Sequence[UsageError] = ()) -> int:
     # start-up: the engine loads only when this command runs
     from coordinator.cli.progress import Progress
     from coordinator.core.run_store import load_run_plan
-    from coordinator.engine.runner import find_run, resume_run, run_plan
+    from coordinator.engine.runner import check_run, find_run, resume_run, run_plan
 
     with handle_errors():
         live = console.is_tty()
@@ -52,10 +65,7 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) 
             run_id = find_run(ws, run_id, unfinished=True)["run_id"]
             plan = load_run_plan(ws, run_id)
         else:
-            # start-up: the engine loads only when this command runs
-            from coordinator.engine.plan_loader import load_plan
-
-            plan = load_plan(opts.plan, workspace=ws.root, profile=opts.profile, overrides=opts.overrides)
+            plan = check_run(ws, opts, problems)
         progress = Progress(plan, live=live)
         try:
             with progress:
@@ -64,7 +74,8 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool) 
                 else:
                     summary = run_plan(ws, opts, progress.on_event, progress.on_progress)
         except KeyboardInterrupt:
-            console.warn("interrupted; completed tasks are checkpointed — run the same command to resume")
+            console.warn("interrupted; completed tasks are checkpointed and a task that was still running runs "
+                         "again — run the same command to resume")
             return 130
         _report(summary, ws)
         return summary.exit_code
@@ -88,12 +99,22 @@ def register(app: typer.Typer) -> None:
         # the engine loads only when a command runs (fast --help)
         from coordinator.engine.runner import RunOptions, parse_budget
 
-        with handle_errors():
-            overrides = dict(parse_override(s) for s in set_ or [])
+        overrides: dict[str, object] = {}
+        problems: list[UsageError] = []  # reported with the plan's own, all at once
+        for raw in set_ or []:
+            try:
+                key, value = parse_override(raw)
+                overrides[key] = value
+            except UsageError as e:
+                problems.append(e)
+        budget_usd = None
+        try:
             budget_usd = parse_budget(budget)
+        except UsageError as e:
+            problems.append(e)
         opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget_usd,
                           concurrency=concurrency, overrides=overrides)
-        raise typer.Exit(_execute(Workspace.at(workspace), opts, None, resume=False))
+        raise typer.Exit(_execute(Workspace.at(workspace), opts, None, resume=False, problems=problems))
 
     @app.command()
     def resume(

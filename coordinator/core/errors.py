@@ -77,6 +77,38 @@ class PlanErrors(PlanError):
         return "\n".join(e.describe() for e in self.errors)
 
 
+class UsageErrors(UsageError):
+    """Several problems with what the user asked, found at once (the plan, ``--set``, ``--budget``, coord.yaml)."""
+
+    def __init__(self, errors: list[UsageError]) -> None:
+        self.errors: list[UsageError] = [e for err in errors for e in _each(err)]
+        super().__init__("\n".join(_text(e) for e in self.errors))
+
+    @classmethod
+    def raise_if_any(cls, errors: list[UsageError]) -> None:
+        """Raise the one error, or all of them together (plan errors alone stay :class:`PlanErrors`)."""
+        if len(errors) == 1:
+            raise errors[0]
+        plan_errors = [e for err in errors for e in _each(err) if isinstance(e, PlanError)]
+        if errors and len(plan_errors) == sum(len(_each(err)) for err in errors):
+            raise PlanErrors(plan_errors)
+        if errors:
+            raise cls(errors)
+
+
+def _each(error: UsageError) -> list[UsageError]:
+    """The single problems in ``error``."""
+    if isinstance(error, UsageErrors):
+        return list(error.errors)
+    if isinstance(error, PlanErrors):
+        return list(error.errors)
+    return [error]
+
+
+def _text(error: UsageError) -> str:
+    return error.describe() if isinstance(error, ConfigError) else str(error)
+
+
 class WorkspaceBusyError(UsageError):
     """Another coord process holds the workspace lock."""
 

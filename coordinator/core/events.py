@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import orjson
 
+from coordinator.core.io import wrote
+
 log = logging.getLogger(__name__)
 
 EventKind = Literal[
@@ -93,6 +95,7 @@ class EventLog:
                     return event
                 self._once.add(once)
             os.write(self._descriptor(), line)
+        wrote("event", kind)  # crash tests: may die here
         if os.environ.get(FAULT_AFTER_EVENT) == kind:  # fault injection for crash tests
             os._exit(137)
         listener = self.listener

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,35 @@ from typing import Any
 import orjson
 
 from coordinator.core.errors import InputError
+
+FAULT_AT_WRITE = "COORD_FAULT_AT_WRITE"
+"""Crash tests: ``N`` makes the process die (exit 137, as from SIGKILL) right after its N-th write."""
+TRACE_WRITES = "COORD_TRACE_WRITES"
+"""Crash tests: a file that gets one line, ``N kind target``, per write the process makes."""
+_FAULT_AT = int(os.environ[FAULT_AT_WRITE]) if os.environ.get(FAULT_AT_WRITE, "").isdigit() else None
+_TRACE = os.environ.get(TRACE_WRITES) or None
+_writes = 0
+_writes_lock = threading.Lock()
+
+
+def wrote(kind: str, target: object) -> None:
+    """Count one write of coord's state or outputs (an atomic file, an event, a board, a checkpoint).
+
+    Only crash tests listen (:data:`FAULT_AT_WRITE`, :data:`TRACE_WRITES`, read when the process
+    starts); otherwise this returns at once.
+    """
+    if _FAULT_AT is None and _TRACE is None:
+        return
+    global _writes
+    with _writes_lock:
+        _writes += 1
+        n = _writes
+        if _TRACE is not None:
+            with open(_TRACE, "a", encoding="utf-8") as fh:
+                fh.write(f"{n} {kind} {target}\n")
+    if n == _FAULT_AT:
+        os._exit(137)
+
 
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 _UMASK = os.umask(0o022)
@@ -63,6 +93,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, private
     except BaseException:
         _unlink_quietly(Path(tmp))
         raise
+    wrote("file", path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -131,6 +162,7 @@ class AtomicWriter:
         os.fsync(self._fh.fileno())
         self._fh.close()
         os.replace(self._tmp, self.path)
+        wrote("file", self.path)
 
 
 class JsonlWriter(AtomicWriter):

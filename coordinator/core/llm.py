@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["user", "assistant"]
 
@@ -102,6 +103,24 @@ class CallSink(Protocol):
         ...
 
 
+class PendingCall(Protocol):
+    """A call stored before it was sent, at its worst-case cost; settled once it ends."""
+
+    def settle(self, call: CallRecord) -> None:
+        """Replace the pending record with what the call really used (or how it failed)."""
+        ...
+
+
+@runtime_checkable
+class ReservingSink(CallSink, Protocol):
+    """A sink that also prices a call before it is sent (the run's budget through a task's spend guard)."""
+
+    def reserve(self, call: CallRecord, what: str) -> PendingCall:
+        """Check ``call.cost`` — the call's worst case — against what is left of the budget
+        (``BudgetExceeded`` when it does not fit, and nothing is stored) and store the call as pending."""
+        ...
+
+
 class LLMProvider(Protocol):
     """Anything that completes a request: a real API or the offline stand-in."""
 
@@ -113,8 +132,9 @@ class LLMProvider(Protocol):
         ...
 
 
-class SpendGuard(CallSink, Protocol):
-    """A task's view of the budget: record calls, and check an estimate before paid work starts."""
+class SpendGuard(ReservingSink, Protocol):
+    """A task's view of the budget: record calls, reserve a call's worst case before it is sent, and
+    check an estimate before paid work starts."""
 
     def check(self, estimate_usd: float | None, what: str) -> None:
         """Raise ``BudgetExceeded`` when ``estimate_usd`` does not fit what is left of the budget."""
@@ -131,3 +151,15 @@ class RunSpend(Protocol):
     def for_task(self, task_id: str, role: str, agent: str) -> SpendGuard:
         """The spend guard that records calls under ``task_id``."""
         ...
+
+
+def format_usd(usd: float | None) -> str:
+    """Dollars with enough digits to tell small amounts apart: ``$12.40``, ``$0.35``, ``$0.0035``, ``$0.00004``."""
+    if usd is None or not math.isfinite(usd):
+        return "unknown"
+    if usd == 0 or abs(usd) >= 0.995:
+        return f"${usd:,.2f}"
+    digits = min(8, max(2, 1 - math.floor(math.log10(abs(usd)))))  # two significant digits
+    text = f"{usd:.{digits}f}"
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac[:2] + frac[2:].rstrip('0')}"

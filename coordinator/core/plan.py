@@ -294,11 +294,53 @@ class Grading(_Strict):
         return [k for k, _ in sorted(self.scale.items(), key=lambda kv: -kv[1])] + [self.fail_grade]
 
 
+KNOWN_AGENTS = ("claude", "codex", "cursor", "human")
+"""The agents coord knows by name. Any other name is an agent of the user's own (a label and a board),
+unless it looks like a typo of one of these."""
+
+
+def agent_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable agent name: a near miss of a known agent (``claud``), or empty."""
+    if not name.strip():
+        return "an agent needs a name"
+    if name in KNOWN_AGENTS:
+        return None
+    close = next((known for known in KNOWN_AGENTS if _one_slip(name.lower(), known)), None)
+    if close:
+        return (f"unknown agent {name!r}: did you mean {close!r}? (coord's agents: {', '.join(KNOWN_AGENTS)}; "
+                "a name of your own must not look like one of them)")
+    return None
+
+
+def _one_slip(typed: str, known: str) -> bool:
+    """``typed`` is ``known`` but for its case, one letter left out or added, or two neighbours swapped
+    (``Claude``, ``claud``, ``claudee``, ``cluade``; not ``coder`` for ``codex``, a name of its own)."""
+    if typed == known:
+        return True
+    if abs(len(typed) - len(known)) == 1:
+        short, long_ = sorted((typed, known), key=len)
+        return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+    if len(typed) == len(known):
+        diff = [i for i, (a, b) in enumerate(zip(typed, known, strict=True)) if a != b]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == known[diff[1]] \
+            and typed[diff[1]] == known[diff[0]]
+    return False
+
+
 class RoleBinding(_Strict):
     """Who plays a role and how work reaches them."""
 
     agent: str
     driver: DriverName = DriverName("auto")
+
+    @field_validator("agent")
+    @classmethod
+    def _no_typo_of_a_known_agent(cls, value: str) -> str:
+        problem = agent_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     """``auto``: the real driver when configured, else the offline stand-in."""
 
     @field_validator("driver")
@@ -320,6 +362,8 @@ class RoleBinding(_Strict):
     """OpenAI API flavour."""
     stream: bool = False
     """Stream answers (a stream cut short is retried)."""
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    """Seconds one request to the provider may take before it is abandoned and retried (default 120)."""
     executable: str | None = None
     """cli driver: the program to run (default ``claude``, ``codex``, or ``agent`` for cursor)."""
     flags: list[str] = Field(default_factory=list)

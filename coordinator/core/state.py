@@ -20,6 +20,12 @@ PASSING_GATE: frozenset[str] = frozenset({"approved", "deferred"})
 
 STATE_SCHEMA_VERSION = 1
 
+PERSON_HOLD = "person"
+"""``TaskRecord.held_by`` of a task handed to a person (the ``human`` driver): it waits for their tick."""
+REVIEW_HOLD = "review"
+"""``TaskRecord.held_by`` of an answer with nothing to check (an assignment without accept checks that a
+stand-in answered): it needs a person's review, and their tick, before it is done."""
+
 
 class ArtifactRecord(TypedDict):
     """A file a task produced."""
@@ -61,7 +67,12 @@ class TaskRecord(TypedDict, total=False):
     review: FeedbackRecord
     """The same review as data, for steps and commands that adjust their next attempt."""
     held_by: str | None
-    """``budget`` while the budget holds this paid task back (coordinator/budget.py)."""
+    """``budget`` while the budget holds this paid task back (coordinator/budget.py); ``person`` while a
+    person has it (the ``human`` driver); ``review`` while an answer with nothing to check waits for a
+    person to review it (the ``offline`` driver)."""
+    accepted_by: str | None
+    """Set when a person's tick made the task done: ``checks`` (its accept checks passed) or
+    ``person (<name>)`` (it has none: done on that person's word)."""
 
 
 class ClaimComparison(TypedDict):
@@ -250,6 +261,21 @@ class GateRecord(TypedDict, total=False):
     """The reviewer model's opinion of this attempt's evidence (or why there is none)."""
 
 
+class Remeasurement(TypedDict):
+    """The criterion that opened a deferred item, measured again once a task meant to resolve it was done."""
+
+    after: str
+    """The resolving task whose completion the measurement follows."""
+    stamp: str
+    """The resolving tasks' completions measured (``task@finished_at``): each is measured once."""
+    at: str
+    measured: Any
+    passed: bool | None
+    """None when nothing measured the criterion again (the item stays open)."""
+    detail: str
+    """What was measured against what the criterion needs, or why nothing was."""
+
+
 class DeferredItem(TypedDict):
     """Work a gate let through but did not forget."""
 
@@ -260,6 +286,9 @@ class DeferredItem(TypedDict):
     resolved_by: list[str]
     status: Literal["open", "resolved"]
     resolved_in: str | None
+    remeasured: NotRequired[Remeasurement | None]
+    """The latest re-measurement of the criterion (an item is resolved only when it passes); None until
+    a resolving task is done (and again when the gate opens the item anew)."""
 
 
 def merge_records(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:

@@ -8,23 +8,33 @@ with a paid provider, OpenAI fine-tuning): such tasks wait, held by the budget, 
 run ends with exit code 3 until a person raises the budget or approves the overrun.
 Work already running finishes. Steps that know their cost up front (generate,
 finetune) check their estimate against what is left and refuse to start past it.
+
+Every LLM call is priced before it is sent: its worst case (the prompt's upper estimate and
+``max_tokens`` of output) is *reserved* — stored in the ledger as a pending call, which
+counts against the limits until the call is settled with what it really cost — and a call
+whose worst case does not fit what is left is not sent (:meth:`TaskSpend.reserve`). So LLM
+calls never take spend past a limit; only costs known after the fact (a CLI's reported
+dollars, a step's recorded cost) can. An alert fires once, when settled spend first
+crosses its threshold.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coordinator.core.errors import BudgetExceeded
-from coordinator.core.llm import CallRecord
+from coordinator.core.llm import CallRecord, format_usd
 from coordinator.core.plan import Budget, CompiledPlan, CompiledTask
 from coordinator.core.ports import driver_of, driver_traits
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import BudgetView, ScopeView, TaskRecord
 from coordinator.core.step import resolve_step
-from coordinator.engine.ledger import Ledger
+from coordinator.engine.ledger import BudgetChange, Ledger, Spend
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,8 @@ HOLD = "budget"
 """``held_by`` value of a task the budget is holding."""
 FREE_PROVIDERS = frozenset({None, "offline"})
 """LLM providers that cost nothing (an llm-driven role with one of them is not paid work)."""
+AlertFn = Callable[[float, "ScopeStatus"], None]
+"""Told when the run's settled spend first crosses an alert threshold (the threshold, the run's status)."""
 
 
 @dataclass(frozen=True)
@@ -44,31 +56,48 @@ class ScopeStatus:
     unknown_calls: int
     approved: bool = False
     """A person approved spending past the limit."""
+    pending_usd: float = 0.0
+    """Worst case of the calls stored but not settled: in flight, or cut off by a kill."""
+    pending_calls: int = 0
+
+    @classmethod
+    def of(cls, scope: str, limit: float | None, spend: Spend, approved: bool = False) -> ScopeStatus:
+        """The status of a scope from its limit and the ledger's spend."""
+        return cls(scope, limit, spend.usd, spend.unknown, approved, spend.pending_usd, spend.pending)
 
     @property
     def pct(self) -> float | None:
-        """Spent / limit (None without a limit)."""
+        """Settled spend / limit (None without a limit)."""
         if self.limit_usd is None:
             return None
         return 1.0 if self.limit_usd == 0 else self.spent_usd / self.limit_usd
 
     @property
+    def committed_usd(self) -> float:
+        """Settled spend plus the worst case of pending calls: what the limit is checked against."""
+        return self.spent_usd + self.pending_usd
+
+    @property
     def exhausted(self) -> bool:
-        """True at or past 100 % of a limit nobody approved past."""
-        return not self.approved and self.pct is not None and self.pct >= 1.0
+        """True at or past 100 % of a limit nobody approved past (pending calls at their worst case)."""
+        if self.approved or self.limit_usd is None:
+            return False
+        return self.limit_usd == 0 or self.committed_usd >= self.limit_usd
 
     @property
     def remaining_usd(self) -> float | None:
-        """What is left (None when unlimited or approved)."""
+        """What is left after settled and pending calls (None when unlimited or approved)."""
         if self.limit_usd is None or self.approved:
             return None
-        return max(0.0, self.limit_usd - self.spent_usd)
+        return max(0.0, self.limit_usd - self.committed_usd)
 
     def describe(self) -> str:
-        """``$12.40 of $50.00 (25%)``, with unknown-cost calls noted."""
-        text = f"${self.spent_usd:.2f}"
+        """``$12.40 of $50.00 (25%)``, with pending and unknown-cost calls noted."""
+        text = format_usd(self.spent_usd)
         if self.limit_usd is not None:
-            text += f" of ${self.limit_usd:.2f} ({100 * (self.pct or 0):.0f}%)"
+            text += f" of {format_usd(self.limit_usd)} ({100 * (self.pct or 0):.0f}%)"
+        if self.pending_calls:
+            text += f", plus {self.pending_calls} pending call(s) counted at up to {format_usd(self.pending_usd)}"
         if self.approved:
             text += ", overrun approved by a person"
         if self.unknown_calls:
@@ -89,7 +118,7 @@ class BudgetStatus:
     def to_state(self) -> BudgetView:
         """Plain-dict form for the checkpoint, boards and ``coord status``."""
         def scope(s: ScopeStatus) -> ScopeView:
-            return ScopeView(limit_usd=s.limit_usd, spent_usd=round(s.spent_usd, 6), unknown_calls=s.unknown_calls,
+            return ScopeView(limit_usd=s.limit_usd, spent_usd=round(s.spent_usd, 8), unknown_calls=s.unknown_calls,
                              pct=None if s.pct is None else round(s.pct, 4), approved=s.approved,
                              exhausted=s.exhausted, text=s.describe())
         return BudgetView(run=scope(self.run), roles={k: scope(v) for k, v in self.roles.items()},
@@ -100,13 +129,24 @@ class BudgetStatus:
 class RunBudget:
     """The budget of one run; reads the ledger every time so raises from another process count at once."""
 
-    def __init__(self, ledger: Ledger, run_id: str, budget: Budget, roles: dict[str, RoleDefinition]) -> None:
+    def __init__(self, ledger: Ledger, run_id: str, budget: Budget, roles: dict[str, RoleDefinition], *,
+                 on_alert: AlertFn | None = None, on_spend: Callable[[], None] | None = None) -> None:
         self.ledger = ledger
         self.run_id = run_id
         self.budget = budget
         self.roles = roles
+        self.on_alert = on_alert
+        """Told the moment settled spend crosses an alert threshold (the run's event log)."""
+        self.on_spend = on_spend
+        """Told whenever a call is recorded or settled (the run re-reads its budget view)."""
         self._released_at: int | None = None
         """Budget changes seen at the last release; held work is retried once per change (and per process)."""
+        self._cond = threading.Condition()
+        """Guards :attr:`_inflight`: checking a call's worst case and storing it is one step for every thread."""
+        self._inflight: dict[int, tuple[str, float]] = {}
+        """Pending rows this process stored and has not settled yet: row id → (role, worst case)."""
+        self._alerted: set[float] = set()
+        self._unpriced: set[str] = set()
 
     def take_release(self) -> bool:
         """True once per process start and once per new budget change: the moments held work may retry.
@@ -119,9 +159,10 @@ class RunBudget:
         self._released_at = n
         return True
 
-    def _scope(self, scope: str, base: float | None, role: str | None) -> ScopeStatus:
+    def _scope(self, scope: str, base: float | None, role: str | None, changes: list[BudgetChange],
+               in_flight: bool) -> ScopeStatus:
         limit, approved = base, False
-        for ch in self.ledger.budget_changes(self.run_id):
+        for ch in changes:
             if ch.scope != scope:
                 continue
             if ch.kind == "approve":
@@ -130,15 +171,25 @@ class RunBudget:
                 limit, approved = ch.usd, False
             elif ch.kind == "raise" and ch.usd is not None:
                 limit, approved = (limit or 0.0) + ch.usd, False
-        spent, unknown = self.ledger.spent(self.run_id, role)
-        return ScopeStatus(scope, limit, spent, unknown, approved)
+        spend = self.ledger.spent(self.run_id, role)
+        if not in_flight:  # leave out this process's calls still under way: they settle soon
+            mine = [usd for r, usd in self._inflight.values() if role is None or r == role]
+            spend = Spend(spend.usd, spend.unknown, max(0.0, spend.pending_usd - sum(mine)),
+                          max(0, spend.pending - len(mine)))
+        return ScopeStatus.of(scope, limit, spend, approved)
 
-    def status(self) -> BudgetStatus:
-        """Spend, limits and crossed alert thresholds, now."""
-        run = self._scope("run", self.budget.usd, None)
-        roles = {name: self._scope(f"role:{name}", r.budget_usd, name) for name, r in self.roles.items()
-                 if r.budget_usd is not None or any(c.scope == f"role:{name}"
-                                                   for c in self.ledger.budget_changes(self.run_id))}
+    def status(self, *, in_flight: bool = False) -> BudgetStatus:
+        """Spend, limits and crossed alert thresholds, now.
+
+        Pending calls left by an earlier process (killed mid-call) count at their worst case;
+        this process's calls still under way count only with ``in_flight`` (when a new call is priced).
+        """
+        changes = self.ledger.budget_changes(self.run_id)
+        with self._cond:
+            run = self._scope("run", self.budget.usd, None, changes, in_flight)
+            roles = {name: self._scope(f"role:{name}", r.budget_usd, name, changes, in_flight)
+                     for name, r in self.roles.items()
+                     if r.budget_usd is not None or any(c.scope == f"role:{name}" for c in changes)}
         thresholds = tuple(sorted(self.budget.alerts))
         crossed = tuple(t for t in thresholds if run.pct is not None and run.pct >= t)
         return BudgetStatus(run, roles, thresholds, crossed)
@@ -157,12 +208,16 @@ class RunBudget:
 
     def check(self, role: str | None, estimate_usd: float | None, what: str) -> None:
         """Refuse (:class:`BudgetExceeded`) when ``estimate_usd`` does not fit what is left."""
-        st = self.status()
+        self._check(role, estimate_usd, what, self.status())
+
+    def _check(self, role: str | None, estimate_usd: float | None, what: str, st: BudgetStatus) -> None:
         reason = self.exhausted_for(role, st)
         if reason:
             raise BudgetExceeded(f"{what} not started: {reason}")
         if estimate_usd is None:
-            log.warning("%s: cost cannot be estimated (price unknown); starting without a budget check", what)
+            if what not in self._unpriced:  # once per kind of call, not for each of a thousand examples
+                self._unpriced.add(what)
+                log.warning("%s: cost cannot be estimated (price unknown); starting without a budget check", what)
             return
         for scope in (st.run, st.roles.get(role or "")):
             if scope is None or scope.remaining_usd is None:
@@ -170,13 +225,64 @@ class RunBudget:
             if estimate_usd > scope.remaining_usd:
                 name = "the run" if scope.scope == "run" else f"role {role!r}"
                 raise BudgetExceeded(
-                    f"{what} not started: estimated ${estimate_usd:.2f} exceeds what is left of the budget of "
-                    f"{name} (${scope.remaining_usd:.2f} of ${scope.limit_usd:.2f}); raise it with "
-                    f"`coord budget raise USD` and resume")
+                    f"{what} not started: estimated {format_usd(estimate_usd)} exceeds what is left of the budget "
+                    f"of {name} ({format_usd(scope.remaining_usd)} of "
+                    f"{format_usd(scope.limit_usd)}); raise it with `coord budget raise USD"
+                    f"{'' if scope.scope == 'run' else f' --role {role}'}` and resume")
+
+    def reserve(self, call: CallRecord, what: str, *, task_id: str, role: str, agent: str) -> int:
+        """Check a call's worst case (``call.cost``) and store it as pending, in one step; the row's id.
+
+        When it fits only once calls already under way settle (their worst case is reserved, their
+        real cost is usually far less), it waits for them; with none under way it is refused.
+        """
+        with self._cond:
+            while True:
+                try:
+                    self._check(role, call.cost.usd, what, self.status(in_flight=True))
+                    break
+                except BudgetExceeded:
+                    if not self._inflight:
+                        raise
+                    self._cond.wait(timeout=1.0)  # a settle wakes it; the timeout sees a raise from elsewhere
+            row = self.ledger.record_pending(call, run_id=self.run_id, task_id=task_id, role=role, agent=agent)
+            self._inflight[row] = (role, call.cost.usd or 0.0)
+            return row
+
+    def settle(self, row_id: int, call: CallRecord) -> None:
+        """Replace a pending row with what the call really used, and wake calls waiting for room."""
+        with self._cond:
+            self.ledger.settle(row_id, call)
+            self._inflight.pop(row_id, None)
+            self._cond.notify_all()
+
+    def alert_if_crossed(self) -> None:
+        """Tell :attr:`on_alert` about each threshold settled spend has newly crossed (once each)."""
+        if self.on_alert is None:
+            return
+        st = self.status()
+        with self._cond:
+            new = [t for t in st.alerts if t not in self._alerted]
+            self._alerted.update(new)
+        for threshold in new:
+            self.on_alert(threshold, st.run)
 
     def for_task(self, task_id: str, role: str, agent: str) -> TaskSpend:
         """A recorder bound to one task (what drivers and steps receive)."""
         return TaskSpend(self, task_id, role, agent)
+
+
+@dataclass
+class _Pending:
+    """A call of one task stored as pending; :meth:`settle` fills in what it really used."""
+
+    spend: TaskSpend
+    row_id: int
+
+    def settle(self, call: CallRecord) -> None:
+        """Replace the pending row with the call's outcome."""
+        self.spend.budget.settle(self.row_id, call)
+        self.spend.counted(call)
 
 
 @dataclass
@@ -194,8 +300,22 @@ class TaskSpend:
         """Store one call under this run, task, role and agent."""
         stored = self.budget.ledger.record(call, run_id=self.budget.run_id, task_id=self.task_id, role=self.role,
                                            agent=self.agent)
-        if stored and call.cost.usd is not None:
+        if stored:
+            self.counted(call)
+
+    def reserve(self, call: CallRecord, what: str) -> _Pending:
+        """Store a call about to be sent at its worst case (``call.cost``), refusing it
+        (:class:`BudgetExceeded`) when that does not fit this role's or the run's budget."""
+        row = self.budget.reserve(call, what, task_id=self.task_id, role=self.role, agent=self.agent)
+        return _Pending(self, row)
+
+    def counted(self, call: CallRecord) -> None:
+        """A call was stored: add its cost to this task's, tell the run, and fire the alerts it crossed."""
+        if call.cost.usd is not None:
             self.spent_usd += call.cost.usd
+        if self.budget.on_spend is not None:
+            self.budget.on_spend()
+        self.budget.alert_if_crossed()
 
     def check(self, estimate_usd: float | None, what: str) -> None:
         """Raise :class:`BudgetExceeded` when ``estimate_usd`` does not fit this role's or the run's budget."""
@@ -212,8 +332,9 @@ def is_paid(task: CompiledTask, role: RoleDefinition, root: Path | None = None) 
 
 def release_held(budget: RunBudget, plan: CompiledPlan, tasks: Mapping[str, TaskRecord]) -> dict[str, TaskRecord]:
     """Budget-held tasks whose budget now allows them, back to pending."""
+    fresh = budget.take_release()  # asked at every step, so a hold made in this process waits for a change
     held = [t for t, r in tasks.items() if r.get("status") == "waiting" and r.get("held_by") == HOLD]
-    if not held or not budget.take_release():
+    if not held or not fresh:
         return {}
     st = budget.status()
     return {t: TaskRecord(status="pending", held_by=None, reason=None, error=None)
@@ -233,3 +354,26 @@ def hold_paid(budget: RunBudget, plan: CompiledPlan, roles: dict[str, RoleDefini
         if reason:
             out[tid] = TaskRecord(status="waiting", held_by=HOLD, reason=reason)
     return out
+
+
+def with_budget(phase: str, problems: list[str], state: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A run's phase and problems once its budget is counted: while the budget holds paid work, or the
+    run spent past a limit nobody approved, it waits on a person (exit code 3), never "finished"."""
+    budget = state.get("budget")
+    held = [t for t, r in (state.get("tasks") or {}).items()
+            if r.get("status") == "waiting" and r.get("held_by") == HOLD]
+    skipped = [f"gate {g}: the reviewer model was not called: {mr['reason']}"
+               for g, rec in (state.get("gates") or {}).items()
+               if (mr := rec.get("model_review")) and mr.get("status") == "skipped"]
+    if budget is None or not (budget["exhausted"] or held):
+        return phase, [*problems, *skipped]
+    how = "`coord budget raise USD` (or `coord budget approve`) and `coord resume`"
+    if budget["exhausted"] and held:
+        line = f"budget: {budget['run']['text']}; paid work is paused ({', '.join(held)}) until {how}"
+    elif held:
+        line = (f"budget: {budget['run']['text']}; held because the next paid call may cost more than is left: "
+                f"{', '.join(held)}; continue with {how}")
+    else:
+        line = (f"budget: {budget['run']['text']}; the limit was passed and nobody approved the overrun: "
+                f"{how}")
+    return ("waiting" if phase in ("finished", "waiting") else phase), [line, *problems, *skipped]

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from coordinator.core.errors import UsageError
+from coordinator.core.llm import format_usd
 from coordinator.core.run_store import load_run_plan
 from coordinator.core.workspace import Workspace
 from coordinator.engine.budget import BudgetStatus, RunBudget
@@ -56,6 +57,6 @@ def change_budget(ws: Workspace, run_id: str, *, usd: float | None, role: str | 
             what = "run" if role is None else f"role {role!r}"
             command = f"coord budget raise {amount:g} --to" + (f" --role {role}" if role else "")
             raise UsageError(f"the {what} of {run_id} has no budget limit, so there is nothing to raise "
-                             f"(a raise would impose a ${amount:.2f} cap); to set a limit use `{command}`")
+                             f"(a raise would impose a {format_usd(amount)} cap); to set a limit use `{command}`")
         budget.ledger.change_budget(run_id, scope, "set" if absolute else "raise", amount)
     return budget.status()

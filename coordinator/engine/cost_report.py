@@ -29,7 +29,8 @@ def render_cost_dashboard(ws: Workspace, ledger: Ledger, run_id: str, plan: str,
     rows = groups[0][1]
     total = Total("all", sum(r.calls for r in rows), sum(r.tokens_in for r in rows),
                   sum(r.tokens_out for r in rows), sum(r.tokens_cached for r in rows),
-                  sum(r.usd for r in rows), sum(r.unknown for r in rows), sum(r.tokens_cache_write for r in rows))
+                  sum(r.usd for r in rows), sum(r.unknown for r in rows), sum(r.tokens_cache_write for r in rows),
+                  sum(r.pending for r in rows), sum(r.pending_usd for r in rows))
     finetune = _finetune_rows(state.get("tasks", {}))
     est = [r["cost"] for r in finetune if isinstance(r["cost"], int | float)]
     text = render("cost_dashboard.md.j2", plan=plan, run_id=run_id, updated_at=now_iso(),

@@ -27,12 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.core.errors import CoordError
-from coordinator.core.events import read_events
-from coordinator.core.plan import GateSpec
+from coordinator.core.events import now_iso, read_events
+from coordinator.core.plan import Check, GateSpec
 from coordinator.core.ports import driver_traits
-from coordinator.core.state import DecisionRecord, DeferredItem, GateRecord, TaskRecord
+from coordinator.core.state import (
+    DecisionRecord,
+    DeferredItem,
+    GateRecord,
+    Remeasurement,
+    TaskRecord,
+)
 from coordinator.engine.context import RunContext
-from reviews.criteria import metric_lookup, task_text_reader
+from reviews.criteria import evaluate, metric_lookup, task_text_reader
+from reviews.figures import criterion_line, measured_phrase
 from reviews.gate import (
     AUTO,
     Settlement,
@@ -215,7 +222,76 @@ def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, o
             continue
         out.deferred[f"{gid}:{crit['name']}"] = DeferredItem(
             text=str(crit["defer_text"]), gate=gid, criterion=crit["name"],
-            detail=f"{crit['label']}: measured {crit['measured']}", resolved_by=list(check.resolved_by),
-            status="open", resolved_in=None)
+            detail=criterion_line(crit), resolved_by=list(check.resolved_by),
+            status="open", resolved_in=None, remeasured=None)
         ctx.events.emit("deferred_opened", once=f"deferred_opened:{gid}:{crit['name']}", gate=gid,
                         item=crit["defer_text"])
+
+
+def remeasure(ctx: RunContext, item: DeferredItem, tasks_state: Mapping[str, TaskRecord],
+              gates_state: Mapping[str, GateRecord]) -> Remeasurement | None:
+    """Measure the criterion that opened ``item`` again, now that a task meant to resolve it is done.
+
+    None when there is nothing new to measure: no resolving task is done, its work waits on a branch
+    for its gates, or this completion was measured already. Where the measurement comes from:
+
+    - a metric criterion ``task.metric``: the resolving task, when it reports the same metric (it
+      measured it again on what it produced); else the criterion's own task, when it ran again after
+      the gate decided. Otherwise nothing measured it again (``passed`` None: the item stays open);
+    - a file, command or claims criterion: measured again in the workspace, as the gate measured it;
+    - a reviewer-model criterion is an opinion, not measured again.
+    """
+    spec = ctx.plan.gates.get(item["gate"])
+    done = [t for base in item["resolved_by"] for t in ctx.expansions.get(base, [base])
+            if tasks_state.get(t, {}).get("status") == "done"]
+    if spec is None or not done:
+        return None
+    if any((tasks_state[t].get("metrics") or {}).get("merge") == PENDING_GATE for t in done):
+        return None  # its work reaches the workspace when its own gates let it through
+    gate_rec = gates_state.get(item["gate"], {})
+    check = _criterion(spec, gate_rec, item["criterion"])
+    owners = ctx.expansions.get(check.metric.partition(".")[0], [check.metric.partition(".")[0]]) \
+        if check is not None and check.metric is not None and check.command is None else []
+    # what was measured last: the resolving tasks' completions and (a metric's) its own task's last run
+    stamp = ";".join(f"{t}@{tasks_state.get(t, {}).get('finished_at')}" for t in [*done, *owners])
+    earlier = item.get("remeasured")
+    if earlier is not None and earlier["stamp"] == stamp:
+        return None
+    after = done[0]
+    out = Remeasurement(after=after, stamp=stamp, at=now_iso(), measured=None, passed=None, detail="")
+    if check is None or check.review is not None:
+        out["detail"] = f"{after} is done; the criterion is a reviewer model's opinion, which is not measured again"
+        return out
+    all_metrics = {t: r.get("metrics") or {} for t, r in tasks_state.items()}
+    lookup = metric_lookup(all_metrics, ctx.expansions)
+    if check.metric is not None and check.command is None:
+        owner, _, name = check.metric.partition(".")
+        by = next((t for t in done if name in (tasks_state[t].get("metrics") or {})), None)
+        if by is not None:
+            after, lookup = by, metric_lookup({owner: all_metrics[by]}, {})
+        elif not _ran_again(ctx.expansions.get(owner, [owner]), tasks_state, gate_rec.get("decided_at")):
+            out["detail"] = (f"{after} is done, but nothing has measured {check.metric} since the gate did: "
+                             f"{after} reports no {name!r} and {owner} has not run again; the item stays open "
+                             f"until one of them measures it")
+            return out
+    res = evaluate(check, lookup, ctx.ws.root, deferrable=False,
+                   task_text=task_text_reader(ctx.ws.root, tasks_state, ctx.expansions))
+    why = f" — {res['detail']}" if res["detail"] and not res["passed"] else ""
+    out["after"], out["measured"], out["passed"] = after, res["measured"], res["passed"]
+    out["detail"] = f"re-measured after {after}: {measured_phrase(res)}{why}"
+    return out
+
+
+def _criterion(spec: GateSpec, rec: GateRecord, name: str) -> Check | None:
+    """The plan's criterion the gate record names ``name`` (records make repeated names unique by position)."""
+    names = [c.get("name") for c in rec.get("criteria") or []]
+    if name in names and names.index(name) < len(spec.criteria):
+        return spec.criteria[names.index(name)]
+    return next((c for c in spec.criteria if c.name == name), None)
+
+
+def _ran_again(ids: list[str], tasks_state: Mapping[str, TaskRecord], decided_at: str | None) -> bool:
+    """Every copy of the task finished again after the gate decided."""
+    return decided_at is not None and all(
+        tasks_state.get(t, {}).get("status") == "done" and str(tasks_state[t].get("finished_at") or "") > decided_at
+        for t in ids)

@@ -18,6 +18,7 @@ from langgraph.types import interrupt
 
 from coordinator.core import refs
 from coordinator.core.events import now_iso
+from coordinator.core.io import wrote
 from coordinator.core.ports import DRIVERS, LISTENERS, ListenerResult
 from coordinator.core.run_store import save_run_plan
 from coordinator.core.state import BudgetView, DecisionRecord, GateRecord, RunState, TaskRecord
@@ -59,6 +60,7 @@ def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
 def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """One engine step; each part is one job, in this order."""
     ctx = runtime.context
+    wrote("checkpoint", "step")  # crash tests: the graph checkpointed the step before this one
     ch = _gates.Changes()
     _take_inbox(ctx, state, ch)
     _release_budget_holds(ctx, state, ch)
@@ -83,6 +85,8 @@ def _release_budget_holds(ctx: RunContext, state: RunState, ch: _gates.Changes) 
     if ctx.held:
         for tid, rec in release_held(ctx.budget, ctx.plan, tasks).items():
             ch.task(tid, rec)
+    else:
+        ctx.budget.take_release()  # the release moments pass whether or not something is held then
 
 
 def _is_held(rec: TaskRecord) -> bool:
@@ -137,10 +141,20 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
             if change.get("status") == "failed":
                 ctx.events.emit("merge_failed", task=tid, merge=outcome, error=change.get("error"))
             elif outcome == "merged":
+                ch.task(tid, TaskRecord(notes=_merged_notes(tasks_state.get(tid, {}), change["metrics"])))
                 ctx.events.emit("branch_merged", task=tid, commit=change["metrics"].get("merge_commit"))
         if not (sched.updates or sched.gate_skips or sched.due_gates or merges):
             return sched.ready, tasks_state, force_render or bool(ch.gates)
         force_render = force_render or bool(sched.gate_skips or sched.due_gates or merges)
+
+
+def _merged_notes(rec: TaskRecord, metrics: dict[str, Any]) -> list[str]:
+    """A merged task's notes: the line that said its branch waits for its gates gives way to the merge."""
+    branch = metrics.get("branch")
+    kept = [n for n in rec.get("notes") or [] if not n.startswith(f"branch {branch} waits for gate")]
+    commit = str(metrics.get("merge_commit") or "")[:12]
+    return [*kept, f"branch {branch} merged into {metrics.get('base_branch')}" + (f" ({commit})" if commit else "")
+            + " once its gates approved"]
 
 
 def _fan_out(ctx: RunContext, ready: list[str], tasks_state: dict[str, TaskRecord], ch: _gates.Changes) -> None:
@@ -175,16 +189,19 @@ def _fan_out(ctx: RunContext, ready: list[str], tasks_state: dict[str, TaskRecor
 
 
 def _resolve_deferred(ctx: RunContext, merged: RunState, ch: _gates.Changes) -> None:
-    """A deferred item is resolved once one of the tasks named to resolve it is done."""
-    tasks_state = merged["tasks"]
+    """A deferred item is resolved once a task named to resolve it is done *and* the criterion that opened
+    it, measured again, passes; a failed re-measurement leaves it open with what was measured."""
     for key, item in merged["deferred"].items():
         if item["status"] != "open":
             continue
-        done = [t for base in item["resolved_by"] for t in ctx.expansions.get(base, [base])
-                if tasks_state.get(t, {}).get("status") == "done"]
-        if done:
-            ch.deferred[key] = {**item, "status": "resolved", "resolved_in": done[0]}
-            ctx.events.emit("deferred_resolved", once=f"deferred_resolved:{key}", item=item["text"], task=done[0])
+        check = _gates.remeasure(ctx, item, merged["tasks"], merged["gates"])
+        if check is None:
+            continue
+        ch.deferred[key] = {**item, "remeasured": check}
+        if check["passed"]:
+            ch.deferred[key] = {**item, "remeasured": check, "status": "resolved", "resolved_in": check["after"]}
+            ctx.events.emit("deferred_resolved", once=f"deferred_resolved:{key}", item=item["text"],
+                            task=check["after"], measured=check["detail"])
 
 
 def _restart_orphans(ctx: RunContext, tasks_state: dict[str, TaskRecord]) -> None:
@@ -375,7 +392,6 @@ def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     # (a board sync wrote the checkpoint after the pause, so no interrupt was pending to answer).
     queued = next((d for d in inbox.pending(ctx.ws, ctx.run_id)
                    if d["gate"] in waiting and not decision_applied(gates[d["gate"]], d["id"])), None)
-    queued = None
     decision: DecisionRecord = queued if queued is not None else interrupt({
         "run": ctx.run_id, "action": "decide a gate",
         "gates": [{"gate": g, "verdict": gates[g].get("verdict"), "grade": gates[g].get("grade"),

@@ -44,6 +44,11 @@ class Collector:
         if all(e.describe() != error.describe() for e in self.errors):  # foreach copies say it once
             self.errors.append(error)
 
+    def add_usage(self, message: str) -> None:
+        """A problem with what the command line asked of the plan (``--set``, ``--profile``): no place in the file."""
+        if all(e.describe() != message for e in self.errors):
+            self.errors.append(PlanError(message))
+
     def raise_if_any(self) -> None:
         if len(self.errors) == 1:
             raise self.errors[0]

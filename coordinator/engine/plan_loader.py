@@ -21,8 +21,10 @@ from coordinator.core.plan import (
     CompiledPlan,
     CompiledTask,
     PlanSpec,
+    Profile,
 )
-from coordinator.core.step import resolve_step
+from coordinator.core.registry import UnknownPlugin
+from coordinator.core.step import StepSpec, resolve_step
 from coordinator.core.yaml_io import (
     Located,
     load_file,
@@ -84,6 +86,14 @@ def parse_plan(text: str, source: str, root: Path | None = None) -> tuple[PlanSp
 
     ``root`` is the workspace: ``run: module:function`` steps are imported from it first.
     """
+    spec, located, _, errors = _parse(text, source, root)
+    errors.raise_if_any()
+    assert spec is not None  # no schema error was found
+    return spec, located
+
+
+def _parse(text: str, source: str, root: Path | None) -> tuple[PlanSpec | None, Located, Parts, Collector]:
+    """The plan (None when its schema fails), its parts and every problem found, without raising for them."""
     try:
         located = load_located(text, source)
     except ConfigError as e:
@@ -101,10 +111,9 @@ def parse_plan(text: str, source: str, root: Path | None = None) -> tuple[PlanSp
         for err in e.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             errors.add(loc, pydantic_message(err))
-    check_references(Parts.of(spec) if spec is not None else Parts.salvage(located.data), errors, root)
-    errors.raise_if_any()
-    assert spec is not None  # no schema error was found
-    return spec, located
+    parts = Parts.of(spec) if spec is not None else Parts.salvage(located.data)
+    check_references(parts, errors, root)
+    return spec, located, parts, errors
 
 
 def substitute(value: Any, params: dict[str, Any]) -> Any:
@@ -145,21 +154,33 @@ def _origin(raw: Any, overrides: dict[str, Any], profile: str, profile_set: dict
     return f" (the value of ${{{name}}} in params)"
 
 
-def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | None = None,
-                 overrides: dict[str, Any] | None = None, root: Path | None = None) -> CompiledPlan:
-    """Expand foreach, substitute parameters, apply the profile; raise on what only shows now."""
-    errors = Collector(located)
-    profile_name = profile or spec.default_profile
-    if profile_name not in spec.profiles:
-        raise UsageError(f"unknown profile {profile_name!r} for plan {spec.name!r} "
-                         f"(known: {', '.join(spec.profiles)})")
-    prof = spec.profiles[profile_name]
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(spec.params) - set(prof.set))
+def _check_selection(plan: str, params: set[str] | None, profiles: list[str] | None, profile: str | None,
+                     overrides: dict[str, Any], errors: Collector) -> list[str]:
+    """Record an unknown ``--profile`` and ``--set`` names the plan does not declare; return those names."""
+    if profiles is not None and profile is not None and profile not in profiles:
+        errors.add_usage(f"unknown profile {profile!r} for plan {plan!r} (known: {', '.join(profiles)})")
+    unknown = sorted(set(overrides) - params) if params is not None else []
     if unknown:
-        raise UsageError(f"--set: plan {spec.name!r} has no parameter {', '.join(map(repr, unknown))} "
-                         f"(parameters: {', '.join(sorted(spec.params))})")
-    params = {**spec.params, **prof.set, **overrides}
+        errors.add_usage(f"--set: plan {plan!r} has no parameter {', '.join(map(repr, unknown))} "
+                         f"(parameters: {', '.join(sorted(params or ()))})")
+    return unknown
+
+
+def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | None = None,
+                 overrides: dict[str, Any] | None = None, root: Path | None = None,
+                 errors: Collector | None = None) -> CompiledPlan:
+    """Expand foreach, substitute parameters, apply the profile; raise on what only shows now.
+
+    ``errors``: problems found while parsing, reported with these in one batch; compiling goes
+    as far as it can around them (an unknown need, step or role is left out, not a crash).
+    """
+    errors = errors if errors is not None else Collector(located)
+    profile_name = profile or spec.default_profile
+    overrides = dict(overrides or {})
+    prof = spec.profiles.get(profile_name) or Profile()  # an unknown one is reported; compiling goes on
+    unknown = _check_selection(spec.name, set(spec.params) | set(prof.set), list(spec.profiles), profile_name,
+                               overrides, errors)
+    params = {**spec.params, **prof.set, **{k: v for k, v in overrides.items() if k not in unknown}}
 
     expansions: dict[str, list[tuple[str, Any]]] = {}
     fanouts: dict[str, str] = {}
@@ -174,9 +195,9 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
             continue
         if not isinstance(items, list) or not items:
             errors.add(("tasks", i, "foreach"), f"foreach must give a non-empty list, got {items!r}")
+            expansions[task.id] = [(task.id, None)]  # compiled as one task, so later checks still run
             continue
         expansions[task.id] = [(f"{task.id}[{item}]", item) for item in items]
-    errors.raise_if_any()
 
     spec_gates = {g.id for g in spec.gates}
     tasks: dict[str, CompiledTask] = {}
@@ -184,7 +205,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
         for tid, item in expansions[task.id]:
             scope = params if task.id in fanouts else {**params, "item": item}
             with_ = substitute(task.with_, scope)
-            step_spec = resolve_step(task.run, root) if task.run is not None else None
+            step_spec = _step_or_none(task.run, root)
             if step_spec is not None and item is not None and "agent" in step_spec.params \
                     and "agent" not in with_:
                 with_["agent"] = item
@@ -202,6 +223,8 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 if need in spec_gates:
                     needs.append(need)
                     continue
+                if need not in expansions:
+                    continue  # reported as an unknown task or gate
                 exp = expansions[need]
                 paired = [t for t, it in exp if item is not None and it == item]
                 needs.extend(paired if paired and len(exp) == len(expansions[task.id]) else [t for t, _ in exp])
@@ -214,7 +237,6 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 accept=[_filled_check(c, scope) for c in task.accept], optional=task.optional,
                 skip=task.optional and prof.skip_optional, retries=task.retries,
                 retry_backoff=task.retry_backoff, timeout=task.timeout, fanout=fanouts.get(task.id))
-    errors.raise_if_any()
 
     gate_after: dict[str, list[str]] = {}
     gates = {}
@@ -226,9 +248,9 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                            f"{check.op} compares numbers, got {check.value!r}"
                            + _origin(raw.value, overrides, profile_name, prof.set))
         gates[gate.id] = gate.model_copy(update={"criteria": filled})
-        gate_after[gate.id] = [t for a in gate.after for t, _ in expansions[a]]
+        gate_after[gate.id] = [t for a in gate.after for t, _ in expansions.get(a, [])]
         for blocked in gate.blocks:
-            for tid, _ in expansions[blocked]:
+            for tid, _ in expansions.get(blocked, []):
                 tasks[tid].blocked_by.append(gate.id)
 
     errors.raise_if_any()
@@ -331,12 +353,28 @@ def _topo_order(tasks: dict[str, CompiledTask]) -> list[str]:
     return order
 
 
+def _step_or_none(ref: str | None, root: Path | None) -> StepSpec | None:
+    """The step ``run:`` names; None for no step, or for one already reported as unknown."""
+    if ref is None:
+        return None
+    try:
+        return resolve_step(ref, root)
+    except UnknownPlugin:
+        return None
+
+
 def load_plan(ref: str, *, workspace: Path | None = None, profile: str | None = None,
               overrides: dict[str, Any] | None = None) -> CompiledPlan:
-    """Find, parse, validate and compile a plan in one call."""
+    """Find, parse, validate and compile a plan in one call; every problem, with ``--set`` and
+    ``--profile`` ones, in one :class:`PlanError`."""
     source, text = find_plan(ref, workspace)
-    spec, located = parse_plan(text, source, workspace)
-    return compile_plan(spec, located, text, profile=profile, overrides=overrides, root=workspace)
+    spec, located, parts, errors = _parse(text, source, workspace)
+    if spec is None:  # nothing to compile: what the command line asked is checked against what parsed
+        name = located.data.get("name") if isinstance(located.data, dict) else None
+        _check_selection(str(name or source), parts.params, parts.profiles, profile, dict(overrides or {}), errors)
+        errors.raise_if_any()
+    assert spec is not None
+    return compile_plan(spec, located, text, profile=profile, overrides=overrides, root=workspace, errors=errors)
 
 
 def load_spec(ref: str, *, workspace: Path | None = None) -> PlanSpec:

@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from coordinator.core.io import wrote
 from coordinator.core.state import RunState, merge_records
 from coordinator.core.workspace import Workspace
 from coordinator.engine.checkpoint import open_saver
@@ -46,11 +47,12 @@ def write_run_state(ws: Workspace, run_id: str, update: dict[str, Any], nxt: tup
     config: Any = {"configurable": {"thread_id": run_id}}
     with open_saver(ws.db) as saver:
         _graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
+    wrote("checkpoint", run_id)
 
 
 def merged_state(state: RunState, update: dict[str, Any]) -> RunState:
     """``state`` with ``update`` merged by the state's own reducers (what the checkpoint now holds)."""
     out: dict[str, Any] = dict(state)
     for key, value in update.items():
-        out[key] = merge_records(out.get(key), value)
+        out[key] = merge_records(out.get(key), value) if isinstance(value, dict) else value
     return out  # type: ignore[return-value]

@@ -16,6 +16,7 @@ import orjson
 from coordinator.core.errors import UsageError
 from coordinator.core.run_store import load_run_plan
 from coordinator.core.workspace import Workspace, lock_holder
+from coordinator.engine.budget import with_budget
 from coordinator.engine.checkpoint_read import Unreadable, damaged, latest_state
 from coordinator.engine.schedule import run_outcome
 
@@ -85,6 +86,8 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
     live = holder is not None and holder.run_id == record["run_id"]
     # A run recorded as running is either live (its process holds the lock) or was interrupted.
     phase, problems = run_outcome(plan, tasks, gates, live=live, recorded=record.get("phase"))
+    if phase != "running":  # a budget holding work, or a run past its limit, waits on a person
+        phase, problems = with_budget(phase, problems, state)
     return {
         "run_id": record["run_id"], "plan": plan.name, "profile": plan.profile, "phase": phase,
         "recorded_phase": record.get("phase"), "problems": problems,

@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.types import Command
 
-from coordinator.core.errors import EXIT_FAILED, EXIT_OK, EXIT_WAITING, CoordError, UsageError
+from coordinator.core.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_WAITING,
+    CoordError,
+    UsageError,
+    UsageErrors,
+)
 from coordinator.core.events import EventLog, now_iso, read_events
 from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
@@ -21,7 +28,7 @@ from coordinator.core.roles import RoleDefinition
 from coordinator.core.run_store import JOURNAL_FILE, load_run_plan, replay_journal, save_run_plan
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock
-from coordinator.engine.budget import RunBudget
+from coordinator.engine.budget import RunBudget, ScopeStatus, with_budget
 from coordinator.engine.checkpoint import (
     DURABILITY,
     keep_checkpoints,
@@ -135,6 +142,33 @@ def preflight(ws: Workspace, plan: CompiledPlan) -> None:
         raise UsageError("; ".join(problems) + " — nothing was started")
 
 
+def check_run(ws: Workspace, options: RunOptions, problems: Sequence[UsageError] = ()) -> CompiledPlan:
+    """Everything `coord run` checks before it writes anything — ``--budget``, the plan with its ``--set``
+    values and profile, the role bindings, each driver's preflight — with every problem reported at once
+    (``problems``: those the command line found parsing its own values). The plan, with the budget applied."""
+    found = list(problems)
+    budget_usd = None
+    try:
+        budget_usd = parse_budget(options.budget_usd)
+    except UsageError as e:
+        found.append(e)
+    plan = None
+    try:
+        plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
+    except UsageError as e:
+        found.append(e)
+    if plan is not None:
+        try:
+            preflight(ws, plan)  # the role bindings of coord.yaml first, then what each driver needs
+        except UsageError as e:
+            found.append(e)
+    UsageErrors.raise_if_any(found)
+    assert plan is not None
+    if budget_usd is not None:
+        plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
+    return plan
+
+
 def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str]]) -> Any:
     def accept(task: Any, outcome: Any) -> list[str]:
         if not task.accept:
@@ -158,11 +192,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
 
     Everything the user gave is validated before anything is written.
     """
-    budget_usd = parse_budget(options.budget_usd)
-    plan = load_plan(options.plan, workspace=ws.root, profile=options.profile, overrides=options.overrides)
-    if budget_usd is not None:
-        plan = plan.model_copy(update={"budget": plan.budget.model_copy(update={"usd": budget_usd})})
-    preflight(ws, plan)
+    plan = check_run(ws, options)
     ws.ensure()
     with WorkspaceLock(ws) as lock:
         problem = probe(ws.db)
@@ -225,7 +255,11 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
     ledger = Ledger.of(ws.state_dir)  # costs hook: ledger + budget (coordinator/budget.py)
     if resumed and options.budget_usd is not None:  # --budget on resume sets the run's limit, like `budget raise --to`
         ledger.change_budget(run_id, "run", "set", parse_budget(options.budget_usd), "--budget on resume")
-    ctx.budget = RunBudget(ledger, run_id, plan.budget, roles)
+
+    def spend_changed() -> None:  # a call was recorded: the next step re-reads the budget view
+        ctx.spend_changed = True
+
+    ctx.budget = RunBudget(ledger, run_id, plan.budget, roles, on_alert=_alert_to(events), on_spend=spend_changed)
     ctx.pool = TaskPool(workspace=ws.root, run_id=run_id, events=events, roles=roles,
                         accept=_accept_fn(ws, plan, ctx.expansions),
                         progress=progress or (lambda task, msg, frac: None), spend_for=ctx.budget.for_task)
@@ -254,16 +288,21 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         # board edits read the latest one (and its pending writes, an interrupt's among them).
         prune(saver, run_id, keep_checkpoints())
     plan = ctx.plan  # a run-time foreach may have expanded it
-    phase, problems = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
-    budget = state.get("budget")
-    if budget is not None and budget["exhausted"]:
-        problems.insert(0, f"budget: {budget['run']['text']}; paid work is paused until "
-                           "`coord budget raise USD` (or `coord budget approve`) and `coord resume`")
+    outcome = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
+    phase, problems = with_budget(*outcome, {**state, "budget": ctx.budget.status().to_state()})
     render_cost_dashboard(ws, ledger, run_id, plan.name, dict(state))
     record = next((r for r in list_runs(ws) if r["run_id"] == run_id), {"run_id": run_id, "plan": plan.name})
     _save_run(ws, {**record, "phase": phase, "finished_at": now_iso(), "problems": problems})
     events.emit("run_finished" if phase != "waiting" else "run_paused", phase=phase, problems=problems)
     return RunSummary(run_id, plan.name, phase, problems, resumed, state)
+
+
+def _alert_to(events: EventLog) -> Callable[[float, ScopeStatus], None]:
+    """Budget alerts as events, each written once, the moment settled spend crosses its threshold."""
+    def alert(threshold: float, run: ScopeStatus) -> None:
+        events.emit("budget_alert", once=f"budget_alert:{threshold}", threshold=threshold,
+                    spent_usd=round(run.spent_usd, 8), limit_usd=run.limit_usd)
+    return alert
 
 
 def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command[Any] | None:
@@ -276,4 +315,5 @@ def _resume_with(ws: Workspace, run_id: str, interrupts: Any) -> Command[Any] | 
         if decision["gate"] in waiting:
             return Command(resume=decision)
     return None
+
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
+from coordinator.core.state import PERSON_HOLD
 
 
 class HumanDriver:
@@ -21,5 +22,7 @@ class HumanDriver:
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Leave the task waiting for a tick on the board of the role's agent."""
         board = f"task_boards/{ctx.role.board_name}_TASKS.md"
-        return TaskOutcome(status="waiting",
-                           notes=[f"handed to {ctx.role.agent}: tick it on {board} when it is done"])
+        handed = f"handed to {ctx.role.agent}: tick it on {board} when it is done"
+        # held, not failed: the run says who has it and what continues it
+        return TaskOutcome(status="waiting", notes=[handed], held_by=PERSON_HOLD,
+                           error=f"{handed}, then `coord board sync` (or keep `coord watch` running)")

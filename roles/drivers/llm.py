@@ -6,8 +6,11 @@ and their content) and notes. coord writes the files atomically — never outsid
 workspace or into ``.coord/`` — plus a response record under ``reports/assignments/``,
 then runs the task's accept checks itself; the model's claims count for nothing.
 
-Every call goes to the ledger through ``ctx.spend`` with tokens and cost. The prompt
-and the answer are logged to ``.coord/logs/<run>/<task>.log`` with secrets redacted.
+Every call goes to the ledger through ``ctx.spend`` with tokens and cost, priced at its
+worst case before it is sent: a call that may cost more than is left of the budget is not
+sent, and the task waits, held by the budget. The prompt and the answer are logged to
+``.coord/logs/<run>/<task>.log`` with secrets redacted; a configured secret the model
+echoes is masked in the files it delivers too.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from coordinator.core.errors import WorkspaceEscapeError
+from coordinator.core.errors import BudgetExceeded, WorkspaceEscapeError
 from coordinator.core.io import atomic_write_bytes
+from coordinator.core.llm import format_usd
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
 from coordinator.core.run_store import load_run_plan, read_status_tasks
@@ -95,6 +99,9 @@ class LLMDriver:
             system = SYSTEM.format(role=ctx.role.name, agent=ctx.role.agent)
             answer, calls = complete_structured(provider, LLMRequest.of(prompt, system=system,
                                                                         max_tokens=MAX_TOKENS), AssignmentAnswer)
+        except BudgetExceeded as e:  # refused before the call: wait for a budget raise, do not fail
+            log.write(f"# held by the budget\n{e}")
+            return TaskOutcome(status="waiting", error=str(e), held_by="budget")
         except ProviderError as e:
             calls = calls or []
             log.write(f"# failed\n{e}")
@@ -104,8 +111,8 @@ class LLMDriver:
         artifacts = []
         try:
             for d in answer.deliverables:
-                path = _target(ws, d.path)
-                body = d.content.encode("utf-8")
+                path = _target(ws, redact(d.path))
+                body = redact(d.content).encode("utf-8")  # a key the model echoes never lands in a file
                 atomic_write_bytes(path, body)
                 artifacts.append(_artifact(ws, path, body))
         except WorkspaceEscapeError as e:
@@ -128,7 +135,7 @@ class LLMDriver:
                 calls: list[Completion]) -> dict[str, object]:
         last = calls[-1]
         cost = "unknown (" + (last.cost.flag or "no price") + ")" if not all(c.cost.known for c in calls) \
-            else f"${_known(calls):.4f}"
+            else format_usd(_known(calls))
         lines = [f"# {task.title}", "",
                  f"> Answer by **{last.provider}** model `{last.model}` for role **{ctx.role.name}** "
                  f"({ctx.role.agent}), attempt {ctx.attempt}; {len(calls)} call(s), cost {cost}.", "",

@@ -10,10 +10,19 @@ from types import ModuleType
 from typing import Any
 
 from coordinator.core.errors import ProviderError
-from coordinator.core.llm import CallRecord, CallSink, Completion, Cost, LLMRequest, Usage
+from coordinator.core.llm import (
+    CallRecord,
+    CallSink,
+    Completion,
+    Cost,
+    LLMRequest,
+    PendingCall,
+    ReservingSink,
+    Usage,
+)
 from roles.providers.config import ProviderConfig
 from roles.providers.errors import ProviderRequestError
-from roles.providers.pricing import cost_of, price_source
+from roles.providers.pricing import cost_of, price_source, worst_case_cost
 from roles.providers.retry import RetryPolicy, Transient, parse_retry_after, with_retries
 from roles.providers.secrets import redact
 
@@ -96,32 +105,51 @@ class SDKProvider:
             raise mapped from None
 
     def complete(self, request: LLMRequest) -> Completion:
-        """Send ``request`` with retries; record the call (success or failure) to the sink."""
+        """Send ``request`` with retries; record the call (success or failure) to the sink.
+
+        A sink that reserves (a task's spend guard) gets the call before it is sent, at its worst
+        case from the prompt and ``max_tokens`` — refused with ``BudgetExceeded`` when that does not
+        fit the budget — and the pending record is settled with what the call really used.
+        """
+        pending = self._reserve(request)
         started = time.monotonic()
         try:
             raw, attempts = with_retries(lambda: self._once(request), self.retry, f"{self.name} {self.model}")
         except ProviderError as e:
-            self._record(CallRecord("llm", self.name, self.model, cost=Cost(0.0),
-                                    duration_s=time.monotonic() - started, ok=False, error=redact(str(e))))
+            self._record(pending, CallRecord("llm", self.name, self.model, cost=Cost(0.0),
+                                             duration_s=time.monotonic() - started, ok=False,
+                                             error=redact(str(e))))
             raise
+        model = redact(raw.model)  # a server may report anything as its model, even a key it was sent
         priced_as = raw.model
         if raw.usage is None:
-            usage, cost = Usage(), Cost(None, f"{self.name} reported no token usage for {raw.model!r}")
+            usage, cost = Usage(), Cost(None, f"{self.name} reported no token usage for {model!r}")
         else:
             usage = raw.usage
             cost = cost_of(raw.model, usage, provider=self.name)
             if not cost.known and raw.model != self.model:
                 priced_as, cost = self.model, cost_of(self.model, usage, provider=self.name)
         if cost.flag:
-            log.warning("%s %s: %s; cost recorded as unknown", self.name, raw.model, cost.flag)
-        done = Completion(text=raw.text, provider=self.name, model=raw.model, usage=usage, cost=cost,
+            cost = Cost(None, redact(cost.flag))
+            log.warning("%s %s: %s; cost recorded as unknown", self.name, model, cost.flag)
+        done = Completion(text=raw.text, provider=self.name, model=model, usage=usage, cost=cost,
                           duration_s=round(time.monotonic() - started, 3), attempts=attempts,
                           stop_reason=raw.stop_reason)
         source = price_source(priced_as, provider=self.name) if cost.known else None
-        self._record(CallRecord("llm", self.name, raw.model, usage=usage, cost=cost, duration_s=done.duration_s,
-                                detail={"price_source": source} if source else None))
+        self._record(pending, CallRecord("llm", self.name, model, usage=usage, cost=cost,
+                                         duration_s=done.duration_s,
+                                         detail={"price_source": source} if source else None))
         return done
 
-    def _record(self, call: CallRecord) -> None:
-        if self.sink is not None:
+    def _reserve(self, request: LLMRequest) -> PendingCall | None:
+        if not isinstance(self.sink, ReservingSink):
+            return None
+        worst = worst_case_cost(self.model, request, provider=self.name)
+        return self.sink.reserve(CallRecord("llm", self.name, self.model, cost=worst),
+                                 f"{self.name} {self.model} call (up to {request.max_tokens} output tokens)")
+
+    def _record(self, pending: PendingCall | None, call: CallRecord) -> None:
+        if pending is not None:
+            pending.settle(call)
+        elif self.sink is not None:
             self.sink.record(call)

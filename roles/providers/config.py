@@ -16,6 +16,7 @@ from typing import Literal
 from coordinator.core.plan import RoleBinding
 from roles.providers import secrets
 from roles.providers.errors import ProviderConfigError
+from roles.providers.redact import SECRET_NAME
 
 ProviderName = Literal["anthropic", "openai", "openai_compatible", "offline"]
 PROVIDERS: tuple[ProviderName, ...] = ("anthropic", "openai", "openai_compatible", "offline")
@@ -49,6 +50,7 @@ class ProviderConfig:
     stream: bool = False
     """Stream the answer (SSE); a stream that ends early is retried."""
     timeout_s: float = DEFAULT_TIMEOUT_S
+    """Seconds one HTTP request may take (the role's ``timeout``); a request that takes longer is retried."""
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -105,7 +107,11 @@ def find_key(config: ProviderConfig) -> str | None:
     if not value:
         path = env_file_for(config)
         if path is not None and path.exists():
-            value = read_env_file(path).get(var)
+            found = read_env_file(path)
+            value = found.get(var)
+            for name, other in found.items():  # the file is the user's store of secrets: mask all of them
+                if SECRET_NAME.search(name):
+                    secrets.register(other)
     if value:
         secrets.register(value)
     return value or None
@@ -132,4 +138,4 @@ def provider_config(binding: RoleBinding) -> ProviderConfig:
     """The provider settings of a role binding (never a key: only the variable's name)."""
     return ProviderConfig(binding.provider or "offline", binding.model or "offline", base_url=binding.base_url,
                           api_key_env=binding.api_key_env, env_file=binding.env_file, api=binding.api,
-                          stream=binding.stream)
+                          stream=binding.stream, timeout_s=binding.timeout or DEFAULT_TIMEOUT_S)

@@ -16,6 +16,7 @@ tier's rates (Anthropic's long-context pricing; genai-prices applies its tiers t
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from coordinator.core.llm import Cost, Usage
+from coordinator.core.llm import Cost, LLMRequest, Usage
 from roles.providers.errors import ProviderConfigError
 
 if TYPE_CHECKING:
@@ -273,3 +274,25 @@ def cost_of(model: str, usage: Usage, table: dict[str, Price] | None = None, *,
 def estimate_cost(model: str, input_tokens: int, output_tokens: int, *, provider: str | None = None) -> Cost:
     """Cost of a planned call (no caching assumed; a long prompt is priced at its tier)."""
     return cost_of(model, Usage(input_tokens=input_tokens, output_tokens=output_tokens), provider=provider)
+
+
+BYTES_PER_TOKEN_AT_LEAST = 3
+"""A prompt's tokens are bounded by its UTF-8 bytes / 3: English runs ~4 bytes a token, code and JSON
+~3, and a CJK character (3 bytes) is about one token."""
+MESSAGE_OVERHEAD_TOKENS = 16
+"""Role markers and framing a provider adds per message."""
+
+
+def prompt_tokens_bound(request: LLMRequest) -> int:
+    """An upper estimate of the input tokens ``request`` bills (system, turns, JSON schema)."""
+    parts = [request.system or "", *(m.content for m in request.messages)]
+    if request.json_schema is not None:
+        parts.append(json.dumps(request.json_schema, separators=(",", ":")))
+    size = sum(len(p.encode("utf-8")) for p in parts)
+    return -(-size // BYTES_PER_TOKEN_AT_LEAST) + MESSAGE_OVERHEAD_TOKENS * (len(request.messages) + 1)
+
+
+def worst_case_cost(model: str, request: LLMRequest, *, provider: str | None = None) -> Cost:
+    """The most ``request`` can cost: its prompt's upper estimate at the full input rate (no cache
+    discount) and ``max_tokens`` of output; unknown (``usd=None``) when the model has no price."""
+    return estimate_cost(model, prompt_tokens_bound(request), request.max_tokens, provider=provider)

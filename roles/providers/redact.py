@@ -1,16 +1,19 @@
 """Remove secrets from text before it reaches a log, an error message or a board.
 
-Two sources of secrets are recognised: the values of environment variables
+Three sources of secrets are recognised: the values of environment variables
 whose names say they hold one (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``,
-``*PASSWORD``), and strings shaped like well-known keys (``sk-…``,
-``ghp_…``, AWS access key ids, Slack tokens, bearer headers, PEM private
-keys) even when they came from somewhere else, such as a file an agent read.
+``*PASSWORD``), values :func:`register` ed by the code that read them (a key
+from a role's ``env_file``, a key in a variable of any name), and strings shaped
+like well-known keys (``sk-…``, ``ghp_…``, AWS access key ids, Slack tokens,
+bearer headers, PEM private keys) even when they came from somewhere else, such
+as a file an agent read.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +36,23 @@ KEY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_registered: set[str] = set()
+_lock = threading.Lock()
+
+
+def register(secret: str) -> None:
+    """Remember a secret value so every :class:`Redactor` made from now on masks it."""
+    if secret:
+        with _lock:
+            _registered.add(secret)
+
+
+def registered() -> list[str]:
+    """The registered secret values."""
+    with _lock:
+        return sorted(_registered)
+
+
 @dataclass(frozen=True)
 class Redactor:
     """Replaces known secret values and key-shaped strings with ``[REDACTED:<name>]``."""
@@ -42,10 +62,11 @@ class Redactor:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
-        """A redactor for the secrets in ``env`` (default: this process's environment)."""
+        """A redactor for the secrets in ``env`` (default: this process's environment), the registered
+        ones and ``extra``."""
         env = os.environ if env is None else env
         values = {v: k for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LEN}
-        for i, v in enumerate(extra):
+        for i, v in enumerate([*registered(), *extra]):
             if len(v) >= MIN_SECRET_LEN:
                 values.setdefault(v, f"secret{i + 1}")
         return cls(values)

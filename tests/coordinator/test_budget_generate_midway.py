@@ -44,7 +44,7 @@ def test_budget_runs_out_mid_generation_then_a_raise_pays_only_for_the_rest(ws, 
         summary = run_plan(ws, RunOptions(plan=str(ws.root / "gen.yaml"), render_interval=0))
         rec = summary.state["tasks"]["generate"]
         assert summary.exit_code == 3 and rec["status"] == "waiting" and rec["held_by"] == "budget"
-        assert "generate 'qa' stopped" in rec["reason"] and "budget exhausted" in rec["reason"]
+        assert "generate 'qa' stopped" in rec["reason"] and "exceeds what is left" in rec["reason"]
         paid_first = server.completions
         assert 0 < paid_first < N
         ledger = Ledger.of(ws.root / ".coord")

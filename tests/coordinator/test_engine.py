@@ -77,7 +77,7 @@ def test_timeout_fails_a_task(ws):
 def test_gate_approves_blocks_and_defers(ws):
     plan = HEAD + """
   - {id: make, title: Make, role: execution, run: t_write, with: {out: out/a.txt, metric: 0.5}}
-  - {id: fix, title: Fix, role: execution, needs: [make], run: t_noop}
+  - {id: fix, title: Fix, role: execution, needs: [make], run: t_write, with: {out: out/b.txt, metric: 0.95}}
   - {id: ship, title: Ship, role: lead, needs: [fix], run: t_noop}
 gates:
   - id: review

@@ -23,7 +23,11 @@ tasks:
     role: lead
     command: ["{PY}", "-c", "import json, os; json.dump({{'x': 2, 'y': 1}}, open(os.environ['COORD_METRICS'], 'w'))"]
   - {{id: b, title: B, role: lead, needs: [g], command: "true"}}
-  - {{id: c, title: C, role: lead, needs: [b], command: "true"}}
+  - id: c
+    title: C
+    role: lead
+    needs: [b]
+    command: ["{PY}", "-c", "import json, os; json.dump({{'y': 6}}, open(os.environ['COORD_METRICS'], 'w'))"]
 gates:
   - id: g
     after: [a]

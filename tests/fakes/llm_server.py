@@ -85,6 +85,9 @@ class FakeLLMServer:
         self.reply_fn: Callable[[dict[str, Any]], str] | None = None
         """When set, the text of every completion is ``reply_fn(request body)``: answers that do not
         depend on the order concurrent requests arrive in."""
+        self.reported_model: str | None = None
+        """When set, completions say this model answered instead of the one asked for (a server may
+        report anything, even the key it was sent)."""
         self.latency_s = 0.0
         """Seconds every completion waits before answering (the bench's stand-in for model time)."""
         self.fail_after: tuple[int, Fault] | None = None
@@ -357,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, route: Route, body: dict[str, Any]) -> dict[str, Any]:
         text = self.srv._next_text(body)
         tin, tout, cached = self._usage(body, text)
-        model = body.get("model", "unknown")
+        model = self.srv.reported_model or body.get("model", "unknown")
         if route == "messages":
             return {"id": self.srv._new_id("msg_"), "type": "message", "role": "assistant", "model": model,
                     "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
@@ -377,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
         tin, tout, cached = self._usage(body, text)
         done = status == "completed"
         return {"id": self.srv._new_id("resp_"), "object": "response", "created_at": int(time.time()),
-                "status": status, "model": body.get("model", "unknown"), "error": None,
+                "status": status, "model": self.srv.reported_model or body.get("model", "unknown"), "error": None,
                 "incomplete_details": None, "instructions": body.get("instructions"),
                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "temperature": 1.0,
                 "top_p": 1.0, "metadata": {},

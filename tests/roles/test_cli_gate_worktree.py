@@ -110,7 +110,8 @@ roles:
   execution: {agent: cursor, driver: cli}
   quality: {agent: codex, driver: offline}
 tasks:
-  - {id: brief, title: Brief, role: quality, instructions: "Write the brief."}
+  - {id: brief, title: Brief, role: quality, instructions: "Write the brief.",
+     accept: [{file: reports/assignments/brief.md}]}
   - {id: a, title: Part A, role: lead, instructions: "Write part A."}
   - {id: b, title: Part B, role: execution, instructions: "Write part B."}
 gates:

@@ -17,7 +17,8 @@ tasks:
     instructions: Review the notes and write notes/review.md.
     accept: [{file: notes/review.md}]
   - {id: ship, title: Ship it, role: execution, needs: [review_notes], run: t_noop}
-  - {id: write_docs, title: Write docs, role: execution, instructions: Write the docs.}
+  - {id: write_docs, title: Write docs, role: execution, instructions: Write the docs.,
+     accept: [{file: reports/assignments/write_docs.md}]}
 """
 
 GATE_PLAN = """name: g

@@ -233,6 +233,8 @@ class CliDriver:
 
     @staticmethod
     def _problem(flavor: Flavor, proc: ProcessResult, reply: AgentReply, timeout: float) -> str | None:
+        if proc.interrupted:
+            return f"{flavor.name} was stopped because coord was interrupted; the task runs again on resume"
         if proc.timed_out:
             return f"{flavor.name} timed out after {timeout:g}s; coord killed its process group"
         if proc.cancelled:
@@ -298,7 +300,7 @@ def _record_run(ctx: DriverContext, flavor: Flavor, model: str, cost: Cost, cost
     detail: dict[str, str | int | float | bool] = {"cli_version": version.shown, "cost_source": cost_source}
     if proc.exit_code is not None:
         detail["exit_code"] = proc.exit_code
-    ending = ("timed_out" if proc.timed_out else "cancelled" if proc.cancelled
+    ending = ("timed_out" if proc.timed_out else "interrupted" if proc.interrupted else "cancelled" if proc.cancelled
               else "ended_after_result" if proc.ended_after_result else None)
     if ending:
         detail["ended"] = ending

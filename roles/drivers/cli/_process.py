@@ -29,6 +29,8 @@ LINGER_S = 10.0
 (``COORD_CLI_LINGER_S`` overrides): some builds never exit on their own."""
 _ACTIVE: set[int] = set()
 _ACTIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+"""Set when this process is exiting (Ctrl-C, end of the command) and ends the groups still running."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class ProcessResult:
     duration_s: float
     ended_after_result: bool = False
     """The CLI printed its complete result but did not exit; coord ended its group after the grace."""
+    interrupted: bool = False
+    """coord itself was stopping (Ctrl-C) and ended the group: nothing says how the work would have
+    ended. ``cancel`` is set too, so the task's result is not recorded and a resume runs it again."""
 
 
 def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None = None, grace: float = GRACE_S) -> None:
@@ -66,6 +71,7 @@ def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None = None, grace: fl
 
 
 def _kill_active() -> None:
+    _STOPPING.set()  # before the kill: a run that sees its group end knows why
     with _ACTIVE_LOCK:
         groups = list(_ACTIVE)
     for pgid in groups:
@@ -185,11 +191,17 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
                 _ACTIVE.discard(proc.pid)
             if pid_file is not None:
                 pid_file.unlink(missing_ok=True)
+        # Ended because coord is exiting: a result made of a killed agent's exit code must not stand
+        # as the task's (the run was told it can be resumed, and the task runs again then).
+        interrupted = _STOPPING.is_set() and not (timed_out or lingered)
+        if interrupted:
+            cancel.set()
         for r in readers:
             r.join(timeout=5)
         duration = time.monotonic() - started
-        code = None if (timed_out or cancelled or lingered) else proc.returncode
-        ending = ("timed out" if timed_out else "cancelled" if cancelled
-                  else "ended by coord after its result" if lingered else f"exit {code}")
+        code = None if (timed_out or cancelled or lingered or interrupted) else proc.returncode
+        ending = ("timed out" if timed_out else "interrupted: coord was stopping" if interrupted
+                  else "cancelled" if cancelled else "ended by coord after its result" if lingered else f"exit {code}")
         log.write(f"# {ending} after {duration:.1f}s")
-    return ProcessResult(code, "".join(out), "".join(err), timed_out, cancelled, duration, lingered)
+    return ProcessResult(code, "".join(out), "".join(err), timed_out, cancelled and not interrupted, duration,
+                         lingered, interrupted)

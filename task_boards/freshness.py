@@ -1,0 +1,69 @@
+"""Whether the boards show what the run holds: a board of another run, a render refused while a board's
+markers were broken, or a render a killed process cut short. `coord board sync` renders such boards again."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from coordinator.core.state import RunState
+from coordinator.core.workspace import Workspace
+from task_boards.markers import MarkerError
+from task_boards.parse import parse_board
+from task_boards.saves import NotUtf8, read_text
+from task_boards.store import load_problems
+
+
+def checkpoint_newer(ws: Workspace) -> bool:
+    """The checkpoint database changed after coord's last render wrote the status snapshot (a cheap
+    test before reading the checkpoint: most syncs without edits follow a render)."""
+    try:
+        rendered = ws.status_file.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    parts = [p.stat().st_mtime_ns for p in (ws.db, ws.db.with_name(ws.db.name + "-wal")) if p.exists()]
+    return bool(parts) and max(parts) > rendered
+
+
+def render_behind(ws: Workspace, state: RunState) -> list[str]:
+    """The boards lag the run when coord's last render was cut short (the status snapshot, written last,
+    does not hold what the checkpoint holds)."""
+    try:
+        snap = orjson.loads(ws.status_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return []
+    if snap.get("run_id") != state.get("run_id"):
+        return []  # another run's boards: stale_boards says so
+
+    def differs(key: str) -> bool:  # what the snapshot shows, against what the checkpoint holds now
+        shown: Mapping[str, Any] = snap.get(key) or {}
+        held: Mapping[str, Any] = state.get(key) or {}  # type: ignore[assignment]
+        return any((shown[k] or {}).get("status", "pending") != (held.get(k) or {}).get("status", "pending")
+                   for k in shown) or any(k not in shown for k in held if key == "deferred")
+
+    behind = [key for key in ("tasks", "gates", "deferred") if differs(key)]
+    if snap.get("phase") != state.get("phase"):
+        behind.append("phase")
+    return [f"boards: coord's last render was cut short ({', '.join(behind)} behind the run); rendered again"] \
+        if behind else []
+
+
+def stale_boards(ws: Workspace, run_id: str) -> list[str]:
+    """Boards with no edits that still show what coord no longer holds: another run's board, or one whose
+    last render could not be written (its markers were broken then and have been put back since)."""
+    conflicts = load_problems(ws)["conflicts"]
+    out = []
+    for path in (sorted(ws.boards.glob("*_TASKS.md")) if ws.boards.exists() else []):
+        rel = path.relative_to(ws.root).as_posix()
+        try:
+            board = parse_board(read_text(path, rel), rel)
+        except (NotUtf8, MarkerError):
+            continue  # reported where edits are read
+        if board.run_id is not None and board.run_id != run_id:
+            out.append(f"{rel}: it showed run {board.run_id}; rendered again for run {run_id}")
+        elif any(c.startswith(f"{rel}:") or c.startswith(f"{rel} ") for c in conflicts) and not board.problems:
+            out.append(f"{rel}: coord's last render could not be written (its markers were broken); "
+                       "rendered again")
+    return out
