@@ -22,7 +22,8 @@ same weighted sampling as build_sft), and ``report`` (a before/after table).
 
 Metrics: ``agents``, ``rows_before``, ``rows_after``, ``bases_before``, ``bases_after``,
 ``openai_rows``, ``frac_before_<d>`` / ``frac_after_<d>`` (over all agents' base
-examples), ``max_deviation_before`` / ``max_deviation_after`` (largest gap to the
+examples), ``difficulty_max_deviation`` (= ``max_deviation_after``: the audit's figure, measured on the output),
+``max_deviation_before`` / ``max_deviation_after`` (largest gap to the
 target of any agent), ``rows_outside_target``, ``rejects``.
 
 Memory: rows are streamed (two passes per file); the plan keeps 16 bytes per base
@@ -297,6 +298,9 @@ def _metrics(plans: list[AgentPlan], target: Mapping[str, float], openai_rows: i
         "rows_outside_target": sum(p.outside_target for p in plans), "rejects": rejected,
         "max_deviation_before": max((mix_of(p.before, target)[1] for p in plans), default=0.0),
         "max_deviation_after": max((mix_of(p.after, target)[1] for p in plans), default=0.0)}
+    # The audit's figure for the deferred "Rebalance difficulty mix" item, measured on the output: the
+    # largest per-agent gap bounds the audit's pooled one (a pooled mix is an average of the agents').
+    m["difficulty_max_deviation"] = m["max_deviation_after"]
     for d in target:
         m[f"frac_before_{d}"] = shares_before.get(d, 0.0)
         m[f"frac_after_{d}"] = shares_after.get(d, 0.0)

@@ -234,8 +234,10 @@ def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener:
 
 
 def _started(ws: Workspace, run_id: str) -> bool:
-    """Whether the run got as far as executing (its event log says it started)."""
-    return any(e.get("kind") in ("run_started", "run_resumed") for e in read_events(ws.events, run_id))
+    """Whether the run got past its first checkpoint: its event log has an event a step wrote (the
+    run_started/run_resumed events come before the first checkpoint, so a kill right after one of
+    them leaves a run that starts from the beginning, not a missing checkpoint)."""
+    return any(e.get("kind") not in ("run_started", "run_resumed") for e in read_events(ws.events, run_id))
 
 
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
@@ -278,7 +280,8 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
             if snapshot.interrupts:
                 graph_input = _resume_with(ws, run_id, snapshot.interrupts)
         else:
-            events.emit("run_started", plan=plan.name, profile=plan.profile, params=plan.params)
+            events.emit("run_started", once=f"run_started:{run_id}", plan=plan.name, profile=plan.profile,
+                        params=plan.params)
             graph_input = _initial_state(run_id, plan)
         for _ in graph.stream(graph_input, config, context=ctx, durability=DURABILITY,
                               stream_mode="updates"):

@@ -45,16 +45,9 @@ KILLS = 10
 """Kill points per command (every kind of write, then evenly spaced ones)."""
 PARALLEL = 4
 """Kill points tried at once (each in its own copy of the workspace)."""
-KNOWN = {
-    ("run", "event run_started"): "has no checkpoint in",
-}
-"""Kill points a fix outside this change's reach still fails at → the error they give today.
-
-``run_started`` is logged just before the run's first checkpoint; killed in between, the run is taken
-for one whose checkpoint database was deleted. The fix is in coordinator/engine/runner.py: ``_started``
-must not count ``run_started``/``run_resumed`` (only events the graph's nodes write), and ``_drive``
-must log ``run_started`` with ``once=f"run_started:{run_id}"`` so the fresh start after such a kill
-does not log it twice."""
+KNOWN: dict[tuple[str, str], str] = {}
+"""Kill points a fix outside this change's reach still fails at → the error they give today (none now:
+a kill between ``run_started`` and the first checkpoint starts the run again from the beginning)."""
 
 PLAN = """name: crash
 tasks:
