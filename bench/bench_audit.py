@@ -3,7 +3,9 @@
 Writes ``--rows`` rows of ~``--words`` words each (every row its own base example, so
 every text is unique and goes through MinHash LSH), with planted near duplicates,
 emails, phone numbers and PII look-alikes, into a temporary workspace; then times
-``audit`` on it and prints seconds, throughput and peak RSS.
+``audit`` on it, alternating ``--repeat`` times with its FLOOR in the same process
+(read the same files and parse every line with orjson: what any audit must do), and
+prints seconds, CPU seconds, the load average, throughput and peak RSS.
 
     python bench/bench_audit.py                # 100,000 rows × ~350 words
     python bench/bench_audit.py --rows 20000   # quicker
@@ -12,7 +14,9 @@ emails, phone numbers and PII look-alikes, into a temporary workspace; then time
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -78,11 +82,22 @@ def write_dataset(root: Path, rows: int, words: int, seed: int = 7) -> dict[str,
     return planted
 
 
+def floor(files: list[Path]) -> float:
+    """Seconds to read and parse every line of ``files`` with orjson (the audit's floor)."""
+    t0 = time.perf_counter()
+    for path in files:
+        with path.open("rb", buffering=1 << 20) as fh:
+            for line in fh:
+                orjson.loads(line)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     """Generate, audit, report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--words", type=int, default=350)
+    parser.add_argument("--repeat", type=int, default=2, help="audit/floor pairs, alternating")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_audit_") as tmp:
         ws = Path(tmp)
@@ -91,14 +106,26 @@ def main() -> None:
         size = sum(p.stat().st_size for p in (ws / "data/sft/unsloth").glob("*.jsonl"))
         print(f"generated {args.rows} rows ({size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s;"
               f" planted {planted}")
+        files = sorted((ws / "data/sft/unsloth").glob("*.jsonl"))
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.perf_counter()
-        result = audit(StepContext(ws, force=True))
-        seconds = time.perf_counter() - t0
+        runs: list[tuple[float, float, float]] = []
+        floors: list[tuple[float, float]] = []
+        for _ in range(args.repeat):
+            load = os.getloadavg()[0]
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = audit(StepContext(ws, force=True))
+            runs.append((time.perf_counter() - t0, time.process_time() - c0, load))
+            load = os.getloadavg()[0]
+            floors.append((floor(files), load))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = statistics.median(r[0] for r in runs)
+    floor_s = statistics.median(f[0] for f in floors)
+    loads = [r[2] for r in runs] + [f[1] for f in floors]
+    print(f"audit: {seconds:.1f} s median of {len(runs)} ({', '.join(f'{r[0]:.1f}' for r in runs)}; CPU "
+          f"{', '.join(f'{r[1]:.1f}' for r in runs)} s), {args.rows / seconds:,.0f} rows/s · floor "
+          f"{floor_s:.2f} s ({seconds / floor_s:.0f}×) · load {min(loads):.1f}–{max(loads):.1f} on "
+          f"{os.cpu_count()} CPUs · peak RSS {rss:.0f} MB (before audit {rss_before:.0f} MB)")
     m = result.metrics
-    print(f"audit: {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s); peak RSS {rss:.0f} MB "
-          f"(before audit {rss_before:.0f} MB)")
     keys = ("rows", "unique_texts", "near_dup_pairs", "exact_dup_rows", "pii_email_rows",
             "pii_phone_rows", "too_short_rows", "no_end_punct_rows", "difficulty_max_deviation")
     print({k: m[k] for k in keys})

@@ -4,6 +4,12 @@ Both are Unsloth/ShareGPT rows (docs/formats.md). A row's prompt is its
 conversation before the final ``gpt`` turn without the system prompt (which
 names the target agent, not the task); its answer is that final turn. Bad
 lines go to the rejects sink with the field at fault.
+
+A valid row whose conversation ends on a tool call or a tool result (agent data
+often does: OpenAI's own function-calling example ends on a call) has no answer
+to ask for or to answer with. It is not a bad line: the readers skip it and count
+it (``HeldoutSet.unanswered``, the second count of :func:`read_training`); a
+skipped held-out row's base id still counts as held out when leaks are looked for.
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ def _identity(row: Any) -> tuple[str, int]:
     return base_id, variant
 
 
-def _prompt_and_answer(row: dict[str, Any]) -> tuple[str, str]:
+def _prompt_and_answer(row: dict[str, Any]) -> tuple[str, str] | None:
+    """The row's prompt and final answer; None when it ends on something other than an answer."""
     conv = row.get("conversations")
     if not isinstance(conv, list) or not conv:
         raise _BadRow("conversations", "must be a non-empty list of turns")
@@ -61,6 +68,8 @@ def _prompt_and_answer(row: dict[str, Any]) -> tuple[str, str]:
         if (not isinstance(turn, dict) or turn.get("from") not in _TURN_FROM
                 or not isinstance(turn.get("value"), str)):
             raise _BadRow(f"conversations[{i}]", f"turn needs 'from' in {sorted(_TURN_FROM)} and a string 'value'")
+    if conv[-1]["from"] in ("function_call", "observation"):
+        return None
     if conv[-1]["from"] != "gpt":
         raise _BadRow(f"conversations[{len(conv) - 1}].from", "the last turn must be 'gpt'")
     prompt = "\n".join(t["value"] for t in conv[:-1] if t["from"] != "system")
@@ -74,14 +83,24 @@ def _reject(rejects: Rejects, source: str, line: int, row: Any, err: _BadRow) ->
                 raw=orjson.dumps(row))
 
 
-def read_heldout(path: Path, source: str, rejects: Rejects) -> list[HeldoutItem]:
+@dataclass(frozen=True)
+class HeldoutSet:
+    """The held-out rows of one file: the items to ask, and the base ids of rows without an answer."""
+
+    items: list[HeldoutItem]
+    unanswered: list[str]
+    """Base ids of valid rows that end on a tool call or result (skipped, still held out)."""
+
+
+def read_heldout(path: Path, source: str, rejects: Rejects) -> HeldoutSet:
     """Held-out items of one file (``source`` names it in rejects and errors); duplicates are rejected."""
     items: list[HeldoutItem] = []
+    unanswered: list[str] = []
     seen: set[str] = set()
     for line, row in iter_jsonl(path, rejects):
         try:
             base_id, variant = _identity(row)
-            prompt, reference = _prompt_and_answer(row)
+            asked = _prompt_and_answer(row)
             key = f"{base_id}#{variant}"
             if key in seen:
                 raise _BadRow("base_id", f"duplicate held-out item {key!r}")
@@ -89,17 +108,24 @@ def read_heldout(path: Path, source: str, rejects: Rejects) -> list[HeldoutItem]
             _reject(rejects, source, line, row, e)
             continue
         seen.add(key)
+        if asked is None:
+            unanswered.append(base_id)
+            continue
         item_id = row.get("id") if isinstance(row.get("id"), str) else key
         category = row.get("category") if isinstance(row.get("category"), str) else None
-        items.append(HeldoutItem(item_id, base_id, category, prompt, reference))
+        items.append(HeldoutItem(item_id, base_id, category, *asked))
     if not items:
-        raise InputError("no usable held-out items", path=source)
-    return items
+        raise InputError("no usable held-out items" + (f" ({len(unanswered)} rows end without an answer)"
+                                                        if unanswered else ""), path=source)
+    return HeldoutSet(items, unanswered)
 
 
 def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozenset[str],
-                  intern: dict[str, str] | None) -> tuple[list[MemoryRow], set[str]]:
+                  intern: dict[str, str] | None) -> tuple[list[MemoryRow], set[str], int]:
     """Scan one training file for held-out ids; with an ``intern`` table, also collect its distinct rows.
+
+    Returns the memory rows, the held-out ids found and how many valid rows were skipped for
+    ending without an answer.
 
     Without ``intern`` (a file of an agent not being benchmarked) only ``base_id`` is checked.
 
@@ -110,6 +136,7 @@ def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozen
     file, so texts are interned to be held once.
     """
     leaked: set[str] = set()
+    unanswered = 0
     memory: dict[tuple[str, str, str], tuple[int, float, str]] = {}
     for line, row in iter_jsonl(path, rejects):
         # a leak counts even when the rest of the row is unusable: a fine-tune may still read it
@@ -128,10 +155,14 @@ def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozen
                 raise _BadRow("weight", "must be a positive number")
             if not isinstance(agent, str) or not agent:
                 raise _BadRow("source_agent", "must be a non-empty string")
-            prompt, answer = _prompt_and_answer(row)
+            asked = _prompt_and_answer(row)
         except _BadRow as e:
             _reject(rejects, source, line, row, e)
             continue
+        if asked is None:
+            unanswered += 1
+            continue
+        prompt, answer = asked
         text = (base_id, intern.setdefault(prompt, prompt), intern.setdefault(answer, answer))
         prev = memory.get(text)
         if prev is None:
@@ -139,6 +170,6 @@ def read_training(path: Path, source: str, rejects: Rejects, heldout_ids: frozen
         else:
             memory[text] = (min(prev[0], variant), max(prev[1], float(weight)), prev[2])
     rows = [MemoryRow(f"{b}#{v}", p, a, w, src) for (b, p, a), (v, w, src) in memory.items()]
-    return rows, leaked
+    return rows, leaked, unanswered
 
 

@@ -1,13 +1,22 @@
 """A key → value map whose memory stops growing: a dict up to a cap, then SQLite on disk.
 
-Steps keep per-row lookups (ids seen, content digests, base names) that grow with the
+Steps keep per-row lookups (ids seen, content digests, base ids) that grow with the
 data. :class:`SpillMap` holds them in a plain dict while small — the common case, and
 as fast as a dict — and, once ``memory_items`` entries are buffered, moves them in one
 batch into a SQLite table in a private temporary directory, keeping the dict as a
-write buffer in front of it. Memory is then bounded by the cap plus SQLite's page
-cache (``CACHE_KIB``); a lookup that misses the buffer costs one indexed SELECT
-(~4 µs here). Keys are ``bytes``, ``str`` or ``int``; values ``int`` or ``str``.
-The directory is removed by :meth:`SpillMap.close` (or at interpreter exit).
+write buffer in front of it. Memory is then bounded by the cap, SQLite's page cache
+(``CACHE_KIB``) and a Bloom filter of the spilled keys (:mod:`pipeline._bloom`, 2.5–3
+bytes per key). A lookup that misses the buffer asks the filter first: a key it has never
+seen (every new key, the common case when most rows are unique) is answered at once,
+and only the others pay an indexed SELECT (~4 µs alone, far more while other threads
+hold the GIL). The filter has no false negatives, so answers stay exact. Batches go
+in sorted by key (B-tree inserts stay local) and a few thousand rows per statement:
+``executemany`` would release and retake the GIL for every row, and with the audit's
+signing threads running each retake can wait for a thread switch. Keys are ``bytes``,
+``str`` or ``int``; values ``int`` or ``str``. The directory is removed by
+:meth:`SpillMap.close` (or at interpreter exit). :class:`SpillList` is the same idea for
+strings looked up by position only (names for a report): the newest in memory, the rest
+in a file.
 """
 
 from __future__ import annotations
@@ -20,13 +29,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Generic, TypeVar
 
+import numpy as np
+
+from pipeline._bloom import BloomFilter, key_hash
+
 K = TypeVar("K", bytes, str, int)
 V = TypeVar("V", int, str)
 
 MEMORY_ITEMS = 1 << 14
 """Entries a map buffers in memory before it spills (~2 MB for 16-byte keys and ints)."""
-CACHE_KIB = 4096
-"""SQLite page cache per spilled map."""
+CACHE_KIB = 1024
+"""SQLite page cache per spilled map (the Bloom filter keeps most lookups away from it)."""
+_ROWS_PER_INSERT = 1 << 11
 
 
 class SpillMap(Generic[K, V]):
@@ -39,6 +53,7 @@ class SpillMap(Generic[K, V]):
         self._db: sqlite3.Connection | None = None
         self._dir: Path | None = None
         self._spilled = 0
+        self._bloom: BloomFilter | None = None
         self._cleanup: weakref.finalize | None = None
 
     def __len__(self) -> int:
@@ -52,8 +67,9 @@ class SpillMap(Generic[K, V]):
     def get(self, key: K) -> V | None:
         """The value of ``key``, or None."""
         value = self._buffer.get(key)
-        if value is not None or self._db is None:
+        if value is not None or self._bloom is None or not self._bloom.might_contain(key_hash(key)):
             return value
+        assert self._db is not None  # created together with the filter
         row = self._db.execute("SELECT v FROM m WHERE k = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
@@ -62,8 +78,8 @@ class SpillMap(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         """Set ``key`` (new keys only: a key already spilled must not be put again)."""
-        if key not in self._buffer:
-            self._spilled_guard()
+        if len(self._buffer) >= self.memory_items and key not in self._buffer:
+            self._spill()
         self._buffer[key] = value
 
     def add(self, key: K, value: V) -> bool:
@@ -72,10 +88,6 @@ class SpillMap(Generic[K, V]):
             return False
         self.put(key, value)
         return True
-
-    def _spilled_guard(self) -> None:
-        if len(self._buffer) >= self.memory_items:
-            self._spill()
 
     def _spill(self) -> None:
         if self._db is None:
@@ -86,10 +98,17 @@ class SpillMap(Generic[K, V]):
                            "temp_store = FILE"):
                 self._db.execute(f"PRAGMA {pragma}")
             self._db.execute("CREATE TABLE m (k PRIMARY KEY, v) WITHOUT ROWID")
-            self._cleanup = weakref.finalize(self, _remove, self._db, self._dir)
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT INTO m VALUES (?, ?)", self._buffer.items())
-        self._db.execute("COMMIT")
+            self._bloom = BloomFilter(self._dir / "bloom.u64")
+            self._cleanup = weakref.finalize(self, _remove, self._db, self._bloom, self._dir)
+        assert self._bloom is not None
+        self._bloom.add_many([key_hash(k) for k in self._buffer])
+        items = sorted(self._buffer.items())
+        per = min(_ROWS_PER_INSERT, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2)
+        with self._db:  # one transaction (usually one statement) per batch
+            for i in range(0, len(items), per):
+                chunk = items[i:i + per]
+                self._db.execute("INSERT INTO m VALUES " + ",".join(["(?,?)"] * len(chunk)),
+                                 [x for kv in chunk for x in kv])
         self._spilled += len(self._buffer)
         self._buffer.clear()
 
@@ -98,7 +117,7 @@ class SpillMap(Generic[K, V]):
         self._buffer.clear()
         if self._cleanup is not None:
             self._cleanup()
-        self._db = None
+        self._db = self._bloom = None
 
     def __enter__(self) -> SpillMap[K, V]:
         return self
@@ -108,6 +127,69 @@ class SpillMap(Generic[K, V]):
         self.close()
 
 
-def _remove(db: sqlite3.Connection, directory: Path) -> None:
+def _remove(db: sqlite3.Connection, bloom: BloomFilter, directory: Path) -> None:
     db.close()
+    bloom.close()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+class SpillList:
+    """Append-only list of strings: the newest in memory up to a cap, the rest in a file.
+
+    For values only ever looked up by position, and rarely (names shown in a report):
+    memory stays bounded by the cap, and nothing is kept per item once written out.
+    """
+
+    def __init__(self, *, memory_items: int | None = None, directory: Path | None = None) -> None:
+        self.memory_items = max(1, MEMORY_ITEMS if memory_items is None else memory_items)
+        self._directory = directory
+        self._buffer: list[str] = []
+        self._written = 0
+        self._dir: Path | None = None
+        self._end = 0  # bytes in the data file
+        self._cleanup: weakref.finalize | None = None
+
+    def __len__(self) -> int:
+        return self._written + len(self._buffer)
+
+    def append(self, value: str) -> None:
+        """Add ``value`` at index ``len(self)``."""
+        if len(self._buffer) >= self.memory_items:
+            self._flush()
+        self._buffer.append(value)
+
+    def get(self, index: int) -> str:
+        """The value at ``index`` (0 ≤ index < len)."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index >= self._written:
+            return self._buffer[index - self._written]
+        assert self._dir is not None
+        with (self._dir / "offsets.u64").open("rb") as fh:  # where each value starts
+            fh.seek(8 * index)
+            bounds = np.frombuffer(fh.read(16), dtype=np.uint64).tolist()
+        start, end = bounds[0], bounds[1] if len(bounds) > 1 else self._end
+        with (self._dir / "data.bin").open("rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start).decode("utf-8", "surrogatepass")
+
+    def _flush(self) -> None:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="coord-list-", dir=self._directory))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        encoded = [v.encode("utf-8", "surrogatepass") for v in self._buffer]
+        sizes = np.array([len(e) for e in encoded], dtype=np.uint64)
+        starts = np.cumsum(sizes, dtype=np.uint64) - sizes + np.uint64(self._end)
+        with (self._dir / "data.bin").open("ab") as fh:
+            fh.write(b"".join(encoded))
+        with (self._dir / "offsets.u64").open("ab") as fh:
+            fh.write(starts.tobytes())
+        self._end += int(sizes.sum())
+        self._written += len(self._buffer)
+        self._buffer.clear()
+
+    def close(self) -> None:
+        """Drop everything and remove the file."""
+        self._buffer.clear()
+        if self._cleanup is not None:
+            self._cleanup()

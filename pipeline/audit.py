@@ -1,8 +1,10 @@
 """audit: one streaming pass over the Unsloth training files, measuring data quality.
 
 Every row's conversation *without its system prompt* is joined (``from: value`` per
-message), lowercased and whitespace-collapsed; its 16-byte blake2b digest identifies
-the row's content. Rows are then partitioned:
+message), lowercased and whitespace-collapsed; its 16-byte xxh3-128 digest identifies
+the row's content (two different texts share one with probability ~n²/2¹²⁹, about 10⁻²⁷
+among a million; the digest is not cryptographic and is never shown). Rows are then
+partitioned:
 
 - the first row of each distinct content is a **unique text**;
 - a later row whose content first appeared under the *same* ``base_id`` is
@@ -35,20 +37,22 @@ Outputs: ``<out_dir>/audit_metrics.json`` (metrics, per-agent breakdown, samples
 ``<out_dir>/audit_report.md`` (bounded, see :mod:`pipeline.audit_report`).
 Memory does not grow with the data beyond 9 bytes per unique text (first base, answer
 words, flags), 1 byte per base example and 1 bit per base example and agent (~10 MB per
-million): the content digests and base_id lookups spill to SQLite past a cap
-(:mod:`pipeline._spill`), MinHash signatures and LSH bands live in temporary files
-(:mod:`pipeline.lsh`); never the texts.
+million), plus the Bloom filters of the spilled lookups (~2.5 bytes per key, three
+lookups): the content digests and base_id lookups spill to SQLite past a cap, base names
+to a file (:mod:`pipeline._spill`), MinHash signatures and LSH bands live in temporary
+files (:mod:`pipeline.lsh`); never the texts. The lookups are dropped before the near
+duplicates are paired, which needs memory of its own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError
@@ -59,7 +63,8 @@ from coordinator.core.io import (
     data_files,
     iter_jsonl,
 )
-from pipeline._spill import SpillMap
+from pipeline._rowindex import RowIndex, content_key, content_text
+from pipeline._spill import SpillList, SpillMap
 from pipeline.audit_report import (
     MAX_SAMPLES,
     OTHER,
@@ -84,9 +89,11 @@ DEFAULT_DIFFICULTY_TARGET: dict[str, float] = {"easy": 0.30, "medium": 0.45, "ha
 DEFAULT_WEIGHT_RANGE: list[float] = [0.0, 1.0]
 REQUIRED_FIELDS = ("conversations", "target_agent", "source_agent", "base_id", "category",
                    "difficulty", "variant")
+_REQUIRED = frozenset(REQUIRED_FIELDS)
 HIST_BINS = 4096
 MAX_DIFFICULTY_NAMES = 32  # distinct difficulty values tracked; later ones count as "other"
 _SYSTEM_CACHE_MAX = 4096
+_RECENT_SYSTEM, _RECENT_SYSTEM_CHARS = 64, 4096  # ≤ 256k characters
 _END_CLOSERS = "\"')]}*_`»”’ "
 # per unique text, bit flags
 _SHORT, _NO_PUNCT, _EMAIL, _PHONE, _DUP = 1, 2, 4, 8, 16
@@ -103,24 +110,47 @@ def ends_with_punctuation(answer: str) -> bool:
     return text.rstrip(_END_CLOSERS)[-1:] in {".", "?", "!", "…"}
 
 
-def _schema_problem(row: Any) -> tuple[str, str] | None:
-    """``(field, reason)`` of the first schema problem of a row, or None."""
+class _Problem(NamedTuple):
+    """The first schema problem of a row."""
+
+    field: str
+    reason: str
+
+
+def _split_row(row: Any) -> tuple[list[str], list[str]] | _Problem:
+    """``(body parts, system prompts)`` of a schema-valid row, else its first schema problem.
+
+    A body part is ``"<from>: <value>"`` for each message that is not a system prompt, in order.
+    """
     if not isinstance(row, dict):
-        return "", "row is not a JSON object"
-    for name in REQUIRED_FIELDS:
-        if name not in row:
-            return name, f"missing required field {name!r}"
+        return _Problem("", "row is not a JSON object")
+    if not row.keys() >= _REQUIRED:
+        name = next(n for n in REQUIRED_FIELDS if n not in row)
+        return _Problem(name, f"missing required field {name!r}")
     conv = row["conversations"]
     if not isinstance(conv, list) or not conv:
-        return "conversations", "conversations must be a non-empty list"
+        return _Problem("conversations", "conversations must be a non-empty list")
+    body: list[str] = []
+    system: list[str] = []
     for i, m in enumerate(conv):
-        if not isinstance(m, dict) or not isinstance(m.get("from"), str) \
-                or not isinstance(m.get("value"), str):
-            return f"conversations[{i}]", "message needs string 'from' and 'value'"
+        if not isinstance(m, dict):
+            return _Problem(f"conversations[{i}]", "message needs string 'from' and 'value'")
+        frm, value = m.get("from"), m.get("value")
+        if not isinstance(frm, str) or not isinstance(value, str):
+            return _Problem(f"conversations[{i}]", "message needs string 'from' and 'value'")
+        if frm == "system":
+            system.append(value)
+        else:
+            body.append(f"{frm}: {value}")
     for name in ("target_agent", "base_id"):
         if not isinstance(row[name], str) or not row[name]:
-            return name, f"{name} must be a non-empty string"
-    return None
+            return _Problem(name, f"{name} must be a non-empty string")
+    return body, system
+
+
+def _row_id(row: dict[str, Any]) -> str:
+    """How findings name a row."""
+    return str(row.get("id") or f"{row['target_agent']}:{row['base_id']}")
 
 
 class AuditAccumulator:
@@ -144,12 +174,15 @@ class AuditAccumulator:
         self.words = array("i")
         self.flags = bytearray()
         self.bases: SpillMap[str, int] = SpillMap()
-        self._base_names: SpillMap[int, str] = SpillMap()
+        self._base_names = SpillList()
         self.base_difficulty = array("b")
         self.difficulty_names: list[str] = []
         self._difficulty_codes: dict[str, int] = {}
         self.agents: dict[str, AgentStats] = {}
         self.system_flags: dict[bytes, int] = {}
+        self._recent_system: dict[str, int] = {}  # a subset of system_flags, keyed by text
+        self._last_base: tuple[str | None, int] = (None, -1)  # the row before's base_id and index
+        self._last_text: tuple[bytes, int] = (b"", -1)  # and its raw content key and text index
         self.findings = Findings(sample_size)
         self.index = NearDupIndex(threshold=near_dup_threshold)
 
@@ -162,35 +195,66 @@ class AuditAccumulator:
         if self.findings.wants("schema_errors"):
             self.findings.add("schema_errors", f"{path.name}:{line}: {reason}")
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Account for one schema-valid row."""
+    def add(self, row: Any) -> _Problem | None:
+        """Account for one row; a row that breaks the schema is not counted: its problem instead."""
+        split = _split_row(row)
+        if isinstance(split, _Problem):
+            return split
+        parts, system = split
+        raw = "\n".join(parts)  # content_text(conversation), its parts built while checking them
+        self._add(row, system, content_key(raw),
+                  lambda: (raw, [m for m in row["conversations"] if m["from"] != "system"]))
+        return None
+
+    def add_indexed(self, index: RowIndex) -> None:
+        """Account for the rows of a file from its row index (build_sft's rows are schema-valid)."""
+        def body(key: bytes, offset: int, length: int) -> tuple[str, list[dict[str, str]]]:
+            conv = index.content(key, offset, length)["conversations"]
+            return content_text(conv), [m for m in conv if m["from"] != "system"]
+
+        where: tuple[bytes, int, int] | None = None
+        load: Callable[[], tuple[str, list[dict[str, str]]]] = partial(body, b"", 0, 0)
+        for row, system, content in index.rows():
+            if content is not where:  # a new run of rows with one conversation
+                where, load = content, partial(body, *content)
+            self._add(row, system, content[0], load)
+
+    def _add(self, row: dict[str, Any], system: list[str], raw_key: bytes,
+             content: Callable[[], tuple[str, list[dict[str, str]]]]) -> None:
+        """Account for a schema-valid row; ``content()`` gives its text and messages if they are needed."""
         self.rows += 1
         agent = self.agents.get(row["target_agent"])
         if agent is None:  # not setdefault: building AgentStats for every row is what it costs
             agent = self.agents[row["target_agent"]] = AgentStats()
         agent.rows += 1
-        rid = str(row.get("id") or f"{row['target_agent']}:{row['base_id']}")
-        bidx = self.bases.get(row["base_id"])
+        base_id = row["base_id"]
+        # an example's rows come together (its prompt variants): the row before often has the answer
+        bidx = self._last_base[1] if base_id == self._last_base[0] else self.bases.get(base_id)
         if bidx is None:
             bidx = len(self.base_difficulty)
-            self.bases.put(row["base_id"], bidx)
-            self._base_names.put(bidx, row["base_id"])
+            self.bases.put(base_id, bidx)
+            self._base_names.append(base_id)
             self.base_difficulty.append(self._difficulty_code(row["difficulty"]))
+        self._last_base = (base_id, bidx)
         agent.bases.add(bidx)
-        self._weight(row.get("weight"), agent, rid)
+        weight = row.get("weight")
+        if type(weight) is float and self.lo <= weight <= self.hi:  # the common case, inline
+            self.weights.add(weight)
+            agent.weights.add(weight)
+        else:
+            self._weight(weight, agent, _row_id(row))
 
-        conv = row["conversations"]
-        body = [m for m in conv if m["from"] != "system"]
-        tidx, new = self._text_index(body, bidx, rid)
+        tidx, new = self._text_index(raw_key, bidx, row, content)
         if not new:
             if self.first_base[tidx] == bidx:
                 self.reuse_rows += 1
                 agent.reuse_rows += 1
             else:
-                self._duplicate(tidx, row, rid)
+                self._duplicate(tidx, row, _row_id(row))
                 agent.dup_rows += 1
-        system = [m["value"] for m in conv if m["from"] == "system"]
-        flags = self.flags[tidx] | self._system_flags(system, rid)
+        flags = self.flags[tidx]
+        if system:
+            flags |= self._system_flags(system, row)
         words = self.words[tidx]
         self.lengths.add(words)
         agent.words_sum += words
@@ -204,16 +268,26 @@ class AuditAccumulator:
             self.pii_rows += 1
             agent.pii_rows += 1
 
-    def _text_index(self, body: list[dict[str, str]], bidx: int, rid: str) -> tuple[int, bool]:
+    def _text_index(self, raw_key: bytes, bidx: int, row: dict[str, Any],
+                    content: Callable[[], tuple[str, list[dict[str, str]]]]) -> tuple[int, bool]:
         """Index of the row's content and whether this row introduced it."""
-        raw = "\n".join(f"{m['from']}: {m['value']}" for m in body)
         # rows repeating a content verbatim (the common case) skip normalization
-        raw_key = hashlib.blake2b(raw.encode("utf-8"), digest_size=16).digest()
+        if raw_key == self._last_text[0]:
+            return self._last_text[1], False
         tidx = self.raw_texts.get(raw_key)
         if tidx is not None:
+            self._last_text = (raw_key, tidx)
             return tidx, False
+        tidx, new = self._new_text(raw_key, bidx, row, content)
+        self._last_text = (raw_key, tidx)
+        return tidx, new
+
+    def _new_text(self, raw_key: bytes, bidx: int, row: dict[str, Any],
+                  content: Callable[[], tuple[str, list[dict[str, str]]]]) -> tuple[int, bool]:
+        """Index of a content whose raw text is new: an earlier one equal once normalized, or a new one."""
+        raw, body = content()
         norm = normalize_text(raw)
-        digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
+        digest = content_key(norm)
         tidx = self.texts.get(digest)
         self.raw_texts.put(raw_key, self.unique if tidx is None else tidx)
         if tidx is not None:
@@ -225,7 +299,7 @@ class AuditAccumulator:
         answer = next((m["value"] for m in reversed(body) if m["from"] == "gpt"), "")
         words = len(answer.split())
         self.words.append(words)
-        self.flags.append(self._content_flags(body, rid, answer, words))
+        self.flags.append(self._content_flags(body, _row_id(row), answer, words))
         self.index.add(norm)
         return tidx, True
 
@@ -289,26 +363,38 @@ class AuditAccumulator:
                                       f"`{rid}` ({m['from']}): {mask_pii(match.text)}")
         return flags
 
-    def _system_flags(self, system: list[str], rid: str) -> int:
+    def _system_flags(self, system: list[str], row: dict[str, Any]) -> int:
         flags = 0
         for text in system:
-            key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-            cached = self.system_flags.get(key)
+            cached = self._recent_system.get(text)
             if cached is None:
-                cached = self._text_flags([{"from": "system", "value": text}], rid)
-                if len(self.system_flags) < _SYSTEM_CACHE_MAX:  # bounded; misses just rescan
+                key = content_key(text)
+                cached = self.system_flags.get(key)
+                if cached is None:
+                    cached = self._text_flags([{"from": "system", "value": text}], _row_id(row))
+                    if len(self.system_flags) >= _SYSTEM_CACHE_MAX:  # bounded; misses just rescan
+                        flags |= cached
+                        continue
                     self.system_flags[key] = cached
+                # the few prompts most rows carry, by text: no hashing of the prompt per row
+                if len(self._recent_system) < _RECENT_SYSTEM and len(text) <= _RECENT_SYSTEM_CHARS:
+                    self._recent_system[text] = cached
             flags |= cached
         return flags
 
     def base_name(self, bidx: int) -> str:
         """The base_id string of a base index (indexes follow insertion order)."""
-        return self._base_names.get(bidx) or "?"
+        return self._base_names.get(bidx)
+
+    def release_lookups(self) -> None:
+        """Drop the per-row lookups (and their spill files): only the rows need them."""
+        for m in (self.texts, self.raw_texts, self.bases):
+            m.close()
 
     def close(self) -> None:
         """Release the lookups (and their spill files) and the LSH index's files."""
-        for m in (self.texts, self.raw_texts, self.bases, self._base_names):
-            m.close()
+        self.release_lookups()
+        self._base_names.close()
         self.index.discard()
 
     def near_duplicates(self) -> tuple[int, int]:
@@ -374,16 +460,19 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
         for i, path in enumerate(files):
             ctx.report(f"audit: {path.name}", i / len(files))
             schema_before = acc.schema_errors
+            index = RowIndex.open(ctx.workspace, ctx.rel(path), run.inputs[ctx.rel(path)], path)
             with Rejects(out / path.name) as rejects:
-                for line, row in iter_jsonl(path, rejects):
-                    problem = _schema_problem(row)
-                    if problem is None:
-                        acc.add(row)
-                    else:
-                        acc.reject(rejects, path, line, row, *problem)
+                if index is not None:  # build_sft's account of this very file: no row to parse twice
+                    with index:
+                        acc.add_indexed(index)
+                else:
+                    for line, row in iter_jsonl(path, rejects):
+                        if (problem := acc.add(row)) is not None:
+                            acc.reject(rejects, path, line, row, *problem)
             # the rejects file holds both kinds; the metrics keep them apart
             acc.rejects += rejects.count - (acc.schema_errors - schema_before)
         ctx.report("audit: near duplicates", 0.9)
+        acc.release_lookups()  # before pairing the near duplicates needs memory of its own
         pairs, near_texts = acc.near_duplicates()
     finally:
         acc.close()  # stops the signing threads after an error; the error is what matters

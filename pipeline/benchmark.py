@@ -25,7 +25,12 @@ Every training file in ``train_dir`` (benchmarked agent or not) is scanned for
 held-out ``base_id``s, malformed rows included (``leaked_ids``); the step still
 reports, and the launch gate requires 0.
 
+A row whose conversation ends on a tool call or result has no answer to ask for or
+to answer with: it is skipped, not rejected, and counted (``heldout_unanswered``,
+``training_rows_unanswered``); a skipped held-out row still counts for leaks.
+
 Metrics: ``model``, ``agents``, ``items``, ``leaked_ids``, ``rejected_lines``,
+``heldout_unanswered``, ``training_rows_unanswered``,
 ``baseline_accuracy``, ``candidate_accuracy`` (pooled, fractions),
 ``absolute_improvement`` (percentage points), ``relative_improvement_pct``
 (``100 × (cand/base − 1)``, in percent; None when the baseline is 0), ``pooled_mcnemar_p``,
@@ -174,16 +179,20 @@ def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
         return cached
 
     with Rejects(json_out) as rejects:
-        heldout = {a: read_heldout(held_files[a], ctx.rel(held_files[a]), rejects) for a in names}
-        owner = {it.base_id: a for a in names for it in heldout[a]}
+        sets = {a: read_heldout(held_files[a], ctx.rel(held_files[a]), rejects) for a in names}
+        heldout = {a: sets[a].items for a in names}
+        # a held-out row with no answer to ask for is skipped, but its example is still held out
+        owner = {b: a for a in names for b in (*(it.base_id for it in sets[a].items), *sets[a].unanswered)}
         leaked: set[str] = set()
         memories: dict[str, list[MemoryRow]] = {}
         intern: dict[str, str] = {}
+        training_unanswered = 0
         for i, (stem, path) in enumerate(sorted(train_files.items())):
             ctx.report(f"benchmark: reading {ctx.rel(path)}", 0.8 * i / len(train_files))
-            memory, file_leaks = read_training(path, ctx.rel(path), rejects, frozenset(owner),
-                                                intern if stem in heldout else None)
+            memory, file_leaks, skipped = read_training(path, ctx.rel(path), rejects, frozenset(owner),
+                                                        intern if stem in heldout else None)
             leaked |= file_leaks
+            training_unanswered += skipped
             if stem in heldout:
                 if not memory:
                     raise InputError("no usable training rows", path=ctx.rel(path))
@@ -195,6 +204,8 @@ def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
 
     per_agent, pooled, item_rows = _evaluate(runs, names, owner, leaked, alpha, match_threshold)
     metrics = _metrics(per_agent, pooled, len(leaked), rejected)
+    heldout_unanswered = sum(len(sets[a].unanswered) for a in names)
+    metrics.update(heldout_unanswered=heldout_unanswered, training_rows_unanswered=training_unanswered)
     report = BenchmarkReport(
         schema_version=REPORT_SCHEMA_VERSION, model=MODEL_NAME, stand_in=STAND_IN_LABEL,
         model_description=STAND_IN,
@@ -215,6 +226,9 @@ def benchmark(ctx: StepContext, *, train_dir: WsPath = DEFAULT_TRAIN_DIR,
     notes = [f"{MODEL_NAME}: offline stand-in for a fine-tuned LLM"]
     if leaked:
         notes.append(f"{len(leaked)} held-out base_ids appear in training files")
+    if heldout_unanswered or training_unanswered:
+        notes.append(f"skipped rows that end on a tool call or result instead of an answer: "
+                     f"{heldout_unanswered} held out, {training_unanswered} training")
     return run.finish(metrics, notes)
 
 

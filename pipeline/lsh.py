@@ -18,7 +18,7 @@ added batch is appended to files in a private temporary directory:
 Candidate pairs are found one band at a time by sorting band hashes: runs of equal
 hashes are the buckets. Above :data:`PART_ROWS` texts a band is first scattered into
 partitions by hash (equal hashes land in the same partition) and each partition is
-sorted alone, so the working set stays ~10 MB whatever N. Candidates are verified in
+sorted alone, so the working set stays ~5 MB whatever N. Candidates are verified in
 chunks by the share of equal signature slots; only verified pairs are kept (16 bytes
 each). Disk use: ~(4 · num_perm + 8 · bands + 1) bytes per text (~600 MB per million
 at 128 permutations), removed by :meth:`BandedLSH.close`.
@@ -38,7 +38,7 @@ import numpy as np
 from datasketch import MinHashLSH
 
 EMPTY = np.uint32(0xFFFFFFFF)
-PART_ROWS = 1 << 18
+PART_ROWS = 1 << 17
 """Texts per partition when pairing one band (bounds the sort's memory)."""
 _CHUNK = 1 << 18  # texts read per step when scattering a band
 _VERIFY_CHUNK = 1 << 12  # candidate pairs compared per read (≤ 8k rows, 4 MB)

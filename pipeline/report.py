@@ -190,7 +190,7 @@ def _highlights(status: dict[str, Any]) -> list[tuple[str, str, Any]]:
         "build_sft": ["rows", "openai_rows", "heldout_rows", "pairs_used"],
         "audit": ["rows", "unique_texts", "exact_dup_rate", "near_dup_pairs", "pii_rows",
                   "difficulty_max_deviation", "too_short_rate", "no_end_punct_rate"],
-        "scrub_pii": ["emails_replaced", "phones_replaced", "pii_remaining"],
+        "scrub_pii": ["emails_replaced", "phones_replaced", "pii_remaining", "pii_remaining_second"],
         "rebalance": ["rows_before", "rows_after", "max_deviation_before", "max_deviation_after"],
         "benchmark": ["baseline_accuracy", "candidate_accuracy", "absolute_improvement", "relative_improvement_pct",
                       "significant_agents", "pooled_mcnemar_p", "leaked_ids"],

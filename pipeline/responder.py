@@ -13,8 +13,9 @@ and every number in it comes from running something:
 - :class:`PromptTokenizer` counts n-grams once for every distinct text so that
   several responders can share the work. A responder keeps only the columns
   of terms that occur in its own rows and computes its idf from its own rows,
-  which makes it exactly the model a ``TfidfVectorizer`` fitted on those rows
-  alone would be.
+  which makes it exactly the model a scikit-learn ``TfidfVectorizer`` fitted on
+  those rows alone would be (the TF-IDF is :mod:`pipeline._tfidf`, the same
+  numbers without importing scikit-learn).
 - :func:`answer_similarity` is the judge: the TF-IDF cosine between a response
   and the reference answer, with an encoder fitted on exactly the texts being
   compared, so neither model's training data shapes the ruler.
@@ -30,10 +31,10 @@ from typing import Final
 import numpy as np
 from scipy import sparse
 
+from pipeline._tfidf import EmptyVocabulary, Vocabulary, idf, tfidf
+
 MODEL_NAME: Final = "offline-tfidf-retrieval"
 """Label carried by every metric and report produced with this responder."""
-
-_NGRAMS: Final = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -72,22 +73,19 @@ class PromptTokenizer:
     """
 
     def __init__(self, texts: Sequence[str]) -> None:
-        from sklearn.feature_extraction.text import CountVectorizer  # imported on use: slow to load
-
-        self._vectorizer = CountVectorizer(lowercase=True, ngram_range=_NGRAMS, dtype=np.float64)
+        self._vocabulary: Vocabulary | None
         try:
-            self.text_counts = sparse.csr_matrix(self._vectorizer.fit_transform(list(texts)))
-            self._fitted = True
-        except ValueError:
+            self._vocabulary, self.text_counts = Vocabulary.fit(texts)
+        except EmptyVocabulary:
             # no text had a single term: every count vector is empty
+            self._vocabulary = None
             self.text_counts = sparse.csr_matrix((len(texts), 0), dtype=np.float64)
-            self._fitted = False
 
     def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Count matrix of new ``texts`` (terms outside the vocabulary are ignored)."""
-        if not self._fitted:
+        if self._vocabulary is None:
             return sparse.csr_matrix((len(texts), 0), dtype=np.float64)
-        return sparse.csr_matrix(self._vectorizer.transform(list(texts)))
+        return self._vocabulary.counts(texts)
 
 
 def seeded_order(rows: Sequence[MemoryRow], seed: int) -> list[int]:
@@ -113,11 +111,9 @@ class RetrievalResponder:
         counts = sparse.csr_matrix(counts)[order]
         # the model's own vocabulary: terms that occur in its rows
         self._columns = np.flatnonzero(counts.getnnz(axis=0))
-        from sklearn.feature_extraction.text import TfidfTransformer
-
-        self._tfidf = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True)
         own = counts[:, self._columns]
-        self._matrix = self._tfidf.fit_transform(own) if self._columns.size else own
+        self._idf = idf(own)
+        self._matrix = tfidf(own, self._idf) if self._columns.size else own
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -127,7 +123,7 @@ class RetrievalResponder:
         n = query_counts.shape[0]
         if not self._columns.size or n == 0:
             return [Retrieval("", None, 0.0) for _ in range(n)]
-        queries = self._tfidf.transform(sparse.csr_matrix(query_counts)[:, self._columns])
+        queries = tfidf(sparse.csr_matrix(query_counts)[:, self._columns], self._idf)
         scores = (queries @ self._matrix.T).toarray() * self._weights[np.newaxis, :]
         best = np.argmax(scores, axis=1)  # first maximum in the seeded order
         out = []
@@ -154,17 +150,16 @@ def answer_similarity(references: Sequence[str], *responses: Sequence[str]) -> l
             raise ValueError(f"{len(references)} references but {len(resp)} responses")
     if not references:
         return [np.zeros(0, dtype=np.float64) for _ in responses]
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    enc = TfidfVectorizer(lowercase=True, ngram_range=_NGRAMS, sublinear_tf=True, dtype=np.float64)
     try:
-        enc.fit([*references, *(r for resp in responses for r in resp if r)])
-    except ValueError:
+        vocabulary, fitted = Vocabulary.fit([*references, *(r for resp in responses for r in resp if r)])
+    except EmptyVocabulary:
         return [np.zeros(len(references), dtype=np.float64) for _ in responses]
-    ref = enc.transform(list(references))
+    weights = idf(fitted)
+    ref = tfidf(vocabulary.counts(references), weights)
     out = []
     for resp in responses:
         # rows are L2-normalised, so the row-wise dot product is the cosine
-        sims = np.asarray(ref.multiply(enc.transform(list(resp))).sum(axis=1), dtype=np.float64).ravel()
+        sims = np.asarray(ref.multiply(tfidf(vocabulary.counts(resp), weights)).sum(axis=1),
+                          dtype=np.float64).ravel()
         out.append(np.clip(sims, 0.0, 1.0))
     return out

@@ -38,7 +38,7 @@ the definition of ``run_code``, which coord itself defines.
 
 Streaming: each source file is read once, line by line, and every row is written at once to the
 files of all targets that use that source (2 open writers per target), so memory does not grow
-with the data; only 16-byte digests of the source's ids are kept to catch duplicates.
+with the data; only 16-byte digests (xxh3-128) of the source's ids are kept to catch duplicates.
 
 OpenAI file (``<out_dir>/openai/T.jsonl``): ``{"messages": [...]}`` (plus ``tools`` when the row
 has them), converted by :func:`pipeline.openai_format.convert.unsloth_to_openai`. OpenAI only
@@ -70,16 +70,18 @@ from types import TracebackType
 from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
+import xxhash
 
 from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError, TaskError
 from coordinator.core.io import JsonlWriter, Rejects, data_files, iter_jsonl
 from coordinator.core.step_run import canonical_json
+from pipeline._rowindex import RowIndexWriter, content_key, content_text
 from pipeline._spill import SpillMap
 from pipeline.adp.tools import ToolCatalog
 from pipeline.adp.turns import trajectory_to_turns
 from pipeline.compat import AGENT_NAME, CompatibilityMatrix, resolve_matrix
-from pipeline.openai_format.convert import unsloth_to_openai
+from pipeline.openai_format.convert import ConvertedBody, unsloth_to_openai
 from pipeline.openai_format.tokens import DEFAULT_MODEL, context_limit, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -152,7 +154,11 @@ def keep_for_openai(row_id: str, weight: float, seed: int) -> bool:
     """Deterministic weighted sampling: keep a row of weight w with probability w."""
     if weight >= 1.0:
         return True
-    return weight > 0 and _unit(seed, row_id) < weight
+    if weight <= 0:
+        return False
+    # _unit(seed, row_id), spelled out: it runs for most rows of a build
+    digest = hashlib.blake2b(f"{seed}|{row_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < weight
 
 
 def turns_to_conversation(turns: Sequence[Mapping[str, Any]]) -> tuple[str | None, list[ShareGPTMessage]]:
@@ -241,6 +247,18 @@ class OpenAIWriter:
             return False
         example = unsloth_to_openai(row)
         if self.max_tokens is not None and estimate_tokens(example) > self.max_tokens:
+            self.too_long += 1
+            return False
+        self._writer.write_obj(example)
+        return True
+
+    def add_rendered(self, row_id: str, weight: float, system: str, body: ConvertedBody) -> bool:
+        """:meth:`add` for a row ``[system, *conversation]`` whose conversation is already converted."""
+        self.input_rows += 1
+        if not keep_for_openai(row_id, weight, self.seed):
+            return False
+        example, tokens = body.example(system)
+        if self.max_tokens is not None and tokens > self.max_tokens:
             self.too_long += 1
             return False
         self._writer.write_obj(example)
@@ -339,7 +357,8 @@ def _unique_examples(path: Path, agent: str, rejects: Rejects, seen: SpillMap[by
             rejects.add(source=path, line=lineno, reason=str(e) or type(e).__name__,
                         raw=orjson.dumps(traj))
             continue
-        key = hashlib.blake2b(ex.base_id.encode(), digest_size=16).digest()
+        # 128-bit xxh3: two ids share a key with probability ~n²/2¹²⁹ (~10⁻²⁷ for a million)
+        key = xxhash.xxh3_128_digest(ex.base_id.encode("utf-8", "surrogatepass"))
         if key in seen:
             rejects.add(source=path, line=lineno, field="id", raw=orjson.dumps(traj),
                         reason=f"duplicate id {ex.base_id!r}")
@@ -419,6 +438,9 @@ def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
 
     tally = _Tally(rows=dict.fromkeys(names, 0))
     with ExitStack() as stack:
+        indexes = {t: RowIndexWriter(ctx.workspace, ctx.rel(p)) for t, p in unsloth_paths.items()}
+        for index in indexes.values():
+            stack.callback(index.discard)  # a no-op for the finished ones
         unsloth = {t: stack.enter_context(JsonlWriter(p)) for t, p in unsloth_paths.items()}
         openai = {t: stack.enter_context(OpenAIWriter(p, seed=seed, model=openai_model))
                   for t, p in openai_paths.items()}
@@ -430,7 +452,9 @@ def build_sft(ctx: StepContext, *, adp_dir: WsPath = DEFAULT_ADP_DIR,
             catalog = ToolCatalog.load(meta) if meta is not None else None
             _render_source(sources[source], source, matrix, variants, holdout_fraction, seed,
                            unsloth, openai, held[source], tally, rejects_beside=unsloth_paths[source],
-                           catalog=catalog)
+                           catalog=catalog, indexes=indexes)
+        for t, index in indexes.items():  # lets audit skip parsing rows whose conversation it has seen
+            index.finish(unsloth[t].sha256)  # every row is written: the digest is the file's
     ctx.report("build_sft: done", 1.0)
 
     for t in names:
@@ -467,7 +491,8 @@ def _metadata_path(adp_root: Path, agent: str) -> Path | None:
 def _render_source(path: Path, source: str, matrix: CompatibilityMatrix, variants: int,
                    holdout_fraction: float, seed: int, unsloth: Mapping[str, JsonlWriter],
                    openai: Mapping[str, OpenAIWriter], held: JsonlWriter, tally: _Tally, *,
-                   rejects_beside: Path, catalog: ToolCatalog | None) -> None:
+                   rejects_beside: Path, catalog: ToolCatalog | None,
+                   indexes: Mapping[str, RowIndexWriter]) -> None:
     """Stream one source file into the held-out file or every target's training files."""
     targets = [(t, w) for t in matrix.agents if (w := matrix.weight(t, source)) > 0]
     prompts = {t: [system_prompt(t, matrix.role(t), v) for v in range(variants)] for t, _ in targets}
@@ -479,14 +504,20 @@ def _render_source(path: Path, source: str, matrix: CompatibilityMatrix, variant
                 held.write_obj(ex.render(source, 0, 1.0, ex.original_system or own_prompt0))
                 tally.heldout += 1
                 continue
+            # the OpenAI form and the content key are the same for every target and variant
+            body = ConvertedBody.of(ex.conversation, ex.tools)
+            key = content_key(content_text(ex.conversation))
             for target, weight in targets:
+                out, index = unsloth[target], indexes[target]
                 for v in range(variants):
                     prompt = prompts[target][v]
                     if v == 0 and target == source and ex.original_system:
                         prompt = ex.original_system
                     row = ex.render(target, v, weight, prompt)
-                    unsloth[target].write_obj(row)
-                    openai[target].add(row)
+                    offset = out.bytes
+                    out.write_obj(row)
+                    index.add(row, key, offset, out.bytes - offset)
+                    openai[target].add_rendered(row["id"], float(weight), prompt, body)
                 tally.rows[target] += variants
                 tally.saw_weight(weight)
                 if ex.has_tool:

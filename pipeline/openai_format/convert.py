@@ -28,9 +28,12 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from pipeline.openai_format.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, estimate_tokens
 
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -131,3 +134,43 @@ def unsloth_to_openai(row: Mapping[str, Any]) -> dict[str, Any]:
     if tools := row.get("tools"):
         example["tools"] = openai_tools(tools)
     return example
+
+
+@dataclass(frozen=True)
+class ConvertedBody:
+    """A conversation (no system prompt) converted once, for the many rows that differ only in it.
+
+    :func:`unsloth_to_openai` turns a leading system prompt into a first system message (none
+    when it is blank) and converts the rest the same way whatever that prompt was, and
+    :func:`~pipeline.openai_format.tokens.estimate_tokens` is a sum over messages; so the
+    example and estimate of ``[system, *conversation]`` follow from this one without redoing
+    either (``tests/pipeline/test_sft.py`` checks that build_sft's files equal the plain
+    conversion).
+    """
+
+    messages: tuple[dict[str, Any], ...]
+    """The converted messages; shared by every example built from them, never changed."""
+    tools: list[dict[str, Any]] | None
+    """Tool definitions as OpenAI gets them, or None."""
+    tokens: int
+    """Estimated tokens of the example without a system message."""
+
+    @classmethod
+    def of(cls, conversation: Sequence[Mapping[str, Any]],
+           tools: Sequence[Mapping[str, Any]] | None) -> ConvertedBody:
+        """Convert a conversation that holds no system message."""
+        example = unsloth_to_openai({"conversations": conversation, "tools": tools})
+        return cls(tuple(example["messages"]), example.get("tools"), estimate_tokens(example))
+
+    def example(self, system: str) -> tuple[dict[str, Any], int]:
+        """``unsloth_to_openai`` of the row ``[system, *conversation]``, and its token estimate."""
+        tokens = self.tokens
+        if system.strip():
+            messages = [{"role": "system", "content": system}, *self.messages]
+            tokens += TOKENS_PER_MESSAGE - (-len(system) // CHARS_PER_TOKEN)
+        else:
+            messages = list(self.messages)
+        example: dict[str, Any] = {"messages": messages}
+        if self.tools:
+            example["tools"] = self.tools
+        return example, tokens

@@ -52,18 +52,25 @@ def estimate_tokens(example: Any) -> int:
         total += TOKENS_PER_MESSAGE
         content = msg.get("content")
         if isinstance(content, str):
-            total += _text_tokens(content)
+            total += -(-len(content) // CHARS_PER_TOKEN)
         elif isinstance(content, list):
             for part in content:
                 if isinstance(part, dict):
                     text = part.get("text") or part.get("refusal")
                     total += _text_tokens(text) if isinstance(text, str) else IMAGE_TOKENS
-        if isinstance(msg.get("name"), str):
+        if "name" in msg and isinstance(msg["name"], str):
             total += TOKENS_PER_NAME + _text_tokens(msg["name"])
-        calls = msg.get("tool_calls")
-        fns = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
-        fns.append(msg.get("function_call"))
-        for fn in fns:
-            if isinstance(fn, dict):
-                total += sum(_text_tokens(v) for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
+        if "tool_calls" in msg or "function_call" in msg:  # most messages make no call
+            total += _call_tokens(msg)
+    return total
+
+
+def _call_tokens(msg: dict[str, Any]) -> int:
+    calls = msg.get("tool_calls")
+    fns = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    fns.append(msg.get("function_call"))
+    total = 0
+    for fn in fns:
+        if isinstance(fn, dict):
+            total += sum(_text_tokens(v) for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
     return total

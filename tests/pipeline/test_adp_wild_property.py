@@ -27,6 +27,8 @@ from pipeline.adp.tools import FunctionSpec, ToolCatalog, ToolSpec
 from pipeline.adp.validate import trajectory_issues
 from pipeline.openai_format import validate_openai_file
 from pipeline.openai_format._rules import ExampleChecker
+from pipeline.openai_format.convert import ConvertedBody
+from pipeline.openai_format.tokens import estimate_tokens
 from pipeline.sft import build_sft, example_from_trajectory, unsloth_to_openai
 
 VERSIONS = ("1.1.0", "1.2.0", "1.3.0", "1.3.1", "1.4.0", "1.5.0", None)
@@ -176,6 +178,11 @@ def test_what_build_sft_writes_the_openai_validator_accepts_and_results_stay_on_
         return
     row = ex.render("agent", 1, 0.5, "You are the agent.")
     example = unsloth_to_openai(row)
+    # build_sft converts each conversation once and adds each row's system prompt to it
+    body = ConvertedBody.of(ex.conversation, ex.tools)
+    for prompt in ("You are the agent.", "  ", "A longer prompt.\nWith two lines."):
+        plain = unsloth_to_openai(ex.render("agent", 1, 0.5, prompt))
+        assert body.example(prompt) == (plain, estimate_tokens(plain))
 
     errors: list[tuple[str, str, str]] = []
     ExampleChecker(lambda f, c, m, warning=False: None if warning else errors.append((f, c, m))).check(example)

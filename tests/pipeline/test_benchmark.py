@@ -239,3 +239,37 @@ def test_launch_gate_passes_with_two_agents_that_both_improve_significantly(tmp_
     crit = next(c for c in rec["criteria"] if "significant" in c["label"])
     assert crit["passed"] and crit["target"] == "benchmark.significant_share"
     assert "60%" in crit["label"]
+
+
+def _ends_on_call(row: dict[str, Any], *, result: bool = False) -> dict[str, Any]:
+    call = {"from": "function_call", "value": '{"name": "search_docs", "arguments": {"q": "x"}}'}
+    tail = [call, {"from": "observation", "value": "found nothing"}] if result else [call]
+    return {**row, "conversations": [*row["conversations"][:2], *tail]}
+
+
+def test_rows_ending_on_a_tool_call_are_skipped_and_counted_not_rejected(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path)
+    held = ws / "data/heldout/qa.jsonl"
+    extra = _ends_on_call(_row("qa", "qa", "qa-h5", "mike november oscar", "unused"))
+    _write(held, [*(orjson.loads(x) for x in held.read_bytes().splitlines()), extra])
+    for agent, extra_rows in (
+            # qa trains on rows ending on a tool result; legal's file leaks the skipped example
+            ("qa", [_ends_on_call(_row("qa", "legal", "legal-t3", "papa quebec", "unused"), result=True),
+                    _ends_on_call(_row("qa", "qa", "qa-t7", "romeo sierra", "unused"))]),
+            ("legal", [_ends_on_call(_row("legal", "qa", "qa-h5", "mike november oscar", "unused"))])):
+        train = ws / f"data/sft_final/unsloth/{agent}.jsonl"
+        _write(train, [*(orjson.loads(x) for x in train.read_bytes().splitlines()), *extra_rows])
+    res = benchmark(StepContext(ws), agents=["qa"])
+    m = res.metrics
+    assert (m["heldout_unanswered"], m["training_rows_unanswered"], m["rejected_lines"]) == (1, 2, 0)
+    assert m["items"] == 4 and m["qa_candidate_accuracy"] == 0.75  # the same four items as before
+    assert m["leaked_ids"] == 1  # the skipped example is still held out
+    assert any("1 held out, 2 training" in n for n in res.notes)
+    assert not (ws / "reports/benchmark/benchmark.json.rejects.jsonl").exists()
+
+
+def test_a_heldout_file_with_no_answer_at_all_is_refused_with_the_reason(tmp_path: Path) -> None:
+    ws = _hand_workspace(tmp_path)
+    _write(ws / "data/heldout/qa.jsonl", [_ends_on_call(_row("qa", "qa", "qa-h1", "p q", "a"))])
+    with pytest.raises(InputError, match=r"no usable held-out items \(1 rows end without an answer\)"):
+        benchmark(StepContext(ws), agents=["qa"])

@@ -107,3 +107,21 @@ def test_an_index_dropped_without_close_removes_its_files(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir())
     del store
     assert not list(tmp_path.iterdir())
+
+
+def test_the_rare_reduction_past_p_gives_the_exact_universal_hash() -> None:
+    """``(a·x + b) mod 2^64`` can land in [p, p + 7] after the cheap fold: then one more p comes off."""
+    from pipeline.minhash import MERSENNE_61, _signatures, shingle_hashes
+
+    text = normalize_text("one two three four five six seven eight nine ten")
+    x, _ = shingle_hashes([text])
+    xs = [int(v) for v in x]
+    # a = 1 and b chosen so that the first shingle hashes to exactly p, p + 3, p - 1 before the fold
+    a = np.array([1, 1, 1], dtype=np.uint64)
+    b = np.array([MERSENNE_61 - xs[0], MERSENNE_61 + 3 - xs[0], MERSENNE_61 - 1 - xs[0]], dtype=np.uint64)
+    got = _signatures([text], a, b, 5)[0]
+    mask = (1 << 64) - 1
+    expected = [min((((int(ak) * v + int(bk)) & mask) % MERSENNE_61) & 0xFFFFFFFF for v in xs)
+                for ak, bk in zip(a, b, strict=True)]
+    assert got.tolist() == expected
+    assert expected[0] == 0  # the first shingle's value p reduced to 0

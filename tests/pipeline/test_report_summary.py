@@ -147,3 +147,13 @@ def test_without_a_stored_plan_or_measurements_nothing_is_invented(tmp_path):
     assert "The status snapshot has no budget view." in text
     assert "Launch decision" not in text and "$0.00" not in text.split("## Costs")[1]
     assert "launch" not in result.metrics and result.metrics["tasks_done"] == 0
+
+
+def test_week2_summary_shows_both_pii_remaining_figures_of_scrub_pii() -> None:
+    """The second detector's count stands beside the first one's: week2 accepts scrub_pii only when both are 0."""
+    from pipeline.report import _highlights
+
+    status = {"tasks": {"scrub_pii": {"metrics": {"emails_replaced": 3, "phones_replaced": 1, "pii_remaining": 0,
+                                                  "pii_remaining_second": 2}}}}
+    rows = [(task, name, value) for task, name, value in _highlights(status) if task == "scrub_pii"]
+    assert rows[-2:] == [("scrub_pii", "pii_remaining", 0), ("scrub_pii", "pii_remaining_second", 2)]

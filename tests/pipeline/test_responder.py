@@ -6,7 +6,6 @@ import random
 
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipeline.responder import (
     MemoryRow,
@@ -28,6 +27,7 @@ def _responder(rows: list[MemoryRow], extra_texts: tuple[str, ...] = (), seed: i
 
 
 def test_shared_tokenizer_gives_the_model_fitted_on_its_own_rows() -> None:
+    text = pytest.importorskip("sklearn.feature_extraction.text")  # the reference model
     rng = random.Random(5)
     vocab = [f"t{i}" for i in range(60)]
     prompts = [" ".join(rng.choices(vocab, k=12)) for _ in range(40)]
@@ -38,7 +38,7 @@ def test_shared_tokenizer_gives_the_model_fitted_on_its_own_rows() -> None:
     resp, tok = _responder(rows, tuple(others))
     got = resp.respond(tok.counts(queries))
 
-    alone = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(prompts)
+    alone = text.TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(prompts)
     scores = (alone.transform(queries) @ alone.transform(prompts).T).toarray()
     for q, g in enumerate(got):
         best = float(scores[q].max())

@@ -84,3 +84,47 @@ def test_rebalance_is_byte_identical_when_its_plan_spills(tmp_path: Path, monkey
         metrics = rebalance(StepContext(ws), mode=mode).metrics  # type: ignore[arg-type]
         outputs.append((metrics, _outputs(ws, "data/sft_final"), _outputs(ws, "reports")))
     assert outputs[0] == outputs[1]
+
+
+def test_bloom_filter_never_forgets_a_key_and_rarely_claims_an_absent_one(tmp_path: Path) -> None:
+    from pipeline._bloom import BloomFilter, key_hash
+
+    bloom = BloomFilter(tmp_path / "log")
+    added = [key_hash(f"key-{i}") for i in range(200_000)]
+    for i in range(0, len(added), 10_000):  # grows (and rebuilds) many times on the way
+        bloom.add_many(added[i:i + 10_000])
+    assert all(bloom.might_contain(h) for h in added)
+    absent = sum(bloom.might_contain(key_hash(f"other-{i}")) for i in range(100_000))
+    assert absent < 500  # ~0.17 % expected
+    assert key_hash("k") == key_hash(b"k")  # a str key is hashed as its UTF-8 bytes
+    assert key_hash(-3) != key_hash(3)
+    bloom.close()
+
+
+def test_spilled_lookups_of_new_keys_do_not_query_sqlite(tmp_path: Path) -> None:
+    with SpillMap[bytes, int](memory_items=512, directory=tmp_path) as m:
+        keys = [hashlib.blake2b(str(i).encode(), digest_size=16).digest() for i in range(5000)]
+        for i, k in enumerate(keys):
+            assert m.get(k) is None  # every key is new: the filter answers
+            m.put(k, i)
+        assert m._db is not None
+        selects: list[str] = []
+        m._db.set_trace_callback(lambda sql: selects.append(sql) if sql.startswith("SELECT") else None)
+        missing = [hashlib.blake2b(f"x{i}".encode(), digest_size=16).digest() for i in range(5000)]
+        assert all(m.get(k) is None for k in missing)
+        assert len(selects) < 50  # only the filter's false positives reach SQLite
+        assert [m.get(k) for k in keys[:600]] == list(range(600))  # spilled keys: exact answers
+
+
+def test_spill_list_reads_back_what_was_appended(tmp_path: Path) -> None:
+    from pipeline._spill import SpillList
+
+    values = [f"base-{i}" + "é" * (i % 3) for i in range(50)] + [""]
+    lst = SpillList(memory_items=4, directory=tmp_path)
+    for v in values:
+        lst.append(v)
+    assert len(lst) == len(values) and [lst.get(i) for i in range(len(values))] == values
+    with pytest.raises(IndexError):
+        lst.get(len(values))
+    lst.close()
+    assert not list(tmp_path.iterdir())
