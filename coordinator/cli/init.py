@@ -46,11 +46,15 @@ tasks:
     title: Draft the release notes
     role: lead
     instructions: Write the release notes for this week's changes.
+    # What coord checks before it calls the task done; a task with nothing to check waits for a
+    # person to tick it. The offline stand-in (no agent configured) writes reports/assignments/<task>.md.
+    accept: [{file: reports/assignments/draft_notes.md}]
   - id: review_notes
     title: Review the release notes
     role: quality
     needs: [draft_notes]
     instructions: Review the release notes and list what is missing.
+    accept: [{file: reports/assignments/review_notes.md}]
   # A task a person does (its role is bound to `driver: human`): coord hands it over and
   # the run waits (exit code 3) until the person ticks it on task_boards/HUMAN_TASKS.md;
   # `coord watch` (or `coord board sync` and `coord resume`) applies the tick and goes on.
