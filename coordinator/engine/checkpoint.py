@@ -33,6 +33,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability
 
+from coordinator.engine.checkpoint_read import DELTA, DELTA_CHANNELS, is_delta, resolve
 from coordinator.engine.checkpoint_read import CheckpointDamaged as CheckpointDamaged
 from coordinator.engine.checkpoint_read import damaged as damaged
 
@@ -42,19 +43,12 @@ DURABILITY: Durability = "sync"
 "async" may lose the latest checkpoint on SIGKILL and "exit" keeps nothing until
 the run ends; with "sync" a finished task is on disk before anything depends on it.
 """
-DELTA_CHANNELS = ("tasks", "gates", "deferred")
-"""State channels that are id → record maps, stored as deltas."""
-DELTA = "__coord_delta__"
 MAX_CHAIN = 256
 """Most deltas between two keyframes (bounds the rows one read needs)."""
 _MISSING = object()
 
 Key = tuple[str, str]
 """(thread id, checkpoint namespace)."""
-
-
-def _is_delta(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(DELTA) == 1 and "base" in value
 
 
 def _diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any] | None:
@@ -121,44 +115,34 @@ class DeltaSaver(SqliteSaver):
 
     def _expanded(self, found: CheckpointTuple) -> CheckpointTuple:
         values = found.checkpoint["channel_values"]
-        if not any(_is_delta(values.get(c)) for c in DELTA_CHANNELS):
+        if not any(is_delta(values.get(c)) for c in DELTA_CHANNELS):
             return found
         conf = found.config["configurable"]
         key: Key = (str(conf["thread_id"]), str(conf.get("checkpoint_ns", "")))
         whole = dict(values)
         for c in DELTA_CHANNELS:
-            if _is_delta(values.get(c)):
+            if is_delta(values.get(c)):
                 whole[c] = self._resolve(key, c, values[c])
         checkpoint: Checkpoint = {**found.checkpoint, "channel_values": whole}
         return found._replace(checkpoint=checkpoint)
 
     def _resolve(self, key: Key, channel: str, delta: dict[str, Any]) -> dict[str, Any]:
-        """The whole map a delta stands for: walk back to a keyframe (or the map held in memory)."""
-        chain = [delta]
+        """The whole map a delta stands for (the map held in memory shortens the walk back)."""
         with self._mem_lock:
             last = self._last.get(key)
-        while True:
-            parent = chain[-1]["base"]
-            if last is not None and last[0] == parent and channel in last[1]:
-                base: dict[str, Any] = last[1][channel]
-                break
+        known = (last[0], last[1][channel]) if last is not None and channel in last[1] else None
+
+        def load(cid: str) -> dict[str, Any]:
             row = self.conn.execute(
                 "SELECT type, checkpoint FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
-                "AND checkpoint_id = ?", (key[0], key[1], parent)).fetchone()
+                "AND checkpoint_id = ?", (key[0], key[1], cid)).fetchone()
             if row is None:
-                raise sqlite3.DatabaseError(f"checkpoint {parent} of run {key[0]} is missing, and a later "
+                raise sqlite3.DatabaseError(f"checkpoint {cid} of run {key[0]} is missing, and a later "
                                             "checkpoint is stored as changes to it")
-            value = self.serde.loads_typed((row[0], row[1]))["channel_values"].get(channel)
-            if not _is_delta(value):
-                base = dict(value or {})
-                break
-            chain.append(value)
-        out = dict(base)
-        for d in reversed(chain):
-            for k in d["del"]:
-                out.pop(k, None)
-            out.update(d["set"])
-        return out
+            values: dict[str, Any] = self.serde.loads_typed((row[0], row[1]))["channel_values"]
+            return values
+
+        return resolve(delta, channel, load, known)
 
 
 def keep_checkpoints() -> int:
