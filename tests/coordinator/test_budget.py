@@ -99,6 +99,7 @@ def test_a_role_budget_holds_only_that_roles_paid_work(ws, server):
     assert result.exit_code == 0 and run_status(ws)["phase"] == "finished"
 
 
+@pytest.mark.slow
 def test_approval_lets_the_run_continue_past_the_limit(ws, server):
     _run(ws, server, usd=0.0001)
     result = CliRunner().invoke(app, ["budget", "approve", "-w", str(ws.root)], catch_exceptions=False)

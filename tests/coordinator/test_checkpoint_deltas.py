@@ -94,6 +94,7 @@ def test_every_checkpoint_reads_back_whole(tmp_path):
             assert snap.values.get("tasks") in (None, {}, initial(n)["tasks"])
 
 
+@pytest.mark.slow
 def test_deltas_are_stored_and_the_database_grows_with_the_changes(tmp_path):
     n, steps = 400, 300
     run(tmp_path / "delta.sqlite", n, steps)

@@ -249,6 +249,7 @@ def test_a_gate_value_cannot_name_a_task_metric(ws):
         load_plan(str(ws.root / "plan.yaml"))
 
 
+@pytest.mark.slow
 def test_a_new_run_does_not_reuse_what_a_feedback_driven_retry_wrote(ws):
     first = _run(ws, STAGE)
     assert first.state["tasks"]["pilot"]["metrics"]["temperature"] == 0.25  # written on attempt 3

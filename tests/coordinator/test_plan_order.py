@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from coordinator.engine.plan_loader import _topo_order, load_plan
 
 
@@ -37,6 +39,7 @@ def test_the_order_follows_the_definition_on_random_plans():
         assert _topo_order(declared) == _layered(declared)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_10000_task_chain_loads(tmp_path):
     lines = ["name: chain", "tasks:"] + [
         f"  - {{id: t{i}, title: t, role: lead, instructions: go{', needs: [t' + str(i - 1) + ']' if i else ''}}}"

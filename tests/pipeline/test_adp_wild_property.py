@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -164,6 +165,7 @@ def catalog_for(traj: dict[str, Any], pick: list[bool]) -> ToolCatalog:
     return ToolCatalog([ToolSpec(function=FunctionSpec(name=n, parameters={"type": "object"})) for n in chosen])
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(trajectories(), st.lists(st.booleans(), max_size=8))
 def test_what_build_sft_writes_the_openai_validator_accepts_and_results_stay_on_their_calls(
@@ -205,6 +207,7 @@ def test_what_build_sft_writes_the_openai_validator_accepts_and_results_stay_on_
     assert written == stored
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(st.lists(trajectories(), min_size=1, max_size=6))
 def test_files_build_sft_writes_pass_validate_openai(drawn: list[tuple[dict[str, Any], Draft]]) -> None:

@@ -202,6 +202,7 @@ def test_cursor_trust_refusal_is_named():
     assert not reply.ok and "Workspace Trust Required" in reply.problem and "coord doctor" in reply.problem
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("role", "agent"), [("execution", "cursor"), ("quality", "codex"), ("lead", "claude")])
 def test_a_cli_that_lingers_after_its_result_is_ended_and_its_result_kept(git_ws, fake_clis, monkeypatch,
                                                                          tmp_path, role, agent):
@@ -265,6 +266,7 @@ def test_version_is_asked_once_per_run_and_recorded(git_ws, fake_clis, monkeypat
     assert commit.trailers_dict["Coord-Agent-Version"] == ["2.1.40"]
 
 
+@pytest.mark.slow
 def test_lingering_is_not_mistaken_for_a_hang_before_the_result(git_ws, fake_clis, monkeypatch, tmp_path):
     """A CLI still working (no result printed) is left alone until the task's timeout."""
     from roles.drivers.cli import CliDriver

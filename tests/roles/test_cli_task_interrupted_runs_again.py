@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from coordinator.core.events import read_events
 from coordinator.engine.runner import run_status
 from tests.roles.test_cli_drivers import _all_dead, plan_yaml
@@ -23,6 +25,7 @@ def _coord(ws, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_an_agent_task_then_run_again_runs_the_task_again(git_ws, fake_clis, tmp_path):
     (git_ws.root / "p.yaml").write_text(plan_yaml("lead", "claude"))
     pidfile = tmp_path / "pids"
