@@ -5,6 +5,7 @@
 From the top down (a layer may import any layer below it, never one above):
 
     coordinator.cli     the composition root (and ``python -m coordinator``)
+    web | mcp           the dashboard (``coord serve``) and the MCP server (``coord mcp``): siblings
     task_boards         a state listener on the engine
     coordinator.engine  graph, nodes, scheduler, pool, gates, budget, runner, plan loader
     roles | pipeline    plugins: drivers and the week2 steps; the two never import each other
@@ -28,6 +29,7 @@ from pathlib import Path
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("coordinator.__main__",),
     ("coordinator.cli",),
+    ("coordinator.web", "coordinator.mcp"),
     ("task_boards",),
     ("coordinator.engine",),
     ("roles", "pipeline"),
