@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from datasketch import MinHashLSH
 
 EMPTY = np.uint32(0xFFFFFFFF)
 PART_ROWS = 1 << 17
@@ -58,6 +57,8 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 
 def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) -> tuple[int, int]:
     """``(bands, rows)`` that datasketch's ``MinHashLSH`` picks for these settings."""
+    from datasketch import MinHashLSH  # pulls in scipy (0.7 s): only when an index is built
+
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
     return int(lsh.b), int(lsh.r)
 

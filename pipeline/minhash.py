@@ -36,11 +36,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash
 
 from pipeline.lsh import BandedLSH, fmix64, lsh_params
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
 
 MERSENNE_61 = (1 << 61) - 1
 _P = np.uint64(MERSENNE_61)
@@ -56,7 +59,6 @@ _EMPTY = np.uint32(0xFFFFFFFF)
 # candidates are cheap to reject by the signature comparison.
 LSH_WEIGHTS = (0.1, 0.9)
 _WORKERS = 2  # signing threads; numpy releases the GIL, so they use both cores
-_LEAN_TAKES_SCHEME = "scheme" in inspect.signature(LeanMinHash.__init__).parameters
 
 
 def normalize_text(text: str) -> str:
@@ -184,8 +186,10 @@ def _reduce_mod_p(s: np.ndarray) -> None:
 
 def lean_minhash(signature: np.ndarray, seed: int = 1) -> LeanMinHash:
     """A datasketch ``LeanMinHash`` holding one of our signatures (legacy scheme)."""
+    from datasketch import LeanMinHash  # datasketch pulls in scipy (0.7 s): only where it is used
+
     values = signature.astype(np.uint64)
-    if _LEAN_TAKES_SCHEME:
+    if "scheme" in inspect.signature(LeanMinHash.__init__).parameters:
         return LeanMinHash(seed=seed, hashvalues=values, scheme="legacy")
     return LeanMinHash(seed=seed, hashvalues=values)
 

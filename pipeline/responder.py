@@ -26,12 +26,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-from scipy import sparse
 
-from pipeline._tfidf import EmptyVocabulary, Vocabulary, idf, tfidf
+from pipeline._tfidf import EmptyVocabulary, Vocabulary, csr_matrix, idf, tfidf
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 MODEL_NAME: Final = "offline-tfidf-retrieval"
 """Label carried by every metric and report produced with this responder."""
@@ -79,12 +81,12 @@ class PromptTokenizer:
         except EmptyVocabulary:
             # no text had a single term: every count vector is empty
             self._vocabulary = None
-            self.text_counts = sparse.csr_matrix((len(texts), 0), dtype=np.float64)
+            self.text_counts = csr_matrix((len(texts), 0), dtype=np.float64)
 
     def counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Count matrix of new ``texts`` (terms outside the vocabulary are ignored)."""
         if self._vocabulary is None:
-            return sparse.csr_matrix((len(texts), 0), dtype=np.float64)
+            return csr_matrix((len(texts), 0), dtype=np.float64)
         return self._vocabulary.counts(texts)
 
 
@@ -108,7 +110,7 @@ class RetrievalResponder:
         order = seeded_order(rows, seed)
         self.rows = [rows[i] for i in order]
         self._weights = np.array([r.weight for r in self.rows], dtype=np.float64)
-        counts = sparse.csr_matrix(counts)[order]
+        counts = csr_matrix(counts)[order]
         # the model's own vocabulary: terms that occur in its rows
         self._columns = np.flatnonzero(counts.getnnz(axis=0))
         own = counts[:, self._columns]
@@ -123,7 +125,7 @@ class RetrievalResponder:
         n = query_counts.shape[0]
         if not self._columns.size or n == 0:
             return [Retrieval("", None, 0.0) for _ in range(n)]
-        queries = tfidf(sparse.csr_matrix(query_counts)[:, self._columns], self._idf)
+        queries = tfidf(csr_matrix(query_counts)[:, self._columns], self._idf)
         scores = (queries @ self._matrix.T).toarray() * self._weights[np.newaxis, :]
         best = np.argmax(scores, axis=1)  # first maximum in the seeded order
         out = []
