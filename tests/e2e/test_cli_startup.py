@@ -29,3 +29,14 @@ def test_help_lists_every_command():
     assert out.returncode == 0, out.stderr
     for command in ("run", "resume", "status", "runs", "costs", "budget", "approve", "reviews", "board", "watch"):
         assert command in out.stdout
+
+
+def test_loading_the_week2_plan_imports_no_library_only_a_step_computes_with():
+    """Checking step names and parameters imports the step modules, not datasketch or scipy."""
+    probe = ("import sys, json; from pathlib import Path; import tempfile; "
+             "from coordinator.engine.plan_loader import load_plan; "
+             "assert load_plan('week2', workspace=Path(tempfile.mkdtemp())).tasks; "
+             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'datasketch', 'scipy', 'sklearn'})))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=coord_env(), capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert json.loads(out.stdout) == []
