@@ -125,3 +125,31 @@ def test_the_rare_reduction_past_p_gives_the_exact_universal_hash() -> None:
                 for ak, bk in zip(a, b, strict=True)]
     assert got.tolist() == expected
     assert expected[0] == 0  # the first shingle's value p reduced to 0
+
+
+@pytest.mark.parametrize("num_perm", [16, 64, 128])
+def test_band_parameters_are_the_ones_datasketch_picks(num_perm: int) -> None:
+    """The quadrature in lsh_params picks what datasketch's own integration picks, refusals included."""
+    for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99):
+        for weights in ((0.5, 0.5), (0.1, 0.9), (0.9, 0.1)):
+            try:
+                index = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
+                want: tuple[int, int] | str = (index.b, index.r)
+            except ValueError:
+                want = "refused"
+            try:
+                got: tuple[int, int] | str = lsh_params(threshold, num_perm, weights)
+            except ValueError:
+                got = "refused"
+            assert got == want, (threshold, num_perm, weights)
+
+
+def test_choosing_band_parameters_does_not_import_datasketch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline.lsh import lsh_params; lsh_params(0.85, 128, (0.1, 0.9)); "
+            "print('datasketch' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.split() == ["False", "False"]
