@@ -128,15 +128,19 @@ def _check_mix(mix: dict[str, float] | None) -> dict[str, float]:
     return {d: float(mix.get(d, 0.0)) for d in DIFFICULTIES}
 
 
-def _check_agents(agents: list[str]) -> None:
+def _check_agents(agents: list[str], extra_agents: list[str]) -> None:
     if not agents:
         raise ParameterError("agents must name at least one agent")
-    bad = [a for a in agents if not isinstance(a, str) or not _AGENT_NAME.match(a)]
+    bad = [a for a in [*agents, *extra_agents] if not isinstance(a, str) or not _AGENT_NAME.match(a)]
     if bad:
         raise ParameterError(f"agent names must match {_AGENT_NAME.pattern}: {bad}")
     dups = sorted(a for a, c in Counter(agents).items() if c > 1)
     if dups:
         raise ParameterError(f"agents listed twice: {dups}")
+    unknown = [a for a in agents if a not in oc.AGENTS and a not in extra_agents]
+    if unknown:  # a typo must not become a new agent with made-up examples
+        raise ParameterError(f"agents {unknown} are not built-in agents ({', '.join(oc.AGENTS)}); an agent "
+                             "of your own must also be listed in extra_agents")
 
 
 class _Plan:
@@ -230,7 +234,9 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
     return out, stats
 
 
-@step("generate", limits={"agents": {"min_size": 1, "unique": True, "pattern": _AGENT_NAME.pattern},
+@step("generate", limits={"agents": {"min_size": 1, "unique": True, "pattern": _AGENT_NAME.pattern,
+                                     "choices": tuple(oc.AGENTS), "choices_from": "extra_agents"},
+                          "extra_agents": {"unique": True, "pattern": _AGENT_NAME.pattern},
                           "examples_per_agent": (1, None), "concurrency": (1, MAX_CONCURRENCY),
                           "provider": {"choices": ("offline", "anthropic", "openai", "openai_compatible")},
                           "difficulty_mix": {"ge": 0, "total": 1, "keys": DIFFICULTIES}},
@@ -238,13 +244,16 @@ def _write_agent(path: Path, agent: str, n: int, seed: int, mix: dict[str, float
 def generate(ctx: StepContext, *, agents: list[str], examples_per_agent: int = 1333, seed: int = 42,
              provider: str = "offline", out_dir: WsPath = DEFAULT_OUT_DIR,
              difficulty_mix: dict[str, float] | None = None, model: str | None = None,
-             concurrency: int = DEFAULT_CONCURRENCY) -> StepResult:
+             concurrency: int = DEFAULT_CONCURRENCY, extra_agents: list[str] | None = None) -> StepResult:
     """Generate raw examples for every agent (``difficulty_mix`` defaults to 30/45/25 %).
 
+    ``agents`` are the built-in ones (:data:`pipeline.offline_corpus.AGENTS`) and any listed in
+    ``extra_agents``: agents of a team's own, named on purpose (the offline provider gives them
+    generic task categories), so a misspelt name is refused instead of becoming a new agent.
     ``concurrency`` is how many model calls an LLM provider keeps in flight; it never changes
-    the output, so it is not part of the step's cache key.
+    the output, so it is not part of the step's cache key (nor is ``extra_agents``).
     """
-    _check_agents(agents)
+    _check_agents(agents, list(extra_agents or []))
     if not isinstance(examples_per_agent, int) or isinstance(examples_per_agent, bool) or examples_per_agent < 1:
         raise ParameterError(f"examples_per_agent must be a positive integer, got {examples_per_agent!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):

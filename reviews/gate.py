@@ -35,6 +35,8 @@ from coordinator.core.state import (
 )
 from reviews.criteria import MetricLookup, TaskText, evaluate, evaluate_all
 from reviews.figures import figure
+from reviews.gate_status import needs_person as needs_person  # kept here for the engine's imports
+from reviews.gate_status import window_open as window_open
 from reviews.llm_review import model_feedback
 
 AUTO = "coord (auto)"
@@ -208,19 +210,6 @@ def apply_decision(spec: GateSpec, rec: GateRecord, decision: DecisionRecord, gr
     out = settle(spec, merged, verdict, by=decision["by"], note=decision["note"], at=decision["at"])
     out.update = {**update, **out.update}
     return out
-
-
-def window_open(rec: GateRecord, now: datetime | None = None) -> bool:
-    """True while an ``auto_then_human`` gate's override window has not closed."""
-    until = rec.get("override_until")
-    if rec.get("status") != "waiting" or not until:
-        return False
-    return (now or datetime.now(UTC)) < datetime.fromisoformat(until)
-
-
-def needs_person(rec: GateRecord) -> bool:
-    """A gate that waits for a person and nothing else (no override window running)."""
-    return rec.get("status") == "waiting" and not rec.get("override_until")
 
 
 def decision_applied(rec: GateRecord, decision_id: str) -> bool:

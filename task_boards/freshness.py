@@ -23,6 +23,8 @@ def checkpoint_newer(ws: Workspace) -> bool:
         rendered = ws.status_file.stat().st_mtime_ns
     except FileNotFoundError:
         return False
+    if ws.database is not None:  # checkpoints in a database have no file time: read them
+        return True
     parts = [p.stat().st_mtime_ns for p in (ws.db, ws.db.with_name(ws.db.name + "-wal")) if p.exists()]
     return bool(parts) and max(parts) > rendered
 

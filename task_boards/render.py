@@ -15,13 +15,13 @@ from typing import Any
 
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
-from coordinator.core.plan import CompiledPlan, GateSpec
+from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import ListenerResult
 from coordinator.core.provenance import board_line
 from coordinator.core.roles import RoleDefinition
-from coordinator.core.state import GateRecord, RunState
+from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace
-from reviews.gate import needs_person, window_open
+from reviews.gate_status import gate_status_text, needs_person, window_open
 from reviews.llm_review import opinion_line
 from roles.task_view import inputs_of, task_view
 from task_boards.locks import board_lock
@@ -217,24 +217,6 @@ def _write_team_block(ws: Workspace, body: str, result: ListenerResult) -> None:
             current, on_disk = done.late, updated
         result.conflicts.append(f"{path.name} kept changing while coord wrote its status block; "
                                 "the block may be out of date until the next render")
-
-
-def gate_status_text(spec: GateSpec, rec: GateRecord) -> str:
-    """A gate's status as boards show it: who decided when a person did (an override marked as one),
-    and a gate that sent its tasks back as ``sent back 1/2``, never as a bare ``pending`` with the old grade."""
-    status = str(rec.get("status", "pending"))
-    history = list(rec.get("history") or [])
-    if status == "pending" and history:
-        return f"sent back {len(history)}/{spec.max_retries} (attempt {len(history) + 1} waits for its tasks)"
-    decision = rec.get("decision")
-    if decision and status not in ("pending", "waiting"):
-        if decision.get("action") == "override":
-            return (f"{status} (override: grade {decision.get('grade')} by {decision.get('by')}, measured "
-                    f"{rec.get('grade_measured')})")
-        return f"{status} (by {decision.get('by')})"
-    if status == "waiting" and window_open(rec):
-        return f"{rec.get('verdict')} unless overridden before {rec.get('override_until')}"
-    return status
 
 
 MAX_ATTEMPT_CRITERIA = 4

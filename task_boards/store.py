@@ -5,6 +5,8 @@
 three-way merge and the reference edits are detected against.
 ``.coord/boards/problems.json`` keeps the merge conflicts and garbled edits
 that `coord status` and TEAM_COORDINATION.md report.
+With a database configured these are rows of it under the same paths
+(:mod:`coordinator.core.state_files`), so every machine merges against the same base.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from coordinator.core.io import atomic_write_json, wrote
+from coordinator.core import state_files
+from coordinator.core.io import wrote
 from coordinator.core.workspace import Workspace
 
 
@@ -32,10 +35,8 @@ def _base_file(ws: Workspace, path: Path) -> Path:
 
 def load_base(ws: Workspace, path: Path) -> str | None:
     """The text coord last rendered for ``path``, or None if it never rendered it."""
-    try:
-        return _base_file(ws, path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return None
+    raw = state_files.read_bytes(ws, _base_file(ws, path))
+    return None if raw is None else raw.decode("utf-8")
 
 
 def save_base(ws: Workspace, path: Path, text: str) -> None:
@@ -47,6 +48,9 @@ def save_base(ws: Workspace, path: Path, text: str) -> None:
     previous render.
     """
     dest = _base_file(ws, path)
+    if ws.database is not None:
+        state_files.write_bytes(ws, dest, text.encode("utf-8"), durable=False)
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(text.encode("utf-8"))
@@ -61,8 +65,8 @@ def _problems_file(ws: Workspace) -> Path:
 def load_problems(ws: Workspace) -> dict[str, list[str]]:
     """``{"conflicts": [...], "edit_errors": [...]}`` as last recorded."""
     try:
-        data: dict[str, Any] = orjson.loads(_problems_file(ws).read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
+        data: dict[str, Any] = orjson.loads(state_files.read_bytes(ws, _problems_file(ws)) or b"{}")
+    except orjson.JSONDecodeError:
         data = {}
     return {"conflicts": list(data.get("conflicts") or []), "edit_errors": list(data.get("edit_errors") or [])}
 
@@ -75,7 +79,7 @@ def save_problems(ws: Workspace, *, conflicts: list[str] | None = None,
         current["conflicts"] = conflicts
     if edit_errors is not None:
         current["edit_errors"] = edit_errors
-    atomic_write_json(_problems_file(ws), current)
+    state_files.write_json(ws, _problems_file(ws), current)
 
 
 def board_problems(ws: Workspace) -> list[str]:
@@ -97,15 +101,15 @@ def audit_file(ws: Workspace, run_id: str) -> Path:
 def load_notices(ws: Workspace, run_id: str) -> dict[str, dict[str, str]]:
     """Task id → ``{"text", "status"}``: shown on the board while the task keeps that status."""
     try:
-        data: dict[str, dict[str, str]] = orjson.loads(notices_file(ws, run_id).read_bytes())
+        data: dict[str, dict[str, str]] = orjson.loads(state_files.read_bytes(ws, notices_file(ws, run_id)) or b"{}")
         return data
-    except (FileNotFoundError, orjson.JSONDecodeError):
+    except orjson.JSONDecodeError:
         return {}
 
 
 def save_notices(ws: Workspace, run_id: str, notices: dict[str, dict[str, str]]) -> None:
     """Replace the run's board notices."""
-    atomic_write_json(notices_file(ws, run_id), notices)
+    state_files.write_json(ws, notices_file(ws, run_id), notices)
 
 
 def append_audit(ws: Workspace, run_id: str, records: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ from coordinator.core.faults import fault_point
 from coordinator.core.io import json_bytes
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.run_store import (
-    JOURNAL_FILE,
+    has_journal,
     load_run_plan,
     plan_file,
     replay_journal,
@@ -238,7 +238,7 @@ def waiting_edits(ws: Workspace) -> list[str]:
 
 def _apply_edits(ws: Workspace, run_id: str, report: SyncReport,
                  person: str) -> tuple[list[tuple[Edit, DecisionRecord]], RunState | None, set[str] | None]:
-    if (ws.run_dir(run_id) / JOURNAL_FILE).exists():  # a sync killed mid-way: finish or drop it first
+    if has_journal(ws, run_id):  # a sync killed mid-way: finish or drop it first
         replay_journal(ws, run_id, read_run_state(ws, run_id)[0].get("board_sync"))
     plan = load_run_plan(ws, run_id)
     roles = set(roles_for(ws, plan))

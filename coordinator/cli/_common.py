@@ -9,6 +9,7 @@ never print a traceback; a traceback means a bug.
 from __future__ import annotations
 
 import functools
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,9 @@ except ImportError:  # older typer runs on the click package
 from typer.core import TyperGroup
 
 from coordinator.cli import console
+from coordinator.core.database import as_coord_error, use_url
 from coordinator.core.errors import EXIT_FAILED, EXIT_USAGE, CoordError
+from coordinator.core.read_only import is_read_only_error
 
 T = TypeVar("T")
 
@@ -46,6 +49,16 @@ def handle_errors() -> Iterator[None]:
     except OSError as e:  # disk full, permission denied, …: the message names the file
         console.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         raise typer.Exit(EXIT_FAILED) from None
+    except sqlite3.OperationalError as e:  # a database the system will not let coord write (or lock)
+        what = "the workspace is read-only" if is_read_only_error(e) else "a database of the workspace refused"
+        console.error(f"{what}: {e}")
+        raise typer.Exit(EXIT_FAILED) from None
+    except Exception as e:  # a Postgres driver error (server gone mid-command): one line, no traceback
+        mapped = as_coord_error(e)
+        if mapped is None:
+            raise
+        console.error(str(mapped))
+        raise typer.Exit(mapped.exit_code) from None
 
 
 def guard_commands(app: typer.Typer) -> None:
@@ -83,6 +96,7 @@ class CoordGroup(TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
+        args = take_db_option(list(sys.argv[1:] if args is None else args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
@@ -94,6 +108,27 @@ class CoordGroup(TyperGroup):
                 sys.exit(e.exit_code)
             _exit_with(parse_error_message(e), e.exit_code or EXIT_USAGE)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def take_db_option(args: list[str]) -> list[str]:
+    """``--db URL`` (or ``--db=URL``) anywhere on the command line, for any command: the state database
+    for this process (as ``COORD_DATABASE_URL``); the arguments without it."""
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            out += [arg, *rest]
+            break
+        if arg == "--db":
+            url = next(rest, None)
+            if url is None:
+                _exit_with("option '--db' requires a URL (postgresql://…)", EXIT_USAGE)
+            use_url(url)
+        elif arg.startswith("--db="):
+            use_url(arg.split("=", 1)[1])
+        else:
+            out.append(arg)
+    return out
 
 
 def _exit_with(message: str, code: int) -> NoReturn:

@@ -14,10 +14,13 @@ from coordinator.cli import console
 from coordinator.cli import costs as costs_cmd
 from coordinator.cli import doctor as doctor_cmd
 from coordinator.cli import init as init_cmd
+from coordinator.cli import mcp as mcp_cmd
 from coordinator.cli import plans as plans_cmd
 from coordinator.cli import review as review_cmd
 from coordinator.cli import run as run_cmd
+from coordinator.cli import serve as serve_cmd  # `coord serve` (the dashboard loads when it runs)
 from coordinator.cli import status as status_cmd
+from coordinator.cli import worker as worker_cmd
 from coordinator.cli._common import CoordGroup, guard_commands
 from coordinator.core.errors import CoordError
 
@@ -33,7 +36,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Show the version and exit.")) -> None:
+                                       help="Show the version and exit."),
+          db: str = typer.Option("", "--db", metavar="URL", envvar="COORD_DATABASE_URL", show_envvar=True,
+                                 help="Keep the workspace's state in this Postgres database (postgresql://…); "
+                                      "accepted after any command too. Unset: SQLite files in .coord/.")) -> None:
     """coord: plans, boards, gates and resumable runs for agent teams."""
 
 
@@ -45,6 +51,9 @@ costs_cmd.register(app)  # `coord costs`, `coord budget …`
 review_cmd.register(app)
 board_cmd.register(app)
 doctor_cmd.register(app)
+mcp_cmd.register(app)  # `coord mcp`
+serve_cmd.register(app)  # `coord serve`: the web dashboard
+worker_cmd.register(app)  # `coord worker`, `coord workers` (docs/workers.md)
 try:
     from coordinator.cli import adp as adp_cmd
 

@@ -88,6 +88,8 @@ class Progress:
             return f"{self._elapsed()}  ⏸ {task} waits for a person (tick it on its board)"
         if kind == "task_failed":
             return f"{self._elapsed()}  ✗ {task}: {e.get('error')}"
+        if kind == "output_replaced":
+            return f"{self._elapsed()}  ! {task} replaced {e.get('path')}, which had been changed by hand"
         if kind == "task_retried":
             return f"{self._elapsed()}  ↻ {task} retry in {e.get('delay_s')}s: {e.get('error')}"
         if kind in ("task_skipped", "task_blocked"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,6 +12,7 @@ import typer
 
 from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, handle_errors
+from coordinator.cli.serve import DEFAULT_PORT, start_dashboard
 from coordinator.core.errors import UsageError
 from coordinator.core.workspace import Workspace
 from coordinator.engine.plan_loader import parse_override
@@ -81,6 +84,32 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool,
         return summary.exit_code
 
 
+def _execute_serving(ws: Workspace, opts: RunOptions, problems: Sequence[UsageError], port: int | None,
+                     allow_decisions: bool) -> int:
+    """`coord run PLAN --serve [PORT]`: the dashboard on a background thread beside the run; it keeps
+    serving after the run ends (a person may decide a waiting gate on it) until Ctrl-C."""
+    dashboard = start_dashboard(ws, host="127.0.0.1", port=DEFAULT_PORT if port is None else port,
+                                allow_decisions=allow_decisions, token=os.environ.get("COORD_SERVE_TOKEN"),
+                                identity=None)
+    with handle_errors():
+        dashboard.start()
+    try:
+        code = _execute(ws, opts, None, resume=False, problems=problems)
+        if code == 130:  # Ctrl-C during the run stops the dashboard too
+            return code
+        console.info(f"the dashboard keeps serving at {dashboard.url} — Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            if dashboard.deciding:
+                console.warn("a run resumed by a decision on the dashboard was interrupted; continue it with "
+                             "`coord resume`")
+        return code
+    finally:
+        dashboard.stop()
+
+
 def register(app: typer.Typer) -> None:
     """Mount the commands."""
 
@@ -91,8 +120,16 @@ def register(app: typer.Typer) -> None:
         fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if one is unfinished.")] = False,
         budget: Annotated[str | None, typer.Option(help="Budget in USD for this run (a positive number).",
                                                    show_default=False)] = None,
-        concurrency: Annotated[int, typer.Option(min=1, max=64, help="Most tasks running at once.")] = 4,
+        concurrency: Annotated[int | None, typer.Option(
+            min=1, max=256, help="Most tasks running at once (default 4; 64 dispatched when the workspace has "
+                                 "workers).")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help="Override a plan parameter: key=value.")] = None,
+        serve: Annotated[bool, typer.Option("--serve", help="Serve the live web dashboard beside the run "
+                                            "(on PORT, default 8765) and keep serving once it ends.")] = False,
+        port: Annotated[str | None, typer.Argument(show_default=False, metavar="PORT",
+                                                   help="With --serve: the dashboard's port.")] = None,
+        allow_decisions: Annotated[bool, typer.Option("--allow-decisions", help="With --serve: approve, reject "
+                                                      "and override buttons (a token is printed).")] = False,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Run a plan (resuming its unfinished run unless --fresh)."""
@@ -114,12 +151,23 @@ def register(app: typer.Typer) -> None:
             problems.append(e)
         opts = RunOptions(plan=plan, profile=profile, fresh=fresh, budget_usd=budget_usd,
                           concurrency=concurrency, overrides=overrides)
-        raise typer.Exit(_execute(Workspace.at(workspace), opts, None, resume=False, problems=problems))
+        ws = Workspace.at(workspace)
+        if not serve:
+            if port is not None:  # as the parser says it, with what was meant
+                console.abort(f"Got unexpected extra argument(s) ({port}); a PORT goes only with --serve: "
+                              "coord run PLAN --serve [PORT]")
+            if allow_decisions:
+                console.abort("--allow-decisions goes with --serve: coord run PLAN --serve [PORT] --allow-decisions")
+            raise typer.Exit(_execute(ws, opts, None, resume=False, problems=problems))
+        if port is not None and not (port.isdigit() and int(port) <= 65535):
+            console.abort(f"invalid value {port!r} for PORT: a port number from 0 to 65535")
+        raise typer.Exit(_execute_serving(ws, opts, problems, None if port is None else int(port),
+                                          allow_decisions))
 
     @app.command()
     def resume(
         run_id: Annotated[str | None, typer.Argument(help="Run id (default: the latest unfinished run).")] = None,
-        concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+        concurrency: Annotated[int | None, typer.Option(min=1, max=256)] = None,
         budget: Annotated[str | None, typer.Option(help="Set the run's budget to this many USD (a positive "
                                                    "number) before continuing.", show_default=False)] = None,
         workspace: WorkspaceOpt = Path("."),

@@ -13,7 +13,7 @@ from rich.table import Table
 from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call, plain_columns
 from coordinator.core.grading import format_score
-from coordinator.core.workspace import Workspace, lock_holder
+from coordinator.core.workspace import Workspace
 from task_boards.store import board_problems
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "blocked": "yellow", "skipped": "dim",
@@ -39,7 +39,9 @@ def _print_status(st: dict[str, Any]) -> None:
     if st["gates"]:
         gt = Table("gate", "status", "grade", "score")
         for gid, g in st["gates"].items():
-            gt.add_row(gid, _styled(g.get("status", "pending")), g.get("grade") or "",
+            text = g.get("status_text") or g.get("status", "pending")
+            style = _STYLE.get(g.get("status", "pending"))
+            gt.add_row(gid, f"[{style}]{escape(text)}[/{style}]" if style else escape(text), g.get("grade") or "",
                        format_score(g['score']) if g.get("score") is not None else "")
         console.out.print(gt)
     budget = st.get("budget") or {}
@@ -74,6 +76,7 @@ def register(app: typer.Typer) -> None:
         ws = Workspace.at(workspace)
         st = call(lambda: run_status(ws, run_id))
         st["board_problems"] = board_problems(ws)
+        _with_workers(ws, st)
         if as_json:
             console.out.print_json(orjson.dumps(st, option=orjson.OPT_NON_STR_KEYS).decode())
         else:
@@ -86,16 +89,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the runs of this workspace, oldest first, with their full ids."""
         # start-up: loads with the command
-        from coordinator.engine.run_view import list_runs
+        from coordinator.engine.run_view import runs_overview
 
         ws = Workspace.at(workspace)
-        records = list_runs(ws)
-        holder = lock_holder(ws)
-        for r in records:
-            live = holder is not None and holder.run_id == r["run_id"]
-            r["live_pid"] = holder.pid if live and holder is not None else None
-            if not live and r.get("phase") == "running":
-                r["phase"] = "interrupted"  # recorded as running, but no process drives it
+        records = runs_overview(ws)
         if as_json:
             rows = [{k: r.get(k) for k in RUN_FIELDS} for r in records]
             console.out.print_json(orjson.dumps(rows).decode())
@@ -109,6 +106,14 @@ def register(app: typer.Typer) -> None:
         for r in records:
             if r["live_pid"]:
                 console.info(f"run {r['run_id']} is live: pid {r['live_pid']} drives it")
+
+
+def _with_workers(ws: Workspace, st: dict[str, Any]) -> None:
+    """With workers configured: why each dispatched task is not done yet (queued, waiting for a worker that
+    offers what it requires, or on which worker); ``worker`` in ``--json``."""
+    from coordinator.engine.workers.status import explain  # start-up: only with workers configured
+
+    explain(ws, st)
 
 
 RUN_FIELDS = ("run_id", "plan", "plan_ref", "profile", "phase", "live_pid", "created_at", "finished_at", "problems")

@@ -1,4 +1,8 @@
-"""Append-only event log: every transition of every run, one JSON object per line."""
+"""Append-only event log: every transition of every run, one JSON object per line.
+
+With a Postgres database configured (:mod:`coordinator.core.database`) each event also goes to its
+``events`` table, which every machine sees; ``events.jsonl`` stays as this machine's mirror.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +18,9 @@ from typing import Any, Literal
 
 import orjson
 
+from coordinator.core.database import Database
 from coordinator.core.io import wrote
+from coordinator.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +32,16 @@ EventKind = Literal[
     "budget_alert", "task_held",
     "gate_retry", "gate_decision", "decision_queued", "decision_ignored",
     "branch_merged", "merge_failed",
+    # interactive sessions (coord mcp): a task claimed, noted, reported, taken by the run, let go
+    "claim_made", "claim_noted", "claim_reported", "claim_taken", "claim_released", "claim_expired",
+    "mcp_call",
+    "output_replaced",  # a step replaced an output a person had edited
+    "notify_attempt", "notify_dropped",  # a notification's delivery attempt; one given up (queue full, no tries left)
 ]
 
 
+DB_RETRY_S = 30.0
+"""After the database refused an event, the events of the next seconds go to the mirror only."""
 FAULT_AFTER_EVENT = "COORD_FAULT_AFTER_EVENT"
 """Crash tests set this to an event kind: the process dies (as from SIGKILL) right after writing it."""
 
@@ -44,14 +58,23 @@ class EventLog:
     descriptor, so a kill never leaves half an event followed by another.
     """
 
-    def __init__(self, path: Path, run_id: str, listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, path: Path, run_id: str, listener: Callable[[dict[str, Any]], None] | None = None,
+                 database: Database | None = None) -> None:
         self.path = path
         self.run_id = run_id
         self.listener = listener
+        self.database = database
+        self._db_warned = False
+        self._db_retry_at = 0.0
         self._lock = threading.Lock()
         self._once: set[str] | None = None
         self._fd: int | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def of(cls, ws: Workspace, run_id: str, listener: Callable[[dict[str, Any]], None] | None = None) -> EventLog:
+        """The event log of a workspace's run (also in its database, when one is configured)."""
+        return cls(ws.events, run_id, listener, ws.database)
 
     def _descriptor(self) -> int:
         """The log's O_APPEND descriptor, kept open (opening the file for every event cost more than a
@@ -76,6 +99,20 @@ class EventLog:
     def __del__(self) -> None:
         self.close()
 
+    def _store(self, event: dict[str, Any], kind: str, once: str | None, line: bytes) -> None:
+        """Also write the event to the database; when the server is unreachable the local mirror has it
+        and the run goes on (the checkpoint that follows stops it cleanly if the server stays away)."""
+        assert self.database is not None
+        if time.monotonic() < self._db_retry_at:  # it failed a moment ago: do not wait for it per event
+            return
+        try:
+            _insert(self.database, self.run_id, kind, once, line.rstrip(b"\n"))
+        except Exception as e:  # a driver error of any kind: the event is kept in the mirror
+            self._db_retry_at = time.monotonic() + DB_RETRY_S
+            level, self._db_warned = (logging.DEBUG if self._db_warned else logging.WARNING), True
+            log.log(level, "event %s of run %s is only in %s: the database refused it (%s)", kind, self.run_id,
+                    self.path, " ".join(str(e).split()))
+
     def emit(self, kind: EventKind, *, once: str | None = None, **fields: Any) -> dict[str, Any]:
         """Append one event and pass it to the listener.
 
@@ -95,9 +132,16 @@ class EventLog:
                     return event
                 self._once.add(once)
             os.write(self._descriptor(), line)
+        if self.database is not None:
+            self._store(event, kind, once, line)
         wrote("event", kind)  # crash tests: may die here
         if os.environ.get(FAULT_AFTER_EVENT) == kind:  # fault injection for crash tests
             os._exit(137)
+        self.tell(event)
+        return event
+
+    def tell(self, event: dict[str, Any]) -> None:
+        """Pass an event to the listener without writing it (another process, a worker, logged it)."""
         listener = self.listener
         if listener is not None:
             try:
@@ -105,7 +149,12 @@ class EventLog:
             except (OSError, SystemExit) as e:  # a display whose output is gone (`| head` exited) never stops the work
                 self.listener = None
                 log.warning("progress display stopped: %s: %s", type(e).__name__, e)
-        return event
+
+
+def _insert(db: Database, run_id: str, kind: str, once: str | None, line: bytes) -> None:
+    with db.connection() as conn:
+        conn.execute("INSERT INTO events (run_id, kind, once, body) VALUES (%s, %s, %s, %s) "
+                     "ON CONFLICT DO NOTHING", (run_id, kind, once, line.decode("utf-8")))
 
 
 def read_events(path: Path, run_id: str | None = None) -> Iterator[dict[str, Any]]:

@@ -18,7 +18,9 @@ class Limit:
     ``ge``/``le`` inclusive, ``gt``/``lt`` exclusive. ``total``: the numbers of a list or mapping
     add up to it (shares). ``keys``: the keys a mapping may have. ``size``/``min_size``: a
     list's length, exact or least. ``ascending``: a list's numbers never decrease. ``unique``:
-    no item twice. ``choices``/``pattern``: what a string (or every string in a list) may be.
+    no item twice. ``choices``/``pattern``: what a string (or every string in a list) may be;
+    ``choices_from``: another parameter of the step whose strings are allowed too (a step's
+    built-in names plus the ones a plan adds on purpose, so a typo is not taken for a new name).
     """
 
     ge: float | None = None
@@ -32,6 +34,7 @@ class Limit:
     ascending: bool = False
     unique: bool = False
     choices: tuple[str, ...] | None = None
+    choices_from: str | None = None
     pattern: str | None = None
 
     @classmethod
@@ -62,8 +65,9 @@ class Limit:
             return f"at most {high:g}" if self.le is not None else f"less than {high:g}"
         return "any number"
 
-    def problem(self, name: str, value: Any) -> str | None:
-        """Why ``value`` breaks this limit (``name`` is the parameter), or None."""
+    def problem(self, name: str, value: Any, params: Mapping[str, Any] | None = None) -> str | None:
+        """Why ``value`` breaks this limit (``name`` is the parameter; ``params``: every parameter of the
+        call, for ``choices_from``), or None."""
         if isinstance(value, Mapping) and self.keys is not None:
             unknown = [k for k in value if k not in self.keys]
             if unknown:
@@ -79,9 +83,11 @@ class Limit:
         leaves = _leaves(name, value)
         numbers = [(where, v) for where, v in leaves
                    if isinstance(v, int | float) and not isinstance(v, bool)]
+        allowed = self._allowed(params)
         for where, v in leaves:
-            if isinstance(v, str) and self.choices is not None and v not in self.choices:
-                return f"{where} must be one of {', '.join(self.choices)}, got {v!r}"
+            if isinstance(v, str) and allowed is not None and v not in allowed:
+                also = f" (or be listed in {self.choices_from})" if self.choices_from else ""
+                return f"{where} must be one of {', '.join(self.choices or ())}{also}, got {v!r}"
             if isinstance(v, str) and self.pattern is not None and not re.fullmatch(self.pattern, v):
                 return f"{where} must match {self.pattern}, got {v!r}"
         for where, v in numbers:
@@ -94,6 +100,13 @@ class Limit:
                 and not math.isclose(total, self.total, abs_tol=1e-6):
             return f"{name} must add up to {self.total:g}, got {total:g}"
         return None
+
+    def _allowed(self, params: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+        """The strings ``choices`` and ``choices_from`` allow (None: any)."""
+        if self.choices is None:
+            return None
+        more = (params or {}).get(self.choices_from) if self.choices_from else None
+        return (*self.choices, *(m for m in more if isinstance(m, str))) if isinstance(more, list) else self.choices
 
     def _within(self, x: float) -> bool:
         return ((self.ge is None or x >= self.ge) and (self.gt is None or x > self.gt)

@@ -8,6 +8,7 @@ validates cross-references and compiles it into a :class:`CompiledPlan`
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from coordinator.core.registry import DRIVER_GROUP, VALIDATOR_GROUP, registered
 
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$"
+CAPABILITY = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,39}")
+"""What a capability a task ``requires`` (and a worker offers) may be called."""
 Op = Literal["<=", "<", ">=", ">", "==", "!="]
 Policy = Literal["auto", "human", "auto_then_human"]
 OnFail = Literal["block", "retry", "defer"]
@@ -211,6 +214,20 @@ class TaskSpec(_Strict):
     """Seconds before the first retry; doubled each time."""
     timeout: float | None = Field(default=None, gt=0)
     """Seconds; a task running longer fails."""
+    requires: list[str] = Field(default_factory=list)
+    """Capabilities a worker must offer to be handed this task (``[gpu]``, ``[claude-cli]``); with workers
+    configured the task waits until one that offers all of them is running (docs/workers.md)."""
+
+    @field_validator("requires")
+    @classmethod
+    def _capability_names(cls, requires: list[str]) -> list[str]:
+        for i, name in enumerate(requires):
+            if not CAPABILITY.fullmatch(name):
+                raise ValueError(f"requires[{i}]: {name!r} is not a capability name (lower-case letters, digits, "
+                                 "'-', '_' and '.', starting with a letter or digit, at most 40)")
+        if len(set(requires)) != len(requires):
+            raise ValueError(f"requires names a capability twice: {sorted(requires)}")
+        return requires
 
     @field_validator("accept")
     @classmethod
@@ -456,6 +473,8 @@ class CompiledTask(_Strict):
     retries: int
     retry_backoff: float
     timeout: float | None
+    requires: list[str] = Field(default_factory=list)
+    """Capabilities a worker must offer to be handed this task (only workers read it)."""
     blocked_by: list[str] = Field(default_factory=list)
     """Gates that must approve before this task starts."""
     fanout: str | None = None

@@ -51,6 +51,8 @@ class TaskOutcome:
     """``budget`` when the task did not start because its cost does not fit the budget (status waiting)."""
     accept_checked: bool = False
     """The driver already ran the task's accept checks where the work lives (e.g. a git worktree)."""
+    replaced: list[str] = field(default_factory=list)
+    """Workspace paths of outputs a person had edited, which this run replaced (an event names each)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ from coordinator.core.plan import DriverName, RoleBinding
 AGENT_BOARD_NAMES = {"claude": "CLAUDE", "codex": "CODEX", "cursor": "CURSOR", "human": "HUMAN"}
 
 
+def board_name_of(agent: str) -> str:
+    """Prefix of the board files of the role an agent plays, e.g. ``CLAUDE`` for CLAUDE_TASKS.md."""
+    return AGENT_BOARD_NAMES.get(agent, agent.upper())
+
+
 @dataclass(frozen=True)
 class RoleDefinition:
     """A role as resolved for one run."""
@@ -40,4 +45,4 @@ class RoleDefinition:
     @property
     def board_name(self) -> str:
         """Prefix of the role's board files, e.g. ``CLAUDE`` for CLAUDE_TASKS.md."""
-        return AGENT_BOARD_NAMES.get(self.agent, self.agent.upper())
+        return board_name_of(self.agent)

@@ -1,17 +1,20 @@
-"""The one reader and writer of a run's stored files under ``.coord/runs/<run>/``.
+"""The one reader and writer of a run's stored documents under ``.coord/runs/<run>/``.
 
+- ``run.json``: the run's record (plan, phase, when it started and ended).
 - ``plan.json``: the compiled plan the run was started with (and that board edits
   change); validated once per distinct content, since a 2,000-task plan costs ~20 ms.
 - ``.coord/status.json``: the status snapshot coord writes at every render, which
   agent prompts and the report step read.
 
 Checkpoints are the engine's (:mod:`coordinator.engine.run_state`), events are
-:mod:`coordinator.core.events`'.
+:mod:`coordinator.core.events`'. The run's documents are files of the workspace, or rows of its
+database when one is configured (:mod:`coordinator.core.state_files`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -20,12 +23,16 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from coordinator.core import state_files
 from coordinator.core.errors import CoordError, UsageError
-from coordinator.core.io import atomic_write_bytes, atomic_write_json
+from coordinator.core.io import atomic_write_bytes
 from coordinator.core.plan import CompiledPlan
-from coordinator.core.workspace import Workspace
+from coordinator.core.workspace import STATE_DIR, Workspace
+
+log = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.json"
+RUN_FILE = "run.json"
 _CACHE_SIZE = 4
 
 _plans: OrderedDict[tuple[str, str], CompiledPlan] = OrderedDict()
@@ -40,9 +47,8 @@ def load_run_plan(ws: Workspace, run_id: str) -> CompiledPlan:
     plan (changes go through ``model_copy`` and :func:`save_run_plan`).
     """
     path = ws.run_dir(run_id) / PLAN_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = state_files.read_bytes(ws, path)
+    if raw is None:
         raise UsageError(f"run {run_id!r} has no stored plan ({path} is missing)") from None
     key = (str(path), hashlib.sha256(raw).hexdigest())
     with _plans_lock:
@@ -70,13 +76,29 @@ def plan_file(ws: Workspace, run_id: str) -> Path:
 
 def save_run_plan(ws: Workspace, run_id: str, plan: CompiledPlan) -> None:
     """Store the run's plan atomically."""
-    atomic_write_json(ws.run_dir(run_id) / PLAN_FILE, plan.model_dump(mode="json"))
+    state_files.write_json(ws, ws.run_dir(run_id) / PLAN_FILE, plan.model_dump(mode="json"))
+
+
+def save_run_record(ws: Workspace, record: dict[str, Any]) -> None:
+    """Store a run's record (``run.json``) atomically."""
+    state_files.write_json(ws, ws.run_dir(record["run_id"]) / RUN_FILE, record)
+
+
+def run_records(ws: Workspace) -> list[dict[str, Any]]:
+    """Every run record of the workspace, oldest first (an unreadable one is skipped with a warning)."""
+    out = []
+    for path, raw in state_files.read_all(ws, ws.state_dir / "runs", f"*/{RUN_FILE}"):
+        try:
+            out.append(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            log.warning("ignoring unreadable run record %s", path)
+    return sorted(out, key=lambda r: r.get("created_at", ""))
 
 
 def read_run_plan_data(ws: Workspace, run_id: str) -> dict[str, Any]:
     """The stored plan as plain JSON data, unvalidated (empty when there is none or it does not parse)."""
     try:
-        data = orjson.loads((ws.run_dir(run_id) / PLAN_FILE).read_bytes())
+        data = orjson.loads(state_files.read_bytes(ws, ws.run_dir(run_id) / PLAN_FILE) or b"{}")
     except (OSError, orjson.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -105,23 +127,32 @@ def write_journal(ws: Workspace, run_id: str, sync_id: str, files: dict[str, str
     is the commit point: :func:`replay_journal` finishes a committed sync and drops one that
     never committed, so a kill at any moment applies every edit exactly once.
     """
-    atomic_write_json(ws.run_dir(run_id) / JOURNAL_FILE, {"id": sync_id, "files": files, "appends": appends})
+    state_files.write_json(ws, ws.run_dir(run_id) / JOURNAL_FILE, {"id": sync_id, "files": files, "appends": appends})
+
+
+def has_journal(ws: Workspace, run_id: str) -> bool:
+    """Whether a board sync of the run was killed mid-way (its journal is still there)."""
+    return state_files.exists(ws, ws.run_dir(run_id) / JOURNAL_FILE)
 
 
 def replay_journal(ws: Workspace, run_id: str, committed: str | None) -> bool:
     """Finish (``committed`` is its id) or drop the journal a killed sync left; True when one was finished."""
     path = ws.run_dir(run_id) / JOURNAL_FILE
-    try:
-        journal = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
+    raw = state_files.read_bytes(ws, path)
+    if raw is None:
         return False
+    try:
+        journal = orjson.loads(raw)
     except orjson.JSONDecodeError:  # written atomically: a damaged one was never complete, so never committed
-        path.unlink(missing_ok=True)
+        state_files.delete(ws, path)
         return False
     finished = bool(journal.get("id") == committed)
     if finished:
         for rel, text in journal.get("files", {}).items():
-            atomic_write_bytes(ws.root / rel, text.encode("utf-8"))
+            if rel.startswith(f"{STATE_DIR}/"):  # coord's own documents: wherever the workspace keeps them
+                state_files.write_bytes(ws, ws.root / rel, text.encode("utf-8"))
+            else:
+                atomic_write_bytes(ws.root / rel, text.encode("utf-8"))
         for rel, lines in journal.get("appends", {}).items():
             target = ws.root / rel
             have = target.read_text(encoding="utf-8") if target.exists() else ""
@@ -130,5 +161,5 @@ def replay_journal(ws: Workspace, run_id: str, committed: str | None) -> bool:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("a", encoding="utf-8") as fh:
                     fh.write("".join(line + "\n" for line in missing))
-    path.unlink(missing_ok=True)
+    state_files.delete(ws, path)
     return finished

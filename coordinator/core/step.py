@@ -139,6 +139,8 @@ class StepResult:
     """True when the outputs were already up to date and nothing ran."""
     notes: list[str] = field(default_factory=list)
     """Short human-readable remarks for boards and logs."""
+    replaced: list[str] = field(default_factory=list)
+    """Workspace paths of outputs a person had changed since coord wrote them, which this run replaced."""
 
 
 TaskParams = Mapping[str, Any]
@@ -187,6 +189,10 @@ class StepSpec:
         """Parameters without a default."""
         return [n for n, p in self.params.items() if p.default is inspect.Parameter.empty]
 
+    def defaults(self) -> dict[str, Any]:
+        """Parameters with a default, and their defaults."""
+        return {n: p.default for n, p in self.params.items() if p.default is not inspect.Parameter.empty}
+
 
 def _code_version(fn: Callable[..., Any]) -> str:
     src = inspect.getsourcefile(fn)
@@ -209,6 +215,8 @@ def _build_spec(name: str, fn: Callable[..., StepResult], options: StepOptions) 
         raise TypeError(f"step {name!r}: parameters {bad} must be keyword-only (put them after `*`)")
     if unknown := set(options.limits) - set(kw):
         raise TypeError(f"step {name!r}: limits name unknown parameters {sorted(unknown)}")
+    if unknown := {lim.choices_from for lim in options.limits.values() if lim.choices_from} - set(kw):
+        raise TypeError(f"step {name!r}: choices_from names unknown parameters {sorted(unknown)}")
     paths = frozenset(n for n in kw if _is_path_hint(hints.get(n)))
     return StepSpec(name, fn, kw, paths, _code_version(fn), options.reads_run_status, dict(options.limits),
                     options)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
+import socket
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from coordinator.core.database import Database, database_for, settings_for
+from coordinator.core.db_lock import (
+    database_lock_holder,
+    parse_holder,
+    release_database_lock,
+    set_database_lock_holder,
+    take_database_lock,
+)
 from coordinator.core.errors import WorkspaceBusyError
 
 STATE_DIR = ".coord"
@@ -25,6 +34,13 @@ class Workspace:
     def at(cls, root: Path | str) -> Workspace:
         """The workspace rooted at ``root`` (resolved)."""
         return cls(Path(root).resolve())
+
+    @cached_property
+    def database(self) -> Database | None:
+        """The Postgres database holding this workspace's state, or None for the embedded default
+        (SQLite and files in ``.coord/``); see :mod:`coordinator.core.database`."""
+        settings = settings_for(self.root)
+        return None if settings is None else database_for(settings)
 
     @property
     def state_dir(self) -> Path:
@@ -116,8 +132,13 @@ class WorkspaceLock:
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.state_dir / "lock"
         self._fh: IO[str] | None = None
+        self._db = ws.database
+        self._conn: Any = None
 
     def __enter__(self) -> WorkspaceLock:
+        if self._db is not None:
+            self._conn = take_database_lock(self._db, f"pid {os.getpid()} on {socket.gethostname()}")
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+")
         deadline = time.monotonic() + PROBE_WAIT_S
@@ -145,6 +166,9 @@ class WorkspaceLock:
 
 
     def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            release_database_lock(conn)
         if self._fh is not None:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
@@ -152,6 +176,9 @@ class WorkspaceLock:
 
     def claim(self, run_id: str) -> None:
         """Say in the lock file which run this process drives (``coord status`` reads it)."""
+        if self._conn is not None:
+            set_database_lock_holder(self._conn, f"pid {os.getpid()} on {socket.gethostname()} running run {run_id}")
+            return
         if self._fh is None:
             raise RuntimeError("claim() needs the lock held")
         self._fh.seek(0)
@@ -172,6 +199,12 @@ class LockHolder:
 
 def lock_holder(ws: Workspace) -> LockHolder | None:
     """Who holds the workspace lock right now, or None when nobody does; takes nothing away."""
+    if ws.database is not None:
+        text = database_lock_holder(ws.database)
+        if text is None:
+            return None
+        pid, run_id = _parse_holder(text)
+        return LockHolder(text, pid, run_id)
     path = ws.state_dir / "lock"
     try:
         fh = path.open("r")
@@ -188,7 +221,4 @@ def lock_holder(ws: Workspace) -> LockHolder | None:
         return None
 
 
-def _parse_holder(text: str) -> tuple[int | None, str | None]:
-    """(pid, run id) from a lock file's text, as :meth:`WorkspaceLock.claim` writes it."""
-    m = re.fullmatch(r"pid (\d+)(?: running run (\S+))?", text)
-    return (int(m.group(1)), m.group(2)) if m else (None, None)
+_parse_holder = parse_holder

@@ -7,29 +7,31 @@ from typing import Any
 
 from coordinator.core.errors import UsageError
 from coordinator.core.llm import format_usd
+from coordinator.core.read_only import require_writable
 from coordinator.core.run_store import load_run_plan
 from coordinator.core.workspace import Workspace
 from coordinator.engine.budget import BudgetStatus, RunBudget
-from coordinator.engine.ledger import GroupBy, Ledger, Total
+from coordinator.engine.ledger import GroupBy, Total
 from coordinator.engine.runner import parse_budget
+from coordinator.engine.stores import open_ledger
 from roles.definitions import roles_for
 
 
 def open_run_budget(ws: Workspace, run_id: str) -> RunBudget:
     """The budget of a recorded run (plan budget, role limits, ledger)."""
     plan = load_run_plan(ws, run_id)
-    return RunBudget(Ledger.of(ws.state_dir), run_id, plan.budget, roles_for(ws, plan))
+    return RunBudget(open_ledger(ws), run_id, plan.budget, roles_for(ws, plan))
 
 
 def cost_totals(ws: Workspace, run_id: str | None, groups: list[GroupBy]) -> dict[str, list[Total]]:
     """Ledger totals per group for one run (``None``: every run)."""
-    ledger = Ledger.of(ws.state_dir)
+    ledger = open_ledger(ws)
     return {g: ledger.totals(run_id, g) for g in groups}
 
 
 def cost_calls(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
     """Every recorded call of a run, oldest first, with its ``detail`` decoded."""
-    rows = Ledger.of(ws.state_dir).calls(run_id)
+    rows = open_ledger(ws).calls(run_id)
     for r in rows:
         try:
             r["detail"] = json.loads(r["detail"]) if r.get("detail") else {}
@@ -41,6 +43,7 @@ def cost_calls(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
 def change_budget(ws: Workspace, run_id: str, *, usd: float | None, role: str | None, approve: bool = False,
                   absolute: bool = False) -> BudgetStatus:
     """Raise (or set) the run's or a role's limit, or approve spending past it; return the new status."""
+    require_writable(ws.state_dir, f"change the budget of run {run_id}")
     budget = open_run_budget(ws, run_id)
     if role is not None and role not in budget.roles:
         raise UsageError(f"run {run_id} has no role {role!r} (roles: {', '.join(sorted(budget.roles))})")

@@ -64,15 +64,23 @@ def _diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any
     return {"set": changed, "del": dropped}
 
 
-class DeltaSaver(SqliteSaver):
-    """A SqliteSaver that stores the record maps of a checkpoint as deltas from its parent."""
+class Deltas:
+    """The delta encoding of the record maps, for any LangGraph saver it is mixed into (before it).
 
-    def __init__(self, conn: sqlite3.Connection, **kw: Any) -> None:
-        super().__init__(conn, **kw)
+    The saver supplies :meth:`_channel_values` (a stored checkpoint's channel values, as stored);
+    this class stores each checkpoint's maps as deltas from its parent's and makes them whole
+    again on every read. :class:`DeltaSaver` (SQLite) and the Postgres saver share it.
+    """
+
+    def _init_deltas(self) -> None:
         # per thread: the last checkpoint written or read, its whole maps, and the records written
         # and deltas stored since the last keyframe
         self._last: dict[Key, tuple[str, dict[str, dict[str, Any]], int, int]] = {}
         self._mem_lock = threading.Lock()
+
+    def _channel_values(self, key: Key, checkpoint_id: str, channel: str) -> dict[str, Any]:
+        """The stored channel values of one checkpoint (at least ``channel``); an error if it is missing."""
+        raise NotImplementedError
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:
@@ -97,20 +105,21 @@ class DeltaSaver(SqliteSaver):
                 written, chain = written + size, chain + 1
             else:
                 written = chain = 0
-        out = super().put(config, {**checkpoint, "channel_values": stored}, metadata, new_versions)
+        out: RunnableConfig = super().put(  # type: ignore[misc]
+            config, {**checkpoint, "channel_values": stored}, metadata, new_versions)
         with self._mem_lock:
             self._last[key] = (checkpoint["id"], maps, written, chain)
         return out
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """LangGraph's read, with the record maps made whole again."""
-        found = super().get_tuple(config)
+        found: CheckpointTuple | None = super().get_tuple(config)  # type: ignore[misc]
         return None if found is None else self._expanded(found)
 
     def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
              before: RunnableConfig | None = None, limit: int | None = None) -> Iterator[CheckpointTuple]:
         """LangGraph's listing, each checkpoint made whole."""
-        for found in super().list(config, filter=filter, before=before, limit=limit):
+        for found in super().list(config, filter=filter, before=before, limit=limit):  # type: ignore[misc]
             yield self._expanded(found)
 
     def _expanded(self, found: CheckpointTuple) -> CheckpointTuple:
@@ -119,10 +128,14 @@ class DeltaSaver(SqliteSaver):
             return found
         conf = found.config["configurable"]
         key: Key = (str(conf["thread_id"]), str(conf.get("checkpoint_ns", "")))
+        with self._mem_lock:
+            last = self._last.get(key)
+        held = last[1] if last is not None and last[0] == conf.get("checkpoint_id") else None
         whole = dict(values)
         for c in DELTA_CHANNELS:
             if is_delta(values.get(c)):
-                whole[c] = self._resolve(key, c, values[c])
+                # the checkpoint this saver wrote last (a graph's final get_state): its maps are in memory
+                whole[c] = dict(held[c]) if held is not None and c in held else self._resolve(key, c, values[c])
         checkpoint: Checkpoint = {**found.checkpoint, "channel_values": whole}
         return found._replace(checkpoint=checkpoint)
 
@@ -132,17 +145,25 @@ class DeltaSaver(SqliteSaver):
             last = self._last.get(key)
         known = (last[0], last[1][channel]) if last is not None and channel in last[1] else None
 
-        def load(cid: str) -> dict[str, Any]:
-            row = self.conn.execute(
-                "SELECT type, checkpoint FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
-                "AND checkpoint_id = ?", (key[0], key[1], cid)).fetchone()
-            if row is None:
-                raise sqlite3.DatabaseError(f"checkpoint {cid} of run {key[0]} is missing, and a later "
-                                            "checkpoint is stored as changes to it")
-            values: dict[str, Any] = self.serde.loads_typed((row[0], row[1]))["channel_values"]
-            return values
+        return resolve(delta, channel, lambda cid: self._channel_values(key, cid, channel), known)
 
-        return resolve(delta, channel, load, known)
+
+class DeltaSaver(Deltas, SqliteSaver):
+    """A SqliteSaver that stores the record maps of a checkpoint as deltas from its parent."""
+
+    def __init__(self, conn: sqlite3.Connection, **kw: Any) -> None:
+        super().__init__(conn, **kw)
+        self._init_deltas()
+
+    def _channel_values(self, key: Key, checkpoint_id: str, channel: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT type, checkpoint FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? "
+            "AND checkpoint_id = ?", (key[0], key[1], checkpoint_id)).fetchone()
+        if row is None:
+            raise sqlite3.DatabaseError(f"checkpoint {checkpoint_id} of run {key[0]} is missing, and a later "
+                                        "checkpoint is stored as changes to it")
+        values: dict[str, Any] = self.serde.loads_typed((row[0], row[1]))["channel_values"]
+        return values
 
 
 def keep_checkpoints() -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import ormsgpack
 
 from coordinator.core.errors import CoordError
+from coordinator.core.read_only import connect_read_only
 from coordinator.core.state import merge_records
 
 DELTA = "__coord_delta__"
@@ -98,7 +99,7 @@ def latest_state(db: Path, thread_id: str) -> tuple[dict[str, Any], str] | None:
     ``sqlite3.DatabaseError`` (a damaged database)."""
     if not db.exists():
         return None
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = connect_read_only(db)
     try:
         row = conn.execute("SELECT checkpoint_id, type, checkpoint FROM checkpoints WHERE thread_id = ? AND "
                            "checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 1", (thread_id,)).fetchone()
@@ -125,10 +126,25 @@ def latest_state(db: Path, thread_id: str) -> tuple[dict[str, Any], str] | None:
                               (thread_id, checkpoint_id)).fetchall()
     finally:
         conn.close()
+    return with_writes(values, writes), checkpoint_id
+
+
+def with_writes(values: dict[str, Any], writes: list[tuple[str, str, str, bytes]]) -> dict[str, Any]:
+    """``values`` with the pending writes (task, channel, type, blob) of the steps that finished after
+    the checkpoint applied by the state's reducers (a failed step's writes are not)."""
     failed = {task for task, channel, _, _ in writes if channel == "__error__"}
     for task, channel, wkind, wblob in writes:
         if task in failed or _internal(channel):
             continue
         value = decode(wkind, wblob)
         values[channel] = merge_records(values.get(channel), value) if channel in DELTA_CHANNELS else value
-    return values, checkpoint_id
+    return values
+
+
+def whole_maps(values: dict[str, Any], load: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """``values`` (a checkpoint's, LangGraph's bookkeeping dropped) with its record maps made whole."""
+    out = {k: v for k, v in values.items() if not _internal(k)}
+    for channel in DELTA_CHANNELS:
+        if is_delta(out.get(channel)):
+            out[channel] = resolve(out[channel], channel, load)
+    return out

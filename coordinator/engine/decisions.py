@@ -24,6 +24,7 @@ from coordinator.core.errors import (
 )
 from coordinator.core.events import EventLog, now_iso
 from coordinator.core.grading import grade_floor
+from coordinator.core.read_only import require_writable
 from coordinator.core.run_store import load_run_plan
 from coordinator.core.state import PERSON_HOLD, REVIEW_HOLD, DecisionRecord, GateRecord
 from coordinator.core.workspace import Workspace
@@ -121,6 +122,7 @@ def queue_decision(ws: Workspace, gate_id: str, action: Action, *, note: str | N
     of a new one, so a command or board sync killed after queueing queues nothing twice.
     """
     _validate(action, note, grade)
+    require_writable(ws.state_dir, f"record a decision on gate {gate_id!r}")
     run_id = _find_run(ws, gate_id, run_id)
     plan = load_run_plan(ws, run_id)
     if gate_id not in plan.gates:
@@ -152,13 +154,18 @@ def queue_decision(ws: Workspace, gate_id: str, action: Action, *, note: str | N
                          f"its automatic verdict stands ({rec.get('status')})")
     decision = DecisionRecord(id=uuid.uuid4().hex, gate=gate_id, action=action, by=who, at=now_iso(), note=note,
                               grade=grade)
-    inbox.put(ws, run_id, decision)
+    held = inbox.put(ws, run_id, decision)
+    if held["id"] != decision["id"]:  # another process queued a decision on the gate a moment before
+        if (held["action"], held["grade"]) != (action, grade):
+            raise UsageError(f"a decision on gate {gate_id!r} was queued a moment ago ({held['action']} by "
+                             f"{held['by']} at {held['at']}); the run applies it, and yours was not recorded")
+        decision = held
     _log_queued(ws, run_id, decision)
     return run_id, decision
 
 
 def _log_queued(ws: Workspace, run_id: str, decision: DecisionRecord) -> None:
-    EventLog(ws.events, run_id).emit("decision_queued", once=f"decision_queued:{decision['id']}",
+    EventLog.of(ws, run_id).emit("decision_queued", once=f"decision_queued:{decision['id']}",
                                      gate=decision["gate"], decision=decision["id"], action=decision["action"],
                                      by=decision["by"])
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from coordinator.core.events import now_iso
 from coordinator.core.llm import CallRecord
+from coordinator.core.read_only import connect_read_only, writable
 from roles.providers.secrets import redact
 
 LEDGER_SCHEMA_VERSION = 3
@@ -148,6 +149,9 @@ class Ledger:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
+        if not writable(self.path.parent):  # a read-only workspace: costs can be read, nothing written
+            self._local.conn = conn = self._read_only()
+            return conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit: every statement is its own transaction, so a read always sees what other
         # threads and processes (`coord budget raise`) committed, and no write is left open
@@ -160,6 +164,14 @@ class Ledger:
                     _migrate(conn)
                     self._ready = True
         self._local.conn = conn  # closed with the thread's locals when the thread ends
+        return conn
+
+    def _read_only(self) -> sqlite3.Connection:
+        """The ledger of a read-only workspace (an empty one when it has none yet)."""
+        if self.path.exists():
+            return connect_read_only(self.path)
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.executescript(_SCHEMA)
         return conn
 
     @contextmanager

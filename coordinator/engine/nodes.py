@@ -228,7 +228,7 @@ def _mark_started(ctx: RunContext, ready: list[str], tasks_state: dict[str, Task
         held = hold_paid(ctx.budget, plan, ctx.roles, starting, ctx.ws.root)
         for tid, hold in held.items():
             ch.task(tid, hold)
-            ctx.events.emit("task_held", task=tid, reason=hold.get("reason"))
+            ctx.events.emit("task_held", task=tid, reason=hold.get("reason"), held_by=hold.get("held_by"))
         starting = [t for t in starting if t not in held]
         force_render = bool(held)
     for tid in starting:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,8 @@ def check_references(parts: Parts, errors: Collector, root: Path | None) -> None
                 for key, value in task.with_.items():
                     if key not in step_spec.params:
                         errors.add(("tasks", i, "with", key), f"step {task.run!r} has no parameter {key!r}")
-                    elif not has_ref(value) and (problem := step_value_problem(step_spec, key, value)):
+                    elif not has_ref(value) and not _reads_a_ref(step_spec, key, task.with_) and \
+                            (problem := step_value_problem(step_spec, key, value, task.with_)):
                         errors.add(("tasks", i, "with", key), problem)
                 for req in step_spec.required():
                     if req not in task.with_ and not (task.foreach is not None and req == "agent"):
@@ -200,11 +202,20 @@ def has_ref(value: Any) -> bool:
     return next(refs.references(value), None) is not None
 
 
+def _reads_a_ref(step_spec: StepSpec, key: str, with_: Mapping[str, Any]) -> bool:
+    """True when the limit of ``key`` reads another parameter that is still a ``${…}`` reference (it is
+    checked once the reference is filled in)."""
+    limit = step_spec.limits.get(key)
+    return bool(limit and limit.choices_from and has_ref(with_.get(limit.choices_from)))
+
+
 _ADAPTERS: dict[tuple[str, str], tuple[Any, TypeAdapter[Any]]] = {}
 
 
-def step_value_problem(step_spec: StepSpec, key: str, value: Any) -> str | None:
-    """Why ``value`` cannot be the step's parameter ``key`` (its declared type and limits), or None."""
+def step_value_problem(step_spec: StepSpec, key: str, value: Any, params: Mapping[str, Any] | None = None,
+                       ) -> str | None:
+    """Why ``value`` cannot be the step's parameter ``key`` (its declared type and limits; ``params``: the
+    task's other parameters, which a limit may read), or None."""
     cache_key = (step_spec.name, key)
     if cache_key not in _ADAPTERS:
         hint = typing.get_type_hints(step_spec.fn).get(key, Any)
@@ -218,7 +229,7 @@ def step_value_problem(step_spec: StepSpec, key: str, value: Any) -> str | None:
         return (f"step {step_spec.name!r} expects {_type_name(hint)}, got {value!r}"
                 + (f" ({inner}: {err['msg'].lower()})" if inner else ""))
     limit = step_spec.limits.get(key)
-    problem = limit.problem(key, value) if limit is not None else None
+    problem = limit.problem(key, value, step_spec.defaults() | dict(params or {})) if limit is not None else None
     return f"step {step_spec.name!r}: {problem}" if problem else None
 
 

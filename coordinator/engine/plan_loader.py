@@ -215,7 +215,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 for key, value in with_.items():
                     if task.id in fanouts and has_ref(value):
                         continue  # filled in per item when the task fans out
-                    if key in step_spec.params and (problem := step_value_problem(step_spec, key, value)):
+                    if key in step_spec.params and (problem := step_value_problem(step_spec, key, value, with_)):
                         errors.add(("tasks", i, "with", key),
                                    problem + _origin(task.with_.get(key), overrides, profile_name, prof.set))
             needs: list[str] = []
@@ -236,7 +236,8 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 outputs=[str(substitute(o, scope)) for o in task.outputs],
                 accept=[_filled_check(c, scope) for c in task.accept], optional=task.optional,
                 skip=task.optional and prof.skip_optional, retries=task.retries,
-                retry_backoff=task.retry_backoff, timeout=task.timeout, fanout=fanouts.get(task.id))
+                retry_backoff=task.retry_backoff, timeout=task.timeout, fanout=fanouts.get(task.id),
+                requires=list(task.requires))
 
     gate_after: dict[str, list[str]] = {}
     gates = {}

@@ -9,6 +9,11 @@ Exactly-once effects: a worker writes the task's final record to
 reporting it. If the process dies after that write but before the checkpoint
 holds the result, the resumed run finds the record and takes it instead of
 running the task again.
+
+With workers configured (``workers:`` in ``coord.yaml``, :mod:`coordinator.engine.workers`) a
+task is not run here: the pool thread hands its :class:`TaskJob` to the queue and waits for the
+record a ``coord worker`` wrote. The worker runs the task with :meth:`TaskPool.perform`, the
+very function the pool runs it with when there are no workers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome, driver_of
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import FeedbackRecord, TaskRecord
+from coordinator.engine.session_driver import driving
+from coordinator.engine.task_job import TaskJob
+from coordinator.engine.workers.settings import Dispatcher, dispatcher_for
 from roles.providers.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -48,17 +56,18 @@ AcceptFn = Callable[[CompiledTask, TaskOutcome], list[str]]
 
 @dataclass
 class _Inflight:
-    task: CompiledTask
-    dispatch: int
+    job: TaskJob
     started: float
     cancel: threading.Event
     deadline: float | None
-    feedback: list[str] = field(default_factory=list)
-    earlier_attempts: int = 0
-    """Attempts of this task's earlier dispatches (a gate sent it back, a person reopened it)."""
-    review: FeedbackRecord | None = None
-    upstream: dict[str, Any] = field(default_factory=dict)
-    inputs: tuple[str, ...] = ()
+
+    @property
+    def task(self) -> CompiledTask:
+        return self.job.task
+
+    @property
+    def dispatch(self) -> int:
+        return self.job.dispatch
 
 
 @dataclass
@@ -73,12 +82,20 @@ class TaskPool:
     progress: Callable[[str, str, float | None], None] = lambda task, msg, frac: None
     spend_for: Callable[[str, str, str], SpendGuard] | None = None
     """(task, role, agent) → the task's ledger recorder and budget check (coordinator/budget.py)."""
+    tags: dict[str, Any] = field(default_factory=dict)
+    """Extra fields of the task_started/finished events (a worker names itself)."""
+    use_workers: bool = True
+    """Hand tasks to the workspace's workers when it has them configured (a worker's own pool: False)."""
+    _remote: Dispatcher | None = None
     _done: queue.Queue[tuple[str, TaskRecord]] = field(default_factory=queue.Queue)
     _inflight: dict[str, _Inflight] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _uncollected: set[str] = field(default_factory=set)
     _workers: _Workers = field(default_factory=lambda: _Workers())
     _results_dir_made: bool = False
+
+    def __post_init__(self) -> None:
+        self._remote = dispatcher_for(self.workspace, self.run_id, self.roles) if self.use_workers else None
 
     def running(self) -> set[str]:
         """Ids of tasks whose workers have not reported yet."""
@@ -107,8 +124,9 @@ class TaskPool:
         ``inputs``: the artifacts of the tasks it needs.
         """
         deadline = time.monotonic() + task.timeout if task.timeout else None
-        entry = _Inflight(task, dispatch, time.monotonic(), threading.Event(), deadline, list(feedback or []),
-                          earlier_attempts, review, dict(upstream or {}), tuple(inputs))
+        job = TaskJob(task, dispatch, tuple(feedback or ()), earlier_attempts, review, dict(upstream or {}),
+                      tuple(inputs))
+        entry = _Inflight(job, time.monotonic(), threading.Event(), deadline)
         with self._lock:
             if task.id in self._inflight:
                 return
@@ -186,20 +204,50 @@ class TaskPool:
 
     def _run_entry(self, entry: _Inflight) -> None:
         task = entry.task
-        path = self.workspace / ".coord" / "runs" / self.run_id / "results" / _safe(task.id, entry.dispatch)
+        if self._remote is not None:  # a worker does it; this thread waits for its record
+            record = self._remote.run(entry.job, entry.cancel, functools.partial(self.progress, task.id))
+            if record is not None:  # the worker logged how it ended; this run's display and notify: hear it too
+                kind = "task_held" if record.get("held_by") else \
+                    "task_finished" if record.get("status") == "done" else "task_failed"
+                self.events.tell({"ts": now_iso(), "run": self.run_id, "task": task.id, "dispatch": entry.dispatch,
+                                  "kind": kind, "error": record.get("error"), "attempts": record.get("attempts"),
+                                  "held_by": record.get("held_by"), "reason": record.get("reason"),
+                                  "duration_s": record.get("duration_s"), "by_worker": True})
+        else:
+            record = self.perform(entry.job, entry.cancel, entry.started)
+        if record is None:
+            return  # timed out: the graph already recorded the failure
+        with self._lock:  # leave the in-flight set and queue the result atomically
+            if self._inflight.get(task.id) is not entry:
+                return
+            del self._inflight[task.id]
+            self._uncollected.add(task.id)
+            self._done.put((task.id, record))
+
+    def result_path(self, task_id: str, dispatch: int) -> Path:
+        """Where the record of a task's dispatch is written before it is reported."""
+        return self.workspace / ".coord" / "runs" / self.run_id / "results" / _safe(task_id, dispatch)
+
+    def perform(self, job: TaskJob, cancel: threading.Event | None = None,
+                started: float | None = None) -> TaskRecord | None:
+        """Do a task here and write its record (or take the record an earlier process wrote); None when
+        ``cancel`` was set meanwhile (it timed out). The pool's threads and ``coord worker`` both call this."""
+        entry = _Inflight(job, time.monotonic() if started is None else started, cancel or threading.Event(), None)
+        task = job.task
+        path = self.result_path(task.id, job.dispatch)
         record: TaskRecord | None = None
         if path.exists():
             try:
                 record = orjson.loads(path.read_bytes())
                 record["recovered"] = True
                 self.events.emit("task_recovered", task=task.id, dispatch=entry.dispatch,
-                                 status=record.get("status"))
+                                 status=record.get("status"), **self.tags)
             except orjson.JSONDecodeError:
                 record = None
         if record is None:
             record = self._execute(entry)
             if entry.cancel.is_set():
-                return  # timed out: the graph already recorded the failure
+                return None
             if not self._results_dir_made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._results_dir_made = True
@@ -208,23 +256,20 @@ class TaskPool:
             atomic_write_bytes(path, orjson.dumps(record), durable=False, private_tmp=True)
             kind: EventKind = "task_finished" if record["status"] == "done" else "task_failed"
             if record.get("held_by"):  # refused to start past the budget: held, not failed
-                self.events.emit("task_held", task=task.id, dispatch=entry.dispatch, reason=record.get("reason"))
+                self.events.emit("task_held", task=task.id, dispatch=entry.dispatch, reason=record.get("reason"),
+                                 held_by=record.get("held_by"))
             else:
                 self.events.emit(kind, task=task.id, dispatch=entry.dispatch, attempts=record.get("attempts"),
                                  duration_s=record.get("duration_s"), error=record.get("error"),
-                                 skipped_run=record.get("skipped_run", False))
-        with self._lock:  # leave the in-flight set and queue the result atomically
-            if self._inflight.get(task.id) is not entry:
-                return
-            del self._inflight[task.id]
-            self._uncollected.add(task.id)
-            self._done.put((task.id, record))
+                                 skipped_run=record.get("skipped_run", False), **self.tags)
+        return record
 
     def _execute(self, entry: _Inflight) -> TaskRecord:
         role = self.roles[entry.task.role]
-        task, missing = with_upstream(entry.task, entry.upstream)
+        job = entry.job
+        task, missing = with_upstream(entry.task, job.upstream)
         if missing:
-            return TaskRecord(status="failed", attempts=entry.earlier_attempts + 1, started_at=now_iso(),
+            return TaskRecord(status="failed", attempts=job.earlier_attempts + 1, started_at=now_iso(),
                               finished_at=now_iso(), driver=driver_of(task, role), agent=role.agent,
                               error="; ".join(missing))
         driver_name = driver_of(task, role)
@@ -235,20 +280,24 @@ class TaskPool:
         while True:
             attempt += 1
             self.events.emit("task_started", task=task.id, dispatch=entry.dispatch, attempt=attempt,
-                             role=task.role, agent=role.agent, driver=driver_name)
+                             role=task.role, agent=role.agent, driver=driver_name, **self.tags)
             ctx = DriverContext(
-                workspace=self.workspace, run_id=self.run_id, role=role, attempt=entry.earlier_attempts + attempt,
-                feedback=Feedback.of(entry.feedback, entry.review, entry.earlier_attempts + attempt),
-                upstream=entry.upstream, inputs=entry.inputs,
+                workspace=self.workspace, run_id=self.run_id, role=role, attempt=job.earlier_attempts + attempt,
+                feedback=Feedback.of(list(job.feedback), job.review, job.earlier_attempts + attempt),
+                upstream=job.upstream, inputs=job.inputs,
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
                 spend=self.spend_for(task.id, task.role, role.agent) if self.spend_for else None,
                 log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{_safe(task.id, entry.dispatch)[:-5]}.log")
             try:
-                outcome = driver.run(task, ctx)
+                with driving(self.workspace, self.run_id, task, driver) as doer:  # or a session's claim
+                    outcome = doer.run(task, ctx)
             except Exception as e:  # a driver bug fails the task, never the coordinator
                 log.exception("driver %s crashed on %s", driver_name, task.id)
                 outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e}")
+            for path in outcome.replaced:  # a person's edit was overwritten: say so, once
+                self.events.emit("output_replaced", once=f"output_replaced:{task.id}:{entry.dispatch}:{path}",
+                                 task=task.id, dispatch=entry.dispatch, attempt=attempt, path=path)
             if outcome.status == "done" and not outcome.accept_checked:
                 failures = self.accept(task, outcome)
                 if failures:
@@ -266,7 +315,7 @@ class TaskPool:
         # status files get it masked
         return TaskRecord(
             status="done" if outcome.status == "done" else ("waiting" if outcome.status == "waiting" else "failed"),
-            attempts=entry.earlier_attempts + attempt, started_at=started_iso, finished_at=now_iso(),
+            attempts=job.earlier_attempts + attempt, started_at=started_iso, finished_at=now_iso(),
             duration_s=round(time.monotonic() - entry.started, 3), driver=driver_name, agent=role.agent,
             metrics=_masked(_jsonable(outcome.metrics)), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
             notes=[redact(str(n)) for n in outcome.notes], error=redact(outcome.error) if outcome.error else None,

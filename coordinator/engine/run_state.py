@@ -16,9 +16,9 @@ from langgraph.graph.state import CompiledStateGraph
 from coordinator.core.io import wrote
 from coordinator.core.state import RunState, merge_records
 from coordinator.core.workspace import Workspace
-from coordinator.engine.checkpoint import open_saver
 from coordinator.engine.context import RunContext
 from coordinator.engine.graph import build_graph
+from coordinator.engine.stores import open_checkpointer
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +33,7 @@ def _graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[RunState, RunC
 
 def read_run_state(ws: Workspace, run_id: str) -> tuple[RunState, tuple[str, ...]]:
     """The run's latest checkpointed state and the graph's next step(s)."""
-    with open_saver(ws.db) as saver:
+    with open_checkpointer(ws) as saver:
         snap = _graph(saver).get_state({"configurable": {"thread_id": run_id}})
     return snap.values, tuple(snap.next)  # type: ignore[return-value]
 
@@ -45,7 +45,7 @@ def write_run_state(ws: Workspace, run_id: str, update: dict[str, Any], nxt: tup
     next step (``nxt``, read with the state), so a paused run resumes where it was.
     """
     config: Any = {"configurable": {"thread_id": run_id}}
-    with open_saver(ws.db) as saver:
+    with open_checkpointer(ws) as saver:
         _graph(saver).update_state(config, update, as_node="await_tasks" if nxt == ("advance",) else "advance")
     wrote("checkpoint", run_id)
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
-from coordinator.core.errors import UsageError
-from coordinator.core.run_store import load_run_plan
+from coordinator.core.errors import ConfigError, UsageError
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.roles import board_name_of
+from coordinator.core.run_store import load_run_plan, run_records
 from coordinator.core.workspace import Workspace, lock_holder
 from coordinator.engine.budget import with_budget
 from coordinator.engine.checkpoint_read import Unreadable, damaged, latest_state
 from coordinator.engine.schedule import run_outcome
+from reviews.gate_status import gate_status_text, needs_person
+from roles.definitions import load_workspace_roles
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +31,7 @@ UNFINISHED = ("running", "waiting")
 
 def list_runs(ws: Workspace) -> list[dict[str, Any]]:
     """Run records of the workspace, oldest first."""
-    runs_dir = ws.state_dir / "runs"
-    if not runs_dir.exists():
-        return []
-    out = []
-    for path in runs_dir.glob("*/run.json"):
-        try:
-            out.append(orjson.loads(path.read_bytes()))
-        except orjson.JSONDecodeError:
-            log.warning("ignoring unreadable run record %s", path)
-    return sorted(out, key=lambda r: r.get("created_at", ""))
+    return run_records(ws)
 
 
 def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> dict[str, Any]:
@@ -64,7 +58,7 @@ def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> 
 def checkpointed_state(ws: Workspace, run_id: str) -> tuple[dict[str, Any], str | None]:
     """The run's latest state (as the graph would show it) and its checkpoint id."""
     try:
-        found = latest_state(ws.db, run_id)
+        found = _latest_state(ws, run_id)
     except Unreadable:
         # what the direct reader does not know goes through LangGraph (slow to load: only then)
         from coordinator.engine.run_state import read_run_state  # start-up: LangGraph only then
@@ -73,6 +67,15 @@ def checkpointed_state(ws: Workspace, run_id: str) -> tuple[dict[str, Any], str 
     except sqlite3.DatabaseError as e:
         raise damaged(ws.db, e) from None
     return ({}, None) if found is None else found
+
+
+def _latest_state(ws: Workspace, run_id: str) -> tuple[dict[str, Any], str] | None:
+    db = ws.database
+    if db is None:
+        return latest_state(ws.db, run_id)
+    from coordinator.engine.pg import reader  # optional driver: Postgres only
+
+    return reader.latest_state(db, run_id)
 
 
 def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
@@ -94,8 +97,39 @@ def run_status(ws: Workspace, run_id: str | None = None) -> dict[str, Any]:
         "live": {"pid": holder.pid} if live and holder is not None else None,
         "tasks": {t: {"role": plan.tasks[t].role, "title": plan.tasks[t].title, **tasks.get(t, {})}
                   for t in plan.order},
-        "gates": {g: gates.get(g, {"status": "pending"}) for g in plan.gates},
+        "gates": {g: {**gates.get(g, {"status": "pending"}), "status_text": text}
+                  for g, text in gate_texts(ws, plan, gates).items()},
         "deferred": state.get("deferred", {}),
         "budget": state.get("budget"),
         "checkpoint_id": checkpoint_id,
     }
+
+
+def gate_texts(ws: Workspace, plan: CompiledPlan, gates: Mapping[str, Any]) -> dict[str, str]:
+    """Each gate's status in the boards' words; one that waits for a person names the command or the
+    tick that continues the run."""
+    boards: dict[str, str] = {}
+    if any(needs_person(gates.get(g, {})) for g in plan.gates):
+        try:  # who plays each role (coord.yaml may rebind it) names its board; no driver is resolved
+            rebound = load_workspace_roles(ws.config)
+        except ConfigError:  # a broken coord.yaml is reported by the commands that use it
+            rebound = {}
+        for name, binding in plan.roles.items():
+            agent = (rebound.get(name) or {}).get("agent") or binding.agent
+            boards[name] = f"task_boards/{board_name_of(str(agent))}_TASKS.md"
+    return {g: gate_status_text(spec, gates.get(g, {}), board=boards.get(spec.reviewer, "its reviewer's board"))
+            for g, spec in plan.gates.items()}
+
+
+def runs_overview(ws: Workspace) -> list[dict[str, Any]]:
+    """Run records, oldest first, each with ``live_pid`` (the process driving it, or None); a run
+    recorded as running that no process drives shows as ``interrupted``. What `coord runs` lists
+    and the dashboard's runs page shows."""
+    records = list_runs(ws)
+    holder = lock_holder(ws)
+    for r in records:
+        live = holder is not None and holder.run_id == r["run_id"]
+        r["live_pid"] = holder.pid if live and holder is not None else None
+        if not live and r.get("phase") == "running":
+            r["phase"] = "interrupted"  # recorded as running, but no process drives it
+    return records

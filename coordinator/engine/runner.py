@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
@@ -21,26 +22,26 @@ from coordinator.core.errors import (
     UsageErrors,
 )
 from coordinator.core.events import EventLog, now_iso, read_events
-from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
-from coordinator.core.run_store import JOURNAL_FILE, load_run_plan, replay_journal, save_run_plan
+from coordinator.core.run_store import (
+    has_journal,
+    load_run_plan,
+    replay_journal,
+    save_run_plan,
+    save_run_record,
+)
 from coordinator.core.state import STATE_SCHEMA_VERSION, RunState
 from coordinator.core.workspace import Workspace, WorkspaceLock
+from coordinator.engine.accept import accept_failures
 from coordinator.engine.budget import RunBudget, ScopeStatus, with_budget
-from coordinator.engine.checkpoint import (
-    DURABILITY,
-    keep_checkpoints,
-    move_aside,
-    open_saver,
-    probe,
-    prune,
-)
+from coordinator.engine.checkpoint import DURABILITY, keep_checkpoints, move_aside
 from coordinator.engine.context import RunContext
 from coordinator.engine.cost_report import render_cost_dashboard
 from coordinator.engine.graph import build_graph
-from coordinator.engine.ledger import Ledger
+from coordinator.engine.notify import notifying_event_log
+from coordinator.engine.notify_config import load_notify
 from coordinator.engine.plan_loader import load_plan
 from coordinator.engine.pool import TaskPool
 from coordinator.engine.run_state import read_run_state
@@ -50,8 +51,15 @@ from coordinator.engine.run_view import list_runs as list_runs
 from coordinator.engine.run_view import run_status as run_status
 from coordinator.engine.schedule import run_outcome
 from coordinator.engine.scratch import scratch_space
+from coordinator.engine.stores import (
+    checkpoints_where,
+    open_checkpointer,
+    open_ledger,
+    probe_checkpoints,
+    prune_run,
+)
+from coordinator.engine.workers.settings import workers_settings
 from reviews import inbox
-from reviews.criteria import evaluate_all, metric_lookup, task_text_reader
 from roles.definitions import roles_for
 
 log = logging.getLogger(__name__)
@@ -68,7 +76,9 @@ class RunOptions:
     profile: str | None = None
     fresh: bool = False
     budget_usd: float | None = None
-    concurrency: int = 4
+    concurrency: int | None = None
+    """Most tasks in flight at once; None: :data:`CONCURRENCY`, or :data:`DISPATCH_WITH_WORKERS` when the
+    workspace has workers (the workers' own ``--concurrency`` then bounds what runs)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     render_interval: float = 1.0
 
@@ -90,6 +100,16 @@ class RunSummary:
         return {"finished": EXIT_OK, "waiting": EXIT_WAITING}.get(self.phase, EXIT_FAILED)
 
 
+CONCURRENCY = 4
+"""Tasks in flight at once by default: this process runs them in its own threads."""
+DISPATCH_WITH_WORKERS = 64
+"""Tasks dispatched at once by default when workers run them (a queued task costs a row, not a thread)."""
+
+
+def _default_concurrency(ws: Workspace) -> int:
+    return DISPATCH_WITH_WORKERS if workers_settings(ws.root) is not None else CONCURRENCY
+
+
 def parse_budget(raw: str | float | None, what: str = "--budget") -> float | None:
     """``--budget`` (or another amount, named by ``what``) as a positive, finite number of USD;
     a :class:`UsageError` otherwise."""
@@ -109,7 +129,7 @@ def _new_run_id(plan: str) -> str:
 
 
 def _save_run(ws: Workspace, record: dict[str, Any]) -> None:
-    atomic_write_json(ws.run_dir(record["run_id"]) / "run.json", record)
+    save_run_record(ws, record)
 
 
 def reopen_run(ws: Workspace, run_id: str, tasks: list[str]) -> None:
@@ -162,6 +182,10 @@ def check_run(ws: Workspace, options: RunOptions, problems: Sequence[UsageError]
             preflight(ws, plan)  # the role bindings of coord.yaml first, then what each driver needs
         except UsageError as e:
             found.append(e)
+    try:
+        load_notify(ws)  # coord.yaml's notify: targets, before anything is written
+    except UsageError as e:
+        found.append(e)
     UsageErrors.raise_if_any(found)
     assert plan is not None
     if budget_usd is not None:
@@ -170,20 +194,7 @@ def check_run(ws: Workspace, options: RunOptions, problems: Sequence[UsageError]
 
 
 def _accept_fn(ws: Workspace, plan: CompiledPlan, expansions: dict[str, list[str]]) -> Any:
-    def accept(task: Any, outcome: Any) -> list[str]:
-        if not task.accept:
-            return []
-        lookup = metric_lookup({task.id: outcome.metrics, task.base_id: outcome.metrics}, {})
-        failures = []
-        record = {"notes": outcome.notes, "artifacts": outcome.artifacts}
-        for res in evaluate_all(task.accept, lookup, ws.root, deferrable=False,
-                                task_text=task_text_reader(ws.root, {task.id: record, task.base_id: record}, {})):
-            if not res["passed"]:
-                failures.append(f"{res['label']} (measured {res['measured']!r}"
-                                + (f"; {res['detail']}" if res["detail"] else "") + ")")
-        return failures
-
-    return accept
+    return functools.partial(accept_failures, ws.root)  # the same measurement a session's report gets
 
 
 def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = None,
@@ -195,7 +206,7 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
     plan = check_run(ws, options)
     ws.ensure()
     with WorkspaceLock(ws) as lock:
-        problem = probe(ws.db)
+        problem = probe_checkpoints(ws)
         if problem is not None:
             if not options.fresh:
                 raise problem
@@ -244,17 +255,17 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
            progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
            resumed: bool) -> RunSummary:
     lock.claim(run_id)
-    if (ws.run_dir(run_id) / JOURNAL_FILE).exists():  # a board sync killed mid-way: finish or drop it
+    if has_journal(ws, run_id):  # a board sync killed mid-way: finish or drop it
         replay_journal(ws, run_id, read_run_state(ws, run_id)[0].get("board_sync"))
     plan = load_run_plan(ws, run_id)
     for path in ws.remove_stale_temp_files():
         log.info("removed %s, left by an interrupted write", path)
     roles = roles_for(ws, plan)
-    events = EventLog(ws.events, run_id, listener)
+    events = notifying_event_log(ws, run_id, plan.name, listener)  # coord.yaml's notify: targets listen too
     ctx = RunContext(ws=ws, plan=plan, run_id=run_id, roles=roles, pool=None,  # type: ignore[arg-type]
-                     events=events, concurrency=max(1, options.concurrency),
+                     events=events, concurrency=max(1, options.concurrency or _default_concurrency(ws)),
                      render_interval=options.render_interval)
-    ledger = Ledger.of(ws.state_dir)  # costs hook: ledger + budget (coordinator/budget.py)
+    ledger = open_ledger(ws)  # costs hook: ledger + budget (coordinator/budget.py)
     if resumed and options.budget_usd is not None:  # --budget on resume sets the run's limit, like `budget raise --to`
         ledger.change_budget(run_id, "run", "set", parse_budget(options.budget_usd), "--budget on resume")
 
@@ -267,11 +278,11 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                         progress=progress or (lambda task, msg, frac: None), spend_for=ctx.budget.for_task)
     config: Any = {"configurable": {"thread_id": run_id},
                    "recursion_limit": max(1000, 25 * (len(plan.tasks) + len(plan.gates)))}
-    with open_saver(ws.db) as saver, scratch_space(ws):
+    with open_checkpointer(ws) as saver, scratch_space(ws):
         graph = build_graph(saver)
         snapshot = graph.get_state(config)
         if resumed and not snapshot.values and _started(ws, run_id):
-            raise CoordError(f"run {run_id} has no checkpoint in {ws.db} (the file was deleted or replaced); "
+            raise CoordError(f"run {run_id} has no checkpoint in {checkpoints_where(ws)} (deleted or replaced); "
                              "it cannot be resumed where it was — start it again with `coord run PLAN --fresh`")
         if resumed and snapshot.values:
             extra: dict[str, Any] = {"budget_usd": options.budget_usd} if options.budget_usd is not None else {}
@@ -289,7 +300,7 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
         state: RunState = graph.get_state(config).values  # type: ignore[assignment]
         # Earlier checkpoints serve nothing once the graph has stopped: resume, status, reviews and
         # board edits read the latest one (and its pending writes, an interrupt's among them).
-        prune(saver, run_id, keep_checkpoints())
+        prune_run(saver, run_id, keep_checkpoints())
     plan = ctx.plan  # a run-time foreach may have expanded it
     outcome = run_outcome(plan, state.get("tasks", {}), state.get("gates", {}))
     phase, problems = with_budget(*outcome, {**state, "budget": ctx.budget.status().to_state()})

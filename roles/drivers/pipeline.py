@@ -41,4 +41,4 @@ class PipelineDriver:
                                f"{ctx.log_file.relative_to(ctx.workspace)})")
         return TaskOutcome(status="done", metrics=dict(result.metrics),
                            artifacts=[a.to_dict() for a in result.artifacts], notes=list(result.notes),
-                           skipped_run=result.skipped)
+                           skipped_run=result.skipped, replaced=list(result.replaced))

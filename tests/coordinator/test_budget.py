@@ -15,6 +15,7 @@ from coordinator.core.plan import Budget
 from coordinator.engine.budget import RunBudget
 from coordinator.engine.ledger import Ledger
 from coordinator.engine.runner import RunOptions, run_plan, run_status
+from coordinator.engine.stores import open_ledger
 from tests.fakes.llm_server import FakeLLMServer
 
 KEY = "sk-ant-api03-budget-test-000000000"
@@ -70,7 +71,7 @@ def test_budget_hit_mid_run_holds_paid_work_and_a_raise_resumes_it(ws, server):
     assert any(p.startswith("budget: $") and "held" in p and "coord budget raise" in p for p in summary.problems)
     assert [e["task"] for e in _kinds(ws, "task_held")] == ["b"]
     assert [e["threshold"] for e in _kinds(ws, "budget_alert")] == [0.25]
-    [row] = Ledger.of(ws.state_dir).calls(summary.run_id)
+    [row] = open_ledger(ws).calls(summary.run_id)
     assert row["pending"] == 0 and row["usd"] < 0.06  # the limit was never crossed
     assert "exceeds what is left" in (ws.boards / "CLAUDE_TASKS.md").read_text()
     st = run_status(ws)
@@ -83,7 +84,7 @@ def test_budget_hit_mid_run_holds_paid_work_and_a_raise_resumes_it(ws, server):
     assert st["phase"] == "finished" and not st["budget"]["exhausted"]
     assert {t: st["tasks"][t]["status"] for t in "abc"} == {"a": "done", "b": "done", "c": "done"}
     assert len(server.calls("messages")) == 3  # nothing paid ran twice
-    assert len(Ledger.of(ws.state_dir).calls(summary.run_id)) == 3
+    assert len(open_ledger(ws).calls(summary.run_id)) == 3
 
 
 @pytest.mark.slow
@@ -160,7 +161,7 @@ tasks:
 """)
     summary = run_plan(ws, RunOptions(plan=str(root / "p.yaml"), render_interval=0))
     assert summary.exit_code == 0, summary.problems
-    [row] = Ledger.of(ws.state_dir).calls(summary.run_id)
+    [row] = open_ledger(ws).calls(summary.run_id)
     assert (row["kind"], row["provider"], row["model"], row["role"], row["agent"]) == \
         ("cli", "cli:claude", "claude-haiku-4-5", "lead", "claude")
     assert row["usd"] == pytest.approx(0.0125) and row["tokens_in"] == 900 and row["tokens_cached"] == 100
@@ -197,7 +198,7 @@ def test_budget_given_on_resume_sets_the_runs_limit(ws, server, command):
     result = CliRunner().invoke(app, [*args, "--budget", "5", "-w", str(ws.root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert f"run {summary.run_id} resumed and finished" in result.stdout
-    changes = Ledger.of(ws.state_dir).budget_changes(summary.run_id)
+    changes = open_ledger(ws).budget_changes(summary.run_id)
     assert [(c.scope, c.kind, c.usd) for c in changes] == [("run", "set", 5.0)]
     st = run_status(ws)
     assert st["phase"] == "finished" and st["budget"]["run"]["limit_usd"] == 5.0
@@ -210,7 +211,7 @@ def test_bad_budget_on_resume_is_refused(ws, server):
     summary = _run(ws, server, usd=0.0001)
     result = CliRunner().invoke(app, ["resume", "--budget", "-3", "-w", str(ws.root)])
     assert result.exit_code == 2 and "--budget must be a positive number" in result.stderr
-    assert Ledger.of(ws.state_dir).budget_changes(summary.run_id) == []
+    assert open_ledger(ws).budget_changes(summary.run_id) == []
 
 
 FREE = """name: free
@@ -233,7 +234,7 @@ def test_budget_raise_validates_like_run_budget_and_never_caps_an_unlimited_run(
     assert summary.phase == "finished"
     result = CliRunner().invoke(app, ["budget", "raise", *args, "--run", summary.run_id, "-w", str(ws.root)])
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
-    assert Ledger.of(ws.state_dir).budget_changes(summary.run_id) == []
+    assert open_ledger(ws).budget_changes(summary.run_id) == []
     assert run_status(ws)["budget"]["run"]["limit_usd"] is None
 
 

@@ -499,7 +499,7 @@ def test_adp_validate_warnings_go_to_stderr(tmp_path):
     [
         (["run", "week2", "--concurrency", "0"],
          "error: invalid value '0' for '--concurrency': input should be greater than or equal to 1"),
-        (["resume", "--concurrency", "65"], "error: invalid value '65' for '--concurrency': input should be less than"),
+        (["resume", "--concurrency", "257"], "error: invalid value '257' for '--concurrency': input should be less than"),
         (["run", "week2", "--concurrency", "many"], "error: invalid value 'many' for '--concurrency': input should be a valid"),
         (["run", "week2", "--bogus"], "error: No such option: --bogus"),
         (["run"], "error: Missing argument 'plan'."),

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from coordinator.cli.app import app
 from coordinator.core.events import read_events
-from coordinator.engine.checkpoint import open_saver
 from coordinator.engine.decisions import record_decision
 from coordinator.engine.graph import build_graph
 from coordinator.engine.runner import RunOptions, run_plan, run_status
+from coordinator.engine.stores import open_checkpointer
 from tests.coordinator.steps_for_tests import write_plan
 
 FAKE_SUITE = Path(__file__).resolve().parents[1] / "reviews" / "fake_suite.py"
@@ -185,7 +185,7 @@ gates:
 
 
 def _paused_at_human_gate(ws, run_id):
-    with open_saver(ws.db) as saver:
+    with open_checkpointer(ws) as saver:
         snap = build_graph(saver).get_state({"configurable": {"thread_id": run_id}})
     return snap.next == ("human_gate",) and bool(snap.interrupts)
 

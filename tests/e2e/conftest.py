@@ -36,7 +36,7 @@ def run_coord(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Co
 
 
 @pytest.fixture
-def empty_dir(tmp_path):
+def empty_dir(tmp_path, store):
     d = tmp_path / "work"
     d.mkdir()
     return d

@@ -62,7 +62,7 @@ def _data_digest(ws: Path) -> dict[str, str]:
     return out
 
 
-def test_kill_and_resume_loses_nothing_and_repeats_nothing(tmp_path):
+def test_kill_and_resume_loses_nothing_and_repeats_nothing(tmp_path, store):
     reference = tmp_path / "reference"
     crashed = tmp_path / "crashed"
     reference.mkdir()

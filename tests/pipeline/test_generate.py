@@ -122,8 +122,8 @@ def test_near_duplicates_are_light_edits_and_nothing_is_an_exact_duplicate(qa_fu
 
 
 def test_fifteen_agents_work_with_generic_categories_for_unknown_names(tmp_path):
-    agents = [*WEEK2, "ops", "sales", "finance", "hr", "security", "design", "research", "devrel", "pm", "infra"]
-    result = run(tmp_path, agents=agents, examples_per_agent=30)
+    own = ["ops", "sales", "finance", "hr", "security", "design", "research", "devrel", "pm", "infra"]
+    result = run(tmp_path, agents=[*WEEK2, *own], extra_agents=own, examples_per_agent=30)
     assert result.metrics["examples"] == 450 and result.metrics["agents"] == 15
     ops = rows(tmp_path, "ops")
     assert {r["category"] for r in ops} == set(oc.GENERIC.categories)

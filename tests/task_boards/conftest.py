@@ -35,8 +35,8 @@ gates:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    """A workspace where the quality role is a person (tasks wait for a board tick)."""
+def ws(tmp_path: Path, store: str) -> Workspace:
+    """A workspace where the quality role is a person (tasks wait for a board tick), its state on ``store``."""
     root = tmp_path / "ws"
     root.mkdir()
     (root / "coord.yaml").write_text("roles:\n  quality: {agent: human, driver: human}\n")

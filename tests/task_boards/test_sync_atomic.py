@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
 from coordinator.core.faults import FAULT_AT
-from coordinator.core.run_store import JOURNAL_FILE
+from coordinator.core.run_store import has_journal, read_run_plan_data
 from coordinator.engine.runner import RunOptions, resume_run, run_status
 from task_boards.sync import sync_boards
 from tests.conftest import PLUGINS
@@ -38,16 +37,16 @@ def test_notes_and_a_new_task_are_applied_once_after_a_killed_sync(ws, point):
     edit(board(ws, "CLAUDE"), "<!-- coord:tasks:end -->", "- [ ] Draft the FAQ\n<!-- coord:tasks:end -->")
 
     _killed_sync(ws, point)
-    assert (ws.run_dir(run.run_id) / JOURNAL_FILE).exists()
+    assert has_journal(ws, run.run_id)
     sync_boards(ws, editor="ana")
 
     feedback = run_status(ws)["tasks"]["review_notes"]["feedback"]
     assert sorted(f.split(" (from")[0] for f in feedback) == ["note number 0", "note number 1", "note number 2"]
-    plan = orjson.loads((ws.run_dir(run.run_id) / "plan.json").read_bytes())
+    plan = read_run_plan_data(ws, run.run_id)
     assert [t for t in plan["tasks"] if t.startswith("board_draft")] == ["board_draft_the_faq"]
     audit = (ws.run_dir(run.run_id) / "board_edits.jsonl").read_text().splitlines()
     assert sum("note number 0" in line for line in audit) == 1
-    assert not (ws.run_dir(run.run_id) / JOURNAL_FILE).exists()
+    assert not has_journal(ws, run.run_id)
     assert sync_boards(ws, editor="ana").applied == []  # nothing left to apply
     summary = resume_run(ws, run.run_id, RunOptions(plan="", render_interval=0))
     faq = summary.state["tasks"]["board_draft_the_faq"]  # the stand-in answered it; nothing checks it
@@ -61,4 +60,4 @@ def test_a_run_resumed_after_a_sync_killed_past_its_commit_finishes_the_sync_fir
     summary = resume_run(ws, run.run_id, RunOptions(plan="", render_interval=0))
     faq = summary.state["tasks"]["board_draft_the_faq"]  # the stand-in answered it; nothing checks it
     assert faq["status"] == "waiting" and faq["held_by"] == "review"
-    assert not (ws.run_dir(run.run_id) / JOURNAL_FILE).exists()
+    assert not has_journal(ws, run.run_id)

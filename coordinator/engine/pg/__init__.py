@@ -1,0 +1,1 @@
+"""The engine's state on a Postgres database: checkpoints and the cost ledger (needs ``coord[postgres]``)."""
