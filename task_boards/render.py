@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+import xxhash
+
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
 from coordinator.core.plan import CompiledPlan
@@ -111,6 +114,11 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
     for role in roles.values():
         if only_roles is not None and role.name not in only_roles:
             continue
+        key = (str(ws.root), str(run["run_id"]), role.name)
+        files = (ws.boards / f"{role.board_name}_TASKS.md", ws.boards / f"{role.board_name}_EXECUTE_NOW.md")
+        stamp = _role_stamp(ws, plan, role, state, run, notices)
+        if _rendered.get(key) == (stamp, *map(_file_stamp, files)):
+            continue  # nothing they show changed, and nobody touched the two files since coord wrote them
         views = [task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
                  for t in plan.tasks_of_role(role.name)]
         for v in views:
@@ -136,10 +144,52 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
         writer.write(ws.boards / f"{role.board_name}_EXECUTE_NOW.md", now, result)
+        if not result.conflicts:
+            _rendered[key] = (stamp, *map(_file_stamp, files))
     _render_team_status(ws, plan, roles, state, run, deferred, result)
     save_problems(ws, conflicts=result.conflicts)
     atomic_write_json(ws.status_file, snapshot(plan, state, profile or plan.profile, result.conflicts))
     return result
+
+
+_rendered: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+"""(workspace, run, role) → what its board and EXECUTE_NOW file were last rendered from, and the two files
+as that render left them (a person's save, or a deleted file, makes the next render go ahead)."""
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _role_stamp(ws: Workspace, plan: CompiledPlan, role: RoleDefinition, state: RunState,
+                run: Mapping[str, Any], notices: Mapping[str, Any]) -> bytes:
+    """A digest of everything a role's two files are rendered from, but the time of the render.
+
+    Its tasks' records and notices, the records of the tasks they need (an EXECUTE_NOW file lists
+    their artifacts), the gates it reviews, the deferred items, the run's header, and which artifact
+    files and review records exist (a link appears when a branch is merged). Equal stamps mean an
+    equal render.
+    """
+    tasks_state = state.get("tasks", {})
+    gates_state = state.get("gates", {})
+    mine = plan.tasks_of_role(role.name)
+    ids = {t.id for t in mine} | {n for t in mine for n in t.needs}
+    records = {i: tasks_state.get(i) for i in sorted(ids)}
+    files = sorted({str(a.get("path")) for i in ids for a in (tasks_state.get(i) or {}).get("artifacts") or []})
+    gates = sorted(gid for gid, g in plan.gates.items() if g.reviewer == role.name)
+    reviews = ws.reviews / str(run["run_id"])
+    seen = [(ws.root / f).is_file() for f in files] + [(reviews / f"{g}.md").is_file() for g in gates]
+    parts = [
+        {k: v for k, v in run.items() if k != "updated_at"}, role.name, role.board_name, role.agent, role.driver,
+        records, {i: notices.get(i) for i in sorted(ids) if i in notices}, {g: gates_state.get(g) for g in gates},
+        state.get("deferred", {}), files, seen,
+    ]
+    return xxhash.xxh3_128_digest(orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS,
+                                               default=str))
 
 
 def _linked(ws: Workspace, from_dir: Path, artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
