@@ -153,3 +153,14 @@ def test_choosing_band_parameters_does_not_import_datasketch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_signing_several_permutations_per_pass_changes_no_value() -> None:
+    """Permutations signed 4 at a time (the last group short: 130 = 32·4 + 2) equal one at a time."""
+    from pipeline.minhash import _signatures, permutations
+
+    texts = [normalize_text(t) for t in corpus(300)]
+    a, b = permutations(130, 7)
+    one_by_one = _signatures(texts, a, b, 5, group=1)
+    assert np.array_equal(_signatures(texts, a, b, 5), one_by_one)
+    assert np.array_equal(_signatures(texts, a, b, 5, chunk_docs=7, group=3), one_by_one)
