@@ -408,3 +408,75 @@ def _merge_into(cand: Repo, branches: Sequence[str], heads: set[str]) -> tuple[l
                 continue
             merged.append(branch)
     return merged, left_out
+
+
+# Work that travels through git (``coord worker --git``): a worker's own clone, branches pushed to and
+# fetched from the workspace repository's remote. Nothing below runs unless a workspace configures it.
+
+def _git_failure(what: str, e: GitCommandError) -> GitOperationError:
+    reason = (e.stderr or e.stdout or str(e)).strip().splitlines()
+    return GitOperationError(f"{what} failed: " + " ".join(line.strip() for line in reason[-3:]))
+
+
+def clone_or_fetch(url: str, checkout: Path, branch: str | None = None) -> Repo:
+    """A clone of ``url`` at ``checkout`` on ``branch`` (default: the remote's), cloned the first time
+    and fetched (``origin``) when it is already there; its branch reset to the remote's."""
+    if (checkout / ".git").exists():
+        repo = Repo(checkout)
+        if repo.remotes and "origin" in [r.name for r in repo.remotes]:
+            found = repo.remotes.origin.url
+            if found != url:
+                raise UsageError(f"{checkout} is a clone of {found!r}, not of {url!r}; give another --checkout")
+        sync_to_remote(repo, "origin", branch or repo.active_branch.name)
+        return repo
+    if checkout.exists() and any(checkout.iterdir()):
+        raise UsageError(f"--checkout {checkout} exists and is not a git clone; give an empty or new directory")
+    try:
+        options = ["--branch", branch] if branch else []
+        repo = Repo.clone_from(url, checkout, multi_options=options)
+    except GitCommandError as e:
+        raise UsageError(str(_git_failure(f"git clone {url}", e))) from None
+    _exclude_state_dir(repo)
+    return repo
+
+
+def sync_to_remote(repo: Repo, remote: str, branch: str) -> str:
+    """Fetch ``remote`` and put the clone's ``branch`` (checked out) at the remote's head; its sha.
+
+    Only for a clone coord owns (a worker's): work left on that branch is dropped, as it was
+    pushed on a branch of its own or merged by the coordinator already."""
+    with repo_lock(repo):
+        try:
+            repo.git.fetch("--prune", remote)
+            if repo.head.is_detached or repo.active_branch.name != branch:
+                repo.git.checkout("-B", branch, f"{remote}/{branch}")
+            else:
+                repo.git.reset("--hard", f"{remote}/{branch}")
+        except GitCommandError as e:
+            raise _git_failure(f"updating {repo.working_tree_dir} from {remote}/{branch}", e) from e
+        return repo.head.commit.hexsha
+
+
+def push_branch(repo_dir: Path, remote: str, branch: str) -> str:
+    """Push ``branch`` (replacing what the remote had under that name: a retry starts it over); its sha."""
+    repo = Repo(repo_dir, search_parent_directories=True)
+    with repo_lock(repo):
+        try:
+            repo.git.push("--force", "--no-verify", remote, f"refs/heads/{branch}:refs/heads/{branch}")
+        except GitCommandError as e:
+            raise _git_failure(f"git push {remote} {branch}", e) from e
+        return repo.heads[branch].commit.hexsha
+
+
+def fetch_branch(workspace: Path, remote: str, branch: str) -> str:
+    """Make the remote's ``branch`` a local branch of the workspace's repository (replacing a local one
+    of that name); its sha. How a branch pushed by a worker reaches the coordinator's merge."""
+    repo = open_repo(workspace)
+    with repo_lock(repo):
+        if repo.active_branch.name == branch:
+            raise GitOperationError(f"the workspace has {branch} checked out; it cannot be fetched over")
+        try:
+            repo.git.fetch("--no-tags", remote, f"+refs/heads/{branch}:refs/heads/{branch}")
+        except GitCommandError as e:
+            raise _git_failure(f"git fetch {remote} {branch}", e) from e
+        return repo.heads[branch].commit.hexsha

@@ -29,15 +29,29 @@ def register(app: typer.Typer) -> None:
             help="What it offers to tasks that `requires:` something, comma-separated (gpu,claude-cli).")] = "",
         concurrency: Annotated[int, typer.Option(min=1, max=64, help="Tasks it runs at once.")] = 1,
         name: Annotated[str, typer.Option(help="How it is listed (default: host:pid).")] = "",
+        git: Annotated[str, typer.Option(
+            "--git", metavar="URL", help="Work from a clone of the workspace repository instead of the workspace's "
+            "path: agent branches are pushed to URL (needs `workers: {git_remote: …}`; docs/workers.md).")] = "",
+        checkout: Annotated[Path | None, typer.Option(
+            help="With --git: the clone (made on first use, fetched after; default ./coord-checkout).")] = None,
+        branch: Annotated[str, typer.Option(help="With --git: the branch runs merge into (default: the "
+                                                 "remote's).")] = "",
+        shared_workspace: Annotated[Path | None, typer.Option(
+            help="With --git: the workspace's path when this machine sees it too (steps run there).")] = None,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Take this workspace's dispatched tasks and run them, until SIGINT/SIGTERM (needs `workers: true`)."""
         # start-up: the engine and the queue library load only when a worker runs
+        from coordinator.engine.workers.git_layout import GitLayout  # start-up: with the command
         from coordinator.engine.workers.worker import WorkerOptions, serve
 
+        if not git and (checkout is not None or branch or shared_workspace is not None):
+            raise UsageError("--checkout, --branch and --shared-workspace go with --git URL")
+        layout = GitLayout(url=git, checkout=(checkout or Path("coord-checkout")).resolve(), branch=branch or None,
+                           shared_workspace=shared_workspace.resolve() if shared_workspace else None) if git else None
         options = WorkerOptions(roles=_names(roles), agents=_names(agents), capabilities=_names(capabilities),
-                                concurrency=concurrency, name=name or None)
-        serve(Workspace.at(workspace), options, note=console.status)
+                                concurrency=concurrency, name=name or None, git=layout)
+        serve(None if layout else Workspace.at(workspace), options, note=console.status)
 
     @app.command("workers")
     def list_workers(

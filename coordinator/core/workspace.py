@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import _thread
 import fcntl
+import logging
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from coordinator.core.database import Database, database_for, settings_for
 from coordinator.core.db_lock import (
+    LockKeeper,
     database_lock_holder,
     parse_holder,
-    release_database_lock,
-    set_database_lock_holder,
     take_database_lock,
 )
 from coordinator.core.errors import WorkspaceBusyError
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = ".coord"
 
@@ -127,17 +132,25 @@ class WorkspaceLock:
 
     The lock file names its holder (``pid 123``, plus ``run <id>`` once a run
     says which one it drives), so whoever is refused can tell the user.
+
+    On Postgres the lock is a session lock, which a server restart ends silently: a
+    :class:`~coordinator.core.db_lock.LockKeeper` takes it again, and when another process took it
+    meanwhile, interrupts the main thread that holds it (the run stops as on Ctrl-C) and leaving the
+    ``with`` block raises :class:`WorkspaceBusyError` naming who has it now.
     """
 
     def __init__(self, ws: Workspace) -> None:
         self.path = ws.state_dir / "lock"
         self._fh: IO[str] | None = None
         self._db = ws.database
-        self._conn: Any = None
+        self._keeper: LockKeeper | None = None
 
     def __enter__(self) -> WorkspaceLock:
         if self._db is not None:
-            self._conn = take_database_lock(self._db, f"pid {os.getpid()} on {socket.gethostname()}")
+            holder = f"pid {os.getpid()} on {socket.gethostname()}"
+            conn = take_database_lock(self._db, holder)
+            self._keeper = LockKeeper(self._db, conn, holder,
+                                      on_lost=_stop_holder(threading.current_thread())).start()
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+")
@@ -166,9 +179,15 @@ class WorkspaceLock:
 
 
     def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            release_database_lock(conn)
+        if self._keeper is not None:
+            keeper, self._keeper = self._keeper, None
+            keeper.close()
+            if keeper.lost is not None:
+                raise WorkspaceBusyError(
+                    f"stopped: this run lost the lock on workspace {self._db.settings.schema if self._db else ''} "
+                    f"when its database session ended (a server restart?), and {keeper.lost} took it meanwhile; "
+                    "two processes must not drive one workspace — let that one finish, then `coord resume`",
+                    holder=keeper.lost, run_id=parse_holder(keeper.lost)[1])
         if self._fh is not None:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
@@ -176,8 +195,8 @@ class WorkspaceLock:
 
     def claim(self, run_id: str) -> None:
         """Say in the lock file which run this process drives (``coord status`` reads it)."""
-        if self._conn is not None:
-            set_database_lock_holder(self._conn, f"pid {os.getpid()} on {socket.gethostname()} running run {run_id}")
+        if self._keeper is not None:
+            self._keeper.set_holder(f"pid {os.getpid()} on {socket.gethostname()} running run {run_id}")
             return
         if self._fh is None:
             raise RuntimeError("claim() needs the lock held")
@@ -185,6 +204,16 @@ class WorkspaceLock:
         self._fh.truncate()
         self._fh.write(f"pid {os.getpid()} running run {run_id}")
         self._fh.flush()
+
+
+def _stop_holder(thread: threading.Thread) -> Callable[[str], None]:
+    """What to do when another process took a lost lock: interrupt ``thread`` if it is the main one (a run
+    stops as on Ctrl-C); another thread finds out when it leaves the lock's block."""
+    def lost(who: str) -> None:
+        log.error("the workspace lock was lost when its database session ended, and %s took it meanwhile", who)
+        if thread is threading.main_thread():
+            _thread.interrupt_main()
+    return lost
 
 
 @dataclass(frozen=True)

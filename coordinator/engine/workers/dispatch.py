@@ -6,6 +6,11 @@ job of that key still queued or running (restarted while a worker had it): it ta
 waits for the other instead of queueing the task twice. One thread per process watches the jobs
 the pool's threads wait for (one query for all of them); when a job ends, its thread takes the
 stored record — exactly once, as the pool hands each in-flight task's record to the graph once.
+
+With ``workers: {git_remote: …}`` some workers work through git: a task whose work cannot travel that way
+is queued as needing :data:`~coordinator.engine.workers.git_layout.WORKSPACE_FILES`, and a record that says
+its branch was pushed (``metrics.pushed``) has the branch fetched into the workspace's repository before
+the record is handed on, so gates and the merge after them find it as they find a local worktree's branch.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from coordinator.core.state import TaskRecord
 from coordinator.core.workspace import Workspace
 from coordinator.engine.task_job import TaskJob
 from coordinator.engine.workers import queue, registry
+from coordinator.engine.workers.git_layout import implicit_requires, take_pushed_branch
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +39,11 @@ ENDED = frozenset({"succeeded", "failed", "cancelled", "aborted"})
 class QueueDispatcher:
     """Dispatches a run's tasks to the workspace's workers (one per task pool)."""
 
-    def __init__(self, root: Path, run_id: str, roles: dict[str, RoleDefinition]) -> None:
+    def __init__(self, root: Path, run_id: str, roles: dict[str, RoleDefinition], git_remote: str | None) -> None:
         db = Workspace(root).database
         assert db is not None  # workers_settings refused workers without a database
         self.db, self.run_id, self.roles = db, run_id, roles
+        self.root, self.git_remote = root, git_remote
         queue.install(db)
         self.app = queue.sync_app(db)
         self._cond = threading.Condition()
@@ -50,9 +57,10 @@ class QueueDispatcher:
         task = job.task
         stored = registry.result(self.db, self.run_id, task.id, job.dispatch)
         if stored is not None:  # finished by a worker before this process took over the run
-            return stored
+            return self._taken(stored)
         job_id = self._queue(job)
-        needs = f" with {', '.join(task.requires)}" if task.requires else ""
+        requires = self._requires(job)
+        needs = f" with {', '.join(requires)}" if requires else ""
         progress(f"queued for a worker{needs} (job {job_id})", None)
         status = self._wait(job_id, cancel)
         if status is None:
@@ -60,10 +68,22 @@ class QueueDispatcher:
             return None
         stored = registry.result(self.db, self.run_id, task.id, job.dispatch)
         if stored is not None:
-            return stored
+            return self._taken(stored)
         return TaskRecord(status="failed", finished_at=now_iso(), attempts=job.earlier_attempts + 1,
                           error=f"the worker's job {job_id} ended {status} without a result (see the worker's log); "
                                 "`coord resume` dispatches the task again")
+
+    def _requires(self, job: TaskJob) -> list[str]:
+        """The task's ``requires:`` and what its files' way into the workspace adds (its queue's key)."""
+        task = job.task
+        extra = implicit_requires(self.git_remote, task, self.roles[task.role])
+        return list(dict.fromkeys([*task.requires, *extra]))
+
+    def _taken(self, record: TaskRecord) -> TaskRecord:
+        """A worker's record, its pushed branch (if any) fetched into the workspace's repository."""
+        if self.git_remote is None:
+            return record
+        return take_pushed_branch(self.root, self.git_remote, record)
 
     def _queue(self, job: TaskJob) -> int:
         """The id of the job carrying ``job``: one already queued or running under its key, else a new one."""
@@ -77,14 +97,14 @@ class QueueDispatcher:
             job_id = int(row[0])
         else:
             deferrer = self.app.configure_task(queue.TASK_NAME, queue=queue.queue_name(task.role, role.agent,
-                                                                                        task.requires),
+                                                                                        self._requires(job)),
                                                lock=key, queueing_lock=key)
             try:
                 job_id = int(deferrer.defer(run_id=self.run_id, job=job.to_json()))
             except queue.procrastinate_module().exceptions.AlreadyEnqueued:  # queued meanwhile: take that one
                 return self._queue(job)
         registry.record_dispatch(self.db, self.run_id, task.id, job.dispatch, job_id, task.role, role.agent,
-                                 list(task.requires))
+                                 self._requires(job))
         return job_id
 
     def _wait(self, job_id: int, cancel: threading.Event) -> str | None:

@@ -16,6 +16,7 @@ import orjson
 
 from coordinator.core.database import Database
 from coordinator.core.state import TaskRecord
+from coordinator.engine.workers.git_layout import WORKSPACE_FILES
 
 
 @dataclass(frozen=True)
@@ -153,5 +154,10 @@ def reason(entry: dict[str, Any]) -> str:
         return f"running on worker {entry['worker']}"
     needs = f" with {', '.join(entry['requires'])}" if entry["requires"] else ""
     if entry["able_workers"] == 0:
-        return f"waits for a worker{needs}: none running serves {entry['role']}/{entry['agent']}{needs}"
+        why = f"waits for a worker{needs}: none running serves {entry['role']}/{entry['agent']}{needs}"
+        if WORKSPACE_FILES in entry["requires"]:
+            why += (" (its work is written into the workspace's files, not onto a git branch: only a worker "
+                    "in the workspace's path takes it — `coord worker`, or `coord worker --git URL "
+                    "--shared-workspace PATH`)")
+        return why
     return f"queued for a worker{needs} ({entry['able_workers']} live can take it; waited {entry['waited_s']:.0f}s)"

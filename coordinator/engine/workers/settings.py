@@ -7,6 +7,9 @@ one) must agree. Workers need the workspace's state on Postgres (``database:`` /
 
     workers:
       lease_s: 30        # a worker silent this long loses its tasks; they are dispatched again
+      git_remote: origin # some workers take agent tasks through git (``coord worker --git URL``):
+                         # they push the task's branch to this remote of the workspace repository,
+                         # the coordinator fetches it from there and merges it after the gate
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from coordinator.engine.task_job import TaskJob
 LEASE_S = 30.0
 """Seconds without a heartbeat after which a worker's tasks are dispatched again (default)."""
 MIN_LEASE_S = 2.0
+KNOWN_KEYS = ("lease_s", "git_remote")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class WorkerSettings:
 
     lease_s: float = LEASE_S
     """A worker that sends no heartbeat for this long is taken for dead: its tasks go back to the queue."""
+    git_remote: str | None = None
+    """The remote of the workspace repository that git workers push task branches to (None: no worker
+    works through git, and tasks are not routed by how their files travel)."""
 
     @property
     def heartbeat_s(self) -> float:
@@ -77,18 +84,23 @@ def _read(config: Path) -> WorkerSettings | None:
     if value is True:
         settings = WorkerSettings()
     elif isinstance(value, dict):
-        unknown = sorted(set(value) - {"lease_s"})
+        unknown = sorted(set(value) - set(KNOWN_KEYS))
         if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r} (known: lease_s)", file=str(config),
+            raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(KNOWN_KEYS)})", file=str(config),
                               path=f"workers.{unknown[0]}", line=located.line_of(("workers", unknown[0])))
         lease = value.get("lease_s", LEASE_S)
         if isinstance(lease, bool) or not isinstance(lease, int | float) or lease < MIN_LEASE_S:
             raise ConfigError(f"lease_s must be a number of seconds ≥ {MIN_LEASE_S:g}, got {lease!r}",
                               file=str(config), path="workers.lease_s", line=located.line_of(("workers", "lease_s")))
-        settings = WorkerSettings(float(lease))
+        remote = value.get("git_remote")
+        if remote is not None and (not isinstance(remote, str) or not remote.strip() or remote.startswith("-")):
+            raise ConfigError(f"git_remote must name a remote of the workspace repository (e.g. origin), got "
+                              f"{remote!r}", file=str(config), path="workers.git_remote",
+                              line=located.line_of(("workers", "git_remote")))
+        settings = WorkerSettings(float(lease), remote.strip() if remote else None)
     else:
-        raise ConfigError(f"workers must be true, false or a mapping (lease_s), got {value!r}", file=str(config),
-                          path="workers", line=line)
+        raise ConfigError(f"workers must be true, false or a mapping ({', '.join(KNOWN_KEYS)}), got {value!r}",
+                          file=str(config), path="workers", line=line)
     if settings_for(config.parent) is None:
         raise ConfigError("workers need the workspace's state in a Postgres database: set `database:` here or "
                           "COORD_DATABASE_URL (docs/workers.md)", file=str(config), path="workers", line=line)
@@ -103,4 +115,5 @@ def dispatcher_for(root: Path, run_id: str, roles: dict[str, RoleDefinition]) ->
         return None
     from coordinator.engine.workers.dispatch import QueueDispatcher  # optional: procrastinate
 
-    return QueueDispatcher(root, run_id, roles)
+    return QueueDispatcher(root, run_id, roles, settings.git_remote)
+

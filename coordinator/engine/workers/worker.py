@@ -17,6 +17,11 @@ atomically and keeps the worker's heartbeat; this module adds the run side:
   back in the queue (``get_stalled_jobs`` + ``retry_job``: the same job, the same key);
 - SIGINT / SIGTERM: no new task is claimed, the tasks in hand are finished, the worker says it stopped.
   A second signal stops it at once; its tasks go back to the queue after the lease.
+
+With ``--git URL`` (:class:`~.git_layout.GitLayout`) the worker serves the workspace from a clone of its
+own: assignments whose work lands on a branch run there and their branch is pushed (:mod:`.git_layout`);
+it offers :data:`~.git_layout.WORKSPACE_FILES` — the steps and other tasks that write the workspace's
+files — only with ``--shared-workspace PATH``, and runs those in PATH.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.core.errors import UsageError
-from coordinator.core.events import EventLog
+from coordinator.core.events import EventLog, now_iso
 from coordinator.core.plan import CAPABILITY, DEFAULT_ROLES
 from coordinator.core.run_store import load_run_plan, run_records
+from coordinator.core.state import TaskRecord
 from coordinator.core.workspace import Workspace
 from coordinator.engine.accept import accept_failures
 from coordinator.engine.budget import RunBudget
@@ -44,6 +50,15 @@ from coordinator.engine.pool import TaskPool
 from coordinator.engine.stores import open_ledger
 from coordinator.engine.task_job import TaskJob
 from coordinator.engine.workers import queue, registry
+from coordinator.engine.workers.git_layout import (
+    WORKSPACE_FILES,
+    Checkout,
+    GitLayout,
+    open_checkout,
+    publish,
+    refresh,
+    travels_by_git,
+)
 from coordinator.engine.workers.settings import WorkerSettings, workers_settings
 from roles.definitions import load_workspace_roles, resolve_roles, roles_for
 
@@ -72,6 +87,8 @@ class WorkerOptions:
     """Tasks it runs at once."""
     name: str | None = None
     """How it is listed and named in events (default ``host:pid``)."""
+    git: GitLayout | None = None
+    """Work through a clone of its own instead of the workspace's path (``coord worker --git URL``)."""
 
 
 Note = Callable[[str], None]
@@ -83,6 +100,9 @@ def check_options(options: WorkerOptions) -> None:
         if not CAPABILITY.fullmatch(cap):
             raise UsageError(f"--capabilities: {cap!r} is not a capability name (lower-case letters, digits, "
                              "'-', '_' and '.')")
+    if WORKSPACE_FILES in options.capabilities:
+        raise UsageError(f"--capabilities: {WORKSPACE_FILES!r} is coord's own: a worker in the workspace offers it, "
+                         "a worker with --git offers it with --shared-workspace PATH")
     if len(set(options.capabilities)) > queue.MAX_CAPABILITIES:
         raise UsageError(f"--capabilities: at most {queue.MAX_CAPABILITIES} (a worker listens to every subset)")
     if options.concurrency < 1:
@@ -140,31 +160,64 @@ def _pairs(ws: Workspace, options: WorkerOptions) -> set[tuple[str, str]]:
             if (not options.roles or role in options.roles) and (not options.agents or agent in options.agents)}
 
 
-def serve(ws: Workspace, options: WorkerOptions, note: Note = lambda text: None) -> None:
-    """Run a worker until SIGINT/SIGTERM (blocks)."""
+@dataclass
+class _Places:
+    """Where this worker runs tasks: the workspace's path (``shared``), and a clone of its own with ``--git``."""
+
+    ws: Workspace
+    """Where its settings come from: the workspace, or its clone."""
+    shared: _Runs | None
+    clone: _Runs | None = None
+    checkout: Checkout | None = None
+
+
+def _places(ws: Workspace | None, options: WorkerOptions, name: str) -> tuple[_Places, WorkerSettings]:
+    """The worker's places and the workspace's workers setting (a ``--git`` worker's clone made or fetched)."""
+    if options.git is None:
+        if ws is None:
+            raise UsageError("coord worker needs the workspace (-w PATH) or a clone of it (--git URL)")
+        return _Places(ws, _Runs(ws, name)), _settings(ws)
+    checkout = open_checkout(options.git)
+    clone = Workspace.at(checkout.root)
+    settings = _settings(clone)
+    if settings.git_remote is None:
+        raise UsageError(f"coord worker --git: {clone.config} (as committed in {options.git.url}) does not say "
+                         "`workers: {git_remote: origin}`, so its runs do not keep the tasks that need the "
+                         "workspace's files from a worker with a clone of its own; set it, commit and push "
+                         "(docs/workers.md)")
+    shared = options.git.shared_workspace
+    return _Places(clone, _Runs(Workspace.at(shared), name) if shared else None, _Runs(clone, name),
+                   checkout), settings
+
+
+def serve(ws: Workspace | None, options: WorkerOptions, note: Note = lambda text: None) -> None:
+    """Run a worker until SIGINT/SIGTERM (blocks). ``ws`` is the workspace's path; None with ``--git``."""
     check_options(options)
-    settings = _settings(ws)
-    db = ws.database
+    name = options.name or f"{socket.gethostname()}:{os.getpid()}"
+    places, settings = _places(ws, options, name)
+    db = places.ws.database
     assert db is not None
     queue.install(db)
-    name = options.name or f"{socket.gethostname()}:{os.getpid()}"
     caps = sorted(set(options.capabilities))
+    if settings.git_remote is not None and places.shared is not None:
+        caps = sorted({*caps, WORKSPACE_FILES})  # it runs in the workspace's path: steps too
     worker_id = registry.register(db, name, socket.gethostname(), os.getpid(), sorted(options.roles),
                                   sorted(options.agents), caps, options.concurrency, settings.lease_s)
-    runs = _Runs(ws, name)
     app = queue.async_app(db, max_size=options.concurrency + 4)
 
     def run_task(context: Any, run_id: str, job: dict[str, Any]) -> None:
-        _run_one(ws, runs, worker_id, name, context, run_id, TaskJob.from_json(job), note)
+        _run_one(places, worker_id, name, context, run_id, TaskJob.from_json(job), note)
 
     app.task(name=queue.TASK_NAME, pass_context=True)(run_task)
 
-    queues = queue.queues_for(_pairs(ws, options), caps)
+    queues = queue.queues_for(_pairs(places.ws, options), caps)
+    where = "" if places.checkout is None else (
+        f", clone {places.checkout.root} of {options.git.url if options.git else '?'} on {places.checkout.branch}")
     note(f"worker {name} started: roles {', '.join(options.roles) or 'all'}, agents "
          f"{', '.join(options.agents) or 'all'}, capabilities {', '.join(caps) or 'none'}, "
-         f"concurrency {options.concurrency}, lease {settings.lease_s:g}s")
+         f"concurrency {options.concurrency}, lease {settings.lease_s:g}s{where}")
     try:
-        asyncio.run(_main(app, ws, options, settings, queues, worker_id, name))
+        asyncio.run(_main(app, places.ws, options, settings, queues, caps, worker_id, name))
     finally:
         with contextlib.suppress(Exception):  # the server may be the reason it stops
             registry.unregister(db, worker_id)
@@ -172,9 +225,9 @@ def serve(ws: Workspace, options: WorkerOptions, note: Note = lambda text: None)
 
 
 async def _main(app: Any, ws: Workspace, options: WorkerOptions, settings: WorkerSettings, queues: list[str],
-                worker_id: int, name: str) -> None:
+                caps: list[str], worker_id: int, name: str) -> None:
     async with app.open_async():
-        keeper = asyncio.create_task(_keep_up(app, ws, options, settings, queues, worker_id))
+        keeper = asyncio.create_task(_keep_up(app, ws, options, settings, queues, caps, worker_id))
         try:
             await app.run_worker_async(
                 queues=queues, name=name, concurrency=options.concurrency, wait=True,
@@ -188,11 +241,10 @@ async def _main(app: Any, ws: Workspace, options: WorkerOptions, settings: Worke
 
 
 async def _keep_up(app: Any, ws: Workspace, options: WorkerOptions, settings: WorkerSettings, queues: list[str],
-                   worker_id: int) -> None:
+                   caps: list[str], worker_id: int) -> None:
     """Serve new runs' queues, beat coord's heartbeat, put dead workers' jobs back in the queue."""
     db = ws.database
     assert db is not None
-    caps = sorted(set(options.capabilities))
     last_beat = 0.0
     while True:
         try:
@@ -222,10 +274,10 @@ async def _requeue_stalled(app: Any, settings: WorkerSettings) -> None:
         log.warning("job %s (%s) of a silent worker is back in the queue", job.id, job.queueing_lock)
 
 
-def _run_one(ws: Workspace, runs: _Runs, worker_id: int, name: str, context: Any, run_id: str, job: TaskJob,
+def _run_one(places: _Places, worker_id: int, name: str, context: Any, run_id: str, job: TaskJob,
              note: Note) -> None:
     """Run one claimed task (a procrastinate job) and store its record."""
-    db = ws.database
+    db = places.ws.database
     assert db is not None
     task = job.task
     if registry.result(db, run_id, task.id, job.dispatch) is not None:
@@ -245,7 +297,7 @@ def _run_one(ws: Workspace, runs: _Runs, worker_id: int, name: str, context: Any
     started = time.time()
     note(f"{what}#{job.dispatch}: started")
     try:
-        record = runs.pool(run_id).perform(job, cancel)
+        record = _perform(places, run_id, job, cancel)
         if record is None:
             note(f"{what}#{job.dispatch}: stopped (the run gave up on it)")
             raise queue.procrastinate_module().exceptions.JobAborted()
@@ -254,3 +306,19 @@ def _run_one(ws: Workspace, runs: _Runs, worker_id: int, name: str, context: Any
     finally:
         done.set()
         registry.doing(db, worker_id, what, False)
+
+
+def _perform(places: _Places, run_id: str, job: TaskJob, cancel: threading.Event) -> TaskRecord | None:
+    """Run the task where its work belongs: in the clone (then push its branch) when it travels by git,
+    else in the workspace's path."""
+    if places.clone is not None and places.checkout is not None:
+        pool = places.clone.pool(run_id)
+        if travels_by_git(job.task, pool.roles[job.task.role]):
+            refresh(places.checkout)
+            record = pool.perform(job, cancel)
+            return None if record is None else publish(places.checkout, record, socket.gethostname())
+    if places.shared is None:  # routing keeps these from a --git worker; a job queued by an older coord
+        return TaskRecord(status="failed", finished_at=now_iso(), attempts=job.earlier_attempts + 1, error=(
+            f"task {job.task.id} writes the workspace's files (it is not an assignment whose work lands on a git "
+            "branch), and this worker has only a clone of the workspace (--git) without --shared-workspace"))
+    return places.shared.pool(run_id).perform(job, cancel)

@@ -7,10 +7,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from coordinator.core.errors import CoordError
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.state import PASSING_GATE
 from roles.drivers.cli._run_files import gates_reviewing
-from roles.git_worktrees import PENDING_GATE, NotAGitRepository, merge_branch, remove_worktree
+from roles.git_worktrees import (
+    PENDING_GATE,
+    NotAGitRepository,
+    merge_branch,
+    push_branch,
+    remove_worktree,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ def merge_task(workspace: Path, run_id: str, task_id: str, role: str, agent: str
     """Merge the task's branch; return updated metrics and an error message (None when merged)."""
     branch, base = str(metrics["branch"]), str(metrics["base_branch"])
     message = f"coord: merge {task_id} ({agent}) into {base}\n\n{trailers(run_id, task_id, role, agent)}"
+    if metrics.get("worker_host"):  # the branch came by push from a worker (coord worker --git)
+        message += f"\nCoord-Host: {metrics['worker_host']}"
     try:
         result = merge_branch(workspace, branch, base, message)
     except NotAGitRepository as e:
@@ -42,7 +51,15 @@ def merge_task(workspace: Path, run_id: str, task_id: str, role: str, agent: str
             remove_worktree(workspace, workspace / str(worktree))
         except Exception as e:  # the merge stands; a leftover directory is only clutter
             log.warning("could not remove worktree %s: %s", worktree, e)
-    return {**metrics, "merge": "merged", "merge_commit": result.commit}, None
+    merged = {**metrics, "merge": "merged", "merge_commit": result.commit}
+    if metrics.get("pushed") and metrics.get("remote"):  # git workers start from the remote's base: update it
+        try:
+            push_branch(workspace, str(metrics["remote"]), base)
+            merged["base_pushed"] = True
+        except CoordError as e:  # the merge stands; the next git worker starts from an older base
+            log.warning("merged %s, but pushing %s to %s failed: %s", branch, base, metrics["remote"], e)
+            merged["base_pushed"] = False
+    return merged, None
 
 
 def merge_reviewed(workspace: Path, run_id: str, plan: CompiledPlan, tasks: Mapping[str, Any],
@@ -56,11 +73,13 @@ def merge_reviewed(workspace: Path, run_id: str, plan: CompiledPlan, tasks: Mapp
             continue
         decided = {g: (gates.get(g) or {}).get("status", "pending") for g in gates_reviewing(plan, tid)}
         against = [f"gate {g} {s}" for g, s in decided.items() if s in WITHHELD_BY]
+        # A branch a git worker pushed waits here even when no gate reviews it (the worker cannot merge).
+        ungated_push = not decided and bool(metrics.get("pushed"))
         if against:
             out[tid] = {"metrics": {**metrics, "merge": "withheld"},
                         "notes": [*(rec.get("notes") or []),
                                   f"branch {metrics['branch']} not merged: {'; '.join(against)}"]}
-        elif decided and all(s in PASSING_GATE for s in decided.values()):
+        elif ungated_push or (decided and all(s in PASSING_GATE for s in decided.values())):
             task = plan.tasks[tid]
             new_metrics, error = merge_task(workspace, run_id, tid, task.role, str(rec.get("agent", "?")),
                                             metrics)
