@@ -195,3 +195,48 @@ def _hook_server(received: list[dict]):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+PAYING_STEP = '''
+import time
+from coordinator import StepContext, StepResult, step
+
+
+@step(paid=lambda params: True)
+def pay_then_work(ctx: StepContext, *, usd: float, ref: str, seconds: float) -> StepResult:
+    ctx.record_cost(usd, model="m", provider="p", ref=ref)  # the paid call, made before the work
+    time.sleep(seconds)
+    return StepResult(metrics={"usd": usd})
+'''
+
+
+def test_a_paid_call_made_before_a_worker_was_killed_is_booked_once_when_another_redoes_the_task(workers_ws):
+    """The side effect (a paid call) happens again when the heir redoes the task; its ledger row is keyed by
+    (run, kind, ref), so the second booking is detected and the spend is not doubled."""
+    ws = workers_ws(lease_s=2)
+    (ws.root / "steps").mkdir()
+    (ws.root / "steps" / "__init__.py").write_text("")
+    (ws.root / "steps" / "paying.py").write_text(PAYING_STEP)
+    (ws.root / "p.yaml").write_text("name: paid\ntasks:\n  - {id: buy, title: Buy, role: lead, "
+                                    "run: 'steps.paying:pay_then_work', with: {usd: 0.25, ref: buy-1, seconds: 3}}\n")
+    doomed = ws.worker("doomed")
+    run = ws.start("run", "p.yaml", "--budget", "5")
+    ws.wait_for(lambda: any(e["kind"] == "task_started" for e in ws.events()), "the task to start", run)
+    import time
+
+    time.sleep(1.0)  # past the paid call, in the middle of the work
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    ws.worker("heir")
+    assert run.wait(timeout=120) == 0, ws.logs()
+    started = [e["worker"] for e in ws.events() if e["kind"] == "task_started"]
+    assert started == ["doomed", "heir"]  # the task was done twice, its payment made twice
+    import psycopg  # Postgres tests only
+
+    with psycopg.connect(ws.url) as conn:
+        schema = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'coord_%'").fetchone()[0]
+        conn.execute(f'SET search_path TO "{schema}"')
+        rows = conn.execute("SELECT ref, usd FROM calls WHERE pending = 0").fetchall()
+    assert rows == [("buy-1", 0.25)]
+    costs = json.loads(ws.coord("costs", "--json").stdout)
+    assert [(t["calls"], t["usd"]) for t in costs["task"]] == [(1, 0.25)]  # what coord reports: paid once
