@@ -157,6 +157,13 @@ def _insert(db: Database, run_id: str, kind: str, once: str | None, line: bytes)
                      "ON CONFLICT DO NOTHING", (run_id, kind, once, line.decode("utf-8")))
 
 
+def latest_event_id(db: Database, run_id: str) -> int | None:
+    """The id of the newest event of ``run_id`` in the database (whichever machine wrote it); None: none yet."""
+    with db.connection() as conn:
+        row = conn.execute("SELECT max(id) FROM events WHERE run_id = %s", (run_id,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def read_events(path: Path, run_id: str | None = None) -> Iterator[dict[str, Any]]:
     """Events from the log (optionally of one run); a torn last line is ignored."""
     if not path.exists():

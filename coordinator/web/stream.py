@@ -20,6 +20,7 @@ import anyio
 import orjson
 
 from coordinator.core.errors import CoordError
+from coordinator.core.events import latest_event_id
 from coordinator.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,19 @@ _KEY = re.compile(r'name="key" value="[0-9a-f]{32}"')
 """Idempotency keys of decision forms: new on every render, so left out when comparing sections."""
 
 
-def fingerprint(ws: Workspace, run_id: str) -> tuple[tuple[int, int] | None, ...]:
-    """(mtime, size) of every file whose change can change what the run page shows."""
+def fingerprint(ws: Workspace, run_id: str) -> tuple[tuple[int, int] | int | None, ...]:
+    """(mtime, size) of every file whose change can change what the run page shows; on Postgres also the
+    newest event of the run in the database, which a coordinator or worker on another machine writes."""
     paths: list[Path] = [ws.events, ws.db, ws.db.with_name(ws.db.name + "-wal"), ws.run_dir(run_id) / "run.json",
                          ws.run_dir(run_id) / "inbox", ws.state_dir / "lock", ws.reviews / run_id,
                          ws.state_dir / "ledger.sqlite-wal", ws.state_dir / "board_problems.json"]
-    out: list[tuple[int, int] | None] = []
+    out: list[tuple[int, int] | int | None] = []
+    if ws.database is not None:
+        try:
+            out.append(latest_event_id(ws.database, run_id))
+        except Exception as e:  # a server away for a moment: the files and the periodic refresh still work
+            log.info("dashboard stream of %s: no event id from the database (%s)", run_id, e)
+            out.append(None)
     for path in paths:
         try:
             st = path.stat()

@@ -72,3 +72,21 @@ def test_a_task_finishing_reaches_an_open_stream(ws, serve):
             assert time.monotonic() < deadline
     thread.join(30)
     assert summaries and summaries[0].phase == "waiting"  # the gate still waits for a person
+
+
+def test_on_postgres_an_event_another_machine_wrote_changes_the_fingerprint(tmp_path, pg_database, monkeypatch):
+    """A coordinator or worker elsewhere writes to the database only (not to this machine's events.jsonl):
+    the stream notices by the newest event id, without waiting for its periodic refresh."""
+    from coordinator.core.events import EventLog
+    from coordinator.web.stream import fingerprint
+
+    monkeypatch.setenv("COORD_DATABASE_URL", pg_database)
+    monkeypatch.setenv("COORD_WORKSPACE_ID", "shared")  # two checkouts of one workspace, each its own events.jsonl
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    here, there = Workspace.at(tmp_path / "here"), Workspace.at(tmp_path / "elsewhere")
+    EventLog.of(here, "r1").emit("run_started")
+    before = fingerprint(here, "r1")
+    EventLog.of(there, "r1").emit("task_started", task="a")
+    assert len(here.events.read_bytes().splitlines()) == 1  # nothing new in this machine's files…
+    assert fingerprint(here, "r1") != before  # …yet the stream sees the change
