@@ -291,16 +291,48 @@ class DeferredItem(TypedDict):
     a resolving task is done (and again when the gate opens the item anew)."""
 
 
+class RecordMap(dict[str, Any]):
+    """An id → record map that knows the map it was merged from and the ids that merge touched.
+
+    The checkpointer stores each checkpoint's maps as deltas from the last one; following these links
+    back to that map gives the ids that can differ in O(changed), where comparing every record would
+    cost O(tasks) on every step. A map read back from storage has no link: then every record is compared.
+    """
+
+    __slots__ = ("derived_from", "touched")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.derived_from: dict[str, Any] | None = None
+        self.touched: frozenset[str] = frozenset()
+
+
 def merge_records(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Merge two id → record maps; a record in ``right`` updates the same id's fields in ``left``."""
     if not left:
-        return dict(right or {})
+        return RecordMap(right or {})
     if not right:
         return left
-    out = dict(left)
+    out = RecordMap(left)
     for key, rec in right.items():
         out[key] = {**out[key], **rec} if key in out and isinstance(out[key], dict) else rec
+    out.derived_from, out.touched = left, frozenset(right)
     return out
+
+
+def touched_since(before: dict[str, Any], after: dict[str, Any], limit: int = 256) -> set[str] | None:
+    """The ids merges touched on the way from ``before`` to ``after`` (merges only add or update, so no id
+    is dropped); None when ``after`` is not linked back to ``before`` within ``limit`` merges."""
+    touched: set[str] = set()
+    at: dict[str, Any] | None = after
+    for _ in range(limit):
+        if at is before:
+            return touched
+        if not isinstance(at, RecordMap) or at.derived_from is None:
+            return None
+        touched |= at.touched
+        at = at.derived_from
+    return None
 
 
 class ScopeView(TypedDict):

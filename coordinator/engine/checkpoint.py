@@ -33,6 +33,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability
 
+from coordinator.core.state import RecordMap, touched_since
 from coordinator.engine.checkpoint_read import DELTA, DELTA_CHANNELS, is_delta, resolve
 from coordinator.engine.checkpoint_read import CheckpointDamaged as CheckpointDamaged
 from coordinator.engine.checkpoint_read import damaged as damaged
@@ -59,6 +60,10 @@ def _diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any
     """
     if before is None:
         return None
+    touched = touched_since(before, after)
+    if touched is not None:  # the merges since ``before`` name the only ids that can differ (none dropped)
+        return {"set": {k: v for k in touched if (b := before.get(k, _MISSING)) is not (v := after[k]) and b != v},
+                "del": []}
     changed = {k: v for k, v in after.items() if (b := before.get(k, _MISSING)) is not v and b != v}
     dropped = list(before.keys() - after.keys()) if len(before) + len(changed) > len(after) else []
     return {"set": changed, "del": dropped}
@@ -107,6 +112,9 @@ class Deltas:
                 written = chain = 0
         out: RunnableConfig = super().put(  # type: ignore[misc]
             config, {**checkpoint, "channel_values": stored}, metadata, new_versions)
+        for m in maps.values():  # the next diff starts here: the links to earlier maps are not needed
+            if isinstance(m, RecordMap):
+                m.derived_from = None
         with self._mem_lock:
             self._last[key] = (checkpoint["id"], maps, written, chain)
         return out

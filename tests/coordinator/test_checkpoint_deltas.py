@@ -169,3 +169,26 @@ def test_a_checkpoint_whose_base_is_gone_is_damage_not_a_wrong_state(tmp_path):
     conn.close()
     with pytest.raises(CheckpointDamaged, match="is missing"), open_saver(db) as saver:
         graph(saver, 50, 30).get_state({"configurable": {"thread_id": "r"}})
+
+
+def test_a_diff_follows_the_merges_instead_of_comparing_every_record() -> None:
+    """Between two checkpoints the maps are linked by the merges that made them: the diff looks only at the
+    ids those merges touched, and gives what comparing every record gives."""
+    import random
+
+    from coordinator.core.state import touched_since
+    from coordinator.engine.checkpoint import _diff
+
+    rng = random.Random(5)
+    base = merge_records(None, {f"t{i}": {"status": "pending"} for i in range(2000)})
+    for _ in range(30):
+        after = base
+        for _ in range(rng.randint(1, 4)):  # a step's writes
+            after = merge_records(after, {f"t{rng.randrange(2100)}": {"status": rng.choice(["done", "pending"])}})
+        touched = touched_since(base, after)
+        assert touched is not None and len(touched) <= 4
+        full = _diff(dict(base), dict(after))  # plain copies: no links, every record compared
+        assert _diff(base, after) == full
+        base = after
+        base.derived_from = None  # what the saver does once the checkpoint is stored
+    assert touched_since({"a": {}}, merge_records({"a": {}}, {"b": {}})) is None  # not linked: compare all
