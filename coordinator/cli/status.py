@@ -58,6 +58,10 @@ def _print_status(st: dict[str, Any]) -> None:
         console.info(f"problem: {p}")
     for p in st.get("board_problems", []):
         console.info(f"board: {p}")
+    for c in st.get("claims", []):
+        lease = f", lease until {c['lease_until']}" if c.get("lease_until") else ""
+        console.info(f"in hand: {escape(c['task'])} is {c['status']} by {escape(c['holder'])} in an interactive "
+                     f"session (coord mcp){lease}")
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +81,7 @@ def register(app: typer.Typer) -> None:
         st = call(lambda: run_status(ws, run_id))
         st["board_problems"] = board_problems(ws)
         _with_workers(ws, st)
+        _with_claims(ws, st)
         if as_json:
             console.out.print_json(orjson.dumps(st, option=orjson.OPT_NON_STR_KEYS).decode())
         else:
@@ -106,6 +111,21 @@ def register(app: typer.Typer) -> None:
         for r in records:
             if r["live_pid"]:
                 console.info(f"run {r['run_id']} is live: pid {r['live_pid']} drives it")
+
+
+def _with_claims(ws: Workspace, st: dict[str, Any]) -> None:
+    """Tasks an interactive session holds (``coord mcp`` claims): ``claims`` in ``--json``."""
+    if not (ws.run_dir(st["run_id"]) / "claims").is_dir():
+        return
+    import time
+
+    from coordinator.engine import task_claims  # start-up: only when a session has claimed a task
+
+    st["claims"] = [
+        {"task": rec["task"], "holder": rec["holder"], "status": rec["status"],
+         "lease_until": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(rec["lease_until"]))
+         if rec["status"] == "held" else None}
+        for rec in task_claims.list_claims(ws, st["run_id"]) if task_claims.in_hand(rec)]
 
 
 def _with_workers(ws: Workspace, st: dict[str, Any]) -> None:

@@ -194,3 +194,25 @@ def test_a_lapsed_claim_cannot_report_and_another_session_may_take_the_task(ws):
     taken = claim_service.claim_task(ws, "write", "agent-b")
     assert taken.claim["holder"] == "agent-b" and taken.claim["status"] == "held"
     assert task_claims.load(ws, summary.run_id, "write")["holder"] == "agent-b"
+
+
+def test_coord_status_names_the_tasks_a_session_holds(ws):
+    import json
+
+    from typer.testing import CliRunner
+
+    from coordinator.cli.app import app
+
+    summary = start(ws)
+    runner = CliRunner()
+    quiet = runner.invoke(app, ["status", "-w", str(ws.root)])
+    assert quiet.exit_code == 0 and "in hand:" not in quiet.output
+    claim_service.claim_task(ws, "write", "agent-a", role="execution")
+    shown = runner.invoke(app, ["status", "-w", str(ws.root)])
+    assert shown.exit_code == 0, shown.output
+    assert "in hand: write is held by agent-a in an interactive session (coord mcp), lease until" in \
+        " ".join(shown.output.split())
+    data = json.loads(runner.invoke(app, ["status", "--json", "-w", str(ws.root)]).output)
+    assert [(c["task"], c["holder"], c["status"]) for c in data["claims"]] == [("write", "agent-a", "held")]
+    claim_service.release_task(ws, "write", "agent-a", run_id=summary.run_id)
+    assert "in hand:" not in runner.invoke(app, ["status", "-w", str(ws.root)]).output
