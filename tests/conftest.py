@@ -28,15 +28,15 @@ import pytest  # noqa: E402
 PG_URL_ENV = "COORD_TEST_DATABASE_URL"
 REQUIRE_PG_ENV = "COORD_REQUIRE_POSTGRES"
 STORE_MODULES = {
-    "tests.coordinator.test_engine": (),
+    "tests.coordinator.test_engine": ("slow",),
     "tests.coordinator.test_gates": ("slow",),
     "tests.coordinator.test_budget": ("slow",),
     "tests.task_boards.test_sync_atomic": ("slow",),
     "tests.task_boards.test_gates": ("slow",),
     "tests.e2e.test_crash_resume": (),
 }
-"""Modules whose `store` tests run on both stores → marks of their Postgres variants (the fast loop keeps
-the engine's; the rest run in the full suite)."""
+"""Modules whose `store` tests run on both stores → marks of their Postgres variants (all in the full suite:
+the fast loop stays under a minute; tests/postgres keeps its quick store tests there)."""
 
 
 def no_postgres(reason: str) -> None:
@@ -112,3 +112,16 @@ def pytest_generate_tests(metafunc):
     if marks is not None and "store" in metafunc.fixturenames:
         metafunc.parametrize("store", ["sqlite", pytest.param(
             "postgres", marks=[getattr(pytest.mark, m) for m in marks])], indirect=True)
+
+
+WHOLE_SUITE_ONLY = ("tests/web/", "tests/postgres/", "tests/mcp/", "tests/coordinator/test_notify.py")
+"""Test folders and files that run only in the full suite (`slow`): each test is quick, but together they add
+~15 s (servers, browsers, HTTP round trips) and the fast loop stays under a minute. CI runs them all."""
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parents[1]
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(root).as_posix()
+        if rel.startswith(WHOLE_SUITE_ONLY):
+            item.add_marker(pytest.mark.slow)

@@ -167,6 +167,7 @@ tasks:
     assert row["usd"] == pytest.approx(0.0125) and row["tokens_in"] == 900 and row["tokens_cached"] == 100
 
 
+@pytest.mark.slow
 def test_budget_raise_reports_a_live_run_but_does_not_swallow_other_errors(ws, server, monkeypatch):
     from coordinator.core.errors import WorkspaceBusyError
     from coordinator.core.workspace import WorkspaceLock

@@ -180,6 +180,7 @@ def test_bad_parameters_and_empty_input_are_refused(tmp_path: Path) -> None:
         to_adp(StepContext(tmp_path), compatibility={"qa": {"legal": 1.5}})
 
 
+@pytest.mark.slow
 def test_6665_examples_convert_within_the_budget(tmp_path: Path) -> None:
     makers = (chat, tool, code)
     for agent in ("qa", "support", "legal", "analyst", "content"):

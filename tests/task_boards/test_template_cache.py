@@ -17,6 +17,7 @@ def _compile_in_fresh_process(cache: str) -> None:
                    cwd=Path(templates.__file__).resolve().parents[1])
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_compiled_template(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _compile_in_fresh_process(str(cache))
