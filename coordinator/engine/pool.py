@@ -4,11 +4,11 @@ The graph dispatches ready tasks here and then waits for the *first* to
 finish, so a short task's dependents start without waiting for a long
 sibling (no superstep barrier between unrelated tasks).
 
-Exactly-once effects: a worker writes the task's final record to
-``.coord/runs/<run>/results/<task>.<dispatch>.json`` atomically *before*
-reporting it. If the process dies after that write but before the checkpoint
-holds the result, the resumed run finds the record and takes it instead of
-running the task again.
+Exactly-once effects: a worker appends the task's final record to the run's
+results log (``.coord/runs/<run>/results.jsonl``, :mod:`coordinator.engine.result_log`)
+*before* reporting it. If the process dies after that write but before the
+checkpoint holds the result, the resumed run finds the record and takes it
+instead of running the task again.
 
 With workers configured (``workers:`` in ``coord.yaml``, :mod:`coordinator.engine.workers`) a
 task is not run here: the pool thread hands its :class:`TaskJob` to the queue and waits for the
@@ -34,12 +34,12 @@ import orjson
 from coordinator.core import refs
 from coordinator.core.events import EventKind, EventLog, now_iso
 from coordinator.core.feedback import Feedback
-from coordinator.core.io import atomic_write_bytes
 from coordinator.core.llm import SpendGuard
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome, driver_of
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import FeedbackRecord, TaskRecord
+from coordinator.engine.result_log import ResultLog, dispatch_stem
 from coordinator.engine.session_driver import driving
 from coordinator.engine.task_job import TaskJob
 from coordinator.engine.workers.settings import Dispatcher, dispatcher_for
@@ -92,9 +92,10 @@ class TaskPool:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _uncollected: set[str] = field(default_factory=set)
     _workers: _Workers = field(default_factory=lambda: _Workers())
-    _results_dir_made: bool = False
+    results: ResultLog = field(init=False)
 
     def __post_init__(self) -> None:
+        self.results = ResultLog(self.workspace / ".coord" / "runs" / self.run_id)
         self._remote = dispatcher_for(self.workspace, self.run_id, self.roles) if self.use_workers else None
 
     def running(self) -> set[str]:
@@ -224,36 +225,22 @@ class TaskPool:
             self._uncollected.add(task.id)
             self._done.put((task.id, record))
 
-    def result_path(self, task_id: str, dispatch: int) -> Path:
-        """Where the record of a task's dispatch is written before it is reported."""
-        return self.workspace / ".coord" / "runs" / self.run_id / "results" / _safe(task_id, dispatch)
-
     def perform(self, job: TaskJob, cancel: threading.Event | None = None,
                 started: float | None = None) -> TaskRecord | None:
         """Do a task here and write its record (or take the record an earlier process wrote); None when
         ``cancel`` was set meanwhile (it timed out). The pool's threads and ``coord worker`` both call this."""
         entry = _Inflight(job, time.monotonic() if started is None else started, cancel or threading.Event(), None)
         task = job.task
-        path = self.result_path(task.id, job.dispatch)
-        record: TaskRecord | None = None
-        if path.exists():
-            try:
-                record = orjson.loads(path.read_bytes())
-                record["recovered"] = True
-                self.events.emit("task_recovered", task=task.id, dispatch=entry.dispatch,
-                                 status=record.get("status"), **self.tags)
-            except orjson.JSONDecodeError:
-                record = None
-        if record is None:
+        record = self.results.get(task.id, job.dispatch)
+        if record is not None:
+            record["recovered"] = True
+            self.events.emit("task_recovered", task=task.id, dispatch=entry.dispatch,
+                             status=record.get("status"), **self.tags)
+        else:
             record = self._execute(entry)
             if entry.cancel.is_set():
                 return None
-            if not self._results_dir_made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._results_dir_made = True
-            # Atomic, not fsynced: a killed process leaves the old file or the new one either way, and
-            # the checkpoint beside it is not fsynced per step either (SQLite WAL, synchronous=NORMAL).
-            atomic_write_bytes(path, orjson.dumps(record), durable=False, private_tmp=True)
+            self.results.append(task.id, job.dispatch, record)
             kind: EventKind = "task_finished" if record["status"] == "done" else "task_failed"
             if record.get("held_by"):  # refused to start past the budget: held, not failed
                 self.events.emit("task_held", task=task.id, dispatch=entry.dispatch, reason=record.get("reason"),
@@ -288,7 +275,7 @@ class TaskPool:
                 cancel=entry.cancel,
                 progress=functools.partial(self.progress, task.id),
                 spend=self.spend_for(task.id, task.role, role.agent) if self.spend_for else None,
-                log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{_safe(task.id, entry.dispatch)[:-5]}.log")
+                log_file=self.workspace / ".coord" / "logs" / self.run_id / f"{dispatch_stem(task.id, entry.dispatch)}.log")
             try:
                 with driving(self.workspace, self.run_id, task, driver) as doer:  # or a session's claim
                     outcome = doer.run(task, ctx)
@@ -411,10 +398,6 @@ def _worker_error(e: BaseException) -> str:
         return (f"no space left on the device{where}: free some space, then `coord resume` "
                 "(the task runs again; nothing it finished before is lost)")
     return f"coord failed while handling this task: {type(e).__name__}: {e}"
-
-
-def _safe(task_id: str, dispatch: int) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id) + f".{dispatch}.json"
 
 
 def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:

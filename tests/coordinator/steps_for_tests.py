@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import orjson
+
 from coordinator.core.errors import InputError
 from coordinator.core.io import atomic_write_text
 from coordinator.core.step import StepContext, StepResult, WsPath, step
@@ -59,3 +61,13 @@ def write_plan(dir_: Path, text: str, name: str = "plan.yaml") -> Path:
     path = dir_ / name
     path.write_text(text)
     return path
+
+
+def remove_record(run_dir: Path, task_id: str, dispatch: int) -> bool:
+    """Drop a dispatch's record from a run's results log, as if its process died before writing it."""
+    path = run_dir / "results.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    kept = [raw for raw in lines if orjson.loads(raw).get("task") != task_id
+            or orjson.loads(raw).get("dispatch") != dispatch]
+    path.write_bytes(b"".join(kept))
+    return len(kept) < len(lines)

@@ -13,7 +13,7 @@ from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace
 from coordinator.engine.runner import RunOptions, list_runs, run_plan
 from coordinator.engine.schedule import plan_step
-from tests.coordinator.steps_for_tests import write_plan
+from tests.coordinator.steps_for_tests import remove_record, write_plan
 
 PLAN = """name: cli_demo
 params: {n: 1}
@@ -97,7 +97,7 @@ def _interrupted_run(ws: Workspace) -> str:
         graph.update_state(config, {"tasks": {"b": {"status": "running", "dispatch": 1},
                                               "c": {"status": "pending", "dispatch": 0}},
                                     "phase": "running"}, as_node="advance")
-    (ws.run_dir(summary.run_id) / "results").joinpath("b.1.json").unlink()
+    assert remove_record(ws.run_dir(summary.run_id), "b", 1)  # b's result was never recorded
     record["phase"] = "running"
     (ws.run_dir(summary.run_id) / "run.json").write_text(json.dumps(record))
     return summary.run_id

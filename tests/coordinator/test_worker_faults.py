@@ -6,6 +6,7 @@ import errno
 import threading
 
 import coordinator.engine.pool as pool_module
+import coordinator.engine.result_log as result_log
 from coordinator.engine.runner import RunOptions, run_plan
 from tests.coordinator.steps_for_tests import write_plan
 
@@ -17,14 +18,10 @@ tasks:
 
 
 def test_a_full_disk_while_recording_a_result_fails_the_task_and_names_the_file(ws, monkeypatch):
-    real = pool_module.atomic_write_bytes
+    def full_disk(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    def full_disk(path, data, **kw):
-        if "results" in path.parts:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data, **kw)
-
-    monkeypatch.setattr(pool_module, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(result_log, "_write", full_disk)
     box: dict[str, object] = {}
     worker = threading.Thread(target=lambda: box.setdefault("summary", run_plan(
         ws, RunOptions(plan=str(write_plan(ws.root, PLAN)), render_interval=0))), daemon=True)
@@ -35,7 +32,8 @@ def test_a_full_disk_while_recording_a_result_fails_the_task_and_names_the_file(
     rec = summary.state["tasks"]["a"]  # type: ignore[attr-defined]
     assert rec["status"] == "failed"
     assert rec["error"].startswith("no space left on the device while writing ")
-    assert "results" in rec["error"] and "coord resume" in rec["error"]
+    assert str(ws.run_dir(summary.run_id) / "results.jsonl") in rec["error"]  # type: ignore[attr-defined]
+    assert "coord resume" in rec["error"]
     assert summary.exit_code == 1  # type: ignore[attr-defined]
     assert summary.state["tasks"]["b"]["status"] == "skipped"  # type: ignore[attr-defined]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.core.events import read_events
+from coordinator.engine.result_log import recorded
 from coordinator.engine.runner import run_status
 from tests.roles.test_cli_drivers import _all_dead, plan_yaml
 
@@ -41,7 +42,7 @@ def test_ctrl_c_during_an_agent_task_then_run_again_runs_the_task_again(git_ws, 
     assert "run the same command to resume" in err
     assert _all_dead([int(p) for p in pidfile.read_text().split()])  # no agent left working
     run_id = run_status(git_ws)["run_id"]
-    assert not list((git_ws.run_dir(run_id) / "results").glob("notes.*.json")), "an interrupted result was kept"
+    assert [k for k in recorded(git_ws.run_dir(run_id)) if k[0] == "notes"] == [], "an interrupted result was kept"
 
     again = _coord(git_ws, "run", "p.yaml", env=env)
     out, err = again.communicate(timeout=120)
