@@ -86,7 +86,12 @@ class RowIndexWriter:
 
     def add(self, row: Mapping[str, Any], key: bytes, offset: int, length: int) -> None:
         """Record one row written at ``offset`` (``length`` bytes) whose conversation has ``key``."""
-        prompt = row["conversations"][0]["value"]
+        self.add_row(row["id"], row["weight"], row["target_agent"], row["base_id"], row["difficulty"],
+                     row["conversations"][0]["value"], key, offset, length)
+
+    def add_row(self, row_id: str, weight: float, target: str, base_id: str, difficulty: str | None,
+                prompt: str, key: bytes, offset: int, length: int) -> None:
+        """:meth:`add` for a row given by its fields (``prompt``: its system prompt)."""
         system: int | str = self._prompts.get(prompt, -1)
         if system == -1:
             if len(self._prompts) < MAX_PROMPTS:
@@ -99,8 +104,8 @@ class RowIndexWriter:
             content = [key.hex(), offset, length]
             self._last = key
             self.contents += 1
-        self._fh.write(orjson.dumps([row["id"], row["weight"], row["target_agent"], row["base_id"],
-                                     row["difficulty"], system, content], option=orjson.OPT_APPEND_NEWLINE))
+        self._fh.write(orjson.dumps([row_id, weight, target, base_id, difficulty, system, content],
+                                    option=orjson.OPT_APPEND_NEWLINE))
         self.rows += 1
 
     def finish(self, sha256: str) -> None:

@@ -39,6 +39,9 @@ the definition of ``run_code``, which coord itself defines.
 Streaming: each source file is read once, line by line, and every row is written at once to the
 files of all targets that use that source (2 open writers per target), so memory does not grow
 with the data; only 16-byte digests (xxh3-128) of the source's ids are kept to catch duplicates.
+What the rows of one example share (its conversation in both forms, its tools) is serialized once,
+and each row's line is spliced from those bytes and its own few fields: the same bytes as
+serializing the row (``tests/pipeline/test_sft.py`` checks it).
 
 OpenAI file (``<out_dir>/openai/T.jsonl``): ``{"messages": [...]}`` (plus ``tools`` when the row
 has them), converted by :func:`pipeline.openai_format.convert.unsloth_to_openai`. OpenAI only
@@ -81,7 +84,7 @@ from pipeline._spill import SpillMap
 from pipeline.adp.tools import ToolCatalog
 from pipeline.adp.turns import trajectory_to_turns
 from pipeline.compat import AGENT_NAME, CompatibilityMatrix, resolve_matrix
-from pipeline.openai_format.convert import ConvertedBody, unsloth_to_openai
+from pipeline.openai_format.convert import ConvertedBody, SystemHead, system_head, unsloth_to_openai
 from pipeline.openai_format.tokens import DEFAULT_MODEL, context_limit, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -161,6 +164,23 @@ def keep_for_openai(row_id: str, weight: float, seed: int) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < weight
 
 
+class _Sampler:
+    """:func:`keep_for_openai` for one seed, with the hash of ``"<seed>|"`` computed once."""
+
+    def __init__(self, seed: int) -> None:
+        self._copy = hashlib.blake2b(f"{seed}|".encode(), digest_size=8).copy
+
+    def keep(self, row_id: str, weight: float) -> bool:
+        """Whether the row is kept (the same answer as ``keep_for_openai(row_id, weight, seed)``)."""
+        if weight >= 1.0:
+            return True
+        if weight <= 0:
+            return False
+        h = self._copy()
+        h.update(row_id.encode())
+        return int.from_bytes(h.digest(), "big") / 2**64 < weight
+
+
 def turns_to_conversation(turns: Sequence[Mapping[str, Any]]) -> tuple[str | None, list[ShareGPTMessage]]:
     """Split turns into the original system prompt and the ShareGPT conversation after it."""
     system: str | None = None
@@ -218,6 +238,12 @@ def _call_value(turn: Mapping[str, Any]) -> tuple[str, str] | None:
     return call_id, orjson.dumps(call).decode()
 
 
+_NO_HEAD: Any = object()
+MAX_HEADS, MAX_HEAD_CHARS = 256, 2048
+"""System prompts whose serialized OpenAI message an :class:`OpenAIWriter` keeps, and the longest
+it keeps (memory stays flat: ~1.5 MB at most)."""
+
+
 class OpenAIWriter:
     """Atomic OpenAI JSONL writer that samples Unsloth rows by weight and converts them.
 
@@ -227,6 +253,8 @@ class OpenAIWriter:
 
     def __init__(self, path: Path, *, seed: int, model: str = DEFAULT_MODEL) -> None:
         self.seed = seed
+        self._sampler = _Sampler(seed)
+        self._heads: dict[str, SystemHead | None] = {}
         self.max_tokens = context_limit(model)
         self.input_rows = 0
         self.too_long = 0
@@ -255,13 +283,20 @@ class OpenAIWriter:
     def add_rendered(self, row_id: str, weight: float, system: str, body: ConvertedBody) -> bool:
         """:meth:`add` for a row ``[system, *conversation]`` whose conversation is already converted."""
         self.input_rows += 1
-        if not keep_for_openai(row_id, weight, self.seed):
+        if not self._sampler.keep(row_id, weight):
             return False
-        example, tokens = body.example(system)
+        head = self._heads.get(system, _NO_HEAD)
+        if head is _NO_HEAD:  # a build has a few prompts per target, and one more per example at most
+            head = system_head(system)
+            if len(system) <= MAX_HEAD_CHARS:
+                if len(self._heads) >= MAX_HEADS:
+                    self._heads.clear()
+                self._heads[system] = head
+        line, tokens = body.line_under(head)
         if self.max_tokens is not None and tokens > self.max_tokens:
             self.too_long += 1
             return False
-        self._writer.write_obj(example)
+        self._writer.write_line(line)
         return True
 
     @property
@@ -315,6 +350,57 @@ class Example:
         if self.tools:
             row["tools"] = self.tools
         return row
+
+
+_OPT = orjson.OPT_NON_STR_KEYS
+"""The options of :func:`coordinator.core.io.dumps_line` but the newline: pieces of its lines."""
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=_OPT)
+
+
+def system_message_json(prompt: str) -> bytes:
+    """The system message of a row under ``prompt``, serialized (a piece of :meth:`RowBytes.line`)."""
+    return _json({"from": "system", "value": prompt})
+
+
+def target_json(target: str, weight: float) -> bytes:
+    """The ``weight`` and ``target_agent`` fields of a row, serialized (a piece of :meth:`RowBytes.line`)."""
+    return b',"weight":' + _json(weight) + b',"target_agent":' + _json(target)
+
+
+@dataclass(frozen=True, slots=True)
+class RowBytes:
+    """An example's Unsloth rows as bytes: what every row shares is serialized once, per example.
+
+    ``dumps_line(ex.render(target, v, w, prompt))`` is the bytes ``{"id":<id>,"conversations":[``,
+    the system message, :attr:`conversation`, the weight and target, :attr:`middle`, the variant and
+    :attr:`end` (orjson writes a dict's keys in order and a value the same wherever it stands;
+    ``tests/pipeline/test_sft.py`` checks the two agree).
+    """
+
+    conversation: bytes
+    """``,<message>,…]`` after the system message (``]`` alone for an empty conversation)."""
+    middle: bytes
+    """``,"source_agent":…,"variant":``."""
+    end: bytes
+    """``,"tools":[…]}`` (or ``}``) and the newline."""
+
+    @classmethod
+    def of(cls, ex: Example) -> RowBytes:
+        """Serialize what the rows of ``ex`` share."""
+        conversation = b"," + _json(ex.conversation)[1:] if ex.conversation else b"]"
+        middle = b"".join((b',"source_agent":', _json(ex.source_agent), b',"base_id":', _json(ex.base_id),
+                           b',"category":', _json(ex.category), b',"difficulty":', _json(ex.difficulty),
+                           b',"variant":'))
+        end = b',"tools":' + _json(ex.tools) + b"}\n" if ex.tools else b"}\n"
+        return cls(conversation, middle, end)
+
+    def line(self, row_id: str, system_message: bytes, target: bytes, variant: int) -> bytes:
+        """The line of one row: pieces from :func:`system_message_json` and :func:`target_json`."""
+        return b"".join((b'{"id":', _json(row_id), b',"conversations":[', system_message, self.conversation,
+                         target, self.middle, str(variant).encode(), self.end))
 
 
 def example_from_trajectory(traj: Any, agent: str, catalog: ToolCatalog | None = None) -> Example:
@@ -496,6 +582,8 @@ def _render_source(path: Path, source: str, matrix: CompatibilityMatrix, variant
     """Stream one source file into the held-out file or every target's training files."""
     targets = [(t, w) for t in matrix.agents if (w := matrix.weight(t, source)) > 0]
     prompts = {t: [system_prompt(t, matrix.role(t), v) for v in range(variants)] for t, _ in targets}
+    prompt_json = {t: [system_message_json(p) for p in ps] for t, ps in prompts.items()}
+    target_fields = {t: target_json(t, w) for t, w in targets}
     own_prompt0 = system_prompt(source, matrix.role(source), 0)
     with Rejects(rejects_beside) as rejects:
         for ex in read_examples(path, source, rejects, catalog):
@@ -507,21 +595,26 @@ def _render_source(path: Path, source: str, matrix: CompatibilityMatrix, variant
             # the OpenAI form and the content key are the same for every target and variant
             body = ConvertedBody.of(ex.conversation, ex.tools)
             key = content_key(content_text(ex.conversation))
+            rows = RowBytes.of(ex)  # the rows' bytes but the parts that differ (ex.render's, spliced)
+            linked = ex.linked
             for target, weight in targets:
-                out, index = unsloth[target], indexes[target]
+                out, index, fields = unsloth[target], indexes[target], target_fields[target]
+                sampled, target_prompts, messages = openai[target], prompts[target], prompt_json[target]
                 for v in range(variants):
-                    prompt = prompts[target][v]
+                    prompt, message = target_prompts[v], messages[v]
                     if v == 0 and target == source and ex.original_system:
                         prompt = ex.original_system
-                    row = ex.render(target, v, weight, prompt)
-                    offset = out.bytes
-                    out.write_obj(row)
-                    index.add(row, key, offset, out.bytes - offset)
-                    openai[target].add_rendered(row["id"], float(weight), prompt, body)
+                        message = system_message_json(prompt)
+                    row_id = f"{target}<-{ex.base_id}#{v}"
+                    line = rows.line(row_id, message, fields, v)
+                    index.add_row(row_id, weight, target, ex.base_id, ex.difficulty, prompt,
+                                  key, out.bytes, len(line))
+                    out.write_line(line)
+                    sampled.add_rendered(row_id, float(weight), prompt, body)
                 tally.rows[target] += variants
                 tally.saw_weight(weight)
                 if ex.has_tool:
                     tally.tool_rows += variants
-                if ex.linked:
+                if linked:
                     tally.linked_rows += variants
         tally.rejects += rejects.count

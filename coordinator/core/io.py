@@ -181,6 +181,13 @@ class JsonlWriter(AtomicWriter):
         self.write(dumps_line(obj))
         self.count += 1
 
+    def write_line(self, line: bytes) -> None:
+        """Append one record already serialized as :func:`dumps_line` would (newline included)."""
+        self._fh.write(line)  # AtomicWriter.write, inlined: steps call this for every row
+        self._hash.update(line)
+        self.bytes += len(line)
+        self.count += 1
+
 
 class Rejects:
     """Collects bad input lines into ``<output>.rejects.jsonl`` with line number and reason.
@@ -251,22 +258,33 @@ def iter_jsonl(path: Path, rejects: Rejects | None = None) -> Iterator[tuple[int
     Blank lines are skipped. Lines that are not JSON go to ``rejects`` with the
     parser's reason; without a sink they raise :class:`InputError` naming file and line.
     """
+    for lineno, _, obj in iter_jsonl_lines(path, rejects):
+        yield lineno, obj
+
+
+def iter_jsonl_lines(path: Path, rejects: Rejects | None = None) -> Iterator[tuple[int, bytes, Any]]:
+    """:func:`iter_jsonl` that also yields each line's bytes as read (newline included)."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path=path)
+    loads, error = orjson.loads, orjson.JSONDecodeError
     with path.open("rb", buffering=1 << 20) as fh:
         for lineno, raw in enumerate(fh, start=1):
-            stripped = raw.strip()
-            if not stripped:
-                continue
             try:
-                obj = orjson.loads(stripped)
-            except orjson.JSONDecodeError as e:
-                if rejects is None:
-                    raise InputError(f"invalid JSON: {e}", path=path, line=lineno) from e
-                rejects.add(source=path, line=lineno, reason=f"invalid JSON: {e}", raw=stripped)
-                continue
-            yield lineno, obj
+                obj = loads(raw)  # skips the newline and blanks around the value: no stripped copy
+            except error:
+                # blank, or whitespace orjson does not skip (form feed…), or not JSON: judge it stripped
+                stripped = raw.strip()
+                if not stripped:
+                    continue
+                try:
+                    obj = loads(stripped)
+                except error as e:
+                    if rejects is None:
+                        raise InputError(f"invalid JSON: {e}", path=path, line=lineno) from e
+                    rejects.add(source=path, line=lineno, reason=f"invalid JSON: {e}", raw=stripped)
+                    continue
+            yield lineno, raw, obj
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

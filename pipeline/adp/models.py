@@ -94,7 +94,12 @@ OBSERVATION_CLASSES = frozenset({"text_observation", "image_observation", "web_o
 
 def version_tuple(version: str) -> tuple[int, ...]:
     """``"1.3.1"`` → ``(1, 3, 1)``; only meaningful for supported versions."""
-    return tuple(int(part) for part in version.split("."))
+    known = _VERSION_TUPLES.get(version)
+    return known if known is not None else tuple(int(part) for part in version.split("."))
+
+
+_VERSION_TUPLES: dict[str, tuple[int, ...]] = {}
+_VERSION_TUPLES.update((v, version_tuple(v)) for v in SUPPORTED_VERSIONS)
 
 
 def version_warning(version: str | None) -> str | None:
@@ -277,7 +282,7 @@ class Trajectory(_Strict):
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemView:
     """What the cross-field rules need to know about one content item."""
 
@@ -360,14 +365,13 @@ def _link_issues(items: list[ItemView]) -> list[Issue]:
     answered: dict[str, int] = {}
     for index, item in enumerate(items):
         call_id = item.tool_call_id
-        path = f"content[{index}].tool_call_id"
-        nxt = items[index + 1] if index + 1 < len(items) else None
-        if (item.kind in TOOL_ACTION_CLASSES and call_id is None and nxt is not None
-                and nxt.kind in OBSERVATION_CLASSES):
-            issues.append(Issue(path, f"{item.kind} at content[{index}] is followed by an "
-                                      "observation but has no tool_call_id"))
         if call_id is None:
+            if (item.kind in TOOL_ACTION_CLASSES and index + 1 < len(items)
+                    and items[index + 1].kind in OBSERVATION_CLASSES):
+                issues.append(Issue(f"content[{index}].tool_call_id", f"{item.kind} at content[{index}] "
+                                    "is followed by an observation but has no tool_call_id"))
             continue
+        path = f"content[{index}].tool_call_id"
         if item.kind == "message_action":
             issues.append(Issue(path, f"message_action must not have a tool_call_id (got {call_id!r})"))
         elif item.kind in TOOL_ACTION_CLASSES:
@@ -395,6 +399,9 @@ def _link_issues(items: list[ItemView]) -> list[Issue]:
 def availability_issues(traj: Trajectory) -> list[Issue]:
     """Rules tying ``available_*`` lists to the actions actually used."""
     issues: list[Issue] = []
+    if traj.available_apis is None and traj.available_custom_tools is None \
+            and traj.available_code_languages is None:
+        return issues  # no list to check the actions against
     functions = {i.function for i in traj.content if isinstance(i, ApiAction)}
     languages = {i.language for i in traj.content if isinstance(i, CodeAction)}
     for name, listed in (("available_apis", traj.available_apis),

@@ -60,6 +60,8 @@ KWARGS_FORMAT_JSON = "json"
 Kept for readers of coord's ADP files; coord itself never rewrites kwargs of any trajectory.
 """
 
+_CALLS = (ApiAction, CodeAction)
+_TEXT_OR_IMAGE = (TextObservation, ImageObservation)
 _FINISH = re.compile(r"\A\s*<finish>(.*)</finish>\s*\Z", re.DOTALL)
 
 
@@ -98,10 +100,10 @@ def trajectory_to_turns(traj: Trajectory | dict[str, Any]) -> list[Turn]:
         turns.append({"role": "system", "content": system})
     call_ids = _CallIds(model)
     ids = {index: call_ids.take(item.tool_call_id) for index, item in enumerate(model.content)
-           if isinstance(item, ApiAction | CodeAction)}
+           if isinstance(item, _CALLS)}
     answers = _positional_answers(model.content, ids)
     for index, item in enumerate(model.content):
-        if isinstance(item, ApiAction | CodeAction):
+        if isinstance(item, _CALLS):
             call_id = ids[index]
             thought = _thought(item.reasoning_content, item.description)
             if isinstance(item, ApiAction):
@@ -142,13 +144,13 @@ def _positional_answers(content: list[Any], ids: dict[int, str]) -> dict[int, st
 
 
 def _idless_call(item: Any) -> bool:
-    return isinstance(item, ApiAction | CodeAction) and item.tool_call_id is None
+    return isinstance(item, _CALLS) and item.tool_call_id is None
 
 
 def _idless_result(item: Any) -> bool:
     if isinstance(item, WebObservation):
         return item.tool_call_id is None
-    return isinstance(item, TextObservation | ImageObservation) and item.tool_call_id is None \
+    return isinstance(item, _TEXT_OR_IMAGE) and item.tool_call_id is None \
         and item.source == "environment"
 
 

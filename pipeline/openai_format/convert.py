@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -36,6 +36,8 @@ import orjson
 from pipeline.openai_format.tokens import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, estimate_tokens
 
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+_OPT = orjson.OPT_NON_STR_KEYS
+"""The options of ``coordinator.core.io.dumps_line`` but the newline: pieces of its lines."""
 
 
 def openai_function_name(name: str) -> str:
@@ -154,6 +156,21 @@ class ConvertedBody:
     """Tool definitions as OpenAI gets them, or None."""
     tokens: int
     """Estimated tokens of the example without a system message."""
+    messages_json: bytes = field(init=False, repr=False, compare=False)
+    """``messages`` as the JSON array a JSONL line holds."""
+    after_system: bytes = field(init=False, repr=False, compare=False)
+    """What follows a system message in that array: ``,m1,m2,…]`` (``]`` without messages)."""
+    tools_json: bytes = field(init=False, repr=False, compare=False)
+    """``,"tools":[…]`` as a line holds it when there are tools, else empty."""
+
+    def __post_init__(self) -> None:
+        # serialized once here, spliced into every line by :meth:`line_under`
+        messages = orjson.dumps(list(self.messages), option=_OPT)
+        object.__setattr__(self, "messages_json", messages)
+        # messages_json is "[m1,m2,…]": its first bracket is the one a line's head opens
+        object.__setattr__(self, "after_system", b"," + messages[1:] if self.messages else b"]")
+        tools = b',"tools":' + orjson.dumps(self.tools, option=_OPT) if self.tools else b""
+        object.__setattr__(self, "tools_json", tools)
 
     @classmethod
     def of(cls, conversation: Sequence[Mapping[str, Any]],
@@ -174,3 +191,28 @@ class ConvertedBody:
         if self.tools:
             example["tools"] = self.tools
         return example, tokens
+
+    def line(self, system: str) -> tuple[bytes, int]:
+        """:meth:`example` as the JSONL line ``dumps_line`` makes of it, spliced from bytes serialized
+        once (the line's only new part is the system message), and its token estimate."""
+        return self.line_under(system_head(system))
+
+    def line_under(self, head: SystemHead | None) -> tuple[bytes, int]:
+        """:meth:`line` for the :func:`system_head` of the system prompt (None: a blank prompt)."""
+        if head is None:
+            return b"".join((b'{"messages":', self.messages_json, self.tools_json, b"}\n")), self.tokens
+        return b"".join((head[0], self.after_system, self.tools_json, b"}\n")), self.tokens + head[1]
+
+
+SystemHead = tuple[bytes, int]
+"""A line's start up to its system message included, and the tokens that message adds."""
+
+
+def system_head(system: str) -> SystemHead | None:
+    """The start of the line of an example under the system prompt ``system``, and what its system
+    message adds to the token estimate; None when the prompt is blank (the example has no system
+    message then)."""
+    if not system.strip():
+        return None
+    head = b'{"messages":[' + orjson.dumps({"role": "system", "content": system}, option=_OPT)
+    return head, TOKENS_PER_MESSAGE - (-len(system) // CHARS_PER_TOKEN)

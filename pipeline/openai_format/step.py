@@ -19,7 +19,7 @@ from pipeline.openai_format.tokens import (
     TOKENS_PER_NAME,
     context_limit,
 )
-from pipeline.openai_format.validate import validate_openai_file
+from pipeline.openai_format.validate import Bodies, validate_openai_file
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,10 @@ def validate_openai(ctx: StepContext, *, in_dir: WsPath = DEFAULT_IN_DIR,
     if (cached := run.cached()) is not None:
         return cached
     reports = []
+    bodies = Bodies()  # the agents' files hold the same conversations under other system prompts
     for k, f in enumerate(files):
         ctx.report(f"validating {ctx.rel(f)}", k / len(files))
-        r = validate_openai_file(f, model=model, min_examples=min_examples)
+        r = validate_openai_file(f, model=model, min_examples=min_examples, bodies=bodies)
         r.path = ctx.rel(f)
         reports.append(r)
         log.info("validate_openai: %s — %d examples, %d errors", r.path, r.examples, r.errors)

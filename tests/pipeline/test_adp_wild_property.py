@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coordinator.core.io import dumps_line
 from coordinator.core.step import StepContext
 from pipeline.adp.models import CODE_LANGUAGE_LIST
 from pipeline.adp.tools import FunctionSpec, ToolCatalog, ToolSpec
@@ -30,7 +31,14 @@ from pipeline.openai_format import validate_openai_file
 from pipeline.openai_format._rules import ExampleChecker
 from pipeline.openai_format.convert import ConvertedBody
 from pipeline.openai_format.tokens import estimate_tokens
-from pipeline.sft import build_sft, example_from_trajectory, unsloth_to_openai
+from pipeline.sft import (
+    RowBytes,
+    build_sft,
+    example_from_trajectory,
+    system_message_json,
+    target_json,
+    unsloth_to_openai,
+)
 
 VERSIONS = ("1.1.0", "1.2.0", "1.3.0", "1.3.1", "1.4.0", "1.5.0", None)
 MARK = re.compile(r"@@m(\d+)@@")
@@ -182,9 +190,14 @@ def test_what_build_sft_writes_the_openai_validator_accepts_and_results_stay_on_
     example = unsloth_to_openai(row)
     # build_sft converts each conversation once and adds each row's system prompt to it
     body = ConvertedBody.of(ex.conversation, ex.tools)
+    rows = RowBytes.of(ex)
     for prompt in ("You are the agent.", "  ", "A longer prompt.\nWith two lines."):
         plain = unsloth_to_openai(ex.render("agent", 1, 0.5, prompt))
         assert body.example(prompt) == (plain, estimate_tokens(plain))
+        # and the lines build_sft splices from bytes are those of the plain objects
+        assert body.line(prompt) == (dumps_line(plain), estimate_tokens(plain))
+        assert rows.line("agent<-x#1", system_message_json(prompt), target_json("agent", 0.5), 1) == \
+            dumps_line({**ex.render("agent", 1, 0.5, prompt), "id": "agent<-x#1"})
 
     errors: list[tuple[str, str, str]] = []
     ExampleChecker(lambda f, c, m, warning=False: None if warning else errors.append((f, c, m))).check(example)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,7 @@ from pipeline.openai_format import (
     validate_openai,
     validate_openai_file,
 )
+from pipeline.openai_format.validate import _BODIES, _TRIAL, Bodies
 
 SIMPLE = {"messages": [{"role": "system", "content": "You are the QA agent."},
                        {"role": "user", "content": "How do I test the login flow?"},
@@ -263,3 +265,56 @@ def test_function_names_openai_cannot_take_are_mapped_alike_in_calls_and_tools()
     assert example["tools"][0]["function"]["name"] == example["messages"][1]["tool_calls"][0]["function"]["name"] \
         == "browser_click"
     assert row["tools"][0]["function"]["name"] == "browser.click"  # the row itself is left alone
+
+
+def test_lines_that_differ_only_in_their_system_prompt_are_judged_as_if_each_were_checked_alone(tmp_path):
+    """The validator remembers what it found in a conversation and reuses it for the next line that
+    has it under another system prompt: the findings (on their own lines), counts and token
+    estimates must be those of checking every line from scratch (here: the same lines written with
+    spaces, which the shortcut never recognizes)."""
+    body = [{"role": "user", "content": "hi", "extra": 1},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "nope", "arguments": "{}"}}]},
+            {"role": "user", "content": "next"}, {"role": "assistant", "content": "x" * 4000, "weight": 0.5}]
+    prompts = ["P", "A much longer system prompt " * 20, "P", "é" * 9, "", "   ", "L" * 3000, "M" * 3001]
+    lines = [{"messages": [{"role": "system", "content": p}, *body]} for p in prompts]
+    lines += [{"messages": [{"role": "system", "content": "Q"}, *body], "tools": "bad"},
+              {"messages": [{"role": "system", "content": "Q", "name": "n"}, *body]}]
+    dup = b'{"messages":[{"role":"system","content":"S"},{"role":"user","content":"u"}],' \
+          b'"messages":[{"role":"system","content":"T"},{"role":"assistant","content":"a"}]}'
+    fast = tmp_path / "fast.jsonl"
+    fast.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines * 2) + dup + b"\n" + dup + b"\n")
+    slow = tmp_path / "slow.jsonl"  # json.dumps puts spaces after ':' and ',': no line has the shape
+    slow.write_text("".join(json.dumps(x) + "\n" for x in lines * 2) + (dup + b"\n").decode() * 2)
+    a, b = validate_openai_file(fast, min_examples=1), validate_openai_file(slow, min_examples=1)
+    assert a.to_dict() | {"path": ""} == b.to_dict() | {"path": ""}
+    assert a.errors > 0 and a.warnings > 0 and len({e.line for e in a.error_samples}) > 8
+    assert a.tokens_estimated == sum(estimate_tokens(x) for x in lines * 2) + 2 * estimate_tokens(orjson.loads(dup))
+
+
+def test_one_memory_serves_the_files_of_a_step_and_stays_bounded(tmp_path):
+    body = [USER, ASSISTANT]
+    first = write(tmp_path / "a.jsonl", [msgs({"role": "system", "content": f"A{i}"}, *body) for i in range(12)])
+    second = write(tmp_path / "b.jsonl", [msgs({"role": "system", "content": f"B{i}"}, *body) for i in range(12)])
+    bodies = Bodies()
+    ra, rb = (validate_openai_file(p, bodies=bodies) for p in (first, second))
+    assert ra.valid and rb.valid and len(bodies._known) == 1
+    assert rb.tokens_estimated == sum(estimate_tokens(msgs({"role": "system", "content": f"B{i}"}, *body))
+                                      for i in range(12))
+    bodies = Bodies()
+    for i in range(_BODIES + 5):
+        bodies.put(i.to_bytes(16, "big"), ((), i))
+    assert len(bodies._known) == 5 and bodies.get((0).to_bytes(16, "big")) is None
+    assert bodies.get((_BODIES + 4).to_bytes(16, "big")) == ((), _BODIES + 4)
+
+
+def test_the_memory_stops_when_lines_hardly_ever_share_a_conversation(tmp_path):
+    lines = [msgs({"role": "system", "content": "S"}, {"role": "user", "content": f"q{i}"}, ASSISTANT)
+             for i in range(_TRIAL + 50)]
+    path = write(tmp_path / "unique.jsonl", lines)
+    bodies = Bodies()
+    report = validate_openai_file(path, bodies=bodies)
+    assert report.valid and report.examples == _TRIAL + 50
+    assert report.tokens_estimated == sum(estimate_tokens(x) for x in lines)
+    assert not bodies.active and bodies.lookups == _TRIAL and not bodies._known
+    assert bodies.split(orjson.dumps(lines[0]), lines[0]) == (0, None)

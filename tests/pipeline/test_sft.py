@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,17 +15,24 @@ import orjson
 import pytest
 
 from coordinator.core.errors import InputError, ParameterError
-from coordinator.core.io import sha256_file
+from coordinator.core.io import dumps_line, sha256_file
 from coordinator.core.step import StepContext
+from pipeline.adp.tools import FunctionSpec, ToolCatalog, ToolSpec
 from pipeline.compat import default_matrix, week2_matrix
+from pipeline.openai_format.convert import ConvertedBody
+from pipeline.openai_format.tokens import estimate_tokens
 from pipeline.sft import (
     CODE_TOOL,
     CODE_TOOL_SPEC,
+    RowBytes,
+    _Sampler,
     build_sft,
     example_from_trajectory,
     in_holdout,
     keep_for_openai,
+    system_message_json,
     system_prompt,
+    target_json,
     turns_to_conversation,
     unsloth_to_openai,
     write_openai_rows,
@@ -234,6 +242,40 @@ def test_sampling_is_deterministic_and_seeded(tmp_path: Path) -> None:
     assert a != [keep_for_openai(i, 0.5, 2) for i in ids]
     assert all(keep_for_openai(i, 1.0, 1) for i in ids)
     assert not any(keep_for_openai(i, 0.0, 1) for i in ids)
+
+
+def test_the_writers_sampler_keeps_exactly_the_rows_keep_for_openai_keeps() -> None:
+    ids = [f"t<-s-{i}#1" for i in range(3000)] + ["ünï<-cödé#0", ""]
+    for seed in (1, 42):
+        sampler = _Sampler(seed)
+        for w in (0.0, 0.3, 0.5, 1.0, 1.5, -1.0):
+            assert [sampler.keep(i, w) for i in ids] == [keep_for_openai(i, w, seed) for i in ids]
+
+
+def test_spliced_lines_are_the_bytes_of_the_rendered_rows() -> None:
+    """build_sft writes rows spliced from bytes serialized once per example: they must be exactly
+    what serializing each rendered row (and its OpenAI example) gives."""
+    traj = {"id": "s-1", "content": [
+        {"class_": "text_observation", "source": "user", "content": "Ünïcode \"quoted\" \u2028 <b>"},
+        {"class_": "api_action", "function": "lookup", "kwargs": {"q": 1.5, "k": [None, True]},
+         "description": "look", "tool_call_id": "c1"},
+        {"class_": "text_observation", "source": "environment", "content": "42", "tool_call_id": "c1"},
+        {"class_": "message_action", "content": "done"}],
+        "details": {"agent_name": "s", "task_category": None, "system_prompt": "Own prompt"}}
+    catalog = ToolCatalog([ToolSpec(function=FunctionSpec(name="lookup", parameters={"type": "object"}))])
+    for ex in (example_from_trajectory(traj, "s", catalog), example_from_trajectory(traj, "s")):
+        rows, body = RowBytes.of(ex), ConvertedBody.of(ex.conversation, ex.tools)
+        for target, weight, v, prompt in (("t", 0.25, 0, "P"), ("s", 1.0, 15, "Own prompt"),
+                                          ("x\u00e9", 1, 3, "")):
+            row_id = f"{target}<-{ex.base_id}#{v}"
+            line = rows.line(row_id, system_message_json(prompt), target_json(target, weight), v)
+            assert line == dumps_line(ex.render(target, v, weight, prompt))
+            plain = unsloth_to_openai(ex.render(target, v, weight, prompt))
+            assert body.line(prompt) == (dumps_line(plain), estimate_tokens(plain))
+    bare = dataclasses.replace(ex, base_id="b", conversation=[], tools=[])  # no message at all
+    line = RowBytes.of(bare).line("t<-b#2", system_message_json("p"), target_json("t", 1), 2)
+    assert line == dumps_line(bare.render("t", 2, 1, "p"))
+    assert orjson.loads(line)["conversations"] == [{"from": "system", "value": "p"}]
 
 
 def test_holdout_fraction_is_respected_on_many_ids() -> None:
