@@ -6,7 +6,6 @@ With a Postgres database configured (:mod:`coordinator.core.database`) each even
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -19,7 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from coordinator.core.database import Database
-from coordinator.core.io import wrote
+from coordinator.core.io import AppendFile, wrote
 from coordinator.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ class EventLog:
         self._db_retry_at = 0.0
         self._lock = threading.Lock()
         self._once: set[str] | None = None
-        self._fd: int | None = None
+        self._file = AppendFile(path)
         path.parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
@@ -76,28 +75,9 @@ class EventLog:
         """The event log of a workspace's run (also in its database, when one is configured)."""
         return cls(ws.events, run_id, listener, ws.database)
 
-    def _descriptor(self) -> int:
-        """The log's O_APPEND descriptor, kept open (opening the file for every event cost more than a
-        no-op task); opened again if the file was removed."""
-        if self._fd is not None:
-            try:
-                if os.fstat(self._fd).st_nlink > 0:
-                    return self._fd
-            except OSError:
-                pass
-            self.close()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return self._fd
-
     def close(self) -> None:
         """Close the log's descriptor (the next event opens it again)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __del__(self) -> None:
-        self.close()
+        self._file.close()
 
     def _store(self, event: dict[str, Any], kind: str, once: str | None, line: bytes) -> None:
         """Also write the event to the database; when the server is unreachable the local mirror has it
@@ -131,7 +111,7 @@ class EventLog:
                 if once in self._once:
                     return event
                 self._once.add(once)
-            os.write(self._descriptor(), line)
+            self._file.append(line)
         if self.database is not None:
             self._store(event, kind, once, line)
         wrote("event", kind)  # crash tests: may die here

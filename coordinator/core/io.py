@@ -8,6 +8,8 @@ place only when the block exits cleanly, hashing the bytes on the way.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -117,6 +119,63 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         return
+
+
+class AppendFile:
+    """A log written only by appending whole lines, each with one ``write`` on a kept-open ``O_APPEND``
+    descriptor, so lines of concurrent threads and processes never interleave (opening the file for
+    every line cost more than a no-op task).
+
+    A process killed in the middle of a write leaves a torn last line; the next writer ends it with a
+    newline before its own line, so only the torn line is lost, never the one after it. The caller
+    serializes its own threads' calls.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._torn = False  # the file does not end with a newline: end it before the next line
+
+    def descriptor(self) -> int:
+        """The open descriptor (read/write, appending); opened again if the file was removed."""
+        if self._fd is not None:
+            try:
+                if os.fstat(self._fd).st_nlink > 0:
+                    return self._fd
+            except OSError:
+                pass
+            self.close()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        self._torn = bool(size) and os.pread(self._fd, 1, size - 1) != b"\n"
+        return self._fd
+
+    def append(self, line: bytes) -> None:
+        """Append one line (ending with a newline); a full disk raises ``OSError`` naming the file."""
+        fd = self.descriptor()
+        data = b"\n" + line if self._torn else line
+        try:
+            written = self._write(fd, data)
+        except OSError as e:
+            self._torn = True  # it may have written part of the line
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
+        if written != len(data):  # a short write: only a full disk does that to a regular file
+            self._torn = True
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        self._torn = False
+
+    def _write(self, fd: int, data: bytes) -> int:
+        return os.write(fd, data)
+
+    def close(self) -> None:
+        """Close the descriptor (the next line opens the file again)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class AtomicWriter:

@@ -21,8 +21,6 @@ still read.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import threading
 from pathlib import Path
@@ -30,16 +28,11 @@ from typing import Any
 
 import orjson
 
-from coordinator.core.io import wrote
+from coordinator.core.io import AppendFile, wrote
 from coordinator.core.state import TaskRecord
 
 LOG_NAME = "results.jsonl"
 LEGACY_DIR = "results"
-
-
-def _write(fd: int, data: bytes) -> int:
-    """One ``write`` (a seam for the full-disk test)."""
-    return os.write(fd, data)
 
 
 class ResultLog:
@@ -49,10 +42,11 @@ class ResultLog:
         self.path = run_dir / LOG_NAME
         self._legacy = run_dir / LEGACY_DIR
         self._lock = threading.Lock()
-        self._fd: int | None = None
+        self._file = AppendFile(self.path)
         self._index: dict[tuple[str, int], TaskRecord] = {}
         self._offset = 0  # bytes of the log already indexed
-        self._needs_newline = False  # a torn line precedes the next record
+        self._exists = False  # the log is known to exist
+        self._has_legacy: bool | None = None  # an earlier version's results/ directory is there
 
     def get(self, task_id: str, dispatch: int) -> TaskRecord | None:
         """The record of ``task_id``'s ``dispatch``, if one was written (by any process); None: none."""
@@ -73,44 +67,24 @@ class ResultLog:
         line = orjson.dumps({"task": task_id, "dispatch": dispatch, "record": record},
                             option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
         with self._lock:
-            fd = self._descriptor()
-            data = (b"\n" + line) if self._needs_newline else line
-            try:
-                written = _write(fd, data)
-            except OSError as e:
-                self._needs_newline = True  # it may have written part of the line
-                raise OSError(e.errno, e.strerror, str(self.path)) from e
-            if written != len(data):  # a short write: only a full disk does that to a regular file
-                self._needs_newline = True
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
-            self._needs_newline = False
+            if not self._exists:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._exists = True
+            self._file.append(line)
             self._index[(task_id, dispatch)] = record
         wrote("result", self.path)  # crash tests: may die here
 
     def close(self) -> None:
         """Close the log's descriptor (the next append opens it again)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __del__(self) -> None:
-        self.close()
-
-    def _descriptor(self) -> int:
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            size = os.fstat(self._fd).st_size
-            if size and os.pread(self._fd, 1, size - 1) != b"\n":
-                self._needs_newline = True  # a process died while writing: end its torn line first
-        return self._fd
+        self._file.close()
 
     def _catch_up(self) -> None:
         """Index the lines written since the last look (by this process or another)."""
-        if self._fd is None and not self.path.exists():
-            return
-        fd = self._descriptor()
+        if not self._exists:
+            if not self.path.exists():
+                return
+            self._exists = True
+        fd = self._file.descriptor()
         size = os.fstat(fd).st_size
         if size <= self._offset:
             return
@@ -123,7 +97,9 @@ class ResultLog:
         self._offset += end
 
     def _legacy_record(self, task_id: str, dispatch: int) -> TaskRecord | None:
-        if not self._legacy.is_dir():
+        if self._has_legacy is None:
+            self._has_legacy = self._legacy.is_dir()  # earlier versions only: it never appears later
+        if not self._has_legacy:
             return None
         path = self._legacy / f"{dispatch_stem(task_id, dispatch)}.json"
         try:

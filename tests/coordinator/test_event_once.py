@@ -76,3 +76,12 @@ def test_a_display_that_fails_stops_displaying_but_never_stops_the_log(tmp_path)
     log.emit("task_finished", task="a")
     assert seen == ["task_started"]
     assert [e["kind"] for e in read_events(tmp_path / "events.jsonl")] == ["task_started", "task_finished"]
+
+
+def test_an_event_torn_by_a_kill_costs_only_itself_not_the_next_one(tmp_path):
+    path = tmp_path / "events.jsonl"
+    EventLog(path, "r1").emit("run_started")
+    with open(path, "ab") as fh:
+        fh.write(b'{"ts": "2026-12-06T00:00:00Z", "run": "r1", "kind": "task_sta')  # killed mid-write
+    EventLog(path, "r1").emit("run_resumed")  # the next process
+    assert [e["kind"] for e in read_events(path, "r1")] == ["run_started", "run_resumed"]

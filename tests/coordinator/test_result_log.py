@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-import coordinator.engine.result_log as result_log
+from coordinator.core.io import AppendFile
 from coordinator.engine.result_log import ResultLog, recorded
 from tests.coordinator.steps_for_tests import remove_record
 
@@ -72,16 +72,16 @@ def test_garbled_and_foreign_lines_are_skipped(tmp_path):
 def test_a_full_disk_names_the_log_and_the_next_record_starts_a_new_line(tmp_path, monkeypatch):
     log = ResultLog(tmp_path)
     log.append("a", 1, _rec(1))  # type: ignore[arg-type]
-    real = result_log._write
+    real = AppendFile._write
 
-    def half_then_full(fd: int, data: bytes) -> int:
-        return real(fd, data[: len(data) // 2])  # a short write: the disk filled up mid-line
+    def half_then_full(self: AppendFile, fd: int, data: bytes) -> int:
+        return real(self, fd, data[: len(data) // 2])  # a short write: the disk filled up mid-line
 
-    monkeypatch.setattr(result_log, "_write", half_then_full)
+    monkeypatch.setattr(AppendFile, "_write", half_then_full)
     with pytest.raises(OSError) as info:
         log.append("b", 1, _rec(2))  # type: ignore[arg-type]
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "results.jsonl")
-    monkeypatch.setattr(result_log, "_write", real)
+    monkeypatch.setattr(AppendFile, "_write", real)
     log.append("c", 1, _rec(3))  # type: ignore[arg-type]
     assert recorded(tmp_path) == {("a", 1): _rec(1), ("c", 1): _rec(3)}
 

@@ -6,7 +6,7 @@ import errno
 import threading
 
 import coordinator.engine.pool as pool_module
-import coordinator.engine.result_log as result_log
+from coordinator.core.io import AppendFile
 from coordinator.engine.runner import RunOptions, run_plan
 from tests.coordinator.steps_for_tests import write_plan
 
@@ -18,10 +18,14 @@ tasks:
 
 
 def test_a_full_disk_while_recording_a_result_fails_the_task_and_names_the_file(ws, monkeypatch):
-    def full_disk(fd, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real = AppendFile._write
 
-    monkeypatch.setattr(result_log, "_write", full_disk)
+    def full_disk(self, fd, data):
+        if self.path.name == "results.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, fd, data)
+
+    monkeypatch.setattr(AppendFile, "_write", full_disk)
     box: dict[str, object] = {}
     worker = threading.Thread(target=lambda: box.setdefault("summary", run_plan(
         ws, RunOptions(plan=str(write_plan(ws.root, PLAN)), render_interval=0))), daemon=True)
