@@ -18,7 +18,7 @@ import xxhash
 
 from coordinator.core.events import now_iso
 from coordinator.core.io import atomic_write_json
-from coordinator.core.plan import CompiledPlan
+from coordinator.core.plan import CompiledPlan, CompiledTask
 from coordinator.core.ports import ListenerResult
 from coordinator.core.provenance import board_line
 from coordinator.core.roles import RoleDefinition
@@ -119,12 +119,9 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
         stamp = _role_stamp(ws, plan, role, state, run, notices)
         if _rendered.get(key) == (stamp, *map(_file_stamp, files)):
             continue  # nothing they show changed, and nobody touched the two files since coord wrote them
-        views = [task_view(t, tasks_state.get(t.id, {}), plan, notices.get(t.id))
-                 for t in plan.tasks_of_role(role.name)]
-        for v in views:
-            v["artifacts"] = _linked(ws, ws.boards, v["artifacts"])
-        counts = {"total": len(views), "done": sum(v["status"] == "done" for v in views),
-                  "pending": sum(v["status"] == "pending" for v in views)}
+        mine = plan.tasks_of_role(role.name)
+        statuses, blocks = _task_blocks(ws, plan, role, mine, tasks_state, notices, run)
+        counts = {"total": len(statuses), "done": statuses.count("done"), "pending": statuses.count("pending")}
         gates = [{"id": gid, "title": g.title or gid, "policy": g.policy,
                   "status": gate_status_text(g, gates_state.get(gid, {})),
                   "decidable": needs_person(gates_state.get(gid, {})) or window_open(gates_state.get(gid, {})),
@@ -134,12 +131,14 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
                   "record": relative_link(ws.root, ws.boards, ws.reviews / run["run_id"] / f"{gid}.md")
                   if gates_state.get(gid, {}).get("verdict") else None}
                  for gid, g in plan.gates.items() if g.reviewer == role.name]
-        board = render("role_board.md.j2", board_name=role.board_name, role=role, run=run, tasks=views,
+        board = render("role_board.md.j2", board_name=role.board_name, role=role, run=run, task_blocks=blocks,
                        counts=counts, gates=gates, deferred=deferred)
         writer.write(ws.boards / f"{role.board_name}_TASKS.md", board, result)
-        in_hand = next((v for v in views if v["status"] in ("running", "waiting")), None) or \
-            next((v for v in views if v["status"] == "pending"), None)
-        if in_hand is not None:
+        at = next((i for i, st in enumerate(statuses) if st in ("running", "waiting")), None)
+        at = next((i for i, st in enumerate(statuses) if st == "pending"), None) if at is None else at
+        in_hand = None
+        if at is not None:
+            in_hand = _view(ws, plan, mine[at], tasks_state.get(mine[at].id), notices.get(mine[at].id))
             in_hand["inputs"] = _linked(ws, ws.boards, inputs_of(in_hand, tasks_state))
         now = render("execute_now.md.j2", board_name=role.board_name, role=role, run=run, task=in_hand,
                      counts=counts)
@@ -155,6 +154,51 @@ def render_all(ws: Workspace, plan: CompiledPlan, roles: dict[str, RoleDefinitio
 _rendered: dict[tuple[str, str, str], tuple[Any, ...]] = {}
 """(workspace, run, role) → what its board and EXECUTE_NOW file were last rendered from, and the two files
 as that render left them (a person's save, or a deleted file, makes the next render go ahead)."""
+
+
+_blocks: dict[tuple[str, str, str], dict[str, tuple[Any, ...]]] = {}
+"""(workspace, run, role) → task id → what its block on the board was rendered from (the record and the
+notice, the plan, which artifact files existed), its view and its text. A new state merges only the records
+that changed, so the others are the same objects (compared by identity, else by value: a state read back from
+the checkpoint), and their blocks are reused."""
+_BLOCK_ROLES = 64
+"""Blocks are kept for this many (workspace, run, role) triples; then all are dropped and rendered again."""
+
+
+def _task_blocks(ws: Workspace, plan: CompiledPlan, role: RoleDefinition, mine: list[CompiledTask],
+                 tasks_state: Mapping[str, Any], notices: Mapping[str, Any],
+                 run: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The status of each of a role's tasks and its text on the board; a task whose record, notice, plan and
+    artifact files are those of the last render keeps its text (rendering a 10,000-task board after each few
+    hundred tasks would otherwise redo every task)."""
+    key = (str(ws.root), str(run["run_id"]), role.name)
+    cache = _blocks.get(key)
+    if cache is None:
+        if len(_blocks) >= _BLOCK_ROLES:
+            _blocks.clear()
+        cache = _blocks[key] = {}
+    statuses, texts = [], []
+    for t in mine:
+        rec, notice = tasks_state.get(t.id), notices.get(t.id)
+        files = tuple((ws.root / str(a.get("path"))).is_file() for a in (rec or {}).get("artifacts") or [])
+        hit = cache.get(t.id)
+        if hit is not None and (hit[0] is rec or hit[0] == rec) and hit[1] == notice and hit[2] is plan \
+                and hit[3] == files:
+            text = hit[4]
+        else:
+            text = render("role_board_task.md.j2", t=_view(ws, plan, t, rec, notice), role=role)
+            cache[t.id] = (rec, notice, plan, files, text)
+        statuses.append((rec or {}).get("status", "pending"))
+        texts.append(text)
+    return statuses, texts
+
+
+def _view(ws: Workspace, plan: CompiledPlan, task: CompiledTask, rec: Mapping[str, Any] | None,
+          notice: Mapping[str, str] | None) -> dict[str, Any]:
+    """A task's view with links to the artifact files that exist."""
+    view = task_view(task, rec or {}, plan, notice)
+    view["artifacts"] = _linked(ws, ws.boards, view["artifacts"])
+    return view
 
 
 def _file_stamp(path: Path) -> tuple[int, int, int] | None:

@@ -312,6 +312,7 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
             events.emit("run_started", once=f"run_started:{run_id}", plan=plan.name, profile=plan.profile,
                         params=plan.params)
             graph_input = _initial_state(run_id, plan)
+        gc.freeze()  # the plan and the state read back live as long as the run (thawed by _long_lived_heap)
         for _ in graph.stream(graph_input, config, context=ctx, durability=DURABILITY,
                               stream_mode="updates"):
             pass
