@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from coordinator.engine.budget import RunBudget
 
 
-RENDER_SHARE = 10.0
+RENDER_SHARE = 20.0
 """Routine renders are spaced at least this many times their own duration apart."""
 
 
