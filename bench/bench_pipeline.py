@@ -24,6 +24,13 @@ peak RSS ≤ 250 MB at 100k rows and within +10 % from 100k to 1M rows.
     python bench/bench_pipeline.py                 # 100k rows, both datasets, 3 repeats
     python bench/bench_pipeline.py --rows 20000    # quicker
     python bench/bench_pipeline.py --million       # also 1M rows of each (≈ 1 h, ~20 GB disk)
+
+To measure a few steps again and again without rebuilding the data, ``--workdir DIR`` keeps
+each dataset in ``DIR/<dataset>-<rows>`` (reused by the next run that names the same
+directory) and ``--steps audit`` times only the steps named; the steps before the last one
+named run once, untimed, where the kept dataset has not run them yet:
+
+    python bench/bench_pipeline.py --rows 1000000 --datasets unique --workdir /tmp/bp --steps audit
 """
 
 from __future__ import annotations
@@ -156,19 +163,59 @@ def run_child(job: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- driver
 
-def bench_dataset(shape: str, rows: int, tmp: Path, words: int, repeat: int) -> list[dict[str, Any]]:
-    """Build one dataset, then time every step and its floor, alternating; rows of the result table."""
-    ws = tmp / f"{shape}-{rows}"
+_BUILT = ".bench-steps.json"  # in a kept dataset: the steps that have run on it
+
+
+def prepare_dataset(ws: Path, shape: str, rows: int, words: int, only: set[str] | None) -> set[str]:
+    """Write the raw examples (unless a kept dataset has them); run, untimed, the steps the timed ones need.
+
+    Returns the names of the steps whose outputs the dataset holds.
+    """
     per_agent, steps = plan(shape, rows)
-    t0 = time.perf_counter()
-    raw = write_raw_examples(ws / "data/generated_examples", per_agent, words=words)
-    (ws / "identity.yaml").write_text(IDENTITY_MATRIX)
-    print(f"[{shape} {rows}] raw examples: {per_agent * len(AGENTS)} ({raw / 1e6:.0f} MB) "
-          f"in {time.perf_counter() - t0:.0f} s", flush=True)
+    marker = ws / _BUILT
+    if marker.is_file():
+        done = set(orjson.loads(marker.read_bytes()))
+        print(f"[{shape} {rows}] reusing {ws} (steps run: {', '.join(sorted(done)) or 'none'})", flush=True)
+    else:
+        t0 = time.perf_counter()
+        raw = write_raw_examples(ws / "data/generated_examples", per_agent, words=words)
+        (ws / "identity.yaml").write_text(IDENTITY_MATRIX)
+        done = set()
+        marker.write_bytes(orjson.dumps([]))
+        print(f"[{shape} {rows}] raw examples: {per_agent * len(AGENTS)} ({raw / 1e6:.0f} MB) "
+              f"in {time.perf_counter() - t0:.0f} s", flush=True)
+    if only is not None:
+        last = max((i for i, s in enumerate(steps) if s[0] in only), default=-1)
+        for name, params, _, _ in steps[:last + 1]:
+            if name not in only and name not in done:
+                t0 = time.perf_counter()
+                run_child({"kind": "step", "ws": str(ws), "step": name, "params": params})
+                done.add(name)
+                marker.write_bytes(orjson.dumps(sorted(done)))
+                print(f"[{shape} {rows}] {name} (untimed, to build the data): "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return done
+
+
+def bench_dataset(shape: str, rows: int, tmp: Path, words: int, repeat: int,
+                  only: set[str] | None = None, keep: bool = False) -> list[dict[str, Any]]:
+    """Build one dataset, then time every step (or those in ``only``) and its floor, alternating.
+
+    Returns rows of the result table. The dataset lives in ``tmp/<shape>-<rows>``; it is
+    removed afterwards unless ``keep``.
+    """
+    ws = tmp / f"{shape}-{rows}"
+    _, steps = plan(shape, rows)
+    done = prepare_dataset(ws, shape, rows, words, only)
     table = []
     for r in range(repeat):
         for name, params, ins, outs in steps:
+            if only is not None and name not in only:
+                continue
             res = run_child({"kind": "step", "ws": str(ws), "step": name, "params": params})
+            if keep and name not in done:
+                done.add(name)
+                (ws / _BUILT).write_bytes(orjson.dumps(sorted(done)))
             floor = run_child({"kind": "floor", "inputs": _files(ws, *ins),
                                "outputs": _files(ws, *outs), "scratch": str(tmp / "floor")})
             m = res["metrics"]
@@ -180,7 +227,8 @@ def bench_dataset(shape: str, rows: int, tmp: Path, words: int, repeat: int) -> 
             print(f"[{shape} {rows} #{r + 1}] {name}: {res['seconds']:.2f} s (load {res['load']:.1f}) · "
                   f"floor {floor['seconds']:.2f} s (load {floor['load']:.1f}) · peak RSS "
                   f"{res['rss_mb']:.0f} MB", flush=True)
-    shutil.rmtree(ws)
+    if not keep:
+        shutil.rmtree(ws)
     return table
 
 
@@ -208,19 +256,20 @@ def print_table(table: list[dict[str, Any]]) -> None:
     checks = []
     for shape, scale in dict.fromkeys((r["dataset"], r["scale"]) for r in table):
         rows = [r for r in table if (r["dataset"], r["scale"]) == (shape, scale) and r["step"] in CHAIN]
-        repeats = sorted({r["repeat"] for r in rows})
-        secs = [sum(r["seconds"] for r in rows if r["repeat"] == k) for k in repeats]
-        floors = [sum(r["floor"] for r in rows if r["repeat"] == k) for k in repeats]
-        ratios = [s / f for s, f in zip(secs, floors, strict=True)]
-        loads = [x for r in rows for x in (r["load"], r["floor_load"])]
-        rss = max(r["rss_mb"] for r in rows)
-        print(f"| {shape} | {scale:,} | **chain** | | {_span(secs, '.2f')} | {_span(floors, '.2f')} | "
-              f"**{_span(ratios, '.2f')}** | {min(loads):.1f}–{max(loads):.1f} | | {rss:.0f} |")
-        if shape == "cross":
+        whole = {r["step"] for r in rows} == set(CHAIN)  # not when --steps left some out
+        if whole:
+            repeats = sorted({r["repeat"] for r in rows})
+            secs = [sum(r["seconds"] for r in rows if r["repeat"] == k) for k in repeats]
+            floors = [sum(r["floor"] for r in rows if r["repeat"] == k) for k in repeats]
+            ratios = [s / f for s, f in zip(secs, floors, strict=True)]
+            loads = [x for r in rows for x in (r["load"], r["floor_load"])]
+            rss = max(r["rss_mb"] for r in rows)
+            print(f"| {shape} | {scale:,} | **chain** | | {_span(secs, '.2f')} | {_span(floors, '.2f')} | "
+                  f"**{_span(ratios, '.2f')}** | {min(loads):.1f}–{max(loads):.1f} | | {rss:.0f} |")
+        if shape == "cross" and whole:
             checks.append((f"chain ≤ {CHAIN_TARGET:g}× floor ({shape} {scale:,})",
                            statistics.median(ratios) <= CHAIN_TARGET, f"median {_span(ratios, '.2f')}×"))
-        if shape == "unique" and scale <= 100_000:
-            audit = [r for r in rows if r["step"] == "audit"]
+        if shape == "unique" and scale <= 100_000 and (audit := [r for r in rows if r["step"] == "audit"]):
             secs_a = [r["seconds"] for r in audit]
             checks.append((f"audit ≤ {AUDIT_UNIQUE_TARGET_S:g} s ({shape} {scale:,})",
                            statistics.median(secs_a) <= AUDIT_UNIQUE_TARGET_S,
@@ -254,6 +303,9 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=350)
     parser.add_argument("--datasets", default="cross,unique")
     parser.add_argument("--repeat", type=int, default=3, help="step/floor pairs per step (alternating)")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the datasets in this directory and reuse them (default: a temporary one)")
+    parser.add_argument("--steps", help="time only these steps (comma-separated)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -267,13 +319,16 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}", flush=True)
     scales = [args.rows] + ([1_000_000] if args.million else [])
+    only = set(args.steps.split(",")) if args.steps else None
     table: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        where = args.workdir.resolve() if args.workdir else Path(tmp)
         for scale in scales:
             for shape in args.datasets.split(","):
                 # one repeat at 1M: an hour per pass is enough
-                table += bench_dataset(shape, scale, Path(tmp), args.words,
-                                       args.repeat if scale <= 100_000 else 1)
+                table += bench_dataset(shape, scale, where, args.words,
+                                       args.repeat if scale <= 100_000 else 1,
+                                       only=only, keep=args.workdir is not None)
     print_table(table)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import xxhash
 
 BITS_PER_KEY = 20
-"""Filter bits per key held, at least (the filter grows past that)."""
+"""Filter bits per key held, at least (the filter grows past that); the default of ``bits_per_key``."""
 _MIN_WORDS = 1 << 12
 _M6 = 63
 _SHIFTS = (0, 6, 12, 18, 24, 30, 36)
@@ -40,6 +40,11 @@ def key_hash(key: bytes | str | int) -> int:
     elif isinstance(key, int):
         key = key.to_bytes(key.bit_length() // 8 + 1, "little", signed=True)
     return xxhash.xxh3_128_intdigest(key)
+
+
+def _zeros(n: int) -> array[int]:
+    """``n`` zeroed 64-bit words, allocated once (no temporary of the same size)."""
+    return array("Q", [0]) * n
 
 
 def _masks(low: np.ndarray) -> np.ndarray:
@@ -57,10 +62,11 @@ def _masks(low: np.ndarray) -> np.ndarray:
 class BloomFilter:
     """Set membership with false positives and no false negatives; see the module docstring."""
 
-    def __init__(self, hash_log: Path) -> None:
+    def __init__(self, hash_log: Path, *, bits_per_key: int = BITS_PER_KEY) -> None:
         self._log_path = hash_log
         self._log = hash_log.open("ab")
-        self._words = array("Q", bytes(8 * _MIN_WORDS))
+        self.bits_per_key = bits_per_key
+        self._words = _zeros(_MIN_WORDS)
         self._n = _MIN_WORDS
         self.count = 0
 
@@ -69,7 +75,7 @@ class BloomFilter:
         pairs = np.array([(h >> 64, h & _LOW) for h in hashes], dtype=np.uint64).reshape(-1, 2)
         self._log.write(pairs.tobytes())
         self.count += len(pairs)
-        if self.count * BITS_PER_KEY > 64 * len(self._words):
+        if self.count * self.bits_per_key > 64 * len(self._words):
             self._grow()
         else:
             self._set(pairs)
@@ -87,8 +93,11 @@ class BloomFilter:
         np.bitwise_or.at(words, (pairs[:, 0] % np.uint64(self._n)).astype(np.intp), _masks(pairs[:, 1]))
 
     def _grow(self) -> None:
-        size = -(-self.count * BITS_PER_KEY * 5 // (4 * 64 * _MIN_WORDS)) * _MIN_WORDS
-        self._words = array("Q", bytes(8 * size))
+        size = -(-self.count * self.bits_per_key * 5 // (4 * 64 * _MIN_WORDS)) * _MIN_WORDS
+        # the old words go first (everything is rebuilt from the log): the peak is the new size
+        # alone, not old + new (+ a zeroed bytes object the size of the new one)
+        self._words = array("Q")
+        self._words = _zeros(size)
         self._n = size
         self._log.flush()
         with self._log_path.open("rb") as fh:

@@ -10,13 +10,13 @@ bytes per key). A lookup that misses the buffer asks the filter first: a key it 
 seen (every new key, the common case when most rows are unique) is answered at once,
 and only the others pay an indexed SELECT (~4 µs alone, far more while other threads
 hold the GIL). The filter has no false negatives, so answers stay exact. Batches go
-in sorted by key (B-tree inserts stay local) and a few thousand rows per statement:
+in sorted by key (B-tree inserts stay local) and a few hundred rows per statement:
 ``executemany`` would release and retake the GIL for every row, and with the audit's
 signing threads running each retake can wait for a thread switch. Keys are ``bytes``,
-``str`` or ``int``; values ``int`` or ``str``. The directory is removed by
+``str`` or ``int``; values ``int``, ``str`` or ``bytes``. The directory is removed by
 :meth:`SpillMap.close` (or at interpreter exit). :class:`SpillList` is the same idea for
 strings looked up by position only (names for a report): the newest in memory, the rest
-in a file.
+in a file; :class:`SpillArray` for integers read back by position only at the end.
 """
 
 from __future__ import annotations
@@ -25,30 +25,33 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
+from array import array
 from pathlib import Path
 from types import TracebackType
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from pipeline._bloom import BloomFilter, key_hash
+from pipeline._bloom import BITS_PER_KEY, BloomFilter, key_hash
 
 K = TypeVar("K", bytes, str, int)
-V = TypeVar("V", int, str)
+V = TypeVar("V", int, str, bytes)
 
 MEMORY_ITEMS = 1 << 14
 """Entries a map buffers in memory before it spills (~2 MB for 16-byte keys and ints)."""
 CACHE_KIB = 1024
 """SQLite page cache per spilled map (the Bloom filter keeps most lookups away from it)."""
-_ROWS_PER_INSERT = 1 << 11
+_ROWS_PER_INSERT = 1 << 9  # a prepared INSERT of 2,048 rows would hold ~0.5 MB per connection
 
 
 class SpillMap(Generic[K, V]):
     """Insert-mostly map; see the module docstring. Not thread-safe."""
 
-    def __init__(self, *, memory_items: int | None = None, directory: Path | None = None) -> None:
+    def __init__(self, *, memory_items: int | None = None, directory: Path | None = None,
+                 cache_kib: int = CACHE_KIB, bits_per_key: int = BITS_PER_KEY) -> None:
         self.memory_items = max(1, MEMORY_ITEMS if memory_items is None else memory_items)
         self._directory = directory
+        self.cache_kib, self.bits_per_key = cache_kib, bits_per_key
         self._buffer: dict[K, V] = {}
         self._db: sqlite3.Connection | None = None
         self._dir: Path | None = None
@@ -94,11 +97,11 @@ class SpillMap(Generic[K, V]):
             self._dir = Path(tempfile.mkdtemp(prefix="coord-spill-", dir=self._directory))
             self._db = sqlite3.connect(self._dir / "map.sqlite", isolation_level=None)
             # a scratch table: nothing to recover after a crash, so no journal and no fsync
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{self.cache_kib}",
                            "temp_store = FILE"):
                 self._db.execute(f"PRAGMA {pragma}")
             self._db.execute("CREATE TABLE m (k PRIMARY KEY, v) WITHOUT ROWID")
-            self._bloom = BloomFilter(self._dir / "bloom.u64")
+            self._bloom = BloomFilter(self._dir / "bloom.u64", bits_per_key=self.bits_per_key)
             self._cleanup = weakref.finalize(self, _remove, self._db, self._bloom, self._dir)
         assert self._bloom is not None
         self._bloom.add_many([key_hash(k) for k in self._buffer])
@@ -193,3 +196,69 @@ class SpillList:
         self._buffer.clear()
         if self._cleanup is not None:
             self._cleanup()
+
+
+class SpillArray:
+    """Append-only array of 64-bit integers: the newest in memory up to a cap, the rest in a file.
+
+    For values read back only by position and in bulk (:meth:`take`), such as one value per
+    distinct text needed again for a few pairs at the end: memory stays bounded by the cap.
+    """
+
+    def __init__(self, *, memory_items: int | None = None, directory: Path | None = None) -> None:
+        self.memory_items = max(1, MEMORY_ITEMS if memory_items is None else memory_items)
+        self._directory = directory
+        self._buffer = array("q")
+        self._written = 0
+        self._path: Path | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    def __len__(self) -> int:
+        return self._written + len(self._buffer)
+
+    def append(self, value: int) -> None:
+        """Add ``value`` at index ``len(self)``."""
+        if len(self._buffer) >= self.memory_items:
+            self._flush()
+        self._buffer.append(value)
+
+    def _flush(self) -> None:
+        if self._path is None:
+            directory = Path(tempfile.mkdtemp(prefix="coord-array-", dir=self._directory))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, directory, True)
+            self._path = directory / "values.i64"
+        with self._path.open("ab") as fh:
+            self._buffer.tofile(fh)
+        self._written += len(self._buffer)
+        self._buffer = array("q")
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """The values at ``indices`` (any order, repeats allowed), as int64."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError("index out of range")
+        out = np.empty(len(idx), dtype=np.int64)
+        tail = idx >= self._written
+        out[tail] = np.frombuffer(self._buffer, dtype=np.int64)[idx[tail] - self._written] \
+            if len(self._buffer) else 0
+        if self._path is not None and not tail.all():
+            want = np.flatnonzero(~tail)
+            order = want[np.argsort(idx[want], kind="stable")]
+            with self._path.open("rb") as fh:  # one pass, a chunk at a time
+                start, k = 0, 0
+                while k < len(order) and len(chunk := np.fromfile(fh, dtype=np.int64,
+                                                                  count=_TAKE_CHUNK)):
+                    end = start + len(chunk)
+                    stop = k + int(np.searchsorted(idx[order[k:]], end))
+                    out[order[k:stop]] = chunk[idx[order[k:stop]] - start]
+                    start, k = end, stop
+        return out
+
+    def close(self) -> None:
+        """Drop everything and remove the file."""
+        self._buffer = array("q")
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+_TAKE_CHUNK = 1 << 15  # values read per step by SpillArray.take (256 kB)

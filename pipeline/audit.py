@@ -35,24 +35,32 @@ examples) and ``difficulty_max_deviation`` (largest absolute gap to the target).
 
 Outputs: ``<out_dir>/audit_metrics.json`` (metrics, per-agent breakdown, samples) and
 ``<out_dir>/audit_report.md`` (bounded, see :mod:`pipeline.audit_report`).
-Memory does not grow with the data beyond 9 bytes per unique text (first base, answer
-words, flags), 1 byte per base example and 1 bit per base example and agent (~10 MB per
-million), plus the Bloom filters of the spilled lookups (~2.5 bytes per key, three
-lookups): the content digests and base_id lookups spill to SQLite past a cap, base names
-to a file (:mod:`pipeline._spill`), MinHash signatures and LSH bands live in temporary
-files (:mod:`pipeline.lsh`); never the texts. The lookups are dropped before the near
-duplicates are paired, which needs memory of its own.
+Memory does not grow with the data beyond the Bloom filters of the spilled lookups (12 bits
+per key: ~1.7 bytes per unique text and per base example, and per raw content of the files
+read through build_sft's row index) and ~2 bits per unique text and agent (which texts were
+repeated; which base examples each agent trains on): the content digests and base_id
+lookups spill to SQLite past a cap (the raw-content shortcut of rows parsed from a file is
+a bounded cache instead, as those files are mostly distinct rows), and the facts kept per
+content (its index, first base, answer words, flags) and per base example (index,
+difficulty) are the values those lookups map to, so they spill with them; base names and
+each text's first base (read back for the near-duplicate pairs) go to files
+(:mod:`pipeline._spill`), MinHash signatures and LSH bands live in temporary files
+(:mod:`pipeline.lsh`); never the texts. Difficulty shares are counted as base examples
+appear. The lookups are dropped before the near duplicates are paired, which needs memory
+of its own (bounded as well).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from array import array
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from coordinator import MetricValue, StepContext, StepResult, StepRun, WsPath, step
 from coordinator.core.errors import InputError, ParameterError
@@ -64,11 +72,12 @@ from coordinator.core.io import (
     iter_jsonl,
 )
 from pipeline._rowindex import RowIndex, content_key, content_text
-from pipeline._spill import SpillList, SpillMap
+from pipeline._spill import SpillArray, SpillList, SpillMap
 from pipeline.audit_report import (
     MAX_SAMPLES,
     OTHER,
     AgentStats,
+    BitSet,
     Findings,
     LengthHistogram,
     WeightStats,
@@ -94,12 +103,28 @@ HIST_BINS = 4096
 MAX_DIFFICULTY_NAMES = 32  # distinct difficulty values tracked; later ones count as "other"
 _SYSTEM_CACHE_MAX = 4096
 _RECENT_SYSTEM, _RECENT_SYSTEM_CHARS = 64, 4096  # ≤ 256k characters
+_LOOKUP_ITEMS, _LOOKUP_CACHE_KIB, _LOOKUP_BLOOM_BITS = 1 << 13, 256, 12
+_LIST_ITEMS = 1 << 12  # values kept in memory by the append-only lists
 _END_CLOSERS = "\"')]}*_`»”’ "
 # per unique text, bit flags
-_SHORT, _NO_PUNCT, _EMAIL, _PHONE, _DUP = 1, 2, 4, 8, 16
+_SHORT, _NO_PUNCT, _EMAIL, _PHONE = 1, 2, 4, 8
+_RECORD = struct.Struct("<IIQB")  # a content's record, as its lookups hold it (see _Content)
+_LOW32 = (1 << 32) - 1
 # row counters (same attribute name on the accumulator and on AgentStats) per flag
 _ROW_COUNTERS = ((_SHORT, "too_short_rows"), (_NO_PUNCT, "no_end_punct_rows"),
                  (_EMAIL, "pii_email_rows"), (_PHONE, "pii_phone_rows"))
+
+
+def _lookup() -> SpillMap[Any, Any]:
+    """One of the per-row lookups: what it holds once spilled does not grow with the data.
+
+    Its buffer (~1 MB) is as large as the lookups of 100k rows of a few thousand distinct
+    texts need, so they never spill; its page cache is small (the Bloom filter keeps most
+    lookups away from SQLite), and the filter has 12 bits per key (~1 % false positives,
+    each costing one SELECT) instead of 20, as memory per key is what still grows.
+    """
+    return SpillMap(memory_items=_LOOKUP_ITEMS, cache_kib=_LOOKUP_CACHE_KIB,
+                    bits_per_key=_LOOKUP_BLOOM_BITS)
 
 
 def ends_with_punctuation(answer: str) -> bool:
@@ -108,6 +133,37 @@ def ends_with_punctuation(answer: str) -> bool:
     if text.endswith("```"):
         return True
     return text.rstrip(_END_CLOSERS)[-1:] in {".", "?", "!", "…"}
+
+
+class _Content(NamedTuple):
+    """What the audit keeps about a distinct content (normalized text)."""
+
+    text: int
+    """Its text index (order of first appearance; the near-duplicate index's order too)."""
+    first_base: int
+    """Index of the base example it first appeared under."""
+    words: int
+    """Words of its answer (the last ``gpt`` message)."""
+    flags: int
+    """``_SHORT``, ``_NO_PUNCT``, ``_EMAIL``, ``_PHONE`` bits."""
+
+
+class _RecentRaw:
+    """The latest raw content keys and their records, at most ``cap`` (then it starts over)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._map: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        """The record of ``key`` if it is among the latest."""
+        return self._map.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Remember ``key``."""
+        if len(self._map) >= self.cap:
+            self._map.clear()
+        self._map[key] = value
 
 
 class _Problem(NamedTuple):
@@ -166,23 +222,31 @@ class AuditAccumulator:
         self.lengths = LengthHistogram(HIST_BINS)
         self.too_short_rows = self.no_end_punct_rows = 0
         self.pii_email_rows = self.pii_phone_rows = self.pii_rows = 0
-        # per-row lookups spill to disk past a cap (pipeline._spill); per unique text only
-        # 9 bytes stay in memory (first base, answer words, flags)
-        self.texts: SpillMap[bytes, int] = SpillMap()
-        self.raw_texts: SpillMap[bytes, int] = SpillMap()
-        self.first_base = array("i")
-        self.words = array("i")
-        self.flags = bytearray()
-        self.bases: SpillMap[str, int] = SpillMap()
-        self._base_names = SpillList()
-        self.base_difficulty = array("b")
+        # per-row lookups spill to disk past a cap (pipeline._spill). A content's facts (its
+        # text index, first base, answer words, flags) are the value its keys map to, so they
+        # spill with them; a base's index and difficulty code likewise
+        self.texts: SpillMap[bytes, bytes] = _lookup()
+        self.raw_texts: SpillMap[bytes, bytes] = _lookup()
+        # raw content key → record: only a shortcut past normalizing (the texts lookup is what
+        # decides), so rows parsed from a file (mostly distinct: build_sft indexes the others)
+        # use a bounded one instead of a lookup that spills and grows a Bloom filter
+        self._recent_raw = _RecentRaw(_LOOKUP_ITEMS)
+        self._raw: SpillMap[bytes, bytes] | _RecentRaw = self._recent_raw
+        self.first_bases = SpillArray(memory_items=_LIST_ITEMS)  # by text index, for the pairs
+        self.dup_texts = BitSet()  # texts repeated under another base
+        self.pii_texts = 0
+        self.bases: SpillMap[str, int] = _lookup()
+        self._base_names = SpillList(memory_items=_LIST_ITEMS)  # only report samples read them
+        self.unique_bases = 0
         self.difficulty_names: list[str] = []
+        self.difficulty_counts: list[int] = []  # base examples per difficulty code
         self._difficulty_codes: dict[str, int] = {}
         self.agents: dict[str, AgentStats] = {}
         self.system_flags: dict[bytes, int] = {}
         self._recent_system: dict[str, int] = {}  # a subset of system_flags, keyed by text
-        self._last_base: tuple[str | None, int] = (None, -1)  # the row before's base_id and index
-        self._last_text: tuple[bytes, int] = (b"", -1)  # and its raw content key and text index
+        self._last_base: tuple[str | None, int, int] = (None, -1, -1)  # the row before's base_id,
+        # index and difficulty code, and its raw content key and content record
+        self._last_text: tuple[bytes, _Content] = (b"", _Content(-1, -1, 0, 0))
         self.findings = Findings(sample_size)
         self.index = NearDupIndex(threshold=near_dup_threshold)
 
@@ -214,10 +278,14 @@ class AuditAccumulator:
 
         where: tuple[bytes, int, int] | None = None
         load: Callable[[], tuple[str, list[dict[str, str]]]] = partial(body, b"", 0, 0)
-        for row, system, content in index.rows():
-            if content is not where:  # a new run of rows with one conversation
-                where, load = content, partial(body, *content)
-            self._add(row, system, content[0], load)
+        self._raw = self.raw_texts  # a content missing it costs a line to parse: it spills
+        try:
+            for row, system, content in index.rows():
+                if content is not where:  # a new run of rows with one conversation
+                    where, load = content, partial(body, *content)
+                self._add(row, system, content[0], load)
+        finally:
+            self._raw = self._recent_raw
 
     def _add(self, row: dict[str, Any], system: list[str], raw_key: bytes,
              content: Callable[[], tuple[str, list[dict[str, str]]]]) -> None:
@@ -229,14 +297,14 @@ class AuditAccumulator:
         agent.rows += 1
         base_id = row["base_id"]
         # an example's rows come together (its prompt variants): the row before often has the answer
-        bidx = self._last_base[1] if base_id == self._last_base[0] else self.bases.get(base_id)
-        if bidx is None:
-            bidx = len(self.base_difficulty)
-            self.bases.put(base_id, bidx)
-            self._base_names.append(base_id)
-            self.base_difficulty.append(self._difficulty_code(row["difficulty"]))
-        self._last_base = (base_id, bidx)
-        agent.bases.add(bidx)
+        if base_id == self._last_base[0]:
+            bidx, code = self._last_base[1], self._last_base[2]
+        else:
+            bidx, code = self._base(base_id, row["difficulty"])
+            self._last_base = (base_id, bidx, code)
+        if agent.last_base != bidx:  # its prompt variants come together: counted once is enough
+            agent.last_base = bidx
+            agent.add_base(bidx, code)
         weight = row.get("weight")
         if type(weight) is float and self.lo <= weight <= self.hi:  # the common case, inline
             self.weights.add(weight)
@@ -244,18 +312,18 @@ class AuditAccumulator:
         else:
             self._weight(weight, agent, _row_id(row))
 
-        tidx, new = self._text_index(raw_key, bidx, row, content)
+        (tidx, first_base, words, flags), new = self._content(raw_key, bidx, row, content)
         if not new:
-            if self.first_base[tidx] == bidx:
+            if first_base == bidx:
                 self.reuse_rows += 1
                 agent.reuse_rows += 1
             else:
-                self._duplicate(tidx, row, _row_id(row))
+                self._duplicate(tidx, first_base, row, _row_id(row))
                 agent.dup_rows += 1
-        flags = self.flags[tidx]
         if system:
-            flags |= self._system_flags(system, row)
-        words = self.words[tidx]
+            # most rows carry one of a few prompts: looked up by text, without a call
+            known = self._recent_system.get(system[0]) if len(system) == 1 else None
+            flags |= self._system_flags(system, row) if known is None else known
         self.lengths.add(words)
         agent.words_sum += words
         if not flags & (_SHORT | _NO_PUNCT | _EMAIL | _PHONE):
@@ -268,48 +336,63 @@ class AuditAccumulator:
             self.pii_rows += 1
             agent.pii_rows += 1
 
-    def _text_index(self, raw_key: bytes, bidx: int, row: dict[str, Any],
-                    content: Callable[[], tuple[str, list[dict[str, str]]]]) -> tuple[int, bool]:
-        """Index of the row's content and whether this row introduced it."""
+    def _base(self, base_id: str, difficulty: Any) -> tuple[int, int]:
+        """Index and difficulty code of a base example (its first row's difficulty)."""
+        packed = self.bases.get(base_id)
+        if packed is not None:
+            return packed & _LOW32, packed >> 32
+        bidx, code = self.unique_bases, self._difficulty_code(difficulty)
+        self.bases.put(base_id, bidx | code << 32)
+        self._base_names.append(base_id)
+        self.unique_bases += 1
+        self.difficulty_counts[code] += 1
+        return bidx, code
+
+    def _content(self, raw_key: bytes, bidx: int, row: dict[str, Any],
+                 content: Callable[[], tuple[str, list[dict[str, str]]]]) -> tuple[_Content, bool]:
+        """The record of the row's content and whether this row introduced it."""
         # rows repeating a content verbatim (the common case) skip normalization
         if raw_key == self._last_text[0]:
             return self._last_text[1], False
-        tidx = self.raw_texts.get(raw_key)
-        if tidx is not None:
-            self._last_text = (raw_key, tidx)
-            return tidx, False
-        tidx, new = self._new_text(raw_key, bidx, row, content)
-        self._last_text = (raw_key, tidx)
-        return tidx, new
+        packed = self._raw.get(raw_key)
+        if packed is not None:
+            record, new = _Content._make(_RECORD.unpack(packed)), False
+        else:
+            record, new = self._new_text(raw_key, bidx, row, content)
+        self._last_text = (raw_key, record)
+        return record, new
 
     def _new_text(self, raw_key: bytes, bidx: int, row: dict[str, Any],
-                  content: Callable[[], tuple[str, list[dict[str, str]]]]) -> tuple[int, bool]:
-        """Index of a content whose raw text is new: an earlier one equal once normalized, or a new one."""
+                  content: Callable[[], tuple[str, list[dict[str, str]]]]) -> tuple[_Content, bool]:
+        """Record of a content whose raw text is new: an earlier one equal once normalized, or a new one."""
         raw, body = content()
         norm = normalize_text(raw)
         digest = content_key(norm)
-        tidx = self.texts.get(digest)
-        self.raw_texts.put(raw_key, self.unique if tidx is None else tidx)
-        if tidx is not None:
-            return tidx, False
+        packed = self.texts.get(digest)
+        if packed is not None:
+            self._raw.put(raw_key, packed)
+            return _Content._make(_RECORD.unpack(packed)), False
         tidx = self.unique
-        self.texts.put(digest, tidx)
         self.unique += 1
-        self.first_base.append(bidx)
+        self.first_bases.append(bidx)
         answer = next((m["value"] for m in reversed(body) if m["from"] == "gpt"), "")
         words = len(answer.split())
-        self.words.append(words)
-        self.flags.append(self._content_flags(body, _row_id(row), answer, words))
+        flags = self._content_flags(body, _row_id(row), answer, words)
+        if flags & (_EMAIL | _PHONE):
+            self.pii_texts += 1
+        record = _Content(tidx, bidx, words, flags)
+        packed = _RECORD.pack(*record)
+        self.texts.put(digest, packed)
+        self._raw.put(raw_key, packed)
         self.index.add(norm)
-        return tidx, True
+        return record, True
 
-    def _duplicate(self, tidx: int, row: dict[str, Any], rid: str) -> None:
+    def _duplicate(self, tidx: int, first_base: int, row: dict[str, Any], rid: str) -> None:
         self.dup_rows += 1
-        if self.flags[tidx] & _DUP:
+        if not self.dup_texts.add(tidx):
             return
-        self.flags[tidx] |= _DUP
         if self.findings.wants("exact_dups"):
-            other = self.base_name(self.first_base[tidx])
+            other = self.base_name(first_base)
             self.findings.add("exact_dups", f"`{rid}` (base `{row['base_id']}`) repeats the "
                               f"content of base `{other}`")
 
@@ -334,6 +417,7 @@ class AuditAccumulator:
                 return self._difficulty_code(OTHER)
             code = self._difficulty_codes[name] = len(self.difficulty_names)
             self.difficulty_names.append(name)
+            self.difficulty_counts.append(0)
         return code
 
     def _weight(self, weight: Any, agent: AgentStats, rid: str) -> None:
@@ -395,22 +479,23 @@ class AuditAccumulator:
         """Release the lookups (and their spill files) and the LSH index's files."""
         self.release_lookups()
         self._base_names.close()
+        self.first_bases.close()
         self.index.discard()
 
     def near_duplicates(self) -> tuple[int, int]:
         """Close the LSH index; count pairs across base examples and texts involved."""
         self.index.close()
-        pairs, involved = 0, bytearray(self.unique)
-        for p in self.index.pairs():
-            a, b = self.first_base[p.a], self.first_base[p.b]
-            if a == b:
-                continue
-            pairs += 1
-            involved[p.a] = involved[p.b] = 1
-            if self.findings.wants("near_dups"):
-                self.findings.add("near_dups", f"base `{self.base_name(a)}` ~ base "
-                                  f"`{self.base_name(b)}`: estimated Jaccard {p.jaccard:.3f}")
-        return pairs, sum(involved)
+        a, b, equal = self.index.pair_arrays()
+        base_a, base_b = self.first_bases.take(a), self.first_bases.take(b)
+        across = base_a != base_b
+        for i in np.flatnonzero(across).tolist():  # in pair order, as many as are sampled
+            if not self.findings.wants("near_dups"):
+                break
+            self.findings.add("near_dups", f"base `{self.base_name(int(base_a[i]))}` ~ base "
+                              f"`{self.base_name(int(base_b[i]))}`: estimated Jaccard "
+                              f"{int(equal[i]) / self.index.num_perm:.3f}")
+        involved = np.unique(np.concatenate((a[across], b[across])))
+        return int(across.sum()), len(involved)
 
 
 def _rate(n: int, d: int) -> float:
@@ -478,10 +563,9 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
         acc.close()  # stops the signing threads after an error; the error is what matters
     ctx.report("audit: writing report", 0.95)
     metrics = _metrics(acc, len(files), pairs, near_texts, difficulty_target)
-    agents = {name: a.summary(acc.base_difficulty, acc.difficulty_names, difficulty_target)
+    agents = {name: a.summary(acc.difficulty_names, difficulty_target)
               for name, a in sorted(acc.agents.items())}
-    mix, _ = difficulty_mix(acc.base_difficulty, acc.difficulty_names,
-                            range(len(acc.base_difficulty)), difficulty_target)
+    mix, _ = difficulty_mix(acc.difficulty_counts, acc.difficulty_names, difficulty_target)
     atomic_write_json(metrics_path, {"metrics": metrics, "agents": agents, "params": params,
                                      "difficulty": {"observed": mix,
                                                     "target": dict(difficulty_target)},
@@ -499,13 +583,12 @@ def audit(ctx: StepContext, *, sft_dir: WsPath = DEFAULT_SFT_DIR,
 
 def _metrics(acc: AuditAccumulator, files: int, pairs: int, near_texts: int,
              target: Mapping[str, float]) -> dict[str, MetricValue]:
-    mix, deviation = difficulty_mix(acc.base_difficulty, acc.difficulty_names,
-                                    range(len(acc.base_difficulty)), target)
+    mix, deviation = difficulty_mix(acc.difficulty_counts, acc.difficulty_names, target)
     m: dict[str, MetricValue] = {
         "rows": acc.rows, "files": files, "agents": len(acc.agents),
-        "unique_texts": acc.unique, "unique_bases": len(acc.base_difficulty),
+        "unique_texts": acc.unique, "unique_bases": acc.unique_bases,
         "rejects": acc.rejects, "schema_errors": acc.schema_errors,
-        "exact_dup_groups": sum(1 for f in acc.flags if f & _DUP),
+        "exact_dup_groups": len(acc.dup_texts),
         "exact_dup_rows": acc.dup_rows, "exact_dup_rate": _rate(acc.dup_rows, acc.rows),
         "cross_agent_reuse_rows": acc.reuse_rows,
         "near_dup_pairs": pairs, "near_dup_texts": near_texts,
@@ -520,7 +603,7 @@ def _metrics(acc: AuditAccumulator, files: int, pairs: int, near_texts: int,
         "no_end_punct_rate": _rate(acc.no_end_punct_rows, acc.rows),
         "pii_email_rows": acc.pii_email_rows, "pii_phone_rows": acc.pii_phone_rows,
         "pii_rows": acc.pii_rows, "pii_rate": _rate(acc.pii_rows, acc.rows),
-        "pii_texts": sum(1 for f in acc.flags if f & (_EMAIL | _PHONE)),
+        "pii_texts": acc.pii_texts,
     }
     for name in target:
         m[f"difficulty_{metric_key(name)}"] = mix.get(name, 0.0)

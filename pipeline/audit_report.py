@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,14 +126,16 @@ class BitSet:
         self._bits = bytearray()
         self._len = 0
 
-    def add(self, i: int) -> None:
-        """Add index ``i`` (>= 0)."""
+    def add(self, i: int) -> bool:
+        """Add index ``i`` (>= 0); True when it was not in the set."""
         byte, bit = i >> 3, 1 << (i & 7)
-        if byte >= len(self._bits):  # grow by doubling, so appends stay amortized O(1)
-            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
-        if not self._bits[byte] & bit:
-            self._bits[byte] |= bit
-            self._len += 1
+        if byte >= len(self._bits):  # grow by an eighth, so appends stay amortized O(1)
+            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits) >> 3, 64)))
+        if self._bits[byte] & bit:
+            return False
+        self._bits[byte] |= bit
+        self._len += 1
+        return True
 
     def __len__(self) -> int:
         return self._len
@@ -159,11 +161,22 @@ class AgentStats:
     weights: WeightStats = field(default_factory=WeightStats)
     bases: BitSet = field(default_factory=lambda: BitSet())
     """Indexes of the base examples this agent trains on."""
+    difficulty_counts: list[int] = field(default_factory=list)
+    """Of those base examples, how many have each difficulty (by code)."""
+    last_base: int = -1
+    """The base example of the agent's latest row (its next rows are often of the same one)."""
 
-    def summary(self, codes: Sequence[int], names: Sequence[str],
-                target: Mapping[str, float]) -> dict[str, Any]:
+    def add_base(self, index: int, code: int) -> None:
+        """Count base example ``index``, of difficulty ``code``, unless already counted."""
+        if self.bases.add(index):
+            counts = self.difficulty_counts
+            if code >= len(counts):
+                counts.extend([0] * (code + 1 - len(counts)))
+            counts[code] += 1
+
+    def summary(self, names: Sequence[str], target: Mapping[str, float]) -> dict[str, Any]:
         """Plain-dict breakdown for the metrics file and the report."""
-        mix, deviation = difficulty_mix(codes, names, self.bases, target)
+        mix, deviation = difficulty_mix(self.difficulty_counts, names, target)
         return {"rows": self.rows, "unique_bases": len(self.bases),
                 "cross_agent_reuse_rows": self.reuse_rows, "exact_dup_rows": self.dup_rows,
                 **self.weights.metrics("weight_"),
@@ -196,17 +209,15 @@ class Findings:
         return {k: list(v) for k, v in sorted(self.samples.items())}
 
 
-def difficulty_mix(codes: Sequence[int], names: Sequence[str], bases: Iterable[int],
+def difficulty_mix(counts: Sequence[int], names: Sequence[str],
                    target: Mapping[str, float]) -> tuple[dict[str, float], float | None]:
-    """Observed share of each difficulty over ``bases`` and the largest gap to ``target``.
+    """Observed share of each difficulty and the largest gap to ``target``.
 
-    ``codes[b]`` is the index in ``names`` of base ``b``'s difficulty. Every target name
-    is reported (0 when absent); names outside the target are reported too, and their
-    whole share counts as deviation.
+    ``counts[c]`` is how many base examples have difficulty ``names[c]`` (missing trailing
+    counts are 0). Every target name is reported (0 when absent); names outside the target
+    are reported too, and their whole share counts as deviation.
     """
-    counts = [0] * len(names)
-    for b in bases:
-        counts[codes[b]] += 1
+    counts = [*counts, *[0] * (len(names) - len(counts))]
     total = sum(counts)
     if total == 0:
         return dict.fromkeys(target, 0.0), None

@@ -39,7 +39,7 @@ import numpy as np
 EMPTY = np.uint32(0xFFFFFFFF)
 PART_ROWS = 1 << 17
 """Texts per partition when pairing one band (bounds the sort's memory)."""
-_CHUNK = 1 << 18  # texts read per step when scattering a band
+_CHUNK = 1 << 16  # texts read per step when scattering a band (~2 MB of temporaries)
 _VERIFY_CHUNK = 1 << 12  # candidate pairs compared per read (≤ 8k rows, 4 MB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _ENTRY = np.dtype([("h", "<u8"), ("i", "<i8")])

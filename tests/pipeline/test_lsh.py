@@ -164,3 +164,21 @@ def test_signing_several_permutations_per_pass_changes_no_value() -> None:
     one_by_one = _signatures(texts, a, b, 5, group=1)
     assert np.array_equal(_signatures(texts, a, b, 5), one_by_one)
     assert np.array_equal(_signatures(texts, a, b, 5, chunk_docs=7, group=3), one_by_one)
+
+
+def test_work_arrays_reused_across_chunks_and_threads_change_no_signature() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.minhash import shingle_hashes
+
+    short = [f"text {i} " + " ".join(f"w{j * i % 97}" for j in range(40)) for i in range(40)]
+    long = [" ".join(f"v{(j * 31 + i) % 5003}" for j in range(30_000)) for i in range(3)]
+    alone = [signatures([t])[0] for t in short + long]
+    # one thread: short texts, then long ones (the work arrays grow), then short ones again
+    mixed = np.concatenate([signatures(short), signatures(long), signatures(short)])
+    assert (mixed == np.array(alone[:40] + alone[40:] + alone[:40])).all()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each thread has its own work arrays
+        both = list(pool.map(lambda ts: signatures(ts), [long, short, long, short]))
+    assert all((b == signatures(t)).all() for b, t in zip(both, [long, short, long, short], strict=True))
+    hashes, counts = shingle_hashes([normalize_text(long[0]), "a b"])
+    assert counts.tolist() == [30_000 - 4, 1] and len(hashes) == 30_000 - 3

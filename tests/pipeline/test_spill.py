@@ -11,12 +11,12 @@ import pytest
 import pipeline._spill as spill
 from coordinator.core.io import sha256_file
 from coordinator.core.step import StepContext
-from pipeline._spill import SpillMap
+from pipeline._spill import SpillArray, SpillMap
 from pipeline.audit import audit
 from pipeline.rebalance import rebalance
 from pipeline.sft import build_sft
 from pipeline.to_adp import to_adp
-from tests.pipeline.test_audit import fixture_rows, write_sft
+from tests.pipeline.test_audit import conversation, fixture_rows, write_sft
 from tests.pipeline.test_rebalance import rows_for, write_files
 from tests.pipeline.test_sft import adp_row, write_adp
 from tests.pipeline.test_to_adp import chat, write_raw
@@ -47,9 +47,12 @@ def _outputs(ws: Path, sub: str) -> dict[str, str]:
 
 def test_audit_is_byte_identical_when_its_lookups_spill(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.audit as audit_module
+
     results = []
     for name, cap in (("memory", 1 << 20), ("disk", 2)):
-        monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)
+        monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)  # base names, first bases
+        monkeypatch.setattr(audit_module, "_LOOKUP_ITEMS", cap)  # its lookups set their own cap
         ws = tmp_path / name
         write_sft(ws, fixture_rows())
         results.append((audit(StepContext(ws)).metrics, _outputs(ws, "reports/audit")))
@@ -128,3 +131,68 @@ def test_spill_list_reads_back_what_was_appended(tmp_path: Path) -> None:
         lst.get(len(values))
     lst.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_bloom_filter_with_fewer_bits_per_key_keeps_every_key(tmp_path: Path) -> None:
+    from pipeline._bloom import BloomFilter, key_hash
+
+    bloom = BloomFilter(tmp_path / "log", bits_per_key=8)
+    added = [key_hash(i) for i in range(100_000)]
+    for i in range(0, len(added), 7_000):
+        bloom.add_many(added[i:i + 7_000])
+    assert all(bloom.might_contain(h) for h in added)
+    absent = sum(bloom.might_contain(key_hash(-1 - i)) for i in range(50_000))
+    assert 50 < absent < 3_000  # ~4 % expected at 8 bits, far more than at 20
+
+
+def test_spill_map_holds_bytes_values_on_disk(tmp_path: Path) -> None:
+    with SpillMap[bytes, bytes](memory_items=3, directory=tmp_path) as m:
+        for i in range(20):
+            m.put(bytes([i]) * 16, i.to_bytes(17, "little"))
+        assert m.spilled and [m.get(bytes([i]) * 16) for i in range(20)] == \
+            [i.to_bytes(17, "little") for i in range(20)]
+
+
+def test_spill_array_takes_values_in_any_order_from_memory_and_disk(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    monkeypatch.setattr(spill, "_TAKE_CHUNK", 5)  # many chunks on the way through the file
+    values = SpillArray(memory_items=7, directory=tmp_path)
+    for i in range(100):
+        values.append(3 * i - 50 if i != 42 else -(1 << 40))
+    assert len(values) == 100 and len(list(tmp_path.iterdir())) == 1
+    idx = np.array([99, 0, 5, 5, 42, 50, 98, 93, 94, 7, 6, 1])  # file and buffer, repeats
+    want = [3 * i - 50 if i != 42 else -(1 << 40) for i in idx.tolist()]
+    assert values.take(idx).tolist() == want
+    assert values.take(np.zeros(0, dtype=np.int64)).tolist() == []
+    with pytest.raises(IndexError):
+        values.take(np.array([100]))
+    values.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_audit_counts_contents_equal_once_normalized_past_every_cap(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.audit as audit_module
+
+    def row(base: str, text: str, n: int) -> dict[str, object]:
+        return {"id": f"{base}#{n}", "conversations": conversation("Be brief.", text, text + " Done."),
+                "weight": 1.0, "target_agent": "qa", "source_agent": "qa", "base_id": base,
+                "category": "c", "difficulty": "easy", "variant": n}
+
+    texts = [f"Question number {i} about topic {i * 7}?" for i in range(12)]
+    rows = [row(f"b{i}", t, 0) for i, t in enumerate(texts)]
+    rows += [row(f"b{i}", "  " + t.upper(), 1) for i, t in enumerate(texts)]  # same base: reuse
+    rows += [row(f"c{i}", t.replace(" ", "\t "), 2) for i, t in enumerate(texts)]  # another: duplicate
+    results = []
+    for name, cap in (("memory", 1 << 20), ("disk", 2)):
+        monkeypatch.setattr(spill, "MEMORY_ITEMS", cap)
+        monkeypatch.setattr(audit_module, "_LOOKUP_ITEMS", cap)  # and the recent raw contents
+        ws = tmp_path / name
+        write_sft(ws, {"qa": rows})
+        results.append((audit(StepContext(ws)).metrics, _outputs(ws, "reports/audit")))
+    assert results[0] == results[1]
+    m = results[0][0]
+    assert (m["unique_texts"], m["cross_agent_reuse_rows"], m["exact_dup_rows"], m["exact_dup_groups"]) \
+        == (12, 12, 12, 12)
