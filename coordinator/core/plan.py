@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from coordinator.core.registry import DRIVER_GROUP, VALIDATOR_GROUP, registered
 
@@ -501,9 +501,18 @@ class CompiledPlan(_Strict):
     budget: Budget
     grading: Grading = Field(default_factory=Grading)
 
+    _by_role: tuple[Any, Any, dict[str, list[CompiledTask]]] | None = PrivateAttr(default=None)
+
     def tasks_of_role(self, role: str) -> list[CompiledTask]:
-        """Tasks owned by ``role`` in plan order."""
-        return [self.tasks[t] for t in self.order if self.tasks[t].role == role]
+        """Tasks owned by ``role`` in plan order (grouped once per ``tasks``/``order`` pair: a board render
+        asks for every role's tasks, and a fanned-out copy of the plan has its own)."""
+        cached = self._by_role
+        if cached is None or cached[0] is not self.tasks or cached[1] is not self.order:
+            groups: dict[str, list[CompiledTask]] = {}
+            for t in self.order:
+                groups.setdefault(self.tasks[t].role, []).append(self.tasks[t])
+            cached = self._by_role = (self.tasks, self.order, groups)
+        return list(cached[2].get(role, ()))
 
     def dependents(self, task_id: str) -> list[str]:
         """Tasks that list ``task_id`` in their needs."""
