@@ -114,9 +114,12 @@ def pytest_generate_tests(metafunc):
             "postgres", marks=[getattr(pytest.mark, m) for m in marks])], indirect=True)
 
 
-WHOLE_SUITE_ONLY = ("tests/web/", "tests/postgres/", "tests/mcp/", "tests/coordinator/test_notify.py")
+WHOLE_SUITE_ONLY = ("tests/web/", "tests/postgres/", "tests/mcp/", "tests/coordinator/test_notify.py",
+                    "tests/roles/test_providers.py", "tests/roles/test_cli_real_quirks.py",
+                    "tests/roles/test_cli_drivers.py", "tests/roles/test_cli_gate_worktree.py")
 """Test folders and files that run only in the full suite (`slow`): each test is quick, but together they add
-~15 s (servers, browsers, HTTP round trips) and the fast loop stays under a minute. CI runs them all."""
+~35 s (servers, browsers, HTTP round trips to the local SDK server, fake CLI subprocesses in git worktrees) and
+the fast loop stays under a minute. CI runs them all."""
 
 
 def pytest_collection_modifyitems(config, items):
