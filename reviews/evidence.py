@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
-
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import driver_traits
 from coordinator.core.state import CriterionResult
@@ -89,6 +87,9 @@ def _branch_diff(workspace: Path, metrics: Mapping[str, Any]) -> str:
     if not branch or not base:
         return "(no branch recorded)"
     head = str(metrics.get("commit") or branch)
+    # start-up: GitPython loads only for a task whose work is on a branch
+    from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
+
     try:
         repo = Repo(workspace, search_parent_directories=True)
         # Three dots: changes on the branch since it left the base, whatever the base did since.

@@ -8,13 +8,17 @@ import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import git
+if TYPE_CHECKING:
+    import git
 
 log = logging.getLogger(__name__)
 
 
 def _repo(root: Path) -> git.Repo | None:
+    import git  # start-up: GitPython loads when a gate is reviewed, not with the engine
+
     try:
         return git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -26,6 +30,8 @@ def workspace_commit(root: Path) -> str | None:
     repo = _repo(root)
     if repo is None:
         return None
+    import git  # start-up: loaded by _repo already
+
     try:
         sha = repo.head.commit.hexsha
     except ValueError:  # a repository without commits yet

@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 WORKTREES_DIR = Path(".coord") / "worktrees"
 COORD_EMAIL = "coord@localhost"
-PENDING_GATE = "pending_gate"
-"""``metrics.merge`` of a done task whose branch waits for the gates that review it."""
 COPY_UP_TO_BYTES = 64 * 1024 * 1024
 """A provided input up to this size is copied into the worktree (the agent's edits stay there);
 a larger one is a symbolic link to the workspace's file, so a big data set is not duplicated

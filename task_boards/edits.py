@@ -62,6 +62,8 @@ def detect_edits(base: Mapping[str, ParsedBoard], current: Mapping[str, ParsedBo
                                              "(the id must stay as coord wrote it)"))
             continue
         before = base_tasks.get(tid, [(None, None)])[0]
+        if before[1] is task:  # an unchanged board's parse is its base's (cached by content): nothing changed
+            continue
         out.edits += _task_edits(board, task, before[0], before[1], plan, tasks_state, roles, out.problems)
     for name, board in current.items():
         # a line already in coord's last render was an edit then: a sync cut short before its render, not a new one

@@ -123,13 +123,15 @@ def check(root: Path) -> list[Violation]:
 
 
 def _has_reason(lines: list[str], lineno: int) -> bool:
-    """A comment on the import's line, or on the line above the run of imports it belongs to."""
+    """A comment on the import's line, or on the line above the run of imports it belongs to (a comment
+    line, or the ``with …:  # why`` line whose block they are)."""
     if "#" in lines[lineno - 1]:
         return True
     n = lineno - 2
     while n >= 0 and lines[n].strip().startswith(("from ", "import ")):
         n -= 1
-    return n >= 0 and lines[n].strip().startswith("#")
+    above = lines[n].strip() if n >= 0 else ""
+    return above.startswith("#") or (above.startswith("with ") and "#" in above)
 
 
 def main(argv: list[str] | None = None) -> int:

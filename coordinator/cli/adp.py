@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.adp.validate import AdpReport, exit_code, validate_adp_files
+if TYPE_CHECKING:
+    from pipeline.adp.validate import AdpReport
 
 app = typer.Typer(help="Agent Data Protocol (ADP) tools.", no_args_is_help=True)
 _out = Console(soft_wrap=True, highlight=False)
@@ -30,6 +31,9 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Validate ADP trajectory files; exit 0 if all valid, 1 if any invalid, 2 if any unreadable."""
+    # start-up: the ADP models load only when this command runs
+    from pipeline.adp.validate import exit_code, validate_adp_files
+
     reports = validate_adp_files(files, max_errors=max_errors or None)
     if as_json:
         typer.echo(orjson.dumps([r.to_dict() for r in reports], option=orjson.OPT_INDENT_2).decode())

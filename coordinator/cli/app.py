@@ -9,6 +9,7 @@ import sys
 import typer
 
 from coordinator import __version__
+from coordinator.cli import adp as adp_cmd
 from coordinator.cli import board as board_cmd
 from coordinator.cli import console
 from coordinator.cli import costs as costs_cmd
@@ -54,12 +55,7 @@ doctor_cmd.register(app)
 mcp_cmd.register(app)  # `coord mcp`
 serve_cmd.register(app)  # `coord serve`: the web dashboard
 worker_cmd.register(app)  # `coord worker`, `coord workers` (docs/workers.md)
-try:
-    from coordinator.cli import adp as adp_cmd
-
-    app.add_typer(adp_cmd.app, name="adp", help="Agent Data Protocol tools.")
-except ImportError:  # pragma: no cover - only while the module is being written
-    pass
+app.add_typer(adp_cmd.app, name="adp", help="Agent Data Protocol tools.")
 guard_commands(app)  # one error printer for every command: stderr, exit 1 or 2, no traceback
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from coordinator.cli import console
-from coordinator.cli._common import WorkspaceOpt, handle_errors
+from coordinator.cli._common import WorkspaceOpt, handle_errors, loading
 from coordinator.cli.serve import DEFAULT_PORT, start_dashboard
 from coordinator.core.errors import UsageError
 from coordinator.core.workspace import Workspace
@@ -57,10 +57,10 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
 
 def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool,
              problems: Sequence[UsageError] = ()) -> int:
-    # start-up: the engine loads only when this command runs
-    from coordinator.cli.progress import Progress
-    from coordinator.core.run_store import load_run_plan
-    from coordinator.engine.runner import check_run, find_run, resume_run, run_plan
+    with loading():  # start-up: the engine loads only when this command runs
+        from coordinator.cli.progress import Progress
+        from coordinator.core.run_store import load_run_plan
+        from coordinator.engine.runner import check_run, find_run, resume_run, run_plan
 
     with handle_errors():
         live = console.is_tty()

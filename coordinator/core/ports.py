@@ -78,6 +78,11 @@ class DriverContext:
     """Workspace paths of the artifacts of the tasks this task needs."""
 
 
+PENDING_GATE = "pending_gate"
+"""``metrics.merge`` of a done task whose work is on a branch waiting for the gates that review it
+(a ``worktree`` driver's; the engine lets it through with :meth:`Driver.after_gates`)."""
+
+
 @dataclass(frozen=True)
 class DriverTraits:
     """What a driver declares about itself; the engine, budget and boards ask this, never the name."""

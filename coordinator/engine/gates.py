@@ -29,7 +29,7 @@ from typing import Any
 from coordinator.core.errors import CoordError
 from coordinator.core.events import now_iso, read_events
 from coordinator.core.plan import Check, GateSpec
-from coordinator.core.ports import driver_traits
+from coordinator.core.ports import PENDING_GATE, driver_traits
 from coordinator.core.state import (
     DecisionRecord,
     DeferredItem,
@@ -50,7 +50,6 @@ from reviews.gate import (
 )
 from reviews.gitinfo import workspace_commit
 from reviews.llm_review import ModelReviewer
-from roles.git_worktrees import PENDING_GATE, merge_candidate, remove_worktree
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +114,9 @@ def measured_tree(ctx: RunContext, gid: str, tasks_state: Mapping[str, Any]) -> 
     if not pending or not _reads_files(ctx.plan.gates[gid]):
         yield MeasuredTree(ctx.ws.root)
         return
+    # start-up: GitPython loads only for a gate over work waiting on branches
+    from roles.git_worktrees import merge_candidate, remove_worktree
+
     task_of = {str(m["branch"]): tid for tid, m in pending}
     try:
         cand = merge_candidate(ctx.ws.root, ctx.run_id, gid, list(task_of), str(pending[0][1].get("base_branch")),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -536,3 +541,39 @@ def test_finished_message_counts_skipped_tasks():
     assert _finished_counts(summary({"a": "done", "b": "done"})) == "every task done"
     assert _finished_counts(summary({"a": "done", "scrub": "skipped", "b": "done"})) == \
         "every task done or skipped: 2 done, 1 skipped (scrub)"
+
+
+def test_engine_loads_with_the_collector_paused_and_it_runs_again_after():
+    from coordinator.cli._common import loading
+
+    assert gc.isenabled()
+    with loading():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ImportError), loading():
+        import coordinator.no_such_module  # type: ignore[import-not-found]  # noqa: F401
+    assert gc.isenabled()  # a failed import leaves it running too
+    gc.disable()
+    try:
+        with loading():
+            pass
+        assert not gc.isenabled()  # a caller that had paused it keeps it paused
+    finally:
+        gc.enable()
+
+
+def test_a_run_and_status_do_not_load_git_or_the_adp_models_for_a_plan_without_branches(tmp_path):
+    """Start-up: GitPython and the ADP models load only for the commands and gates that use them."""
+    (tmp_path / "one.yaml").write_text("name: one\ntasks:\n  - {id: a, title: A, role: lead, run: 'mine:noop'}\n")
+    (tmp_path / "mine.py").write_text("from coordinator import StepContext, StepResult\n\n\n"
+                                      "def noop(ctx: StepContext) -> StepResult:\n    return StepResult()\n")
+    probe = ("import sys, runpy; sys.argv = ['coord', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('coordinator', run_name='__main__')\n"
+             "finally:\n    print(sorted(m for m in ('git', 'pipeline.adp.models') if m in sys.modules), "
+             "file=sys.stderr)\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    for args in (["run", "one.yaml"], ["status"]):
+        done = subprocess.run([sys.executable, "-c", probe, *args], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": repo}, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)

@@ -25,11 +25,10 @@ from typing import Any, cast
 
 from coordinator.core.errors import CoordError
 from coordinator.core.plan import CompiledTask
-from coordinator.core.ports import driver_of, driver_traits
+from coordinator.core.ports import PENDING_GATE, driver_of, driver_traits
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import TaskRecord
 from roles.git_worktrees import (
-    PENDING_GATE,
     clone_or_fetch,
     fetch_branch,
     open_repo,

@@ -9,10 +9,10 @@ from typing import Any
 
 from coordinator.core.errors import CoordError
 from coordinator.core.plan import CompiledPlan
+from coordinator.core.ports import PENDING_GATE
 from coordinator.core.state import PASSING_GATE
 from roles.drivers.cli._run_files import gates_reviewing
 from roles.git_worktrees import (
-    PENDING_GATE,
     NotAGitRepository,
     merge_branch,
     push_branch,
