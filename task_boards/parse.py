@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -146,6 +147,144 @@ def _gate(item: _Node, file: str) -> tuple[BoardGate | None, list[BoardProblem]]
     return BoardGate(marks[0], checked if has_box else None, line), []
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """One top-level block of a tasks section: a list item (a task, or a person's new task) or any other
+    block. Lines of what it holds count from the unit's first line (1 = that line), so a unit parsed once
+    serves every later text where the same lines sit elsewhere."""
+
+    start: int
+    """0-based line of its first line within the section body."""
+    bullet: bool
+    """Its first line is a non-empty ``-``/``*``/``+`` bullet in column 0: it starts a top-level list item
+    whatever open blocks precede it (other than a code fence or HTML block)."""
+    task: BoardTask | None
+    problems: tuple[BoardProblem, ...]
+
+    def moved(self, by: int) -> _Unit:
+        return _Unit(self.start + by, self.bullet, self.task, self.problems)
+
+
+_BULLET = re.compile(r"[-*+][ \t]+\S")
+_BREAK = re.compile(r"[ ]{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*")
+_OPENERS = ("```", "~~~", "<")
+"""Lines that can open a block running past the next bullet (a code fence, an HTML block)."""
+
+
+def _is_bullet(line: str) -> bool:
+    return _BULLET.match(line) is not None and _BREAK.fullmatch(line.rstrip("\n")) is None
+
+
+def _units(body: str, lines: list[str], file: str, first: int = 0) -> list[_Unit]:
+    """The units of ``body``, whose first line is line ``first`` of the section (``lines``: the section's)."""
+    out = []
+    for node in _tree(_MD.parse(body)).children:
+        if not node.map:
+            continue
+        items = node.children if node.type == "bullet_list" else [node]
+        for item in items:
+            if not item.map:
+                continue
+            at = item.map[0]
+            _shift(item, -at)
+            problems: list[BoardProblem] = []
+            task = None
+            if node.type == "bullet_list":
+                task, problems = _task(item, file)
+            elif node.type not in ("heading", "html_block", "hr"):
+                problems = [BoardProblem(
+                    file, 1, "text inside coord's tasks section that is neither a task, a note under "
+                    "a task nor a new task (`- [ ] title`); move it outside the section")]
+            out.append(_Unit(first + at, node.type == "bullet_list" and _is_bullet(lines[first + at]), task,
+                             tuple(problems)))
+    return out
+
+
+_RECENT: dict[str, tuple[list[str], list[_Unit]]] = {}
+"""The last tasks section parsed for each board file: its lines and units (the next parse of that
+board re-parses only the units a person's edit touched)."""
+_RECENT_FILES = 64
+_RECENT_LOCK = threading.Lock()
+
+
+def _section_units(body: str, file: str) -> list[_Unit]:
+    """The section's units, re-parsing only the top-level items between the first and last changed line
+    since the last parse of ``file``; the same units a whole parse gives (see :func:`_reparse_span`)."""
+    lines = body.splitlines(keepends=True)
+    with _RECENT_LOCK:
+        recent = _RECENT.get(file)
+    span = None if recent is None or recent[0] == lines else _reparse_span(recent, lines)
+    if recent is not None and recent[0] == lines:
+        units = recent[1]
+    elif recent is None or span is None:
+        units = _units(body, lines, file)
+    else:
+        keep_before, reparse_from, keep_after, shift = span
+        old_units = recent[1]
+        stop = old_units[keep_after].start + shift if keep_after < len(old_units) else len(lines)
+        units = [*old_units[:keep_before], *_units("".join(lines[reparse_from:stop]), lines, file, reparse_from),
+                 *(u.moved(shift) for u in old_units[keep_after:])]
+    with _RECENT_LOCK:
+        _RECENT.pop(file, None)
+        if len(_RECENT) >= _RECENT_FILES:
+            del _RECENT[next(iter(_RECENT))]
+        _RECENT[file] = (lines, units)
+    return units
+
+
+def _reparse_span(recent: tuple[list[str], list[_Unit]], lines: list[str]) -> tuple[int, int, int, int] | None:
+    """Which units of the last parse still stand: ``(keep_before, reparse_from, keep_after, shift)`` — units
+    ``[:keep_before]`` unchanged, lines from ``reparse_from`` up to unit ``keep_after`` (moved by ``shift``
+    lines) parsed again, the units from ``keep_after`` on moved by ``shift``; None to parse it all.
+
+    Block parsing reads a section line by line: up to a line every open block is the same as it was the last
+    time. The re-parsed lines start at a top-level bullet in column 0 and end before one, and hold no code
+    fence or HTML block that could run past them — so each bullet starts a top-level item in either parse."""
+    old_lines, units = recent
+    if not units:
+        return None
+    n_old, n_new = len(old_lines), len(lines)
+    head = 0
+    limit = min(n_old, n_new)
+    while head < limit and old_lines[head] == lines[head]:
+        head += 1
+    if head == n_old == n_new:
+        return None  # the same lines: the caller keeps every unit
+    tail = 0
+    while tail < limit - head and old_lines[n_old - 1 - tail] == lines[n_new - 1 - tail]:
+        tail += 1
+    shift = n_new - n_old
+    # the last unit starting at or before the first changed line, on a bullet (the line may be the changed one)
+    i = len(units) - 1
+    while i >= 0 and (units[i].start > head or not units[i].bullet):
+        i -= 1
+    while i >= 0 and units[i].start == head and (head == n_new or not _is_bullet(lines[head])):
+        i -= 1
+        while i >= 0 and not units[i].bullet:
+            i -= 1
+    if i < 0:
+        return None
+    # the first unit wholly in the unchanged tail, on a bullet
+    j = next((k for k in range(i + 1, len(units)) if units[k].start >= n_old - tail and units[k].bullet),
+             len(units))
+    reparse_from = units[i].start
+    stop = units[j].start + shift if j < len(units) else n_new
+    if any(line.lstrip().startswith(_OPENERS) for line in lines[reparse_from:stop]):
+        return None
+    return i, reparse_from, j, shift
+
+
+def _placed(unit: _Unit, offset: int, file: str) -> tuple[BoardTask | None, list[BoardProblem]]:
+    """A unit's task and problems with lines of the whole board (``offset``: lines before the unit)."""
+    problems = [BoardProblem(file, p.line + offset, p.message) for p in unit.problems]
+    t = unit.task
+    if t is None:
+        return None, problems
+    return BoardTask(t.id, t.checked, t.title, t.line + offset, dict(t.fields),
+                     {k: v + offset for k, v in t.field_lines.items()}, list(t.notes),
+                     [n + offset for n in t.note_lines]), problems
+
+
 def _parse(text: str, file: str) -> ParsedBoard:
     board = ParsedBoard(file, None, None)
     try:
@@ -157,31 +296,21 @@ def _parse(text: str, file: str) -> ParsedBoard:
     if m:
         board.role, board.run_id = m.group(1), m.group(2)
     # Only coord's two sections are parsed: people's own text around them is none of the parser's business.
-    nodes: list[tuple[str, _Node]] = []
-    for name in ("tasks", "gates"):
-        span = spans.get(name)
-        if span is None:
-            continue
+    span = spans.get("tasks")
+    if span is not None:
+        offset = text.count("\n", 0, span.start)
+        for unit in _section_units(text[span.start:span.stop], file):
+            task, problems = _placed(unit, offset + unit.start, file)
+            board.problems += problems
+            if task is not None:
+                board.tasks.append(task)
+    span = spans.get("gates")
+    if span is not None:
         offset = text.count("\n", 0, span.start)
         for node in _tree(_MD.parse(text[span.start:span.stop])).children:
+            if node.type != "bullet_list":
+                continue
             _shift(node, offset)
-            nodes.append((name, node))
-    for name, node in nodes:
-        if not node.map:
-            continue
-        first = node.map[0]
-        if name == "tasks":
-            if node.type == "bullet_list":
-                for item in node.children:
-                    task, problems = _task(item, file)
-                    board.problems += problems
-                    if task is not None:
-                        board.tasks.append(task)
-            elif node.type not in ("heading", "html_block", "hr"):
-                board.problems.append(BoardProblem(
-                    file, first + 1, "text inside coord's tasks section that is neither a task, a note under "
-                    "a task nor a new task (`- [ ] title`); move it outside the section"))
-        elif name == "gates" and node.type == "bullet_list":
             for item in node.children:
                 gate, problems = _gate(item, file)
                 board.problems += problems

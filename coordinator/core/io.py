@@ -14,6 +14,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -146,9 +147,22 @@ class AppendFile:
                 pass
             self.close()
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        size = os.fstat(self._fd).st_size
-        self._torn = bool(size) and os.pread(self._fd, 1, size - 1) != b"\n"
+        self._torn = self._ends_torn(self._fd)
         return self._fd
+
+    @staticmethod
+    def _ends_torn(fd: int, looks: int = 4, pause: float = 0.002) -> bool:
+        """Whether the file ends without a newline and stays so: a line another process is writing at
+        this moment lacks its newline too, until its ``write`` is through (a few microseconds), and must
+        not be taken for a torn one (ending it would leave a blank line)."""
+        size = os.fstat(fd).st_size
+        for look in range(looks):
+            if not size or os.pread(fd, 1, size - 1) == b"\n":
+                return False
+            if look < looks - 1:
+                time.sleep(pause)
+                size = os.fstat(fd).st_size
+        return True
 
     def append(self, line: bytes) -> None:
         """Append one line (ending with a newline); a full disk raises ``OSError`` naming the file."""

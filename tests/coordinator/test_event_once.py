@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from coordinator.core.events import FAULT_AFTER_EVENT, EventLog, read_events
+from coordinator.core.io import AppendFile
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -85,3 +87,26 @@ def test_an_event_torn_by_a_kill_costs_only_itself_not_the_next_one(tmp_path):
         fh.write(b'{"ts": "2026-12-06T00:00:00Z", "run": "r1", "kind": "task_sta')  # killed mid-write
     EventLog(path, "r1").emit("run_resumed")  # the next process
     assert [e["kind"] for e in read_events(path, "r1")] == ["run_started", "run_resumed"]
+
+
+def test_a_line_another_process_is_still_writing_is_not_taken_for_a_torn_one(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"kind": "a"}\n{"kind": "b", "no')  # the other writer's line, half copied
+
+    def rest_of_the_write() -> None:
+        with path.open("ab") as fh:
+            fh.write(b'te": 1}\n')
+
+    finish = threading.Timer(0.05, rest_of_the_write)
+    finish.start()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert AppendFile._ends_torn(fd, looks=20, pause=0.02) is False
+        finish.join()
+        path.write_bytes(b'{"kind": "a"}\n{"kind": "b", "no')  # a writer killed there: it stays torn
+        assert AppendFile._ends_torn(fd, looks=3, pause=0.01) is True
+    finally:
+        os.close(fd)
+    log = AppendFile(path)
+    log.append(b'{"kind": "c"}\n')
+    assert path.read_bytes() == b'{"kind": "a"}\n{"kind": "b", "no\n{"kind": "c"}\n'
