@@ -562,6 +562,7 @@ def test_engine_loads_with_the_collector_paused_and_it_runs_again_after():
         gc.enable()
 
 
+@pytest.mark.slow
 def test_a_run_and_status_do_not_load_git_or_the_adp_models_for_a_plan_without_branches(tmp_path):
     """Start-up: GitPython and the ADP models load only for the commands and gates that use them."""
     (tmp_path / "one.yaml").write_text("name: one\ntasks:\n  - {id: a, title: A, role: lead, run: 'mine:noop'}\n")
