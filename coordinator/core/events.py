@@ -42,7 +42,21 @@ EventKind = Literal[
 DB_RETRY_S = 30.0
 """After the database refused an event, the events of the next seconds go to the mirror only."""
 FAULT_AFTER_EVENT = "COORD_FAULT_AFTER_EVENT"
-"""Crash tests set this to an event kind: the process dies (as from SIGKILL) right after writing it."""
+"""Crash tests set this to an event kind (``kind`` or ``kind:N``, its N-th in the process): the process
+dies (as from SIGKILL) right after writing it."""
+_fault_seen: dict[str, int] = {}
+_fault_lock = threading.Lock()
+
+
+def _fault_after(kind: str) -> None:
+    want = os.environ.get(FAULT_AFTER_EVENT)
+    if not want or want.partition(":")[0] != kind:
+        return
+    nth = want.partition(":")[2]
+    with _fault_lock:
+        _fault_seen[kind] = seen = _fault_seen.get(kind, 0) + 1
+    if seen >= (int(nth) if nth.isdigit() else 1):
+        os._exit(137)
 
 
 def now_iso() -> str:
@@ -115,8 +129,7 @@ class EventLog:
         if self.database is not None:
             self._store(event, kind, once, line)
         wrote("event", kind)  # crash tests: may die here
-        if os.environ.get(FAULT_AFTER_EVENT) == kind:  # fault injection for crash tests
-            os._exit(137)
+        _fault_after(kind)  # fault injection for crash tests
         self.tell(event)
         return event
 

@@ -19,7 +19,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,28 +244,3 @@ def open_saver(db: Path) -> Iterator[DeltaSaver]:
             raise damaged(db, e) from None
     finally:
         conn.close()
-
-
-def probe(db: Path) -> CheckpointDamaged | None:
-    """Why the checkpoint database cannot be used (None when it can, or does not exist yet)."""
-    if not db.exists():
-        return None
-    try:
-        with open_saver(db) as saver:
-            saver.conn.execute("SELECT count(*) FROM checkpoints").fetchone()
-    except CheckpointDamaged as e:
-        return e
-    except sqlite3.DatabaseError as e:
-        return damaged(db, e)
-    return None
-
-
-def move_aside(db: Path) -> Path:
-    """Rename a damaged checkpoint database (and its WAL files) out of the way; the new name."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    target = db.with_name(f"{db.name}.damaged-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        part = db.with_name(db.name + suffix)
-        if part.exists():
-            part.replace(target.with_name(target.name + suffix))
-    return target

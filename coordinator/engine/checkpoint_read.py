@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,41 @@ def damaged(db: Path, error: BaseException) -> CheckpointDamaged:
         f"the checkpoint database {db} is damaged ({error}); its runs cannot be resumed or shown. "
         "`coord run PLAN --fresh` moves it aside (to state.sqlite.damaged-<time>) and starts a new run; "
         "data files, reports and the cost ledger are kept")
+
+
+def probe(db: Path) -> CheckpointDamaged | None:
+    """Why the checkpoint database cannot be used (None when it can, or does not exist yet); asked
+    before a run starts, without loading LangGraph."""
+    if not db.exists():
+        return None
+    try:
+        conn = sqlite3.connect(str(db))
+    except sqlite3.DatabaseError as e:
+        return damaged(db, e)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # reads the header: a file that is not a database fails here
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'").fetchone():
+            conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):  # in use, not damaged
+            return None
+        return damaged(db, e)
+    except sqlite3.DatabaseError as e:
+        return damaged(db, e)
+    finally:
+        conn.close()
+    return None
+
+
+def move_aside(db: Path) -> Path:
+    """Rename a damaged checkpoint database (and its WAL files) out of the way; the new name."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target = db.with_name(f"{db.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            part.replace(target.with_name(target.name + suffix))
+    return target
 
 
 class Unreadable(Exception):

@@ -61,6 +61,8 @@ class RunContext:
     """Tasks the budget holds (None until the first step of this process has looked)."""
     orphans_checked: bool = False
     """Tasks left running by an earlier process were restarted (done once per process)."""
+    in_graph: bool = True
+    """False during a new run's first step, which runs before the graph exists (nothing is checkpointed)."""
 
     def __post_init__(self) -> None:
         if not self.expansions:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
-
-from langgraph.runtime import Runtime
-from langgraph.types import interrupt
+from typing import TYPE_CHECKING, Any, cast
 
 from coordinator.core import refs
 from coordinator.core.events import now_iso
@@ -31,6 +28,9 @@ from coordinator.engine.schedule import Frontier, plan_step, run_outcome
 from reviews import inbox
 from reviews.gate import decision_applied, needs_person, window_open
 from reviews.records import write_review_record
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime
 
 
 def _merged(state: RunState, ch: _gates.Changes) -> RunState:
@@ -62,7 +62,8 @@ def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
 def advance(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """One engine step; each part is one job, in this order."""
     ctx = runtime.context
-    wrote("checkpoint", "step")  # crash tests: the graph checkpointed the step before this one
+    if ctx.in_graph:
+        wrote("checkpoint", "step")  # crash tests: the graph checkpointed the step before this one
     ch = _gates.Changes()
     _take_inbox(ctx, state, ch)
     _release_budget_holds(ctx, state, ch)
@@ -394,6 +395,9 @@ def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     # (a board sync wrote the checkpoint after the pause, so no interrupt was pending to answer).
     queued = next((d for d in inbox.pending(ctx.ws, ctx.run_id)
                    if d["gate"] in waiting and not decision_applied(gates[d["gate"]], d["id"])), None)
+    # start-up: a new run's first step runs before LangGraph has loaded
+    from langgraph.types import interrupt
+
     decision: DecisionRecord = queued if queued is not None else interrupt({
         "run": ctx.run_id, "action": "decide a gate",
         "gates": [{"gate": g, "verdict": gates[g].get("verdict"), "grade": gates[g].get("grade"),

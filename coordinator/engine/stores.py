@@ -10,15 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing import TYPE_CHECKING, Any
 
 from coordinator.core.database import Database, describe
 from coordinator.core.workspace import Workspace
-from coordinator.engine import checkpoint
-from coordinator.engine.checkpoint_read import CheckpointDamaged
+from coordinator.engine.checkpoint_read import CheckpointDamaged, probe
 from coordinator.engine.ledger import Ledger
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 _set_up: set[str] = set()
 _set_up_lock = threading.Lock()
@@ -29,6 +29,9 @@ def open_checkpointer(ws: Workspace) -> Iterator[BaseCheckpointSaver[Any]]:
     """The run checkpointer of ``ws`` (created on first use), storing record maps as deltas."""
     db = ws.database
     if db is None:
+        # start-up: LangGraph loads when the graph needs its checkpointer (a new run's first tasks start before)
+        from coordinator.engine import checkpoint
+
         with checkpoint.open_saver(ws.db) as saver:
             yield saver
         return
@@ -56,6 +59,8 @@ def _setup_once(db: Database, saver: Any) -> None:
 
 def prune_run(saver: BaseCheckpointSaver[Any], run_id: str, keep: int) -> int:
     """Drop a finished graph's earlier checkpoints (see :func:`coordinator.engine.checkpoint.prune`)."""
+    from coordinator.engine import checkpoint  # start-up: loaded with the graph already
+
     if isinstance(saver, checkpoint.DeltaSaver):
         return checkpoint.prune(saver, run_id, keep)
     from coordinator.engine.pg import checkpoints  # optional driver: Postgres only
@@ -67,7 +72,7 @@ def prune_run(saver: BaseCheckpointSaver[Any], run_id: str, keep: int) -> int:
 def probe_checkpoints(ws: Workspace) -> CheckpointDamaged | None:
     """Why the workspace's checkpoints cannot be used (a damaged SQLite file); None on Postgres, whose
     server reports its own faults as they happen."""
-    return checkpoint.probe(ws.db) if ws.database is None else None
+    return probe(ws.db) if ws.database is None else None
 
 
 def checkpoints_where(ws: Workspace) -> str:
