@@ -2,8 +2,9 @@
 
 - ``coord --help`` and ``coord status`` beside ``python -c pass``;
 - start-up before the first task of a one-task plan (process start → its ``task_started``
-  event) beside the floor: importing LangGraph and its SQLite checkpointer, which any
-  run must do, in a fresh interpreter;
+  event) beside importing LangGraph and its SQLite checkpointer in a fresh interpreter, which
+  every run does (a new run's first step starts its first tasks before that import, the graph
+  is built while they run);
 - a fully skipped ``coord run week2 --fresh`` (every step's manifests match) beside the same
   steps called directly in one process (``--week2``; needs a finished week2 workspace).
 
