@@ -32,6 +32,7 @@ pairing works on bounded partitions, and only verified pairs stay in memory.
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -42,10 +43,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline._signer import Signer
 from pipeline.lsh import BandedLSH, fmix64, lsh_params
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
+
+log = logging.getLogger(__name__)
 
 MERSENNE_61 = (1 << 61) - 1
 _P = np.uint64(MERSENNE_61)
@@ -62,6 +66,10 @@ _LITTLE_ENDIAN = np.little_endian
 # candidates are cheap to reject by the signature comparison.
 LSH_WEIGHTS = (0.1, 0.9)
 _WORKERS = 2  # signing threads; numpy releases the GIL, so they use both cores
+PROCESS_AFTER = 16
+"""Batches signed on threads before the rest go to a signing process (:mod:`pipeline._signer`): a
+long audit's Python work and the signing then run side by side instead of taking turns holding
+the interpreter lock; a short one never pays for starting the process. 0: threads only."""
 
 
 def normalize_text(text: str) -> str:
@@ -251,6 +259,8 @@ class NearDupIndex:
         self._pending: list[str] = []
         self._inflight: deque[Future[np.ndarray]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="minhash")
+        self._signer: Signer | None = None
+        self._batches = 0
         empty = np.zeros(0, dtype=np.int64)
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
         self._min_equal = int(np.ceil(threshold * num_perm - 1e-9))
@@ -267,11 +277,32 @@ class NearDupIndex:
 
     def _submit(self) -> None:
         batch, self._pending = self._pending, []
-        self._inflight.append(self._pool.submit(_signatures, batch, self._a, self._b,
-                                                self.shingle_size))
+        self._batches += 1
+        if self._signer is None and PROCESS_AFTER and self._batches > PROCESS_AFTER:
+            self._start_signer()
+        if self._signer is not None:
+            self._inflight.append(self._pool.submit(self._signer.sign, batch))
+        else:
+            self._inflight.append(self._pool.submit(_signatures, batch, self._a, self._b,
+                                                    self.shingle_size))
         # store finished batches in submission order; at most _WORKERS stay queued
         while len(self._inflight) > _WORKERS:
             self._store.add(self._inflight.popleft().result())
+
+    def _start_signer(self) -> None:
+        try:
+            self._signer = Signer(self.num_perm, self.seed, self.shingle_size)
+        except OSError as e:  # no process to be had: the threads sign everything
+            log.warning("MinHash signing stays on threads: could not start its process (%s)", e)
+            return
+        self._pool.shutdown(wait=False)  # the batches it holds finish; one thread talks to the process now
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhash-process")
+
+    def _stop(self, *, cancel: bool) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        if self._signer is not None:
+            self._signer.close()
+            self._signer = None
 
     def close(self) -> None:
         """Sign and store everything still queued, then find and verify the pairs."""
@@ -279,9 +310,11 @@ class NearDupIndex:
             return
         if self._pending:
             self._submit()
-        while self._inflight:
-            self._store.add(self._inflight.popleft().result())
-        self._pool.shutdown(wait=True)
+        try:
+            while self._inflight:
+                self._store.add(self._inflight.popleft().result())
+        finally:
+            self._stop(cancel=False)
         try:
             self._pairs = self._store.pairs(self._min_equal)
         finally:
@@ -292,7 +325,7 @@ class NearDupIndex:
         """Stop without indexing what is still queued (after an error)."""
         self._pending = []
         self._inflight.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._stop(cancel=True)
         self._store.close()
         self._closed = True
 
