@@ -22,9 +22,11 @@ in numpy, a batch of texts at a time:
    object for interop.
 
 Batches (of 256 texts: the texts queued for signing are what memory holds) are signed on
-two worker threads (numpy releases the GIL), each reusing its work arrays from one chunk
-of texts to the next, while the caller keeps feeding texts and storing finished batches,
-in submission order, so results do not depend on timing. Memory does not grow with the number of texts:
+two worker threads, each reusing its work arrays from one chunk of texts to the next; after
+:data:`PROCESS_AFTER` batches the rest go to a child process (:mod:`pipeline._signer`), so a long
+audit's Python work and the signing no longer take turns holding the interpreter lock. The
+caller keeps feeding texts and storing finished batches in submission order, so results do not
+depend on timing (or on where a batch was signed: the same function signs it). Memory does not grow with the number of texts:
 signatures and band hashes live in temporary files (~600 bytes per text on disk),
 pairing works on bounded partitions, and only verified pairs stay in memory.
 """
