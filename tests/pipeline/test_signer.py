@@ -11,6 +11,8 @@ from pipeline import minhash
 from pipeline._signer import Signer
 from pipeline.minhash import NearDupIndex, _signatures, normalize_text, permutations
 
+pytestmark = pytest.mark.slow  # each test starts signing processes
+
 
 def _texts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
