@@ -262,6 +262,8 @@ class NearDupIndex:
         self._inflight: deque[Future[np.ndarray]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="minhash")
         self._signer: Signer | None = None
+        self._remote = False
+        self._threads_only = False
         self._batches = 0
         empty = np.zeros(0, dtype=np.int64)
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, empty)
@@ -280,9 +282,13 @@ class NearDupIndex:
     def _submit(self) -> None:
         batch, self._pending = self._pending, []
         self._batches += 1
-        if self._signer is None and PROCESS_AFTER and self._batches > PROCESS_AFTER:
-            self._start_signer()
-        if self._signer is not None:
+        if self._signer is None and PROCESS_AFTER and not self._threads_only and self._batches > PROCESS_AFTER // 2:
+            self._start_signer()  # it starts (imports numpy) while the threads sign the next batches
+        if self._signer is not None and self._batches > PROCESS_AFTER:
+            if not self._remote:
+                self._remote = True
+                self._pool.shutdown(wait=False)  # the batches it holds finish; one thread talks to the process
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhash-process")
             self._inflight.append(self._pool.submit(self._signer.sign, batch))
         else:
             self._inflight.append(self._pool.submit(_signatures, batch, self._a, self._b,
@@ -296,9 +302,7 @@ class NearDupIndex:
             self._signer = Signer(self.num_perm, self.seed, self.shingle_size)
         except OSError as e:  # no process to be had: the threads sign everything
             log.warning("MinHash signing stays on threads: could not start its process (%s)", e)
-            return
-        self._pool.shutdown(wait=False)  # the batches it holds finish; one thread talks to the process now
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minhash-process")
+            self._threads_only = True
 
     def _stop(self, *, cancel: bool) -> None:
         self._pool.shutdown(wait=True, cancel_futures=cancel)

@@ -45,7 +45,7 @@ def test_an_index_that_moves_to_the_process_finds_the_same_pairs(tmp_path, monke
         with NearDupIndex(batch_size=32, tmp_dir=tmp_path) as index:
             for t in texts:
                 index.add(t)
-            moved = index._signer is not None
+            moved = index._remote
         assert moved == bool(process_after)
         return [(p.a, p.b, p.jaccard) for p in index.pairs()]
 
