@@ -9,7 +9,6 @@ never print a traceback; a traceback means a bug.
 from __future__ import annotations
 
 import functools
-import gc
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -33,23 +32,6 @@ from coordinator.core.errors import EXIT_FAILED, EXIT_USAGE, CoordError
 from coordinator.core.read_only import is_read_only_error
 
 T = TypeVar("T")
-
-@contextmanager
-def loading() -> Iterator[None]:
-    """Import a command's engine with the cyclic collector paused.
-
-    Importing LangGraph and the engine makes hundreds of thousands of objects that live as long as
-    the process; the collector's passes over them while they load free nothing and cost 0.1 s of a
-    one-second start-up. It runs again (and collects as usual) once the block ends.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
 
 WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace directory.",
                                             envvar="COORD_WORKSPACE", show_default="current directory")]

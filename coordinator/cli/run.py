@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from coordinator.cli import console
-from coordinator.cli._common import WorkspaceOpt, handle_errors, loading
+from coordinator.cli._common import WorkspaceOpt, handle_errors
 from coordinator.cli.serve import DEFAULT_PORT, start_dashboard
 from coordinator.core.errors import UsageError
+from coordinator.core.loading import collector_paused
 from coordinator.core.workspace import Workspace
 from coordinator.engine.plan_loader import parse_override
 
@@ -57,7 +58,7 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
 
 def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool,
              problems: Sequence[UsageError] = ()) -> int:
-    with loading():  # start-up: the engine loads only when this command runs
+    with collector_paused():  # start-up: the engine loads only when this command runs
         from coordinator.cli.progress import Progress
         from coordinator.core.run_store import load_run_plan
         from coordinator.engine.runner import check_run, find_run, resume_run, run_plan

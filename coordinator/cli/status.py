@@ -11,8 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from coordinator.cli import console
-from coordinator.cli._common import WorkspaceOpt, call, loading, plain_columns
+from coordinator.cli._common import WorkspaceOpt, call, plain_columns
 from coordinator.core.grading import format_score
+from coordinator.core.loading import collector_paused
 from coordinator.core.workspace import Workspace
 from task_boards.store import board_problems
 
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Show a run's tasks, gates and deferred items from its checkpoint."""
-        with loading():  # start-up: reads the checkpoint without loading LangGraph
+        with collector_paused():  # start-up: reads the checkpoint without loading LangGraph
             from coordinator.engine.run_view import run_status
 
         ws = Workspace.at(workspace)

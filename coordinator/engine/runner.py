@@ -23,6 +23,7 @@ from coordinator.core.errors import (
     UsageErrors,
 )
 from coordinator.core.events import EventLog, now_iso, read_events
+from coordinator.core.loading import collector_paused
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.ports import DRIVERS
 from coordinator.core.roles import RoleDefinition
@@ -293,19 +294,6 @@ def _first_step(ctx: RunContext, state: RunState) -> RunState:
     return out  # type: ignore[return-value]
 
 
-@contextlib.contextmanager
-def _loading_graph() -> Iterator[None]:
-    """Load LangGraph with the cyclic collector paused: its passes over the freshly imported
-    modules free nothing (0.1 s of a start-up). Runs again once the block ends."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
            progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
            resumed: bool) -> RunSummary:
@@ -341,7 +329,7 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
             events.emit("run_started", once=f"run_started:{run_id}", plan=plan.name, profile=plan.profile,
                         params=plan.params)
             graph_input = _first_step(ctx, _initial_state(run_id, plan))
-        with _loading_graph():  # start-up: LangGraph loads once the first tasks are running
+        with collector_paused():  # start-up: LangGraph loads once the first tasks are running
             from coordinator.engine.checkpoint import DURABILITY, keep_checkpoints
             from coordinator.engine.graph import build_graph
         with open_checkpointer(ws) as saver:

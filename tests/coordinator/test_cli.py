@@ -544,7 +544,7 @@ def test_finished_message_counts_skipped_tasks():
 
 
 def test_engine_loads_with_the_collector_paused_and_it_runs_again_after():
-    from coordinator.cli._common import loading
+    from coordinator.core.loading import collector_paused as loading
 
     assert gc.isenabled()
     with loading():

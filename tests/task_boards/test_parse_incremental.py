@@ -72,7 +72,7 @@ def _whole(text: str):
     return _parse(text, FILE)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), edits=st.integers(1, 4), rounds=st.integers(1, 3))
 def test_parsing_after_edits_reads_what_a_whole_parse_reads(seed, n, edits, rounds):
     rng = random.Random(seed)
