@@ -24,6 +24,7 @@ from coordinator.cli import status as status_cmd
 from coordinator.cli import worker as worker_cmd
 from coordinator.cli._common import CoordGroup, guard_commands
 from coordinator.core.errors import CoordError
+from coordinator.core.loading import skip_exit_collection
 
 app = typer.Typer(name="coord", cls=CoordGroup, no_args_is_help=True, add_completion=False,
                   help="Coordinate a team of AI agents through a checkpointed, reviewable plan.")
@@ -68,3 +69,5 @@ def main() -> None:
     except CoordError as e:
         console.error(str(e))
         sys.exit(e.exit_code)
+    finally:
+        skip_exit_collection()  # the command is done: no full collection pass at exit
