@@ -86,8 +86,8 @@ class Progress:
             return f"{self._elapsed()}  {mark} {task}{how} (result recovered from before the restart)"
         if kind == "task_failed" and e.get("error") is None:  # a hand-over: it waits, nothing failed
             return f"{self._elapsed()}  ⏸ {task} waits for a person (tick it on its board)"
-        if kind == "task_failed":
-            return f"{self._elapsed()}  ✗ {task}: {e.get('error')}"
+        if kind in ("task_failed", "task_timed_out"):
+            return f"{self._elapsed()}  ✗ {task}: {e.get('error') or 'timed out'}"
         if kind == "output_replaced":
             return f"{self._elapsed()}  ! {task} replaced {e.get('path')}, which had been changed by hand"
         if kind == "task_retried":

@@ -320,6 +320,9 @@ def agent_problem(name: str) -> str | None:
     """Why ``name`` is not a usable agent name: a near miss of a known agent (``claud``), or empty."""
     if not name.strip():
         return "an agent needs a name"
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,39}", name):
+        return (f"agent name {name!r} must start with a letter and hold only letters, digits, '-' and '_' "
+                "(at most 40): it names the agent's board file, task_boards/<AGENT>_TASKS.md")
     if name in KNOWN_AGENTS:
         return None
     close = next((known for known in KNOWN_AGENTS if _one_slip(name.lower(), known)), None)

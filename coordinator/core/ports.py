@@ -97,6 +97,10 @@ class DriverTraits:
     """A labeled local stand-in, not a real agent (boards and reports say so)."""
     agents: tuple[str, ...] | None = None
     """The agents this driver can run (None: any)."""
+    stops_on_timeout: bool = False
+    """The driver ends an attempt that runs past the task's ``timeout`` itself (it kills the process
+    group), so each attempt gets the whole timeout and a timed-out attempt can be retried. Otherwise
+    (work in coord's own process) the task fails at its timeout and the work cannot be stopped."""
 
 
 class Driver(Protocol):

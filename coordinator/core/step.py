@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import numbers
 import sys
 import threading
 import typing
@@ -125,6 +126,32 @@ class Artifact:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form for state and manifests."""
         return {"path": self.path, "sha256": self.sha256, "bytes": self.bytes, "rows": self.rows}
+
+
+def _flat(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_flat(v) and not isinstance(v, list) for v in value)
+    return value is None or isinstance(value, str | bool | numbers.Real)
+
+
+def metrics_problem(metrics: Any) -> str | None:
+    """Why ``metrics`` cannot be a task's metrics (``name: reason``), or None.
+
+    Metrics are flat: each a number, string, boolean or null, or a list of them; numbers are finite
+    (state and reports are JSON, which has no infinity or NaN). A step's and a command's are held to
+    the same rules."""
+    if not isinstance(metrics, Mapping):
+        return f"expected a mapping of metric names to values, got {type(metrics).__name__}"
+    for name, value in metrics.items():
+        if not isinstance(name, str):
+            return f"{name!r}: a metric's name is a string"
+        if not _flat(value):
+            return (f"{name}: a metric is a number, string, boolean, null or a list of them (no nested objects), "
+                    f"got {type(value).__name__}")
+        if any(isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isfinite(v)
+               for v in (value if isinstance(value, list) else [value])):
+            return f"{name}: not a finite number ({value!r})"
+    return None
 
 
 @dataclass

@@ -8,6 +8,7 @@ over merged ones); a key merged from an anchor is located at the anchor's line.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,12 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any, budget
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, loc + (i,), lines, loader, budget, seen) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{node.value!r} is not a finite number: coord stores plans and settings as JSON, "
+                          "which has no infinity or NaN (write a large number such as 1.0e+300 instead)",
+                          line=node.start_mark.line + 1, path=_fmt(loc) or None)
+    return value
 
 
 def _fmt(loc: Loc) -> str:

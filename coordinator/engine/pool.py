@@ -18,12 +18,14 @@ very function the pool runs it with when there are no workers.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 
 AcceptFn = Callable[[CompiledTask, TaskOutcome], list[str]]
 """Runs a task's accept checks after its driver finished; returns failure messages."""
+
+
+STOP_GRACE_S = 15.0
+"""What ending an attempt's process group may take, beyond the attempt's timeout."""
 
 
 @dataclass
@@ -121,7 +127,7 @@ class TaskPool:
         ``upstream``: metrics of the upstream tasks its ``${task.metric}`` references name;
         ``inputs``: the artifacts of the tasks it needs.
         """
-        deadline = time.monotonic() + task.timeout if task.timeout else None
+        deadline = time.monotonic() + self._time_allowed(task) if task.timeout else None
         job = TaskJob(task, dispatch, tuple(feedback or ()), earlier_attempts, review, dict(upstream or {}),
                       tuple(inputs))
         entry = _Inflight(job, time.monotonic(), threading.Event(), deadline)
@@ -163,6 +169,25 @@ class TaskPool:
             self._uncollected.difference_update(results)
         return results
 
+    def _stops_itself(self, task: CompiledTask) -> bool:
+        """Whether the task's driver ends each attempt at the timeout itself (a process group it kills)."""
+        try:
+            return bool(DRIVERS.get(driver_of(task, self.roles[task.role])).traits.stops_on_timeout)
+        except (KeyError, LookupError, AttributeError):
+            return False
+
+    def _time_allowed(self, task: CompiledTask) -> float:
+        """Seconds the pool lets a dispatch run. A driver that stops its own attempts gets the timeout for
+        each of them, the backoffs between them and a grace for ending a process group; this deadline only
+        catches one that did not. Work in this process gets the timeout once: it cannot be stopped, so a
+        retry would run beside it."""
+        assert task.timeout is not None
+        if not self._stops_itself(task):
+            return task.timeout
+        attempts = task.retries + 1
+        backoffs = sum(task.retry_backoff * 2 ** k for k in range(task.retries))
+        return task.timeout * attempts + backoffs + STOP_GRACE_S * attempts
+
     def _expire(self) -> dict[str, TaskRecord]:
         now = time.monotonic()
         out: dict[str, TaskRecord] = {}
@@ -172,9 +197,16 @@ class TaskPool:
                 entry.cancel.set()
                 del self._inflight[entry.task.id]
         for entry in late:
-            msg = (f"timed out after {entry.task.timeout:g}s; it was stopped (a command or agent with its whole "
-                   f"process group; its log is under .coord/logs/{self.run_id}/)")
-            self.events.emit("task_timed_out", task=entry.task.id, dispatch=entry.dispatch)
+            if not self._stops_itself(entry.task):
+                where = "the worker's process" if self._remote is not None else "coord's process"
+                msg = (f"timed out after {entry.task.timeout:g}s; a step running in {where} cannot be stopped: "
+                       "it was left running until that process exits and may still write its outputs (its "
+                       "result is ignored; the task is not retried)")
+            else:
+                msg = (f"ran past the time its attempts were given ({round(now - entry.started)}s for "
+                       f"{entry.task.retries + 1} attempt(s) of {entry.task.timeout:g}s) and was stopped; its log "
+                       f"is under .coord/logs/{self.run_id}/")
+            self.events.emit("task_timed_out", task=entry.task.id, dispatch=entry.dispatch, error=msg)
             out[entry.task.id] = TaskRecord(status="failed", error=msg, finished_at=now_iso(),
                                             duration_s=round(now - entry.started, 3))
         return out
@@ -183,8 +215,10 @@ class TaskPool:
         try:
             self._run_entry(entry)
         except BaseException as e:  # the run must hear of it: a dead worker would leave it waiting forever
-            log.exception("task %s: worker failed", entry.task.id)
-            record = TaskRecord(status="failed", error=_worker_error(e), finished_at=now_iso(),
+            where = self._keep_traceback(entry.task.id, entry.dispatch)
+            log.error("task %s: coord failed while handling it (traceback in %s)", entry.task.id, where)
+            record = TaskRecord(status="failed", error=f"{_worker_error(e)} (traceback in {where})",
+                                finished_at=now_iso(),
                                 duration_s=round(time.monotonic() - entry.started, 3))
             with self._lock:
                 if self._inflight.get(entry.task.id) is not entry:
@@ -192,6 +226,21 @@ class TaskPool:
                 del self._inflight[entry.task.id]
                 self._uncollected.add(entry.task.id)
                 self._done.put((entry.task.id, record))
+            with contextlib.suppress(Exception):  # the display hears of it too (the event log may be what failed)
+                self.events.emit("task_failed", task=entry.task.id, dispatch=entry.dispatch, error=record.get("error"))
+
+    def _keep_traceback(self, task_id: str, dispatch: int) -> str:
+        """Append the exception being handled to the task's log (the console gets one line); the log's
+        path relative to the workspace, or the reason it could not be written."""
+        path = self.workspace / ".coord" / "logs" / self.run_id / f"{dispatch_stem(task_id, dispatch)}.log"
+        log.debug("task %s", task_id, exc_info=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(traceback.format_exc())
+        except OSError as e:
+            return f"(not kept: {e.strerror or e})"
+        return path.relative_to(self.workspace).as_posix()
 
     def _run_entry(self, entry: _Inflight) -> None:
         task = entry.task
@@ -270,8 +319,9 @@ class TaskPool:
                 with driving(self.workspace, self.run_id, task, driver) as doer:  # or a session's claim
                     outcome = doer.run(task, ctx)
             except Exception as e:  # a driver bug fails the task, never the coordinator
-                log.exception("driver %s crashed on %s", driver_name, task.id)
-                outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e}")
+                where = self._keep_traceback(task.id, entry.dispatch)
+                log.error("driver %s crashed on %s (traceback in %s)", driver_name, task.id, where)
+                outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e} (traceback in {where})")
             for path in outcome.replaced:  # a person's edit was overwritten: say so, once
                 self.events.emit("output_replaced", once=f"output_replaced:{task.id}:{entry.dispatch}:{path}",
                                  task=task.id, dispatch=entry.dispatch, attempt=attempt, path=path)

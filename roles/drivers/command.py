@@ -26,6 +26,7 @@ import glob
 import hashlib
 import logging
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,7 +40,7 @@ from coordinator.core.io import atomic_write_json
 from coordinator.core.llm import CallRecord, Cost, Usage
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome, tail
-from coordinator.core.step import StepContext
+from coordinator.core.step import StepContext, metrics_problem
 from coordinator.core.step_run import StepRun
 from roles.drivers.cli._process import run_in_group
 from roles.providers.redact import Redactor
@@ -60,7 +61,7 @@ class CommandDriver:
     """Runs ``task.command`` in the workspace."""
 
     name = "command"
-    traits = DriverTraits()
+    traits = DriverTraits(stops_on_timeout=True)
 
     def run(self, task: CompiledTask, ctx: DriverContext) -> TaskOutcome:
         """Run the command (or skip it when its outputs are up to date) and read what it reported."""
@@ -171,14 +172,10 @@ def _tail(log: Path) -> str:
         text = log.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return "(no log)"
-    lines = [line for line in text.splitlines() if not line.startswith(("$ ", "# cwd:"))]
+    ending = re.compile(r"# (timed out|interrupted: coord was stopping|cancelled|ended by coord after its result"
+                        r"|exit -?\d+) after \d+(\.\d+)?s")  # coord's own lines, as _process writes them
+    lines = [line for line in text.splitlines() if not line.startswith(("$ ", "# cwd:")) and not ending.fullmatch(line)]
     return tail("\n".join(lines), LOG_TAIL_LINES) or "(no output)"
-
-
-def _flat(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(_flat(v) and not isinstance(v, list) for v in value)
-    return value is None or isinstance(value, str | bool | int | float)
 
 
 def _read_metrics(path: Path, root: Path) -> dict[str, Any]:
@@ -195,13 +192,9 @@ def _read_metrics(path: Path, root: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CommandError(f"{rel} (COORD_METRICS): expected one JSON object of metrics, got "
                            f"{type(data).__name__}")
-    bad = [k for k, v in data.items() if not _flat(v)]
-    if bad:
-        raise CommandError(f"{rel} (COORD_METRICS) → {bad[0]}: a metric is a number, string, boolean, null "
-                           "or a list of them (no nested objects)")
-    nan = [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
-    if nan:
-        raise CommandError(f"{rel} (COORD_METRICS) → {nan[0]}: not a finite number")
+    problem = metrics_problem(data)
+    if problem:
+        raise CommandError(f"{rel} (COORD_METRICS) → {problem}")
     return data
 
 

@@ -8,7 +8,7 @@ import traceback
 from coordinator.core.errors import STEP_FAULTS, BudgetExceeded
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
-from coordinator.core.step import StepContext, resolve_step
+from coordinator.core.step import StepContext, StepResult, metrics_problem, resolve_step
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,27 @@ class PipelineDriver:
             return TaskOutcome(status="waiting", error=str(e), held_by="budget")
         except STEP_FAULTS as e:
             return TaskOutcome(status="failed", error=str(e))
+        except SystemExit as e:  # sys.exit() in a step ends the step, not coord
+            return TaskOutcome(status="failed", error=f"step {task.run} called sys.exit({e.code!r})")
         except Exception as e:  # a bug in a step must fail the task, not the run
-            ctx.log_file.parent.mkdir(parents=True, exist_ok=True)
-            with ctx.log_file.open("a", encoding="utf-8") as fh:
-                fh.write(traceback.format_exc())
-            log.exception("step %s crashed", task.run)
-            return TaskOutcome(status="failed", error=f"{type(e).__name__}: {e} (traceback in "
-                               f"{ctx.log_file.relative_to(ctx.workspace)})")
+            log_path = _write_traceback(ctx)
+            log.debug("step %s crashed", task.run, exc_info=True)  # the console gets the one-line error
+            return TaskOutcome(status="failed", error=f"{type(e).__name__}: {e} (traceback in {log_path})")
+        if not isinstance(result, StepResult):
+            return TaskOutcome(status="failed", error=f"step {task.run} returned {type(result).__name__}; a step "
+                               "returns coordinator.StepResult (StepResult() when it has nothing to report)")
+        problem = metrics_problem(result.metrics)
+        if problem:
+            return TaskOutcome(status="failed", error=f"step {task.run} reported a metric coord cannot keep: "
+                               f"{problem}")
         return TaskOutcome(status="done", metrics=dict(result.metrics),
                            artifacts=[a.to_dict() for a in result.artifacts], notes=list(result.notes),
                            skipped_run=result.skipped, replaced=list(result.replaced))
+
+
+def _write_traceback(ctx: DriverContext) -> str:
+    """Append the exception being handled to the task's log; the log's path, relative to the workspace."""
+    ctx.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with ctx.log_file.open("a", encoding="utf-8") as fh:
+        fh.write(traceback.format_exc())
+    return ctx.log_file.relative_to(ctx.workspace).as_posix()

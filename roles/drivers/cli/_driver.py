@@ -101,7 +101,7 @@ class CliDriver:
     """Runs an assignment through the agent CLI of the role's agent."""
 
     name = "cli"
-    traits = DriverTraits(worktree=True, paid=True, agents=tuple(FLAVORS))
+    traits = DriverTraits(worktree=True, paid=True, agents=tuple(FLAVORS), stops_on_timeout=True)
 
     @classmethod
     def preflight(cls, roles: list[RoleDefinition]) -> list[str]:

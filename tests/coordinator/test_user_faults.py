@@ -1,0 +1,177 @@
+"""A user's own plans and steps that go wrong: each gets a clear error, at load when it can be known
+there, and the run says what happened (no traceback on the console, no claim that is not true)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from coordinator.core.errors import PlanError, UsageError
+from coordinator.core.events import read_events
+from coordinator.core.workspace import Workspace
+from coordinator.engine.plan_loader import load_plan, parse_override
+from coordinator.engine.runner import RunOptions, run_plan
+
+STEPS = '''
+import sys, time
+from pathlib import Path
+from coordinator import StepResult
+
+
+class Obj:
+    pass
+
+
+def as_dict(ctx):
+    return {"rows": 3}
+
+
+def exits(ctx):
+    sys.exit(3)
+
+
+def nested(ctx):
+    return StepResult(metrics={"by_agent": {"qa": 1}})
+
+
+def not_finite(ctx):
+    return StepResult(metrics={"ratio": float("nan")})
+
+
+def an_object(ctx):
+    return StepResult(metrics={"o": Obj()})
+
+
+def numbers(ctx):
+    return StepResult(metrics={"n": 2, "xs": [1, 2.5, "a", None, True]})
+
+
+def sleeps(ctx, *, s: float = 2.0):
+    time.sleep(s)
+    (Path(ctx.workspace) / "late.txt").write_text("written after the timeout")
+    return StepResult()
+'''
+
+
+@pytest.fixture()
+def ws(tmp_path: Path) -> Workspace:
+    root = tmp_path / "ws"
+    (root / "mysteps").mkdir(parents=True)
+    (root / "mysteps" / "__init__.py").write_text("")
+    (root / "mysteps" / "s.py").write_text(STEPS)
+    return Workspace.at(root)
+
+
+def _run(ws: Workspace, plan: str):
+    (ws.root / "plan.yaml").write_text(textwrap.dedent(plan))
+    return run_plan(ws, RunOptions(plan=str(ws.root / "plan.yaml"), render_interval=0))
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", ".NaN", "-.Inf"])
+def test_a_number_json_cannot_hold_is_refused_at_load_with_its_line(tmp_path, value):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\n"
+                    f"gates:\n  - {{id: g, after: [a], criteria: [{{metric: a.n, op: '<', value: {value}}}]}}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    text = exc.value.describe()
+    assert "plan.yaml:5" in text and "gates[0].criteria[0].value" in text and "not a finite number" in text, text
+    with pytest.raises(UsageError, match="--set x: .* is not a finite number"):
+        parse_override(f"x={value}")
+    assert parse_override("x=1.0e+300") == ("x", 1e300)  # what the message suggests is a number in YAML
+
+
+@pytest.mark.parametrize("agent", ["../../tmp/pwn", "x y", "a/b", "-dash", "ünï", "x" * 41, "1abc"])
+def test_an_agent_name_that_cannot_name_a_board_file_is_refused_at_load(tmp_path, agent):
+    path = tmp_path / "plan.yaml"
+    path.write_text(f"name: p\nroles:\n  evil: {{agent: {agent!r}, driver: human}}\n"
+                    "tasks:\n  - {id: a, title: A, role: evil, instructions: sign}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    text = exc.value.describe()
+    assert "plan.yaml:3" in text and "roles.evil.agent" in text and "letters, digits" in text, text
+
+
+@pytest.mark.parametrize(("step", "error"), [
+    ("as_dict", "step mysteps.s:as_dict returned dict; a step returns coordinator.StepResult"),
+    ("exits", "step mysteps.s:exits called sys.exit(3)"),
+    ("nested", "by_agent: a metric is a number, string, boolean, null or a list of them (no nested objects), got dict"),
+    ("not_finite", "ratio: not a finite number (nan)"),
+    ("an_object", "o: a metric is a number, string, boolean, null or a list of them (no nested objects), got Obj"),
+])
+def test_a_step_that_returns_what_coord_cannot_keep_fails_with_the_reason(ws, step, error):
+    summary = _run(ws, f"""
+    name: p
+    tasks:
+      - {{id: a, title: A, role: lead, run: "mysteps.s:{step}"}}
+      - {{id: b, title: B, role: lead, run: "mysteps.s:numbers"}}
+    """)
+    rec = summary.state["tasks"]["a"]
+    assert rec["status"] == "failed" and error in rec["error"], rec["error"]
+    assert summary.state["tasks"]["b"]["status"] == "done"
+    assert summary.state["tasks"]["b"]["metrics"] == {"n": 2, "xs": [1, 2.5, "a", None, True]}
+    failed = [e for e in read_events(ws.events) if e["kind"] == "task_failed" and e.get("task") == "a"]
+    assert failed and error in failed[-1]["error"]
+
+
+@pytest.mark.slow
+def test_step_crashes_reach_the_console_as_one_line_and_the_traceback_goes_to_the_log(ws):
+    (ws.root / "mysteps" / "boom.py").write_text("def boom(ctx):\n    raise RuntimeError('bug in the step')\n")
+    (ws.root / "plan.yaml").write_text(
+        "name: p\ntasks:\n  - {id: a, title: A, role: lead, run: 'mysteps.boom:boom'}\n"
+        "  - {id: b, title: B, role: lead, run: 'mysteps.s:exits'}\n"
+        "  - {id: c, title: C, role: lead, run: 'mysteps.s:as_dict'}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-m", "coordinator", "run", "plan.yaml"], cwd=ws.root, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": repo}, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out and 'File "' not in out, out
+    assert "✗ a: RuntimeError: bug in the step (traceback in .coord/logs/" in out
+    assert "✗ b: step mysteps.s:exits called sys.exit(3)" in out
+    assert "✗ c: step mysteps.s:as_dict returned dict" in out
+    logs = list((ws.root / ".coord" / "logs").rglob("a.1.log"))
+    assert len(logs) == 1 and "RuntimeError: bug in the step" in logs[0].read_text()
+
+
+@pytest.mark.slow
+def test_each_attempt_of_a_command_gets_the_whole_timeout_and_a_timed_out_one_is_retried(ws):
+    started = time.monotonic()
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: s, title: S, role: lead, command: "echo run >> attempts.txt; sleep 5", timeout: 1, retries: 2,
+         retry_backoff: 0}
+    """)
+    assert time.monotonic() - started < 15
+    rec = summary.state["tasks"]["s"]
+    assert rec["status"] == "failed" and rec["attempts"] == 3, rec
+    assert (ws.root / "attempts.txt").read_text().split() == ["run", "run", "run"]
+    assert rec["error"].startswith("timed out after 1s; its process group was killed"), rec["error"]
+    assert "# timed out" not in rec["error"]  # coord's own line in the log is not quoted as the command's output
+
+
+@pytest.mark.slow
+def test_a_python_step_past_its_timeout_is_said_to_be_left_running_not_stopped(ws):
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: a, title: A, role: lead, run: "mysteps.s:sleeps", timeout: 0.5, retries: 2, with: {s: 1.5}}
+    """)
+    rec = summary.state["tasks"]["a"]
+    assert rec["status"] == "failed"
+    assert rec["error"].startswith("timed out after 0.5s; a step running in coord's process cannot be stopped"), rec
+    assert "may still write its outputs" in rec["error"] and "was stopped" not in rec["error"]
+    timed_out = [e for e in read_events(ws.events) if e["kind"] == "task_timed_out"]
+    assert len(timed_out) == 1 and timed_out[0]["error"] == rec["error"]
+    for _ in range(40):  # what the message warned of: the step went on and wrote its file
+        if (ws.root / "late.txt").exists():
+            break
+        time.sleep(0.1)
+    assert (ws.root / "late.txt").exists()
