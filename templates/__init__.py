@@ -65,12 +65,34 @@ def _bytecode_cache() -> BytecodeCache | None:
     return FileSystemBytecodeCache(str(folder), "coord-%s.cache") if os.access(folder, os.W_OK) else None
 
 
+class Rendered(str):
+    """Text a template rendered: placed in another template as it is (its comments are coord's own)."""
+
+    __slots__ = ()
+
+
+def _no_markers(value: Any) -> Any:
+    """Every value a template prints: an HTML comment mark in it (a title, a note, an error) is written
+    as entities, so only the templates' own comments can delimit sections and tasks on a board."""
+    if isinstance(value, str) and not isinstance(value, Rendered) and ("<!--" in value or "-->" in value):
+        return value.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
+    return value
+
+
+def one_line(value: Any) -> str:
+    """A value shown inside one line of a board (a task's title, error, note): line breaks become spaces,
+    so the text stays on the line its task's marker is on."""
+    text = "" if value is None else str(value)
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The one Jinja environment (StrictUndefined: a missing variable is an error)."""
     env = Environment(loader=PackageLoader("templates", ""), undefined=StrictUndefined,
                       autoescape=False, keep_trailing_newline=True, trim_blocks=True,
-                      lstrip_blocks=True, bytecode_cache=_bytecode_cache())
+                      lstrip_blocks=True, bytecode_cache=_bytecode_cache(), finalize=_no_markers)
+    env.filters["line"] = one_line
     env.filters["num"] = fmt_num
     env.filters["score"] = format_score
     env.filters["usd"] = format_usd
@@ -80,7 +102,7 @@ def environment() -> Environment:
 def render(name: str, **context: Any) -> str:
     """Render a template by file name."""
     try:
-        return environment().get_template(name).render(**context)
+        return Rendered(environment().get_template(name).render(**context))
     except TemplateError as e:
         raise TemplateRenderError(f"template {name!r} failed: {e}") from e
 

@@ -18,21 +18,26 @@ from coordinator.engine.plan_loader import builtin_plans, load_plan, load_spec
 def mermaid(plan: CompiledPlan) -> str:
     """A Mermaid flowchart of tasks (by role) and gates."""
 
+    ids = {i: f"n{k}" for k, i in enumerate([*plan.tasks, *plan.gates])}  # distinct whatever the ids hold
+
     def node(i: str) -> str:
-        return "n_" + "".join(c if c.isalnum() else "_" for c in i)
+        return ids[i]
+
+    def text(label: str) -> str:  # Mermaid's entity for a quote; one line
+        return " ".join(label.replace('"', "#quot;").split())
 
     lines = ["flowchart TD"]
     for role in plan.roles:
         mine = plan.tasks_of_role(role)
         if not mine:
             continue
-        lines.append(f"  subgraph {role}[{role} · {plan.roles[role].agent}]")
+        lines.append(f'  subgraph {role}["{role} · {plan.roles[role].agent}"]')
         for task in mine:
             label = task.id + (" (optional)" if task.optional else "")
-            lines.append(f'    {node(task.id)}["{label}"]')
+            lines.append(f'    {node(task.id)}["{text(label)}"]')
         lines.append("  end")
     for gid in plan.gates:
-        lines.append(f'  {node(gid)}{{{{"gate: {gid}"}}}}')
+        lines.append(f'  {node(gid)}{{{{"gate: {text(gid)}"}}}}')
         for t in plan.gate_after[gid]:
             lines.append(f"  {node(t)} --> {node(gid)}")
     for t in plan.order:

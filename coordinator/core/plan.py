@@ -281,6 +281,14 @@ class GateSpec(_Strict):
     override_window: float = Field(default=30.0, ge=0)
     """With ``policy: auto_then_human``: seconds a person has to override the automatic verdict."""
 
+    @model_validator(mode="after")
+    def _weighed(self) -> GateSpec:
+        if sum(c.weight for c in self.criteria) <= 0 and not all(c.critical for c in self.criteria):
+            raise ValueError("every criterion has weight 0, so the gate's score (10 with nothing weighed) could not "
+                             "fall whatever they measure; give one a weight above 0, or make every one critical "
+                             "(a failed critical criterion fails the gate)")
+        return self
+
 
 class Grading(_Strict):
     """The letter-grade scale of a plan's gates and report cards.

@@ -193,8 +193,9 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
             expansions[task.id] = [(task.id, None)]  # fans out when the run reaches it
             fanouts[task.id] = ref
             continue
-        if not isinstance(items, list) or not items:
-            errors.add(("tasks", i, "foreach"), f"foreach must give a non-empty list, got {items!r}")
+        problem = foreach_problem(items)
+        if problem:
+            errors.add(("tasks", i, "foreach"), f"foreach {problem}")
             expansions[task.id] = [(task.id, None)]  # compiled as one task, so later checks still run
             continue
         expansions[task.id] = [(f"{task.id}[{item}]", item) for item in items]
@@ -290,18 +291,43 @@ def _upstream_ref(text: str) -> str | None:
     return None
 
 
+FOREACH_ITEM_MAX = 100
+"""Characters in one ``foreach`` item (it becomes part of a task id, on boards and in file names)."""
+
+
+def foreach_problem(items: Any) -> str | None:
+    """Why ``items`` cannot be a ``foreach`` list (completing "foreach …"), or None.
+
+    Items are names or numbers, each once (as text: ``1`` and ``"1"`` are the same copy), on one line,
+    without the brackets and HTML comment marks that delimit task ids on the boards."""
+    if not isinstance(items, list) or not items:
+        return f"must give a non-empty list of names or numbers, got {items!r}"
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            return f"must give a non-empty list of names or numbers, got {item!r} ({type(item).__name__}) among them"
+        text = str(item)
+        if not text.strip() or len(text) > FOREACH_ITEM_MAX:
+            return f"item {text!r}: a name of 1 to {FOREACH_ITEM_MAX} characters"
+        if any(not c.isprintable() for c in text) or any(m in text for m in ("[", "]", "<!--", "-->", "`")):
+            return (f"item {text!r}: an item is one line without control characters, brackets, backquotes or "
+                    "HTML comment marks (it becomes part of the task's id)")
+    seen: set[str] = set()
+    for item in items:
+        if str(item) in seen:
+            return f"lists the item {str(item)!r} twice (each item is one copy of the task)"
+        seen.add(str(item))
+    return None
+
+
 def fan_out(plan: CompiledPlan, task_id: str, items: Any) -> CompiledPlan:
     """The plan with the run-time ``foreach`` task ``task_id`` replaced by one task per item.
 
     Each copy has ``${item}`` filled in; tasks that needed the template need every copy; gates
     after it review every copy; the order is recomputed. Raises ValueError on unusable items.
     """
-    if not isinstance(items, list) or not items \
-            or not all(isinstance(i, str | int) and not isinstance(i, bool) for i in items):
-        raise ValueError(f"foreach ${{{plan.tasks[task_id].fanout}}} must give a non-empty list of names or "
-                         f"numbers, got {items!r}")
-    if len({str(i) for i in items}) != len(items):
-        raise ValueError(f"foreach ${{{plan.tasks[task_id].fanout}}} lists an item twice: {items!r}")
+    problem = foreach_problem(items)
+    if problem:
+        raise ValueError(f"foreach ${{{plan.tasks[task_id].fanout}}} {problem}")
     template = plan.tasks[task_id]
     copies: dict[str, CompiledTask] = {}
     for item in items:

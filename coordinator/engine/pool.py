@@ -185,8 +185,8 @@ class TaskPool:
         if not self._stops_itself(task):
             return task.timeout
         attempts = task.retries + 1
-        backoffs = sum(task.retry_backoff * 2 ** k for k in range(task.retries))
-        return task.timeout * attempts + backoffs + STOP_GRACE_S * attempts
+        backoffs = sum(float(task.retry_backoff) * 2.0 ** k for k in range(task.retries))
+        return float(task.timeout) * attempts + backoffs + STOP_GRACE_S * attempts
 
     def _expire(self) -> dict[str, TaskRecord]:
         now = time.monotonic()

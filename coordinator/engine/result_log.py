@@ -21,6 +21,7 @@ still read.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -101,7 +102,7 @@ class ResultLog:
             self._has_legacy = self._legacy.is_dir()  # earlier versions only: it never appears later
         if not self._has_legacy:
             return None
-        path = self._legacy / f"{dispatch_stem(task_id, dispatch)}.json"
+        path = self._legacy / f"{_legacy_stem(task_id)}.{dispatch}.json"
         try:
             rec = orjson.loads(path.read_bytes())
         except (FileNotFoundError, orjson.JSONDecodeError):
@@ -123,10 +124,25 @@ def _parse(raw: bytes) -> tuple[tuple[str, int], TaskRecord] | None:
     return (task, dispatch), record  # type: ignore[return-value]
 
 
+def _legacy_stem(task_id: str) -> str:
+    """The file name earlier versions gave a task's record under ``results/``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
+
+
 def dispatch_stem(task_id: str, dispatch: int) -> str:
-    """``<task>.<dispatch>`` with the task id made safe for a file name (its log file; its record's file
-    under ``results/`` in earlier versions)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id) + f".{dispatch}"
+    """``<task>.<dispatch>`` with the task id made safe for a file name (its log file).
+
+    A ``foreach`` copy ``pack[s0]`` is ``pack@s0`` (a plain id has no ``@``, so no copy meets one); an
+    item with characters a file name cannot hold has them replaced and gets a short hash of itself, so
+    ``a[x y]`` and ``a[x/y]`` log apart."""
+    base, bracket, item = task_id.partition("[")
+    if bracket and item.endswith("]"):
+        item = item[:-1]
+        safe = _legacy_stem(item)
+        if safe != item:
+            safe += "-" + hashlib.blake2b(item.encode(), digest_size=3).hexdigest()
+        return f"{_legacy_stem(base)}@{safe}.{dispatch}"
+    return f"{_legacy_stem(task_id)}.{dispatch}"
 
 
 def recorded(run_dir: Path) -> dict[tuple[str, int], TaskRecord]:

@@ -36,7 +36,7 @@ def test_plan_references_and_command_line_values_are_reported_in_one_batch(ws):
                      "--set expects key=value, got 'oops'",
                      "--budget must be a positive number of USD, got '-1'",
                      "unknown profile 'fast' for plan 'bad'",
-                     "bad.yaml:6 → tasks[2].foreach: foreach must give a non-empty list, got 'abc'",
+                     "bad.yaml:6 → tasks[2].foreach: foreach must give a non-empty list of names or numbers, got 'abc'",
                      "bad.yaml:8 → gates[0].criteria[0].value: >= compares numbers, got 'abc'"):
         assert expected in err, f"missing {expected!r} in:\n{err}"
     assert err.count("error:") == 1 and "Traceback" not in result.output

@@ -82,7 +82,7 @@ def test_a_number_json_cannot_hold_is_refused_at_load_with_its_line(tmp_path, va
         load_plan(str(path))
     text = exc.value.describe()
     assert "plan.yaml:5" in text and "gates[0].criteria[0].value" in text and "not a finite number" in text, text
-    with pytest.raises(UsageError, match="--set x: .* is not a finite number"):
+    with pytest.raises(UsageError, match=r"--set x: .* is not a finite number"):
         parse_override(f"x={value}")
     assert parse_override("x=1.0e+300") == ("x", 1e300)  # what the message suggests is a number in YAML
 
@@ -175,3 +175,79 @@ def test_a_python_step_past_its_timeout_is_said_to_be_left_running_not_stopped(w
             break
         time.sleep(0.1)
     assert (ws.root / "late.txt").exists()
+
+
+def test_a_gate_whose_criteria_all_weigh_nothing_is_refused_unless_every_one_is_critical(tmp_path):
+    head = "name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\ngates:\n"
+    path = tmp_path / "plan.yaml"
+    path.write_text(head + "  - {id: g, after: [a], criteria: [{metric: a.n, value: 100, weight: 0}]}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    assert "plan.yaml:5 → gates[0]: every criterion has weight 0" in exc.value.describe()
+    path.write_text(head + "  - {id: g, after: [a], criteria: [{metric: a.n, value: 100, weight: 0, critical: true}]}\n")
+    assert load_plan(str(path)).gates["g"].criteria[0].critical
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    ("[x, x, y]", "foreach lists the item 'x' twice"),
+    ("[1, '1']", "foreach lists the item '1' twice"),
+    ("['x]y']", "foreach item 'x]y': an item is one line without control characters, brackets"),
+    ("[\"a\\nb\"]", "foreach item 'a\\nb': an item is one line"),
+    ("['<!-- x -->']", "HTML comment marks"),
+    ("[[1, 2]]", "must give a non-empty list of names or numbers, got [1, 2] (list) among them"),
+    ("[true]", "got True (bool) among them"),
+    ("[' ']", "a name of 1 to 100 characters"),
+])
+def test_foreach_items_that_would_make_ambiguous_or_broken_task_ids_are_refused_at_load(tmp_path, items, message):
+    path = tmp_path / "plan.yaml"
+    path.write_text(f"name: p\ntasks:\n  - {{id: a, title: A, role: lead, command: 'echo ${{item}}', foreach: {items}}}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    assert "plan.yaml:3 → tasks[0].foreach:" in exc.value.describe() and message in exc.value.describe(), \
+        exc.value.describe()
+
+
+def test_log_names_and_graph_nodes_of_ids_that_look_alike_stay_apart():
+    from coordinator.cli.plans import mermaid
+    from coordinator.engine.result_log import dispatch_stem
+
+    ids = ["a[a b]", "a[a/b]", "a[a_b]", "a_a_b_", "a[x:y]", "a[x;y]"]
+    assert len({dispatch_stem(i, 1) for i in ids}) == len(ids)
+    assert dispatch_stem("finetune[qa]", 2) == "finetune@qa.2" and dispatch_stem("a_a_b_", 1) == "a_a_b_.1"
+    plan = load_plan_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'echo ${item}', "
+                          "foreach: ['a b', 'a/b', 'a_b', 'say \"hi\"']}\n")
+    chart = mermaid(plan)
+    nodes = {line.split("[", 1)[0].strip() for line in chart.splitlines() if '["a[' in line}
+    assert len(nodes) == 4 and '["a[say #quot;hi#quot;]"]' in chart, chart
+
+
+def load_plan_text(text: str):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "plan.yaml"
+        path.write_text(text)
+        return load_plan(str(path))
+
+
+def test_titles_cannot_break_or_spoof_the_markers_a_board_is_read_by(ws):
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: a, title: "evil <!-- coord:tasks:end --> after", role: lead, command: "true"}
+      - {id: b, title: "spoof <!-- coord:task id=a -->", role: lead, command: "true"}
+      - {id: c, title: "two\\nlines", role: lead, instructions: "do it", needs: [a, b]}
+    """)
+    assert summary.phase == "waiting"
+    board = (ws.root / "task_boards" / "CLAUDE_TASKS.md").read_text()
+    line_a = next(line for line in board.splitlines() if line.startswith("- [x] **a**"))
+    assert line_a == "- [x] **a** — evil &lt;!-- coord:tasks:end --&gt; after <!-- coord:task id=a -->"
+    assert "- [ ] **c** — two lines <!-- coord:task id=c -->" in board
+    assert board.count("<!-- coord:task id=a -->") == 1
+    (ws.root / "task_boards" / "CLAUDE_TASKS.md").write_text(board.replace("- [ ] **c**", "- [x] **c**"))
+    from coordinator.engine.runner import resume_run
+    from task_boards.sync import sync_boards
+
+    sync_boards(ws)
+    done = resume_run(ws, None, RunOptions(plan=""))
+    assert done.phase == "finished" and done.state["tasks"]["c"]["status"] == "done"
