@@ -77,9 +77,11 @@ def _execute(ws: Workspace, opts: RunOptions, run_id: str | None, resume: bool,
                     summary = resume_run(ws, run_id, opts, progress.on_event, progress.on_progress)
                 else:
                     summary = run_plan(ws, opts, progress.on_event, progress.on_progress)
-        except KeyboardInterrupt:
-            console.warn("interrupted; completed tasks are checkpointed and a task that was still running runs "
-                         "again — run the same command to resume")
+        except KeyboardInterrupt as e:
+            run_id = getattr(e, "run_id", None)
+            how = f"`coord resume {run_id}`" if run_id else "`coord resume`"
+            console.warn(f"interrupted; completed tasks are checkpointed and a task that was still running runs "
+                         f"again — continue with {how}")
             return 130
         _report(summary, ws)
         return summary.exit_code

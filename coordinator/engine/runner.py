@@ -25,7 +25,7 @@ from coordinator.core.errors import (
 from coordinator.core.events import EventLog, now_iso, read_events
 from coordinator.core.loading import collector_paused
 from coordinator.core.plan import CompiledPlan
-from coordinator.core.ports import DRIVERS
+from coordinator.core.ports import DRIVERS, LISTENERS
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.run_store import (
     has_journal,
@@ -338,11 +338,15 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
                 graph_input = _resume_input(ws, run_id, plan.name, options, events, graph, config)
             gc.freeze()  # the plan and the state read back live as long as the run (thawed by _long_lived_heap)
             checkpointed = False
-            for _ in graph.stream(graph_input, config, context=ctx, durability=DURABILITY,
-                                  stream_mode="updates"):
-                if not checkpointed:  # a step went through: the run has its first checkpoint on disk
-                    checkpointed = True
-                    _mark_checkpointed(ws, run_id)
+            try:
+                for _ in graph.stream(graph_input, config, context=ctx, durability=DURABILITY,
+                                      stream_mode="updates"):
+                    if not checkpointed:  # a step went through: the run has its first checkpoint on disk
+                        checkpointed = True
+                        _mark_checkpointed(ws, run_id)
+            except KeyboardInterrupt:
+                _show_interrupted(ctx, graph.get_state(config).values if checkpointed else graph_input)
+                raise RunInterrupted(run_id) from None
             state: RunState = graph.get_state(config).values  # type: ignore[assignment]
             # Earlier checkpoints serve nothing once the graph has stopped: resume, status, reviews and
             # board edits read the latest one (and its pending writes, an interrupt's among them).
@@ -355,6 +359,26 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
     _save_run(ws, {**record, "phase": phase, "finished_at": now_iso(), "problems": problems})
     events.emit("run_finished" if phase != "waiting" else "run_paused", phase=phase, problems=problems)
     return RunSummary(run_id, plan.name, phase, problems, resumed, state)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; it can be resumed (``run_id``)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def _show_interrupted(ctx: RunContext, state: Any) -> None:
+    """The boards of a run stopped by Ctrl-C say so (not "running"), from its last checkpoint."""
+    if not state:
+        return
+    try:
+        shown: Any = {**state, "phase": "interrupted"}  # shown only: no run state is ever saved with it
+        for _, listener in LISTENERS:
+            listener.on_state(ctx.ws, ctx.plan, ctx.roles, shown, [])
+    except Exception:  # the interrupt goes on; the boards catch up at the next render
+        log.warning("the boards could not be marked interrupted", exc_info=True)
 
 
 def _resume_input(ws: Workspace, run_id: str, plan_name: str, options: RunOptions, events: EventLog, graph: Any,

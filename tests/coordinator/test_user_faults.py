@@ -251,3 +251,26 @@ def test_titles_cannot_break_or_spoof_the_markers_a_board_is_read_by(ws):
     sync_boards(ws)
     done = resume_run(ws, None, RunOptions(plan=""))
     assert done.phase == "finished" and done.state["tasks"]["c"]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_boards_that_say_interrupted_and_names_the_run_to_resume(ws):
+    import signal
+
+    (ws.root / "plan.yaml").write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\n"
+                                       "  - {id: b, title: B, role: lead, command: 'sleep 30', needs: [a]}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-m", "coordinator", "run", "plan.yaml"], cwd=ws.root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": repo})
+    for _ in range(200):  # until b runs
+        if any(e["kind"] == "task_started" and e.get("task") == "b" for e in read_events(ws.events)):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    run_id = next(e["run"] for e in read_events(ws.events) if e["kind"] == "run_started")
+    assert f"continue with `coord resume {run_id}`" in out
+    for board in (ws.root / "TEAM_COORDINATION.md", ws.root / "task_boards" / "CLAUDE_TASKS.md"):
+        text = board.read_text()
+        assert "phase **interrupted**" in text and "phase **running**" not in text, board
