@@ -13,12 +13,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from coordinator.core.errors import CoordError
 from coordinator.core.workspace import Workspace
+
+
+def board_rel(ws: Workspace, path: Path) -> str:
+    """``path`` (a board or another file coord writes) relative to the workspace, following links;
+    :class:`CoordError` naming it when it leads outside (a link to a file elsewhere is not written)."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(ws.root).as_posix()
+    except ValueError:
+        shown = path.relative_to(ws.root).as_posix() if path.is_relative_to(ws.root) else str(path)
+        raise CoordError(f"{shown} is a link to {resolved}, outside the workspace; coord writes its boards only "
+                         "inside it: remove the link (coord renders the file again)") from None
 
 
 def lock_path(ws: Workspace, path: Path) -> Path:
     """The lock file guarding ``path`` (a file inside the workspace)."""
-    rel = path.resolve().relative_to(ws.root).as_posix()
+    rel = board_rel(ws, path)
     return ws.state_dir / "locks" / (rel.replace("/", "__") + ".lock")
 
 

@@ -21,6 +21,7 @@ import orjson
 from coordinator.core import state_files
 from coordinator.core.io import wrote
 from coordinator.core.workspace import Workspace
+from task_boards.locks import board_rel
 
 
 def base_file(ws: Workspace, path: Path) -> Path:
@@ -29,7 +30,7 @@ def base_file(ws: Workspace, path: Path) -> Path:
 
 
 def _base_file(ws: Workspace, path: Path) -> Path:
-    rel = path.resolve().relative_to(ws.root).as_posix()
+    rel = board_rel(ws, path)
     return ws.state_dir / "boards" / (rel.replace("/", "__") + ".last")
 
 

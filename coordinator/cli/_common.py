@@ -53,6 +53,10 @@ def handle_errors() -> Iterator[None]:
         what = "the workspace is read-only" if is_read_only_error(e) else "a database of the workspace refused"
         console.error(f"{what}: {e}")
         raise typer.Exit(EXIT_FAILED) from None
+    except sqlite3.DatabaseError as e:  # one that no check named sooner: damaged
+        console.error(f"a database of the workspace (under .coord/) is damaged: {e}; `coord status` names "
+                      "the checkpoint database if it is that one")
+        raise typer.Exit(EXIT_FAILED) from None
     except Exception as e:  # a Postgres driver error (server gone mid-command): one line, no traceback
         mapped = as_coord_error(e)
         if mapped is None:

@@ -33,7 +33,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Durability
 
 from coordinator.core.state import RecordMap, touched_since
-from coordinator.engine.checkpoint_read import DELTA, DELTA_CHANNELS, is_delta, resolve
+from coordinator.engine.checkpoint_read import DELTA, DELTA_CHANNELS, is_damage, is_delta, resolve
 from coordinator.engine.checkpoint_read import CheckpointDamaged as CheckpointDamaged
 from coordinator.engine.checkpoint_read import damaged as damaged
 
@@ -235,11 +235,13 @@ def open_saver(db: Path) -> Iterator[DeltaSaver]:
             saver = DeltaSaver(conn)
             saver.setup()
         except sqlite3.DatabaseError as e:
+            if not is_damage(e):  # locked, disk full, read-only: the database is as it was
+                raise
             raise damaged(db, e) from None
         try:
             yield saver
         except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError):  # locked, disk full, read-only: not damage
+            if not is_damage(e):  # locked, disk full, read-only: the database is as it was
                 raise
             raise damaged(db, e) from None
     finally:

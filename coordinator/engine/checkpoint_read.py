@@ -41,6 +41,18 @@ def damaged(db: Path, error: BaseException) -> CheckpointDamaged:
         "data files, reports and the cost ledger are kept")
 
 
+_NOT_DAMAGE = ("locked", "busy", "full", "readonly", "read-only", "unable to open", "disk i/o", "out of memory")
+
+
+def is_damage(error: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite refused because the file is damaged, not because it is in use, the disk is full or
+    the workspace is read-only (those leave the database as it was)."""
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error).lower()
+        return not any(reason in text for reason in _NOT_DAMAGE)
+    return True
+
+
 def probe(db: Path) -> CheckpointDamaged | None:
     """Why the checkpoint database cannot be used (None when it can, or does not exist yet); asked
     before a run starts, without loading LangGraph."""
@@ -52,14 +64,11 @@ def probe(db: Path) -> CheckpointDamaged | None:
         return damaged(db, e)
     try:
         conn.execute("PRAGMA journal_mode=WAL")  # reads the header: a file that is not a database fails here
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'").fetchone():
-            conn.execute("SELECT count(*) FROM checkpoints").fetchone()
-    except sqlite3.OperationalError as e:
-        if "locked" in str(e) or "busy" in str(e):  # in use, not damaged
-            return None
-        return damaged(db, e)
+        found = conn.execute("PRAGMA quick_check(1)").fetchone()  # every page's structure (milliseconds here:
+        if found is not None and found[0] != "ok":  # finished runs keep one checkpoint)
+            return damaged(db, sqlite3.DatabaseError(str(found[0])))
     except sqlite3.DatabaseError as e:
-        return damaged(db, e)
+        return damaged(db, e) if is_damage(e) else None  # in use, disk full, read-only: the run says so itself
     finally:
         conn.close()
     return None

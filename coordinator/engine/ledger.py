@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from coordinator.core.errors import CoordError
 from coordinator.core.events import now_iso
 from coordinator.core.llm import CallRecord
 from coordinator.core.read_only import connect_read_only, writable
+from coordinator.engine.checkpoint_read import is_damage
 from roles.providers.secrets import redact
 
 LEDGER_SCHEMA_VERSION = 3
@@ -131,6 +133,10 @@ _OUTCOME_COLUMNS = ("provider", "model", "tokens_in", "tokens_out", "tokens_cach
                     "cost_flag", "duration_s", "ok", "error", "detail")
 
 
+class LedgerDamaged(CoordError):
+    """The cost ledger's database cannot be read."""
+
+
 class Ledger:
     """Thread-safe access to ``.coord/ledger.sqlite``: one connection per thread, opened on first use."""
 
@@ -159,9 +165,18 @@ class Ledger:
         if not self._ready:
             with self._init_lock:
                 if not self._ready:  # another thread may have set the schema up while we waited
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.executescript(_SCHEMA)
-                    _migrate(conn)
+                    try:
+                        conn.execute("PRAGMA journal_mode=WAL")
+                        conn.executescript(_SCHEMA)
+                        _migrate(conn)
+                    except sqlite3.DatabaseError as e:
+                        conn.close()
+                        if is_damage(e):
+                            raise LedgerDamaged(
+                                f"the cost ledger {self.path} is damaged ({e}). Move it aside (with its -wal and "
+                                "-shm files) to start an empty one: the costs recorded in it are lost, runs, "
+                                "checkpoints and data are not affected") from None
+                        raise
                     self._ready = True
         self._local.conn = conn  # closed with the thread's locals when the thread ends
         return conn

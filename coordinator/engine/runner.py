@@ -297,6 +297,26 @@ def _first_step(ctx: RunContext, state: RunState) -> RunState:
 def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
            progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
            resumed: bool) -> RunSummary:
+    try:
+        return _drive_run(ws, run_id, options, listener, progress, lock, resumed=resumed)
+    except Exception as e:
+        _fail_unstarted(ws, run_id, e)
+        raise
+
+
+def _fail_unstarted(ws: Workspace, run_id: str, error: Exception) -> None:
+    """A run that failed before its first checkpoint (a damaged ledger, a board it cannot write) is
+    recorded as failed: there is nothing to resume, and it should not be listed as interrupted."""
+    with contextlib.suppress(Exception):  # the disk may be what failed: the error itself is what matters
+        record = next((r for r in list_runs(ws) if r["run_id"] == run_id), None)
+        if record is not None and record.get("checkpointed") is False and record.get("phase") in UNFINISHED:
+            _save_run(ws, {**record, "phase": "failed", "finished_at": now_iso(),
+                           "problems": [f"stopped before its first checkpoint: {error}"]})
+
+
+def _drive_run(ws: Workspace, run_id: str, options: RunOptions, listener: Listener | None,
+               progress: Callable[[str, str, float | None], None] | None, lock: WorkspaceLock, *,
+               resumed: bool) -> RunSummary:
     lock.claim(run_id)
     if has_journal(ws, run_id):  # a board sync killed mid-way: finish or drop it
         from coordinator.engine.run_state import read_run_state  # start-up: reads through LangGraph

@@ -1,0 +1,91 @@
+"""Damaged or odd workspace files: the error names the file that is wrong, nothing is started on a
+database that cannot hold it, and a run that could not start is not left looking resumable."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordinator.core.errors import CoordError
+from coordinator.core.workspace import Workspace
+from coordinator.engine.checkpoint_read import is_damage, probe
+from coordinator.engine.runner import RunOptions, list_runs, run_plan
+
+PLAN = "name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\n  - {id: b, title: B, role: quality, command: 'true'}\n"
+
+
+@pytest.fixture()
+def ws(tmp_path: Path) -> Workspace:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "plan.yaml").write_text(PLAN)
+    return Workspace.at(root)
+
+
+def _run(ws: Workspace, **kw):
+    return run_plan(ws, RunOptions(plan=str(ws.root / "plan.yaml"), render_interval=0, **kw))
+
+
+@pytest.mark.parametrize(("error", "damage"), [
+    (sqlite3.OperationalError("database or disk is full"), False),
+    (sqlite3.OperationalError("database is locked"), False),
+    (sqlite3.OperationalError("attempt to write a readonly database"), False),
+    (sqlite3.OperationalError("disk I/O error"), False),
+    (sqlite3.OperationalError("no such table: checkpoints"), True),
+    (sqlite3.DatabaseError("file is not a database"), True),
+    (sqlite3.DatabaseError("database disk image is malformed"), True),
+])
+def test_a_full_disk_or_a_lock_is_not_called_damage(error, damage):
+    assert is_damage(error) is damage
+
+
+def test_a_damaged_ledger_is_named_and_the_run_that_could_not_start_is_recorded_failed(ws):
+    assert _run(ws).phase == "finished"
+    for suffix in ("-wal", "-shm"):
+        (ws.state_dir / f"ledger.sqlite{suffix}").unlink(missing_ok=True)
+    (ws.state_dir / "ledger.sqlite").write_bytes(os.urandom(4096))
+    with pytest.raises(CoordError) as exc:
+        _run(ws, fresh=True)
+    assert f"the cost ledger {ws.state_dir / 'ledger.sqlite'} is damaged" in str(exc.value)
+    assert "checkpoint" not in str(exc.value).split("damaged")[0]  # not blamed on the checkpoint database
+    last = list_runs(ws)[-1]
+    assert last["phase"] == "failed" and "stopped before its first checkpoint" in last["problems"][0]
+    repo = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-m", "coordinator", "costs"], cwd=ws.root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": repo}, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "the cost ledger" in done.stderr, done.stderr
+
+
+def test_a_board_linked_outside_the_workspace_is_refused_by_name_and_not_written(ws, tmp_path):
+    assert _run(ws).phase == "finished"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not coord's\n")
+    board = ws.root / "task_boards" / "CODEX_TASKS.md"
+    board.unlink()
+    board.symlink_to(outside)
+    with pytest.raises(CoordError, match="task_boards/CODEX_TASKS.md is a link to .*outside.txt, outside the workspace"):
+        _run(ws, fresh=True)
+    assert outside.read_text() == "not coord's\n"
+    assert list_runs(ws)[-1]["phase"] == "failed"
+
+
+def test_a_checkpoint_database_with_damaged_pages_is_refused_before_anything_runs(ws):
+    assert _run(ws).phase == "finished"
+    db = ws.db
+    with sqlite3.connect(db) as conn:  # fold the WAL in, so the pages below are the database's
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db.stat().st_size
+    assert size >= 4 * 4096
+    with db.open("r+b") as fh:  # garble pages past the header (what a bad sector or a stray write does)
+        fh.seek(2 * 4096)
+        fh.write(os.urandom(size - 2 * 4096))
+    assert probe(db) is not None
+    events_before = ws.events.read_bytes()
+    with pytest.raises(CoordError, match="the checkpoint database .* is damaged"):
+        _run(ws)
+    assert ws.events.read_bytes() == events_before  # nothing started
