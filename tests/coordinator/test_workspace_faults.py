@@ -68,7 +68,7 @@ def test_a_board_linked_outside_the_workspace_is_refused_by_name_and_not_written
     board = ws.root / "task_boards" / "CODEX_TASKS.md"
     board.unlink()
     board.symlink_to(outside)
-    with pytest.raises(CoordError, match="task_boards/CODEX_TASKS.md is a link to .*outside.txt, outside the workspace"):
+    with pytest.raises(CoordError, match=r"task_boards/CODEX_TASKS.md is a link to .*outside.txt, outside the workspace"):
         _run(ws, fresh=True)
     assert outside.read_text() == "not coord's\n"
     assert list_runs(ws)[-1]["phase"] == "failed"
@@ -86,6 +86,6 @@ def test_a_checkpoint_database_with_damaged_pages_is_refused_before_anything_run
         fh.write(os.urandom(size - 2 * 4096))
     assert probe(db) is not None
     events_before = ws.events.read_bytes()
-    with pytest.raises(CoordError, match="the checkpoint database .* is damaged"):
+    with pytest.raises(CoordError, match=r"the checkpoint database .* is damaged"):
         _run(ws)
     assert ws.events.read_bytes() == events_before  # nothing started
