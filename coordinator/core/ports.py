@@ -53,6 +53,9 @@ class TaskOutcome:
     """The driver already ran the task's accept checks where the work lives (e.g. a git worktree)."""
     replaced: list[str] = field(default_factory=list)
     """Workspace paths of outputs a person had edited, which this run replaced (an event names each)."""
+    environment_fault: bool = False
+    """The task failed because the machine refused (no space left, over quota), not because of its
+    work: a resumed run runs it again instead of taking this result."""
 
 
 @dataclass(frozen=True)

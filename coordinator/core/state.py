@@ -58,6 +58,8 @@ class TaskRecord(TypedDict, total=False):
     cost_usd: float
     recovered: bool
     """The result came from the durable result record written before a crash."""
+    environment_fault: bool
+    """It failed because the machine refused (a full disk): a resume runs it again."""
     skipped_run: bool
     """The step found its outputs up to date and did not run."""
     skip_cause: Literal["profile", "upstream"]

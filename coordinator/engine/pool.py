@@ -271,6 +271,10 @@ class TaskPool:
         entry = _Inflight(job, time.monotonic() if started is None else started, cancel or threading.Event(), None)
         task = job.task
         record = self.results.get(task.id, job.dispatch)
+        if record is not None and record.get("environment_fault"):  # the disk was full: run it again
+            log.info("task %s failed on the machine's refusal before (%s); running it again", task.id,
+                     record.get("error"))
+            record = None
         if record is not None:
             record["recovered"] = True
             self.events.emit("task_recovered", task=task.id, dispatch=entry.dispatch,
@@ -348,6 +352,7 @@ class TaskPool:
             notes=[redact(str(n)) for n in outcome.notes], error=redact(outcome.error) if outcome.error else None,
             cost_usd=outcome.cost_usd,
             skipped_run=outcome.skipped_run, recovered=False,
+            **({"environment_fault": True} if outcome.environment_fault else {}),
             **({"held_by": outcome.held_by, "reason": outcome.error} if outcome.held_by else {}))
 
 

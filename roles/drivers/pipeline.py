@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import traceback
 
@@ -34,10 +35,15 @@ class PipelineDriver:
             return TaskOutcome(status="failed", error=str(e))
         except SystemExit as e:  # sys.exit() in a step ends the step, not coord
             return TaskOutcome(status="failed", error=f"step {task.run} called sys.exit({e.code!r})")
+        except OSError as e:
+            if e.errno not in ENVIRONMENT_ERRNOS:
+                return _crashed(task, ctx, e)
+            where = f" while writing {e.filename}" if e.filename else ""
+            return TaskOutcome(status="failed", environment_fault=True,
+                               error=f"{e.strerror or e}{where}: free some space, then `coord resume` (or run the "
+                                     "plan again once this run has ended); the step runs again")
         except Exception as e:  # a bug in a step must fail the task, not the run
-            log_path = _write_traceback(ctx)
-            log.debug("step %s crashed", task.run, exc_info=True)  # the console gets the one-line error
-            return TaskOutcome(status="failed", error=f"{type(e).__name__}: {e} (traceback in {log_path})")
+            return _crashed(task, ctx, e)
         if not isinstance(result, StepResult):
             return TaskOutcome(status="failed", error=f"step {task.run} returned {type(result).__name__}; a step "
                                "returns coordinator.StepResult (StepResult() when it has nothing to report)")
@@ -48,6 +54,17 @@ class PipelineDriver:
         return TaskOutcome(status="done", metrics=dict(result.metrics),
                            artifacts=[a.to_dict() for a in result.artifacts], notes=list(result.notes),
                            skipped_run=result.skipped, replaced=list(result.replaced))
+
+
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""A step that fails with these failed because of the machine: it runs again on resume."""
+
+
+def _crashed(task: CompiledTask, ctx: DriverContext, e: Exception) -> TaskOutcome:
+    """The outcome of a step that raised: its error in one line, the traceback in the task's log."""
+    log_path = _write_traceback(ctx)
+    log.debug("step %s crashed", task.run, exc_info=True)  # the console gets the one-line error
+    return TaskOutcome(status="failed", error=f"{type(e).__name__}: {e} (traceback in {log_path})")
 
 
 def _write_traceback(ctx: DriverContext) -> str:

@@ -89,3 +89,43 @@ def test_a_checkpoint_database_with_damaged_pages_is_refused_before_anything_run
     with pytest.raises(CoordError, match=r"the checkpoint database .* is damaged"):
         _run(ws)
     assert ws.events.read_bytes() == events_before  # nothing started
+
+
+ENOSPC_ONCE = '''
+import errno
+from pathlib import Path
+from coordinator import StepResult
+
+
+def enospc_once(ctx):
+    tried = Path(ctx.workspace) / "tried"
+    if not tried.exists():
+        tried.write_text("1")
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(ctx.workspace) / "data" / "out.jsonl"))
+    return StepResult(metrics={"ok": 1})
+'''
+
+
+@pytest.mark.slow
+def test_a_step_that_failed_on_a_full_disk_runs_again_when_the_run_is_resumed(ws):
+    from coordinator.core.events import FAULT_AFTER_EVENT, read_events
+
+    (ws.root / "disk.py").write_text(ENOSPC_ONCE)
+    (ws.root / "plan.yaml").write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, run: 'disk:enospc_once'}\n"
+                                       "  - {id: b, title: B, role: lead, needs: [a], command: 'true'}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+
+    def coord(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "coordinator", *args], cwd=ws.root, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": repo, **env})
+
+    died = coord("run", "plan.yaml", **{FAULT_AFTER_EVENT: "task_failed:1"})  # the process dies with the disk
+    assert died.returncode == 137, died.stdout + died.stderr
+    failed = [e for e in read_events(ws.events) if e["kind"] == "task_failed"]
+    assert failed and failed[0]["error"].startswith("No space left on device while writing ")
+    assert "free some space, then `coord resume`" in failed[0]["error"]
+    resumed = coord("resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    events = list(read_events(ws.events))
+    assert not [e for e in events if e["kind"] == "task_recovered" and e.get("task") == "a"]
+    assert [e["task"] for e in events if e["kind"] == "task_finished"] == ["a", "b"]
