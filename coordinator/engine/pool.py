@@ -41,6 +41,7 @@ from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DRIVERS, DriverContext, TaskOutcome, driver_of
 from coordinator.core.roles import RoleDefinition
 from coordinator.core.state import FeedbackRecord, TaskRecord
+from coordinator.core.step_run import fingerprint
 from coordinator.engine.result_log import ResultLog, dispatch_stem
 from coordinator.engine.session_driver import driving
 from coordinator.engine.task_job import TaskJob
@@ -118,7 +119,8 @@ class TaskPool:
 
     def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None,
                earlier_attempts: int = 0, review: FeedbackRecord | None = None,
-               upstream: dict[str, Any] | None = None, inputs: tuple[str, ...] = ()) -> None:
+               upstream: dict[str, Any] | None = None, inputs: tuple[str, ...] = (),
+               digests: tuple[tuple[str, str, str], ...] = ()) -> None:
         """Start a task (or take its durable record if an earlier process finished it).
 
         ``feedback``/``review``: why a gate (or a person) sent the task back, as text and as data;
@@ -129,7 +131,7 @@ class TaskPool:
         """
         deadline = time.monotonic() + self._time_allowed(task) if task.timeout else None
         job = TaskJob(task, dispatch, tuple(feedback or ()), earlier_attempts, review, dict(upstream or {}),
-                      tuple(inputs))
+                      tuple(inputs), tuple(digests))
         entry = _Inflight(job, time.monotonic(), threading.Event(), deadline)
         with self._lock:
             if task.id in self._inflight:
@@ -303,6 +305,10 @@ class TaskPool:
                               finished_at=now_iso(), driver=driver_of(task, role), agent=role.agent,
                               error="; ".join(missing))
         driver_name = driver_of(task, role)
+        changed = _changed_inputs(self.workspace, job.digests)
+        if changed:
+            return TaskRecord(status="failed", attempts=job.earlier_attempts, started_at=now_iso(),
+                              finished_at=now_iso(), driver=driver_name, agent=role.agent, error=changed)
         driver = DRIVERS.get(driver_name)()
         started_iso = now_iso()
         outcome = TaskOutcome(status="failed", error="not run")
@@ -434,6 +440,26 @@ def _masked(value: Any) -> Any:
     if isinstance(value, list):
         return [_masked(v) for v in value]
     return value
+
+
+def _changed_inputs(root: Path, digests: tuple[tuple[str, str, str], ...]) -> str | None:
+    """Why the task may not read its inputs: one changed after the task that wrote it finished (a
+    person's edit, a damaged disk, another program). None when each still has the digest it was
+    recorded with (a manifest's digest is reused while the file's size and mtime are unchanged).
+    A missing input is left to the task, which names what it could not read."""
+    for path, sha256, writer in digests:
+        file = root / path
+        if not file.is_file():
+            continue
+        try:
+            now = fingerprint(file)
+        except OSError:
+            continue
+        if now != sha256:
+            return (f"input {path} changed after {writer} wrote it (sha256 {sha256[:12]}…, now {now[:12]}…); coord "
+                    f"does not feed a task data its upstream did not produce: run {writer} again (`coord run PLAN "
+                    "--fresh` reruns what changed and reuses the rest), or restore the file")
+    return None
 
 
 def _worker_error(e: BaseException) -> str:

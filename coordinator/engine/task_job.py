@@ -26,15 +26,19 @@ class TaskJob:
     """Metrics of the upstream tasks its ``${task.metric}`` references name."""
     inputs: tuple[str, ...] = ()
     """The artifacts of the tasks it needs."""
+    digests: tuple[tuple[str, str, str], ...] = ()
+    """(path, sha256, task that wrote it) of those artifacts: a file changed since is not fed to the task."""
 
     def to_json(self) -> dict[str, Any]:
         """The job as JSON-able data (:meth:`from_json` reads it back)."""
         return {"task": self.task.model_dump(mode="json", by_alias=True), "dispatch": self.dispatch,
                 "feedback": list(self.feedback), "earlier_attempts": self.earlier_attempts,
-                "review": self.review, "upstream": self.upstream, "inputs": list(self.inputs)}
+                "review": self.review, "upstream": self.upstream, "inputs": list(self.inputs),
+                "digests": [list(d) for d in self.digests]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskJob:
         """The job :meth:`to_json` wrote."""
         return cls(CompiledTask.model_validate(data["task"]), int(data["dispatch"]), tuple(data["feedback"]),
-                   int(data["earlier_attempts"]), data.get("review"), dict(data["upstream"]), tuple(data["inputs"]))
+                   int(data["earlier_attempts"]), data.get("review"), dict(data["upstream"]), tuple(data["inputs"]),
+                   tuple((str(p), str(h), str(t)) for p, h, t in data.get("digests") or ()))

@@ -129,3 +129,52 @@ def test_a_step_that_failed_on_a_full_disk_runs_again_when_the_run_is_resumed(ws
     events = list(read_events(ws.events))
     assert not [e for e in events if e["kind"] == "task_recovered" and e.get("task") == "a"]
     assert [e["task"] for e in events if e["kind"] == "task_finished"] == ["a", "b"]
+
+
+PRODUCER = '''
+from pathlib import Path
+from coordinator import StepResult
+from coordinator.core.step_run import StepRun
+
+
+def make(ctx):
+    path = Path(ctx.workspace) / "out" / "a.jsonl"
+    run = StepRun(ctx, "make", {}, inputs=[], outputs=[path])
+    if (cached := run.cached()) is not None:
+        return cached
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f'{{"i": {i}}}\\n' for i in range(100)))
+    run.record(path, rows=100)
+    return run.finish({"rows": 100})
+
+
+def use(ctx):
+    lines = (Path(ctx.workspace) / "out" / "a.jsonl").read_text().splitlines()
+    return StepResult(metrics={"rows": len(lines)})
+'''
+
+
+@pytest.mark.slow
+def test_an_input_changed_after_its_task_wrote_it_is_not_fed_to_the_next_task_on_resume(ws):
+    from coordinator.core.events import FAULT_AFTER_EVENT
+
+    (ws.root / "prod.py").write_text(PRODUCER)
+    (ws.root / "plan.yaml").write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, run: 'prod:make'}\n"
+                                       "  - {id: b, title: B, role: lead, needs: [a], run: 'prod:use'}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+
+    def coord(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "coordinator", *args], cwd=ws.root, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": repo, **env})
+
+    assert coord("run", "plan.yaml", **{FAULT_AFTER_EVENT: "task_finished:1"}).returncode == 137
+    data = ws.root / "out" / "a.jsonl"
+    lines = data.read_text().splitlines()
+    lines[9] = "\x00garbled by a bad disk\x00"
+    data.write_text("\n".join(lines) + "\n")
+    resumed = coord("resume")
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert "task b failed: input out/a.jsonl changed after a wrote it" in resumed.stdout + resumed.stderr
+    again = coord("run", "plan.yaml", "--fresh")  # the producer sees its output changed and writes it again
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert data.read_text().splitlines()[9] == '{"i": 9}'
