@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from coordinator.core.plan import CompiledPlan
+from coordinator.core.run_store import load_run_plan
 from coordinator.core.state import RunState
 from coordinator.core.workspace import Workspace
 from task_boards.markers import MarkerError
@@ -46,8 +48,8 @@ def render_behind(ws: Workspace, state: RunState) -> list[str]:
                    for k in shown) or any(k not in shown for k in held if key == "deferred")
 
     behind = [key for key in ("tasks", "gates", "deferred") if differs(key)]
-    if snap.get("phase") != state.get("phase"):
-        behind.append("phase")
+    if snap.get("phase") != state.get("phase") and (snap.get("phase"), state.get("phase")) != ("interrupted", "running"):
+        behind.append("phase")  # (boards say "interrupted" of a run whose state says running when no process drives it)
     return [f"boards: coord's last render was cut short ({', '.join(behind)} behind the run); rendered again"] \
         if behind else []
 
@@ -56,6 +58,7 @@ def stale_boards(ws: Workspace, run_id: str) -> list[str]:
     """Boards with no edits that still show what coord no longer holds: another run's board, or one whose
     last render could not be written (its markers were broken then and have been put back since)."""
     conflicts = load_problems(ws)["conflicts"]
+    plan = load_run_plan(ws, run_id)
     out = []
     for path in (sorted(ws.boards.glob("*_TASKS.md")) if ws.boards.exists() else []):
         rel = path.relative_to(ws.root).as_posix()
@@ -65,7 +68,37 @@ def stale_boards(ws: Workspace, run_id: str) -> list[str]:
             continue  # reported where edits are read
         if board.run_id is not None and board.run_id != run_id:
             out.append(f"{rel}: it showed run {board.run_id}; rendered again for run {run_id}")
+        elif gone := _entries_gone(plan, board.role, board.tasks):
+            out.append(f"{rel}: the entries of {', '.join(gone)} were missing (a task is not removed by deleting it "
+                       "from its board); rendered again")
         elif any(c.startswith(f"{rel}:") or c.startswith(f"{rel} ") for c in conflicts) and not board.problems:
             out.append(f"{rel}: coord's last render could not be written (its markers were broken); "
                        "rendered again")
     return out
+
+
+def _entries_gone(plan: CompiledPlan, role: str | None, shown: list[Any]) -> list[str]:
+    """Tasks of the board's role that the board does not show (their entries were deleted)."""
+    if role is None or role not in plan.roles:
+        return []
+    now = {str(t.id) for t in shown}
+    copies = {i.partition("[")[0] for i in now if "[" in i}  # a run-time foreach shows its copies instead
+    return [t.id for t in plan.tasks_of_role(role) if t.id not in now and t.id not in copies]
+
+
+def missing_boards(ws: Workspace, board_names: list[str]) -> list[str]:
+    """Role boards (by their file prefix) that are not on disk, each as a line for the sync report."""
+    out = []
+    for name in board_names:
+        path = ws.boards / f"{name}_TASKS.md"
+        if not path.exists():
+            out.append(f"{path.relative_to(ws.root).as_posix()}: missing; rendered again")
+    return out
+
+
+def looks_running(ws: Workspace) -> bool:
+    """coord's last render showed the run as running (a process that was killed leaves it so)."""
+    try:
+        return bool(orjson.loads(ws.status_file.read_bytes()).get("phase") == "running")
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return False

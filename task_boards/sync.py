@@ -20,6 +20,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import orjson
 
@@ -45,7 +46,13 @@ from reviews.gitinfo import person
 from roles.definitions import roles_for
 from task_boards.apply import Changes, compute_changes
 from task_boards.edits import detect_edits
-from task_boards.freshness import checkpoint_newer, render_behind, stale_boards
+from task_boards.freshness import (
+    checkpoint_newer,
+    looks_running,
+    missing_boards,
+    render_behind,
+    stale_boards,
+)
 from task_boards.locks import board_lock
 from task_boards.markers import MarkerError
 from task_boards.merge import missing_sections
@@ -179,7 +186,14 @@ def sync_boards(ws: Workspace, run_id: str | None = None, *, editor: str | None 
             if not (report.problems or report.changed or queued):
                 unfinished = record.get("phase") in UNFINISHED
                 state_now = read_run_state(ws, rid)[0] if unfinished or checkpoint_newer(ws) else None
-                report.refreshed = stale_boards(ws, rid) + (render_behind(ws, state_now) if state_now else [])
+                plan_now = load_run_plan(ws, rid)
+                report.refreshed = stale_boards(ws, rid) + (render_behind(ws, state_now) if state_now else []) \
+                    + missing_boards(ws, [r.board_name for r in roles_for(ws, plan_now).values()])
+                if unfinished and state_now is not None and state_now.get("phase", "running") == "running" \
+                        and looks_running(ws):  # this sync holds the workspace: no process drives the run
+                    report.refreshed.append(f"boards: run {rid} is not running (the process driving it stopped "
+                                            f"without saying so); they say interrupted until `coord resume {rid}`")
+                    state_now = cast(RunState, {**state_now, "phase": "interrupted"})  # shown only, never saved
                 if report.refreshed:
                     _render(ws, rid, report, state_now, None)
                 elif unfinished and state_now is not None:

@@ -3,10 +3,16 @@ an old render (another run, or a render its broken markers refused) is rendered 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from coordinator.engine.run_state import read_run_state
-from coordinator.engine.runner import RunOptions, run_plan
+from coordinator.engine.runner import RunOptions, resume_run, run_plan
 from task_boards.sync import sync_boards
 from tests.task_boards.conftest import board, edit, start
 
@@ -72,3 +78,42 @@ def test_a_board_whose_render_was_refused_is_rendered_again_once_its_markers_are
     report = sync_boards(ws, editor="ana")
     assert report.refreshed and report.refreshed[0].startswith("task_boards/CODEX_TASKS.md: coord's last render")
     assert f"run={run.run_id}" in path.read_text() and "phase **finished**" in path.read_text()
+
+
+def test_a_deleted_task_entry_or_board_file_is_rendered_again_not_called_in_sync(ws):
+    ws.config.unlink()
+    start(ws, PLAN, "s")
+    path = board(ws, "CLAUDE")
+    text = path.read_text()
+    path.write_text(text[:text.index("- [x] **a**")] + text[text.index("<!-- coord:tasks:end -->"):])
+    board(ws, "CODEX").unlink()
+    report = sync_boards(ws, editor="ana")
+    assert "task_boards/CLAUDE_TASKS.md: the entries of a were missing (a task is not removed by deleting it from " \
+           "its board); rendered again" in report.refreshed, report.refreshed
+    assert "task_boards/CODEX_TASKS.md: missing; rendered again" in report.refreshed
+    assert "- [x] **a**" in path.read_text() and "- [x] **b**" in board(ws, "CODEX").read_text()
+    assert sync_boards(ws, editor="ana").refreshed == []
+
+
+@pytest.mark.slow
+def test_boards_a_killed_run_left_saying_running_are_made_to_say_interrupted_by_a_sync(tmp_path):
+    from coordinator.core.events import FAULT_AFTER_EVENT
+    from coordinator.core.workspace import Workspace
+
+    root = tmp_path / "killed"
+    root.mkdir()
+    (root / "k.yaml").write_text("name: k\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\n"
+                                 "  - {id: b, title: B, role: quality, needs: [a], command: 'true'}\n"
+                                 "  - {id: c, title: C, role: execution, needs: [b], command: 'true'}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    died = subprocess.run([sys.executable, "-m", "coordinator", "run", "k.yaml"], cwd=root, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": repo, FAULT_AFTER_EVENT: "task_finished:2"})
+    assert died.returncode == 137, died.stdout + died.stderr
+    ws = Workspace.at(root)
+    assert set(_phases(ws).values()) == {"running"}  # what the killed process left
+    report = sync_boards(ws, editor="ana")
+    assert any("is not running (the process driving it stopped without saying so)" in r for r in report.refreshed)
+    assert set(_phases(ws).values()) == {"interrupted"}
+    assert sync_boards(ws, editor="ana").refreshed == []  # and it stays so: no render back and forth
+    done = resume_run(ws, None, RunOptions(plan="", render_interval=0))
+    assert done.phase == "finished" and set(_phases(ws).values()) == {"finished"}
