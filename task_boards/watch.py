@@ -149,6 +149,10 @@ class BoardWatcher:
         except CoordError as e:
             self.on_error(str(e))
             return
+        except OSError as e:  # the system refused a file (full disk, permissions): its words, no traceback
+            log.debug("board sync failed", exc_info=True)
+            self.on_error(f"board sync: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+            return
         except Exception as e:  # the watcher must outlive one bad sync; the message says what broke
             log.exception("board sync failed")
             self.on_error(f"{type(e).__name__}: {e}")

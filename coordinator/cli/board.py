@@ -10,6 +10,7 @@ import typer
 
 from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call
+from coordinator.core.read_only import writable
 from coordinator.core.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ def register(app: typer.Typer) -> None:
 
         ws = Workspace.at(workspace)
         call(lambda: find_run(ws, None))  # no runs here (not a workspace): exit 2 before creating anything
+        if not (writable(ws.state_dir) and writable(ws.boards)):
+            console.abort(f"the workspace {ws.root} is read-only: coord watch could not apply an edit or render a "
+                          "board (`coord status` and `coord runs` read it)", code=1)
         watcher = BoardWatcher(ws, debounce=debounce, resume=not no_resume, freeze_gc=True,
                                on_report=lambda report: _print(report, watching=True, resuming=not no_resume),
                                on_resumed=lambda run, phase: console.info(f"run {run} resumed: {phase}"),

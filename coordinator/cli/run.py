@@ -52,6 +52,14 @@ def _report(summary: RunSummary, ws: Workspace) -> None:
         again = d.get("remeasured")
         if d["status"] == "open" and again is not None:
             console.detail(f"deferred item still open: {d['text']} — {again['detail']}", problem=False)
+    from task_boards.store import load_problems  # start-up: only once the run has ended
+
+    unwritten = load_problems(ws)["conflicts"]
+    if unwritten:  # a board whose markers were broken or whose text was not readable keeps its old content
+        console.warn(f"{len(unwritten)} board(s) could not be written and show an earlier state:")
+        for problem in unwritten:
+            console.detail(problem, problem=True)
+        console.detail("fix or delete those files, then `coord board sync` renders them again", problem=True)
     console.info(f"boards: {ws.boards.relative_to(ws.root)}/ · status: coord status · "
                  f"events: {ws.events.relative_to(ws.root)}")
 

@@ -95,6 +95,17 @@ def run_records(ws: Workspace) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r.get("created_at", ""))
 
 
+def unreadable_run_records(ws: Workspace) -> list[str]:
+    """Run records that do not parse, as workspace-relative paths (what :func:`run_records` skips)."""
+    out = []
+    for path, raw in state_files.read_all(ws, ws.state_dir / "runs", f"*/{RUN_FILE}"):
+        try:
+            orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            out.append(Path(path).relative_to(ws.root).as_posix() if Path(path).is_relative_to(ws.root) else str(path))
+    return out
+
+
 def read_run_plan_data(ws: Workspace, run_id: str) -> dict[str, Any]:
     """The stored plan as plain JSON data, unvalidated (empty when there is none or it does not parse)."""
     try:

@@ -12,10 +12,10 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from coordinator.core.errors import ConfigError, UsageError
+from coordinator.core.errors import ConfigError, CoordError, UsageError
 from coordinator.core.plan import CompiledPlan
 from coordinator.core.roles import board_name_of
-from coordinator.core.run_store import load_run_plan, run_records
+from coordinator.core.run_store import load_run_plan, run_records, unreadable_run_records
 from coordinator.core.workspace import Workspace, lock_holder
 from coordinator.engine.budget import with_budget
 from coordinator.engine.checkpoint_read import Unreadable, damaged, latest_state
@@ -38,6 +38,18 @@ def find_run(ws: Workspace, run_id: str | None, *, unfinished: bool = False) -> 
     """The run the user means: ``run_id`` (an exact id or a unique prefix of one), else the latest run
     (the latest unfinished one when ``unfinished``). Every command picks its run through here."""
     runs = list_runs(ws)
+    try:
+        return _pick(ws, runs, run_id, unfinished)
+    except UsageError:
+        damaged = unreadable_run_records(ws)
+        if damaged:  # the run meant may be the one whose record cannot be read: say so, not "no runs"
+            raise CoordError(f"run record {', '.join(damaged)} is damaged (not valid JSON), so its run cannot be "
+                             "shown or resumed; its checkpoint, events and data are kept. `coord run PLAN --fresh` "
+                             "starts a new run") from None
+        raise
+
+
+def _pick(ws: Workspace, runs: list[dict[str, Any]], run_id: str | None, unfinished: bool) -> dict[str, Any]:
     if run_id is not None:
         matches = [r for r in runs if r["run_id"] == run_id] or \
             [r for r in runs if run_id and r["run_id"].startswith(run_id)]

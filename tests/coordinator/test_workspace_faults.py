@@ -178,3 +178,41 @@ def test_an_input_changed_after_its_task_wrote_it_is_not_fed_to_the_next_task_on
     again = coord("run", "plan.yaml", "--fresh")  # the producer sees its output changed and writes it again
     assert again.returncode == 0, again.stdout + again.stderr
     assert data.read_text().splitlines()[9] == '{"i": 9}'
+
+
+def test_a_damaged_run_record_is_named_rather_than_reported_as_no_runs(ws):
+    run = _run(ws)
+    record = ws.run_dir(run.run_id) / "run.json"
+    record.write_bytes(record.read_bytes()[:40])
+    from coordinator.engine.run_view import find_run
+
+    with pytest.raises(CoordError) as exc:
+        find_run(ws, None)
+    assert exc.value.exit_code == 1
+    assert f"run record .coord/runs/{run.run_id}/run.json is damaged" in str(exc.value)
+
+
+def test_the_end_of_a_run_says_which_boards_could_not_be_written(ws):
+    from typer.testing import CliRunner
+
+    from coordinator.cli.app import app
+
+    assert _run(ws).phase == "finished"
+    claude = ws.root / "task_boards" / "CLAUDE_TASKS.md"
+    claude.write_text(claude.read_text().replace("<!-- coord:tasks:end -->", ""))
+    result = CliRunner().invoke(app, ["run", str(ws.root / "plan.yaml"), "--fresh", "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    assert "1 board(s) could not be written and show an earlier state:" in result.output
+    assert "task_boards/CLAUDE_TASKS.md" in result.output and "`coord board sync` renders them again" in result.output
+
+
+def test_watch_refuses_a_read_only_workspace_with_one_line(ws, monkeypatch):
+    from typer.testing import CliRunner
+
+    from coordinator.cli.app import app
+
+    assert _run(ws).phase == "finished"
+    monkeypatch.setattr("coordinator.cli.board.writable", lambda directory: False)
+    result = CliRunner().invoke(app, ["watch", "--timeout", "1", "--workspace", str(ws.root)])
+    assert result.exit_code == 1
+    assert "is read-only: coord watch could not apply an edit" in result.output and "Traceback" not in result.output
