@@ -28,6 +28,10 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne,
 }
 
+class Instances(list[tuple[str, Any]]):
+    """A fanned-out task's metric: (copy id, value) of every copy (a metric that is itself a list is not one)."""
+
+
 MetricLookup = Callable[[str], tuple[Any, str | None]]
 """``task.metric`` → (value, problem); value None with a problem when it cannot be measured."""
 
@@ -48,7 +52,7 @@ def metric_lookup(task_metrics: Mapping[str, Mapping[str, Any]], expansions: Map
             values.append((tid, metrics[name]))
         if len(values) == 1:
             return values[0][1], None
-        return values, None
+        return Instances(values), None
 
     return lookup
 
@@ -79,12 +83,16 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
     detail: str | None
     if check.metric is not None and check.command is None:
         measured, problem = lookup(check.metric)
-        if isinstance(measured, list):  # fanned-out task: every instance must pass
+        if isinstance(measured, Instances):  # fanned-out task: every instance must pass
             failing = [(tid, v) for tid, v in measured if not _compare(v, check.op, check.value)]
             passed = not failing
             detail = ("fails for " + ", ".join(f"{t}={fmt_num(v)}" for t, v in failing)) if failing else \
                 f"passes for all {len(measured)} instances"
             shown = failing[0][1] if failing else measured[0][1]
+        elif isinstance(measured, list | dict):  # a list metric: no one value to compare
+            passed, shown = False, None
+            detail = (f"{check.metric} is a list ({len(measured)} items), not one number or string: "
+                      f"{check.op} {check.value!r} cannot compare it")
         else:
             passed = problem is None and _compare(measured, check.op, check.value)
             detail, shown = problem, measured
@@ -120,7 +128,7 @@ def _filled(command: str, lookup: MetricLookup) -> tuple[str, str | None]:
         if problem is not None:
             problems.append(f"${{{ref}}}: {problem}")
             return refs.MISSING
-        return [v for _, v in value] if isinstance(value, list) else value
+        return [v for _, v in value] if isinstance(value, Instances) else value
 
     filled = str(refs.fill_command(command, one, final=True))
     return filled, "; ".join(problems) or None

@@ -274,3 +274,17 @@ def test_ctrl_c_leaves_boards_that_say_interrupted_and_names_the_run_to_resume(w
     for board in (ws.root / "TEAM_COORDINATION.md", ws.root / "task_boards" / "CLAUDE_TASKS.md"):
         text = board.read_text()
         assert "phase **interrupted**" in text and "phase **running**" not in text, board
+
+
+def test_a_gate_on_a_metric_that_is_a_list_says_so_instead_of_inventing_a_number(ws):
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: a, title: A, role: lead, run: "mysteps.s:numbers"}
+    gates:
+      - {id: g, after: [a], criteria: [{metric: a.xs, op: "==", value: 3}, {metric: a.n, op: "==", value: 2}]}
+    """)
+    crit = summary.state["gates"]["g"]["criteria"]
+    assert crit[0]["passed"] is False and crit[0]["measured"] is None
+    assert crit[0]["detail"] == "a.xs is a list (5 items), not one number or string: == 3 cannot compare it"
+    assert crit[1]["passed"] is True and crit[1]["measured"] == 2
