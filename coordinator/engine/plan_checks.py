@@ -7,6 +7,8 @@ problems with their ``file:line → path``; :class:`Parts` is what of a plan cou
 
 from __future__ import annotations
 
+import difflib
+
 import posixpath
 import re
 import typing
@@ -75,6 +77,10 @@ class Parts:
     default_profile: str | None
     invalid_ids: set[str] = field(default_factory=set)
     """Ids of tasks and gates that failed the schema: references to them are not 'unknown'."""
+    declared: set[str] | None = None
+    """The names under ``params:`` (what a profile's ``set`` may override)."""
+    profile_sets: list[tuple[str, str]] = field(default_factory=list)
+    """(profile, parameter) of every ``set`` entry."""
 
     @classmethod
     def of(cls, spec: PlanSpec) -> Parts:
@@ -82,7 +88,8 @@ class Parts:
         for profile in spec.profiles.values():
             params |= set(profile.set)
         return cls(list(enumerate(spec.tasks)), list(enumerate(spec.gates)), set(spec.roles), params,
-                   list(spec.profiles), spec.default_profile)
+                   list(spec.profiles), spec.default_profile, declared=set(spec.params),
+                   profile_sets=[(name, key) for name, p in spec.profiles.items() for key in p.set])
 
     @classmethod
     def salvage(cls, data: dict[str, Any]) -> Parts:
@@ -110,9 +117,11 @@ class Parts:
         params = data.get("params", {})
         if isinstance(params, dict) and isinstance(profiles, dict):
             parts.params = {str(p) for p in params}
-            for profile in profiles.values():
+            parts.declared = set(parts.params)
+            for name, profile in profiles.items():
                 if isinstance(profile, dict) and isinstance(profile.get("set"), dict):
                     parts.params |= {str(p) for p in profile["set"]}
+                    parts.profile_sets += [(str(name), str(p)) for p in profile["set"]]
         return parts
 
 
@@ -151,8 +160,18 @@ def check_references(parts: Parts, errors: Collector, root: Path | None) -> None
     roles = parts.roles
     if parts.profiles is not None and parts.default_profile is not None \
             and parts.default_profile not in parts.profiles:
-        errors.add(("default_profile",), f"unknown profile {parts.default_profile!r} "
-                                         f"(known: {', '.join(parts.profiles)})")
+        if ("default_profile",) in errors.located.lines:
+            errors.add(("default_profile",), f"unknown profile {parts.default_profile!r} "
+                                             f"(known: {', '.join(parts.profiles)})")
+        else:  # the user declared profiles; the default's name is coord's
+            errors.add(("profiles",), f"no profile is named {parts.default_profile!r}, the default one: name "
+                                      f"the default with default_profile: (one of {', '.join(parts.profiles)})")
+    for profile, key in parts.profile_sets:
+        if parts.declared is not None and key not in parts.declared:
+            close = difflib.get_close_matches(key, sorted(parts.declared), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else " (declare it under params: with its default)"
+            errors.add(("profiles", profile, "set", key),
+                       f"profile {profile!r} sets {key!r}, which is not one of the plan's params{hint}")
 
     for i, task in parts.tasks:
         if roles is not None and task.role not in roles:

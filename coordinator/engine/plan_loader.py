@@ -178,8 +178,8 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
     profile_name = profile or spec.default_profile
     overrides = dict(overrides or {})
     prof = spec.profiles.get(profile_name) or Profile()  # an unknown one is reported; compiling goes on
-    unknown = _check_selection(spec.name, set(spec.params) | set(prof.set), list(spec.profiles), profile_name,
-                               overrides, errors)
+    unknown = _check_selection(spec.name, set(spec.params) | set(prof.set), list(spec.profiles), profile,
+                               overrides, errors)  # (a default that is not a profile is the plan's own error)
     params = {**spec.params, **prof.set, **{k: v for k, v in overrides.items() if k not in unknown}}
 
     expansions: dict[str, list[tuple[str, Any]]] = {}

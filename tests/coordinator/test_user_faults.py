@@ -288,3 +288,21 @@ def test_a_gate_on_a_metric_that_is_a_list_says_so_instead_of_inventing_a_number
     assert crit[0]["passed"] is False and crit[0]["measured"] is None
     assert crit[0]["detail"] == "a.xs is a list (5 items), not one number or string: == 3 cannot compare it"
     assert crit[1]["passed"] is True and crit[1]["measured"] == 2
+
+
+def test_a_profile_may_only_override_declared_params_and_the_default_must_exist(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: p\nparams: {examples_per_agent: 5}\nprofiles:\n"
+                    "  fast: {set: {exmaples_per_agent: 1, nope: 2}}\n"
+                    "tasks: [{id: a, title: A, role: lead, command: 'echo ${examples_per_agent}'}]\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    lines = exc.value.describe().replace(f"{tmp_path}/", "").splitlines()
+    assert lines == [
+        "plan.yaml:3 → profiles: no profile is named 'thorough', the default one: name the default with "
+        "default_profile: (one of fast)",
+        "plan.yaml:4 → profiles.fast.set.exmaples_per_agent: profile 'fast' sets 'exmaples_per_agent', which is not "
+        "one of the plan's params; did you mean 'examples_per_agent'?",
+        "plan.yaml:4 → profiles.fast.set.nope: profile 'fast' sets 'nope', which is not one of the plan's params "
+        "(declare it under params: with its default)",
+    ], lines
