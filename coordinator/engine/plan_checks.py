@@ -8,7 +8,6 @@ problems with their ``file:line → path``; :class:`Parts` is what of a plan cou
 from __future__ import annotations
 
 import difflib
-
 import posixpath
 import re
 import typing
