@@ -299,6 +299,10 @@ def _drive(ws: Workspace, run_id: str, options: RunOptions, listener: Listener |
            resumed: bool) -> RunSummary:
     try:
         return _drive_run(ws, run_id, options, listener, progress, lock, resumed=resumed)
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:  # before the graph ran (while LangGraph loaded): the run is resumable all the same
+        raise RunInterrupted(run_id) from None
     except Exception as e:
         _fail_unstarted(ws, run_id, e)
         raise

@@ -39,7 +39,7 @@ def test_ctrl_c_during_an_agent_task_then_run_again_runs_the_task_again(git_ws, 
     first.send_signal(signal.SIGINT)  # what Ctrl-C sends coord (the agent has a session of its own)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 130, out + err
-    assert "run the same command to resume" in err
+    assert "continue with `coord resume " in err
     assert _all_dead([int(p) for p in pidfile.read_text().split()])  # no agent left working
     run_id = run_status(git_ws)["run_id"]
     assert [k for k in recorded(git_ws.run_dir(run_id)) if k[0] == "notes"] == [], "an interrupted result was kept"
