@@ -6,6 +6,7 @@ cursor); a workspace's ``coord.yaml`` may rebind any role.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,24 @@ def _check_llm(name: str, binding: RoleBinding, driver: str, config_file: str) -
                           path=f"roles.{name}.api_key_env")
 
 
+SETTINGS_KEYS = ("roles", "notify", "workers", "database", "workspace_id")
+"""What a workspace's ``coord.yaml`` may set (each read where it is used)."""
+
+
 def load_workspace_roles(config: Path) -> dict[str, dict[str, Any]]:
     """Role overrides from a workspace's ``coord.yaml`` (``roles:`` section)."""
     if not config.exists():
         return {}
-    data = load_file(config).data or {}
+    located = load_file(config)
+    data = located.data or {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping", file=str(config))
+    for key in data:
+        if key not in SETTINGS_KEYS:
+            close = difflib.get_close_matches(str(key), SETTINGS_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown setting {key!r}: {hint}(coord.yaml holds {', '.join(SETTINGS_KEYS)}; a plan's "
+                              "settings go in the plan)", file=str(config), path=str(key), line=located.line_of((key,)))
     roles = data.get("roles") or {}
     if not isinstance(roles, dict):
         raise ConfigError("'roles' must be a mapping of role → {agent, driver, model}",

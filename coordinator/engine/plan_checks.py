@@ -195,6 +195,8 @@ def check_references(parts: Parts, errors: Collector, root: Path | None) -> None
                         errors.add(("tasks", i, "with"), f"step {task.run!r} needs parameter {req!r}")
                 for key in step_spec.path_params & set(task.with_):
                     check_path(task.with_[key], ("tasks", i, "with", key), errors)
+        for o, output in enumerate(task.outputs):
+            check_path(output, ("tasks", i, "outputs", o), errors)
         for c, check in enumerate(task.accept):
             _check_check(check, ("tasks", i, "accept", c), known_ids, errors, task.accept)
     for g, gate in parts.gates:

@@ -306,3 +306,14 @@ def test_a_profile_may_only_override_declared_params_and_the_default_must_exist(
         "plan.yaml:4 → profiles.fast.set.nope: profile 'fast' sets 'nope', which is not one of the plan's params "
         "(declare it under params: with its default)",
     ], lines
+
+
+def test_a_command_output_outside_the_workspace_is_refused_at_load(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true', "
+                    "outputs: [/tmp/x.txt, ../x.txt, ok/x.txt]}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    lines = exc.value.describe().replace(f"{tmp_path}/", "").splitlines()
+    assert lines == ["plan.yaml:3 → tasks[0].outputs[0]: path '/tmp/x.txt' escapes the workspace (absolute paths "
+                     "are not allowed)", "plan.yaml:3 → tasks[0].outputs[1]: path '../x.txt' escapes the workspace"]

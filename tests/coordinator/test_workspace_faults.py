@@ -216,3 +216,13 @@ def test_watch_refuses_a_read_only_workspace_with_one_line(ws, monkeypatch):
     result = CliRunner().invoke(app, ["watch", "--timeout", "1", "--workspace", str(ws.root)])
     assert result.exit_code == 1
     assert "is read-only: coord watch could not apply an edit" in result.output and "Traceback" not in result.output
+
+
+def test_an_unknown_setting_in_coord_yaml_is_named_with_its_line(ws):
+    (ws.root / "coord.yaml").write_text("roles:\n  lead: {agent: claude}\nrole:\n  quality: {agent: human}\n")
+    with pytest.raises(CoordError) as exc:
+        _run(ws)
+    assert str(exc.value).endswith("coord.yaml:3 → role: unknown setting 'role': did you mean 'roles'? (coord.yaml "
+                                   "holds roles, notify, workers, database, workspace_id; a plan's settings go in the "
+                                   "plan)"), str(exc.value)
+    assert not ws.state_dir.joinpath("runs").exists() or not list(ws.state_dir.joinpath("runs").iterdir())
