@@ -42,7 +42,7 @@ from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome, tail
 from coordinator.core.step import StepContext, metrics_problem
 from coordinator.core.step_run import StepRun
-from roles.drivers.cli._process import run_in_group
+from roles.drivers.cli._process import kill_stale, run_in_group
 from roles.providers.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -90,15 +90,18 @@ class CommandDriver:
             atomic_write_json(files.feedback, ctx.feedback.to_json())
             env["COORD_FEEDBACK"] = str(files.feedback)
         argv = ["/bin/sh", "-c", task.command] if isinstance(task.command, str) else list(task.command)
+        stem = ctx.log_file.with_suffix("")
+        pid_file = stem.with_name(stem.name + ".pgid")  # the same for this dispatch in a resumed run
+        stale = kill_stale(pid_file, root)  # a coord that was killed left this command running: one copy at a time
         try:
             proc = run_in_group(argv, cwd=root, env=env, log_path=files.log, redactor=Redactor.from_env(),
-                                cancel=ctx.cancel, timeout=task.timeout)
+                                cancel=ctx.cancel, timeout=task.timeout, pid_file=pid_file)
         except FileNotFoundError:
             return TaskOutcome(status="failed", error=f"command not found: {argv[0]!r} (is it on PATH?)")
         except PermissionError:
             return TaskOutcome(status="failed", error=f"command not executable: {argv[0]!r}")
         log_rel = files.log.relative_to(root).as_posix()
-        notes: list[str] = []
+        notes: list[str] = ["stopped the copy of this command a killed coord had left running"] if stale else []
         try:  # what the command spent counts even when it then failed
             cost = _record_costs(files.costs, root, ctx, notes)
         except CommandError as e:

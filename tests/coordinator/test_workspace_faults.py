@@ -226,3 +226,39 @@ def test_an_unknown_setting_in_coord_yaml_is_named_with_its_line(ws):
                                    "holds roles, notify, workers, database, workspace_id; a plan's settings go in the "
                                    "plan)"), str(exc.value)
     assert not ws.state_dir.joinpath("runs").exists() or not list(ws.state_dir.joinpath("runs").iterdir())
+
+
+@pytest.mark.slow
+def test_a_command_a_killed_coord_left_running_is_stopped_before_the_resumed_run_starts_it_again(ws):
+    import signal
+    import time
+
+    from coordinator.core.events import read_events
+
+    (ws.root / "plan.yaml").write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\n"
+                                       "  - {id: b, title: B, role: lead, needs: [a], "
+                                       "command: 'sleep 3; echo b >> b_ran.txt'}\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": repo}
+    first = subprocess.Popen([sys.executable, "-m", "coordinator", "run", "plan.yaml"], cwd=ws.root, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_files: list[Path] = []
+    for _ in range(300):  # until b's command runs
+        pid_files = list((ws.state_dir / "logs").rglob("b*.pgid")) if (ws.state_dir / "logs").exists() else []
+        if pid_files:
+            break
+        time.sleep(0.05)
+    assert pid_files, "b never started"
+    orphan = int(pid_files[0].read_text().split()[0])
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    os.killpg(orphan, 0)  # the command outlived coord
+    resumed = subprocess.run([sys.executable, "-m", "coordinator", "resume"], cwd=ws.root, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    time.sleep(3.5)  # long enough for the orphan to have written, had it been left running
+    assert (ws.root / "b_ran.txt").read_text() == "b\n"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(orphan, 0)
+    done = [e for e in read_events(ws.events) if e["kind"] == "task_finished" and e.get("task") == "b"]
+    assert len(done) == 1

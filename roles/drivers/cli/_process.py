@@ -112,21 +112,40 @@ def linger_seconds() -> float:
         return LINGER_S
 
 
-def kill_stale(pid_file: Path, workdir: Path) -> bool:
-    """Kill the group an earlier, killed coord process left running in ``workdir``; True if it did.
+def _started_at(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None where that is unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the name in parentheses may hold spaces
+    return fields[19] if len(fields) > 19 else None
 
-    The group is only signalled while its leader still runs inside ``workdir``, so a pid the
-    system has since given to an unrelated process is left alone.
+
+def kill_stale(pid_file: Path, workdir: Path) -> bool:
+    """Kill the group an earlier, killed coord process left running; True if it did.
+
+    The group is signalled only while its leader is that same process: the file records when it
+    started, which a pid the system has since given to another process does not match. (A file
+    written without that time: only while the leader runs inside ``workdir``.)
     """
     try:
-        pgid = int(pid_file.read_text().strip())
-        cwd = Path(os.readlink(f"/proc/{pgid}/cwd")).resolve()
-    except (FileNotFoundError, ValueError, OSError):
+        recorded = pid_file.read_text().split()
+        pgid = int(recorded[0])
+    except (FileNotFoundError, ValueError, IndexError, OSError):
         pid_file.unlink(missing_ok=True)
         return False
     pid_file.unlink(missing_ok=True)
-    if cwd != workdir.resolve() and workdir.resolve() not in cwd.parents:
-        return False
+    if len(recorded) > 1:
+        if _started_at(pgid) != recorded[1]:
+            return False
+    else:
+        try:
+            cwd = Path(os.readlink(f"/proc/{pgid}/cwd")).resolve()
+        except OSError:
+            return False
+        if cwd != workdir.resolve() and workdir.resolve() not in cwd.parents:
+            return False
     kill_group(pgid)
     return True
 
@@ -153,7 +172,8 @@ def run_in_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_
         with _ACTIVE_LOCK:
             _ACTIVE.add(proc.pid)
         if pid_file is not None:
-            pid_file.write_text(f"{proc.pid}\n")
+            pid_file.parent.mkdir(parents=True, exist_ok=True)
+            pid_file.write_text(f"{proc.pid} {_started_at(proc.pid) or ''}".rstrip() + "\n")
         out: list[str] = []
         err: list[str] = []
         assert proc.stdout is not None and proc.stderr is not None
