@@ -63,7 +63,10 @@ def _pick(ws: Workspace, runs: list[dict[str, Any]], run_id: str | None, unfinis
         raise UsageError(f"no runs in {ws.root} yet (start one with `coord run PLAN`)")
     pool = [r for r in runs if r.get("phase") in UNFINISHED] if unfinished else runs
     if not pool:
-        raise UsageError("no unfinished run (see `coord runs`)")
+        last = runs[-1]
+        hint = (f"; the latest, {last['run_id']}, failed: `coord resume {last['run_id']}` runs its failed tasks again"
+                if last.get("phase") == "failed" else "")
+        raise UsageError(f"no unfinished run (see `coord runs`){hint}")
     return pool[-1]
 
 

@@ -257,11 +257,40 @@ def run_plan(ws: Workspace, options: RunOptions, listener: Listener | None = Non
 @_long_lived_heap()
 def resume_run(ws: Workspace, run_id: str | None, options: RunOptions, listener: Listener | None = None,
                progress: Callable[[str, str, float | None], None] | None = None) -> RunSummary:
-    """`coord resume`: continue a run from its last checkpoint (with a new budget when one is given)."""
+    """`coord resume`: continue a run from its last checkpoint (with a new budget when one is given).
+
+    A run that ended failed (named by its id) has its failed tasks run again, with what they held up."""
     parse_budget(options.budget_usd)
     with WorkspaceLock(ws) as lock:
-        run_id = find_run(ws, run_id, unfinished=True)["run_id"]
+        record = find_run(ws, run_id, unfinished=True)
+        run_id = record["run_id"]
+        if record.get("phase") == "failed" and record.get("checkpointed", True):
+            _retry_failed(ws, record)
         return _drive(ws, run_id, options, listener, progress, lock, resumed=True)
+
+
+def _retry_failed(ws: Workspace, record: dict[str, Any]) -> None:
+    """Make a failed run's failed tasks pending again, with the tasks their failure skipped or blocked and
+    the gates it left unable to review; the scheduler decides them all again (a gate's rejection stands)."""
+    # start-up: reads through LangGraph
+    from coordinator.engine.run_state import read_run_state, write_run_state
+
+    run_id = record["run_id"]
+    state, nxt = read_run_state(ws, run_id)
+    tasks: dict[str, Any] = dict(state.get("tasks") or {})
+    again = [t for t, r in tasks.items() if r.get("status") in ("failed", "blocked")
+             or (r.get("status") == "skipped" and r.get("skip_cause") == "upstream")]
+    gates = [g for g, r in (state.get("gates") or {}).items() if r.get("status") == "skipped"]
+    if not again and not gates:
+        return
+    update: dict[str, Any] = {
+        "phase": "running",
+        "tasks": {t: {**tasks[t], "status": "pending", "error": None, "reason": None, "finished_at": None,
+                      "held_by": None} for t in again},
+        "gates": {g: {"status": "pending", "reason": None, "decided_at": None} for g in gates}}
+    write_run_state(ws, run_id, update, nxt)
+    _save_run(ws, {**record, "phase": "running", "problems": [], "retried_at": now_iso(),
+                   "retried": again})
 
 
 def _started(ws: Workspace, run_id: str) -> bool:

@@ -317,3 +317,25 @@ def test_a_command_output_outside_the_workspace_is_refused_at_load(tmp_path):
     lines = exc.value.describe().replace(f"{tmp_path}/", "").splitlines()
     assert lines == ["plan.yaml:3 → tasks[0].outputs[0]: path '/tmp/x.txt' escapes the workspace (absolute paths "
                      "are not allowed)", "plan.yaml:3 → tasks[0].outputs[1]: path '../x.txt' escapes the workspace"]
+
+
+def test_resuming_a_failed_run_by_its_id_runs_its_failed_tasks_again_and_what_they_held_up(ws):
+    import tests.coordinator.steps_for_tests  # noqa: F401  (registers t_flaky)
+    from coordinator.engine.run_view import find_run
+    from coordinator.engine.runner import resume_run
+
+    first = _run(ws, """
+    name: p
+    tasks:
+      - {id: a, title: A, role: lead, run: t_flaky, with: {fail_times: 1}}
+      - {id: b, title: B, role: lead, needs: [a], command: "echo b >> b.txt"}
+      - {id: c, title: C, role: lead, command: "echo c >> c.txt"}
+    """)
+    assert first.phase == "failed"
+    assert first.state["tasks"]["a"]["status"] == "failed" and first.state["tasks"]["b"]["status"] == "skipped"
+    with pytest.raises(UsageError, match=f"the latest, {first.run_id}, failed: `coord resume {first.run_id}`"):
+        find_run(ws, None, unfinished=True)
+    again = resume_run(ws, first.run_id, RunOptions(plan="", render_interval=0))
+    assert again.run_id == first.run_id and again.phase == "finished", again.problems
+    assert again.state["tasks"]["a"]["metrics"] == {"calls": 2} and again.state["tasks"]["a"]["dispatch"] == 2
+    assert (ws.root / "b.txt").read_text() == "b\n" and (ws.root / "c.txt").read_text() == "c\n"  # c ran once
