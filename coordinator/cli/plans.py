@@ -10,7 +10,8 @@ import typer
 
 from coordinator.cli import console
 from coordinator.cli._common import WorkspaceOpt, call
-from coordinator.core.plan import CompiledPlan
+from coordinator.core.errors import CoordError
+from coordinator.core.plan import CompiledPlan, PlanSpec
 from coordinator.core.yaml_io import dump
 from coordinator.engine.plan_loader import builtin_plans, load_plan, load_spec
 
@@ -49,18 +50,38 @@ def mermaid(plan: CompiledPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _summary(spec: PlanSpec) -> str:
+    return f"{spec.title or ''} ({len(spec.tasks)} tasks, {len(spec.gates)} gates)".lstrip()
+
+
 def register(app: typer.Typer) -> None:
     """Mount the commands."""
 
     @app.command()
     def plans(workspace: WorkspaceOpt = Path(".")) -> None:
-        """List built-in plans and the workspace's plans/ directory."""
+        """List the workspace's plans/ directory and the built-in plans: the one `coord run NAME` uses first."""
+        folder = workspace / "plans"
+        local = sorted((p for ext in (".yaml", ".yml") for p in folder.glob(f"*{ext}")),
+                       key=lambda p: (p.stem, p.suffix != ".yaml")) if folder.is_dir() else []
+        used: dict[str, Path] = {}
+        for path in local:
+            shadowed = used.get(path.stem)
+            used.setdefault(path.stem, path)
+            rel = f"plans/{path.name}"
+            if shadowed is not None:
+                console.info(f"{path.stem:12} {rel:24} not used: plans/{shadowed.name} has the same name")
+                continue
+            try:
+                spec = load_spec(str(path), workspace=workspace)
+            except CoordError as e:
+                first = str(e).splitlines()[0]
+                console.warn(f"{path.stem:12} {rel:24} does not load: {first}")
+                continue
+            console.info(f"{path.stem:12} {rel:24} {_summary(spec)}")
         for name in builtin_plans():
             spec = call(functools.partial(load_spec, name))
-            console.info(f"{name:12} built in   {spec.title or ''} ({len(spec.tasks)} tasks, {len(spec.gates)} gates)")
-        local = sorted((workspace / "plans").glob("*.y*ml")) if (workspace / "plans").exists() else []
-        for path in local:
-            console.info(f"{path.stem:12} {path}")
+            note = f" — plans/{used[name].name} is used instead" if name in used else ""
+            console.info(f"{name:12} {'built in':24} {_summary(spec)}{note}")
 
     plan_app = typer.Typer(help="Inspect plans.", no_args_is_help=True)
 

@@ -63,9 +63,11 @@ def _read_plan(path: Path) -> str:
 def find_plan(ref: str, workspace: Path | None = None) -> tuple[str, str]:
     """Resolve a plan reference (a file path, a workspace plan or a built-in name) to (source, text)."""
     candidate = Path(ref)
-    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+    if candidate.suffix in {".yaml", ".yml"} or (candidate.exists() and not candidate.is_dir()):
         if not candidate.exists():
             raise UsageError(f"plan file not found: {ref}")
+        if candidate.is_dir():
+            raise UsageError(f"{ref} is a directory, not a plan file")
         return str(candidate), _read_plan(candidate)
     if workspace is not None:
         for ext in (".yaml", ".yml"):
@@ -76,7 +78,8 @@ def find_plan(ref: str, workspace: Path | None = None) -> tuple[str, str]:
     if ref in plans:
         return f"{ref}.yaml (built in)", plans[ref]
     known = ", ".join(plans) or "none"
-    raise UsageError(f"unknown plan {ref!r}: not a file, not in plans/, not built in ({known})")
+    what = "a directory" if candidate.is_dir() else "not a file"
+    raise UsageError(f"unknown plan {ref!r}: {what}, not in plans/, not built in ({known})")
 
 
 

@@ -596,3 +596,25 @@ def test_the_cli_leaves_what_is_alive_at_its_end_out_of_the_exit_collection(monk
             assert gc.get_freeze_count() > 10_000, argv
     finally:
         gc.unfreeze()
+
+
+def test_plans_says_which_plan_a_name_runs_and_which_plans_do_not_load(tmp_path, monkeypatch):
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    one = "name: x\ntitle: The X plan\ntasks: [{id: a, title: A, role: lead, command: 'true'}]\n"
+    (plans / "x.yaml").write_text(one)
+    (plans / "x.yml").write_text(one)
+    (plans / "week2.yaml").write_text(one.replace("name: x", "name: week2"))
+    (plans / "bad.yaml").write_text("name: bad\ntasks: [{id: a, title: A, role: leed, command: 'true'}]\n")
+    result = invoke("plans", "-w", str(tmp_path))
+    assert result.exit_code == 0
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "x plans/x.yaml The X plan (1 tasks, 0 gates)" in lines
+    assert "x plans/x.yml not used: plans/x.yaml has the same name" in lines
+    assert any(line.startswith("week2 built in Week 2") and line.endswith("plans/week2.yaml is used instead")
+               for line in lines), lines
+    assert any("bad plans/bad.yaml does not load:" in line and "unknown role 'leed'" in line for line in lines), lines
+    (tmp_path / "steps").mkdir()
+    monkeypatch.chdir(tmp_path)
+    ran = invoke("run", "steps")
+    assert ran.exit_code == 2 and "unknown plan 'steps': a directory" in ran.output
