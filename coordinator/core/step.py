@@ -335,13 +335,26 @@ def _where(e: BaseException) -> str:
     """An exception with the file and line of user code it was raised in, when known."""
     if isinstance(e, SyntaxError) and e.filename:
         return f"{e.filename}:{e.lineno}: {e.msg}"
-    tb = e.__traceback__
-    last = None
-    while tb is not None:
-        last = tb
-        tb = tb.tb_next
-    where = f"{last.tb_frame.f_code.co_filename}:{last.tb_lineno}: " if last is not None else ""
+    if isinstance(e, ModuleNotFoundError) and e.name is not None and not _user_frames(e):
+        return f"no module named {e.name!r} (looked in the workspace and on the Python path)"
+    frames = _user_frames(e)
+    where = f"{frames[-1][0]}:{frames[-1][1]}: " if frames else ""
     return f"{where}{type(e).__name__}: {e}"
+
+
+_IMPORTLIB = str(Path(importlib.__file__).parent)
+
+
+def _user_frames(e: BaseException) -> list[tuple[str, int]]:
+    """(file, line) of the traceback's frames in real files (not the import machinery's frozen modules)."""
+    out = []
+    tb = e.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not (name.startswith("<") or name == __file__ or name.startswith(_IMPORTLIB)):
+            out.append((name, tb.tb_lineno))
+        tb = tb.tb_next
+    return out
 
 
 def _source_line(fn: object) -> str:

@@ -86,6 +86,10 @@ def _pairs(node: yaml.MappingNode, loader: Any, seen: frozenset[int]) -> list[tu
 def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], loader: Any, budget: _Budget,
            seen: frozenset[int] = frozenset()) -> Any:
     budget.spend(node)
+    if node.tag.startswith("tag:yaml.org,2002:python/"):
+        raise ConfigError(f"the tag !!{node.tag.removeprefix('tag:yaml.org,2002:')} is not allowed: coord reads plain "
+                          "YAML data and never builds Python objects from a file", line=node.start_mark.line + 1,
+                          path=_fmt(loc) or None)
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
         if id(node) in seen:

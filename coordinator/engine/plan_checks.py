@@ -246,8 +246,10 @@ def step_value_problem(step_spec: StepSpec, key: str, value: Any, params: Mappin
     except ValidationError as e:
         err = e.errors()[0]
         inner = ".".join(str(p) for p in err["loc"])
+        quote = (" (YAML reads it as a number or true/false: quote it, '…', to pass text)"
+                 if isinstance(value, int | float | bool) and _type_name(hint) == "a string" else "")
         return (f"step {step_spec.name!r} expects {_type_name(hint)}, got {value!r}"
-                + (f" ({inner}: {err['msg'].lower()})" if inner else ""))
+                + (f" ({inner}: {err['msg'].lower()})" if inner else "") + quote)
     limit = step_spec.limits.get(key)
     problem = limit.problem(key, value, step_spec.defaults() | dict(params or {})) if limit is not None else None
     return f"step {step_spec.name!r}: {problem}" if problem else None

@@ -187,6 +187,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
 
     expansions: dict[str, list[tuple[str, Any]]] = {}
     fanouts: dict[str, str] = {}
+    no_items: set[str] = set()
     for i, task in enumerate(spec.tasks):
         if task.foreach is None:
             expansions[task.id] = [(task.id, None)]
@@ -200,6 +201,7 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
         if problem:
             errors.add(("tasks", i, "foreach"), f"foreach {problem}")
             expansions[task.id] = [(task.id, None)]  # compiled as one task, so later checks still run
+            no_items.add(task.id)  # … but not on ${item}, which has no value
             continue
         expansions[task.id] = [(f"{task.id}[{item}]", item) for item in items]
 
@@ -217,8 +219,8 @@ def compile_plan(spec: PlanSpec, located: Located, text: str, *, profile: str | 
                 for key in step_spec.path_params & set(with_):
                     check_path(with_[key], ("tasks", i, "with", key), errors)
                 for key, value in with_.items():
-                    if task.id in fanouts and has_ref(value):
-                        continue  # filled in per item when the task fans out
+                    if (task.id in fanouts and has_ref(value)) or (task.id in no_items and has_ref(task.with_.get(key))):
+                        continue  # filled in per item when the task fans out (or its foreach is the error)
                     if key in step_spec.params and (problem := step_value_problem(step_spec, key, value, with_)):
                         errors.add(("tasks", i, "with", key),
                                    problem + _origin(task.with_.get(key), overrides, profile_name, prof.set))

@@ -339,3 +339,31 @@ def test_resuming_a_failed_run_by_its_id_runs_its_failed_tasks_again_and_what_th
     assert again.run_id == first.run_id and again.phase == "finished", again.problems
     assert again.state["tasks"]["a"]["metrics"] == {"calls": 2} and again.state["tasks"]["a"]["dispatch"] == 2
     assert (ws.root / "b.txt").read_text() == "b\n" and (ws.root / "c.txt").read_text() == "c\n"  # c ran once
+
+
+@pytest.mark.parametrize(("plan", "expected"), [
+    ("name: p\ntasks:\n  - {id: a, title: !!python/object/apply:os.system ['echo x'], role: lead, command: 'true'}\n",
+     ["plan.yaml:3 → tasks[0].title: the tag !!python/object/apply:os.system is not allowed: coord reads plain YAML "
+      "data and never builds Python objects from a file"]),
+    ("name: p\ntasks:\n  - {id: a, title: A, role: lead, run: 'mysteps.nope:ok'}\n",
+     ["plan.yaml:3 → tasks[0].run: step 'mysteps.nope:ok': cannot import 'mysteps.nope': no module named "
+      "'mysteps.nope' (looked in the workspace and on the Python path)"]),
+    ("name: p\ntasks:\n  - {id: a, title: A, role: lead, run: 'mysteps.s:sleeps', foreach: [], with: {s: '${item}'}}\n",
+     ["plan.yaml:3 → tasks[0].foreach: foreach must give a non-empty list of names or numbers, got []"]),
+])
+def test_messages_name_the_problem_once_and_in_the_user_s_terms(ws, plan, expected):
+    path = ws.root / "plan.yaml"
+    path.write_text(plan)
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path), workspace=ws.root)
+    assert exc.value.describe().replace(f"{ws.root}/", "").splitlines() == expected
+
+
+def test_a_number_given_where_a_step_wants_text_says_to_quote_it(ws):
+    (ws.root / "quote_steps.py").write_text("from coordinator import StepResult\n\n\n"
+                                             "def label(ctx, *, label: str = 'x'):\n    return StepResult()\n")
+    path = ws.root / "plan.yaml"
+    path.write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, run: 'quote_steps:label', with: {label: 5}}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path), workspace=ws.root)
+    assert "expects a string, got 5 (YAML reads it as a number or true/false: quote it" in exc.value.describe()
