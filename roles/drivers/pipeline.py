@@ -10,6 +10,7 @@ from coordinator.core.errors import STEP_FAULTS, BudgetExceeded
 from coordinator.core.plan import CompiledTask
 from coordinator.core.ports import DriverContext, DriverTraits, TaskOutcome
 from coordinator.core.step import StepContext, StepResult, metrics_problem, resolve_step
+from roles.drivers._step_output import step_output_to
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ class PipelineDriver:
                                code_version=spec.code_version,
                                spend=ctx.spend)
         try:
-            result = spec.fn(step_ctx, **task.params)
+            with step_output_to(ctx.log_file) as printed:
+                result = spec.fn(step_ctx, **task.params)
         except BudgetExceeded as e:  # refused before spending: wait for a budget raise, do not fail
             return TaskOutcome(status="waiting", error=str(e), held_by="budget")
         except STEP_FAULTS as e:
@@ -51,8 +53,11 @@ class PipelineDriver:
         if problem:
             return TaskOutcome(status="failed", error=f"step {task.run} reported a metric coord cannot keep: "
                                f"{problem}")
+        notes = list(result.notes)
+        if printed.lines:
+            notes.append(f"printed {printed.lines} line(s): {ctx.log_file.relative_to(ctx.workspace).as_posix()}")
         return TaskOutcome(status="done", metrics=dict(result.metrics),
-                           artifacts=[a.to_dict() for a in result.artifacts], notes=list(result.notes),
+                           artifacts=[a.to_dict() for a in result.artifacts], notes=notes,
                            skipped_run=result.skipped, replaced=list(result.replaced))
 
 

@@ -367,3 +367,24 @@ def test_a_number_given_where_a_step_wants_text_says_to_quote_it(ws):
     with pytest.raises(PlanError) as exc:
         load_plan(str(path), workspace=ws.root)
     assert "expects a string, got 5 (YAML reads it as a number or true/false: quote it" in exc.value.describe()
+
+
+def test_what_a_step_prints_goes_to_its_task_log_not_the_console(ws, capsys):
+    (ws.root / "chatty_steps.py").write_text(
+        "import sys\nfrom coordinator import StepResult\n\n\n"
+        "def chatty(ctx):\n    for i in range(3):\n        print('line', i)\n"
+        "    print('careful', file=sys.stderr)\n    sys.stdout.write('no newline')\n    return StepResult()\n")
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: a, title: A, role: lead, run: "chatty_steps:chatty"}
+    """)
+    rec = summary.state["tasks"]["a"]
+    assert rec["status"] == "done"
+    out = capsys.readouterr()
+    assert "line 0" not in out.out + out.err and "careful" not in out.out + out.err
+    (log,) = list((ws.state_dir / "logs").rglob("a.1.log"))
+    assert log.read_text() == "line 0\nline 1\nline 2\n[stderr] careful\nno newline\n"
+    assert f"printed 5 line(s): {log.relative_to(ws.root).as_posix()}" in rec["notes"]
+    print("after the step")  # this thread's output is the console's again
+    assert capsys.readouterr().out == "after the step\n"
