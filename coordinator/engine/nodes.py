@@ -279,20 +279,16 @@ def _submit(ctx: RunContext, tid: str, dispatch: int, rec: TaskRecord, tasks: di
     inputs = tuple(str(a["path"]) for need in task.needs for a in tasks.get(need, {}).get("artifacts") or [])
     ctx.pool.submit(task, dispatch, feedback=list(rec.get("feedback") or []),
                     earlier_attempts=int(rec.get("attempts") or 0), review=rec.get("review"),
-                    upstream=upstream, inputs=inputs, digests=_digests(inputs, tasks))
+                    upstream=upstream, inputs=inputs, digests=_digests(task.needs, tasks))
 
 
-def _digests(inputs: tuple[str, ...], tasks: dict[str, TaskRecord]) -> tuple[tuple[str, str, str], ...]:
-    """(path, sha256, writer) of each input as the last finished task that wrote it recorded it."""
-    if not inputs:
-        return ()
-    wanted = set(inputs)
+def _digests(needs: list[str], tasks: dict[str, TaskRecord]) -> tuple[tuple[str, str, str], ...]:
+    """(path, sha256, writer) of the artifacts of the tasks ``needs`` names, as the last of them to finish
+    recorded each (a need may rewrite a file another need wrote). Costs the needs, not the run's size."""
     last: dict[str, tuple[str, str, str]] = {}
-    writers = sorted(((rec.get("finished_at") or "", tid, rec) for tid, rec in tasks.items()
-                      if rec.get("status") == "done" and rec.get("artifacts")), key=lambda x: x[0])
-    for _, tid, rec in writers:
+    for _, tid, rec in sorted((tasks.get(t, {}).get("finished_at") or "", t, tasks.get(t, {})) for t in needs):
         for a in rec.get("artifacts") or []:
-            if a.get("path") in wanted and a.get("sha256"):
+            if a.get("path") and a.get("sha256"):
                 last[str(a["path"])] = (str(a["path"]), str(a["sha256"]), tid)
     return tuple(last.values())
 
