@@ -80,6 +80,8 @@ class Parts:
     """The names under ``params:`` (what a profile's ``set`` may override)."""
     profile_sets: list[tuple[str, str]] = field(default_factory=list)
     """(profile, parameter) of every ``set`` entry."""
+    raw_tasks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """Tasks that failed the schema, as written: their references are still checked."""
 
     @classmethod
     def of(cls, spec: PlanSpec) -> Parts:
@@ -103,6 +105,8 @@ class Parts:
                 except ValidationError:
                     if isinstance(item, dict) and isinstance(item.get("id"), str):
                         parts.invalid_ids.add(item["id"])
+                    if key == "tasks" and isinstance(item, dict):
+                        parts.raw_tasks.append((i, item))
             return out
 
         parts.tasks, parts.gates = valid("tasks", TaskSpec), valid("gates", GateSpec)
@@ -131,7 +135,30 @@ def pydantic_message(err: Any) -> str:
         return "unknown field"
     if err["type"] == "missing":
         return "required field is missing"
+    if err["type"] in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping (key: value pairs), got {_yaml_kind(err.get('input'))}"
     return msg
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in YAML's words."""
+    if isinstance(value, bool):
+        return f"true/false ({value!r})"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"text ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else type(value).__name__
+
+
+def union_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A validation error's location without the names pydantic gives the branches of a union
+    (``foreach.list[any]``, ``foreach.str``) or its validator functions."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (
+        p.startswith(("function-", "list[", "dict[", "tuple[", "set[")) or p in ("str", "int", "float", "bool", "any",
+                                                                                  "none", "literal", "list", "dict"))))
 
 
 def step_spec_at(ref: str, root: Path | None, loc: Loc, errors: Collector) -> StepSpec | None:
@@ -172,6 +199,17 @@ def check_references(parts: Parts, errors: Collector, root: Path | None) -> None
             errors.add(("profiles", profile, "set", key),
                        f"profile {profile!r} sets {key!r}, which is not one of the plan's params{hint}")
 
+    for i, raw in parts.raw_tasks:  # what the schema rejected in a task hides nothing else in it
+        role, needs, outputs = raw.get("role"), raw.get("needs"), raw.get("outputs")
+        if roles is not None and isinstance(role, str) and role not in roles:
+            errors.add(("tasks", i, "role"), f"unknown role {role!r} (known: {', '.join(sorted(roles))}; "
+                                             "declare it under the plan's roles:, coord.yaml only rebinds roles)")
+        for n, need in enumerate(needs if isinstance(needs, list) else []):
+            if isinstance(need, str) and need not in known_ids and need not in gate_ids:
+                errors.add(("tasks", i, "needs", n), f"unknown task or gate {need!r}")
+        for o, output in enumerate(outputs if isinstance(outputs, list) else []):
+            if isinstance(output, str):
+                check_path(output, ("tasks", i, "outputs", o), errors)
     for i, task in parts.tasks:
         if roles is not None and task.role not in roles:
             errors.add(("tasks", i, "role"), f"unknown role {task.role!r} (known: {', '.join(sorted(roles))}; "

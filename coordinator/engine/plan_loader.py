@@ -39,6 +39,7 @@ from coordinator.engine.plan_checks import (
     has_ref,
     pydantic_message,
     step_value_problem,
+    union_loc,
 )
 
 BUILTIN_PACKAGE = "coordinator.plans"
@@ -84,6 +85,16 @@ def find_plan(ref: str, workspace: Path | None = None) -> tuple[str, str]:
 
 
 
+def _one_message(messages: list[str]) -> str:
+    """``Input should be a valid list`` and ``… a valid string`` as ``Input should be a valid list or a valid
+    string``; distinct messages joined."""
+    unique = list(dict.fromkeys(messages))
+    head = "Input should be "
+    if len(unique) > 1 and all(m.startswith(head) for m in unique):
+        return head + " or ".join(m.removeprefix(head) for m in unique)
+    return "; ".join(unique)
+
+
 def parse_plan(text: str, source: str, root: Path | None = None) -> tuple[PlanSpec, Located]:
     """Parse and validate a plan's text; raise :class:`PlanError` with every problem found.
 
@@ -111,9 +122,11 @@ def _parse(text: str, source: str, root: Path | None) -> tuple[PlanSpec | None, 
     try:
         spec = PlanSpec.model_validate(located.data)
     except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            errors.add(loc, pydantic_message(err))
+        by_loc: dict[tuple[Any, ...], list[str]] = {}
+        for err in e.errors():  # the branches of a union fail at one place: one message for it
+            by_loc.setdefault(union_loc(tuple(err["loc"])), []).append(pydantic_message(err))
+        for loc, messages in by_loc.items():
+            errors.add(loc, _one_message(messages))
     parts = Parts.of(spec) if spec is not None else Parts.salvage(located.data)
     check_references(parts, errors, root)
     return spec, located, parts, errors

@@ -388,3 +388,22 @@ def test_what_a_step_prints_goes_to_its_task_log_not_the_console(ws, capsys):
     assert f"printed 5 line(s): {log.relative_to(ws.root).as_posix()}" in rec["notes"]
     print("after the step")  # this thread's output is the console's again
     assert capsys.readouterr().out == "after the step\n"
+
+
+def test_every_problem_of_a_task_the_schema_rejected_is_reported_at_once(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: p\ntasks:\n  - {id: a, title: A, role: lead, command: 'true'}\n"
+                    "  - id: b\n    title: B\n    role: leed\n    command: 'true'\n    retries: 99\n"
+                    "    needs: [a, zz]\n    outputs: [/etc/passwd]\n  - 5\nbudget: 5\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    lines = exc.value.describe().replace(f"{tmp_path}/", "").splitlines()
+    assert sorted(lines) == sorted([
+        "plan.yaml:12 → budget: expected a mapping (key: value pairs), got a number (5)",
+        "plan.yaml:8 → tasks[1].retries: Input should be less than or equal to 10",
+        "plan.yaml:11 → tasks[2]: expected a mapping (key: value pairs), got a number (5)",
+        "plan.yaml:6 → tasks[1].role: unknown role 'leed' (known: execution, lead, quality; declare it under the "
+        "plan's roles:, coord.yaml only rebinds roles)",
+        "plan.yaml:9 → tasks[1].needs[1]: unknown task or gate 'zz'",
+        "plan.yaml:10 → tasks[1].outputs[0]: path '/etc/passwd' escapes the workspace (absolute paths are not allowed)",
+    ]), lines
