@@ -50,7 +50,9 @@ def detect_edits(base: Mapping[str, ParsedBoard], current: Mapping[str, ParsedBo
             out.problems.append(BoardProblem(board.file, 1, f"board of role {board.role!r}, which the run's plan "
                                              f"does not have (roles: {', '.join(sorted(roles))})"))
     base_tasks = _index(base)
-    for tid, places in _index(current).items():
+    current_index = _index(current)
+    current_ids = set(current_index)
+    for tid, places in current_index.items():
         if len(places) > 1:
             where = ", ".join(f"{b.file}:{t.line}" for b, t in places)
             out.problems.append(BoardProblem(places[1][0].file, places[1][1].line,
@@ -64,7 +66,9 @@ def detect_edits(base: Mapping[str, ParsedBoard], current: Mapping[str, ParsedBo
         before = base_tasks.get(tid, [(None, None)])[0]
         if before[1] is task:  # an unchanged board's parse is its base's (cached by content): nothing changed
             continue
-        out.edits += _task_edits(board, task, before[0], before[1], plan, tasks_state, roles, out.problems)
+        found: list[BoardProblem] = []
+        out.edits += _task_edits(board, task, before[0], before[1], plan, tasks_state, roles, found)
+        out.problems += _line_deleted(board, task, before[0], current_ids, found)
     for name, board in current.items():
         # a line already in coord's last render was an edit then: a sync cut short before its render, not a new one
         seen = Counter(t.title for t in (base[name].tasks if name in base else []) if t.id is None)
@@ -79,6 +83,27 @@ def detect_edits(base: Mapping[str, ParsedBoard], current: Mapping[str, ParsedBo
                                           role=board.role))
     out.edits += _gate_edits(base, current, plan, gates_state, out.problems)
     return out
+
+
+def _line_deleted(board: ParsedBoard, task: BoardTask, old_board: ParsedBoard | None, current_ids: set[str],
+                  found: list[BoardProblem]) -> list[BoardProblem]:
+    """``found`` as it is, unless the changes to ``task``'s coord lines are those of the task below it whose
+    line (with its marker) was deleted: its sub-items now read as ``task``'s. Then one problem saying so."""
+    owned = [p for p in found if "is written by coord" in p.message]
+    if not owned or old_board is None:
+        return found
+    ids = [t.id for t in old_board.tasks if t.id is not None]
+    if task.id not in ids:
+        return found
+    after = ids[ids.index(task.id) + 1:]
+    gone = next((t for t in after[:1] if t not in current_ids), None)
+    if gone is None:
+        return found
+    line = min(p.line for p in owned)
+    return [p for p in found if p not in owned] + [BoardProblem(
+        board.file, line, f"the line of task {gone!r} (the one with <!-- coord:task id={gone} -->) was deleted, so "
+        f"its sub-items now read as those of task {task.id!r}; put the line back (a task is not removed by deleting it "
+        "from its board)")]
 
 
 def _task_edits(board: ParsedBoard, task: BoardTask, old_board: ParsedBoard | None, old: BoardTask | None,

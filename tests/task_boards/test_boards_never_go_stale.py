@@ -117,3 +117,15 @@ def test_boards_a_killed_run_left_saying_running_are_made_to_say_interrupted_by_
     assert sync_boards(ws, editor="ana").refreshed == []  # and it stays so: no render back and forth
     done = resume_run(ws, None, RunOptions(plan="", render_interval=0))
     assert done.phase == "finished" and set(_phases(ws).values()) == {"finished"}
+
+
+def test_a_deleted_task_line_is_named_not_blamed_on_the_task_above(ws):
+    ws.config.unlink()
+    start(ws, PLAN.replace("role: quality", "role: lead").replace("role: execution", "role: lead"), "s")
+    path = board(ws, "CLAUDE")
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join(line for line in lines if not line.startswith("- [x] **b**")))
+    report = sync_boards(ws, editor="ana")
+    assert len(report.problems) == 1, report.problems
+    assert "the line of task 'b' (the one with <!-- coord:task id=b -->) was deleted, so its sub-items now read as " \
+           "those of task 'a'" in report.problems[0]
