@@ -13,7 +13,7 @@ from coordinator.cli._common import WorkspaceOpt, call
 from coordinator.core.errors import CoordError
 from coordinator.core.plan import CompiledPlan, PlanSpec
 from coordinator.core.yaml_io import dump
-from coordinator.engine.plan_loader import builtin_plans, load_plan, load_spec
+from coordinator.engine.plan_loader import builtin_plans, load_plan, load_spec, parse_override
 
 
 def mermaid(plan: CompiledPlan) -> str:
@@ -48,6 +48,11 @@ def mermaid(plan: CompiledPlan) -> str:
         for gid in plan.tasks[t].blocked_by:
             lines.append(f"  {node(gid)} -. approves .-> {node(t)}")
     return "\n".join(lines) + "\n"
+
+
+def _overrides(raw: list[str] | None) -> dict[str, object]:
+    """``--set key=value`` options as a mapping (each read as ``coord run`` reads it)."""
+    return dict(call(lambda: [parse_override(r) for r in raw or []]))
 
 
 def _summary(spec: PlanSpec) -> str:
@@ -89,10 +94,11 @@ def register(app: typer.Typer) -> None:
     def show(
         plan: Annotated[str, typer.Argument(help="Plan name or path.")],
         profile: Annotated[str | None, typer.Option()] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="Override a plan parameter: key=value.")] = None,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Validate a plan and print it compiled (foreach expanded, parameters filled in)."""
-        compiled = call(lambda: load_plan(plan, workspace=workspace, profile=profile))
+        compiled = call(lambda: load_plan(plan, workspace=workspace, profile=profile, overrides=_overrides(set_)))
         console.info(f"# plan {compiled.name} — {compiled.title} (profile {compiled.profile})")
         console.info(f"# source: {compiled.source}")
         data = {
@@ -114,8 +120,9 @@ def register(app: typer.Typer) -> None:
     def graph(
         plan: Annotated[str, typer.Argument(help="Plan name or path.")],
         profile: Annotated[str | None, typer.Option()] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="Override a plan parameter: key=value.")] = None,
         workspace: WorkspaceOpt = Path("."),
     ) -> None:
         """Print a Mermaid diagram of the plan's tasks and gates."""
-        compiled = call(lambda: load_plan(plan, workspace=workspace, profile=profile))
+        compiled = call(lambda: load_plan(plan, workspace=workspace, profile=profile, overrides=_overrides(set_)))
         console.out.print(mermaid(compiled), markup=False)

@@ -618,3 +618,15 @@ def test_plans_says_which_plan_a_name_runs_and_which_plans_do_not_load(tmp_path,
     monkeypatch.chdir(tmp_path)
     ran = invoke("run", "steps")
     assert ran.exit_code == 2 and "unknown plan 'steps': a directory" in ran.output
+
+
+def test_plan_show_and_graph_take_set_as_run_does(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nparams: {n: 2, tag: x}\ntasks:\n"
+                    "  - {id: a, title: A, role: lead, command: 'echo ${tag}', foreach: [1, 2]}\n")
+    shown = invoke("plan", "show", str(path), "--set", "tag=y")
+    assert shown.exit_code == 0 and "tag: y" in shown.output and "echo y" in shown.output
+    bad = invoke("plan", "show", str(path), "--set", "nope=1")
+    assert bad.exit_code == 2 and "--set: plan 'p' has no parameter 'nope'" in bad.output
+    graph = invoke("graph", str(path), "--set", "tag=z")
+    assert graph.exit_code == 0 and "flowchart TD" in graph.output
