@@ -202,7 +202,8 @@ def _read_metrics(path: Path, root: Path) -> dict[str, Any]:
 
 
 def _record_costs(path: Path, root: Path, ctx: DriverContext, notes: list[str]) -> float:
-    """Put every cost line into the ledger; the total in USD. Lines are checked before any is recorded."""
+    """Put every valid cost line into the ledger (money spent is spent, even beside a bad line); the total
+    in USD. Bad lines are all named in one :class:`CommandError`, raised after the valid ones are recorded."""
     rel = path.relative_to(root).as_posix()
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -211,27 +212,14 @@ def _record_costs(path: Path, root: Path, ctx: DriverContext, notes: list[str]) 
     except UnicodeDecodeError as e:
         raise CommandError(f"{rel} (COORD_COSTS): not UTF-8 ({e.reason})") from None
     records: list[tuple[int, Mapping[str, Any]]] = []
+    problems: list[str] = []
     for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise CommandError(f"{rel}:{n} (COORD_COSTS): not valid JSON: {e}") from None
-        if not isinstance(item, dict):
-            raise CommandError(f"{rel}:{n} (COORD_COSTS): expected a JSON object")
-        if unknown := sorted(set(item) - COST_FIELDS):
-            raise CommandError(f"{rel}:{n} (COORD_COSTS) → {unknown[0]}: unknown field (fields: "
-                               f"{', '.join(sorted(COST_FIELDS))})")
-        usd = item.get("usd")
-        if usd is not None and (isinstance(usd, bool) or not isinstance(usd, int | float)
-                                or not math.isfinite(usd) or usd < 0):
-            raise CommandError(f"{rel}:{n} (COORD_COSTS) → usd: a number ≥ 0 or null, got {usd!r}")
-        for key in ("tokens_in", "tokens_out"):
-            v = item.get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise CommandError(f"{rel}:{n} (COORD_COSTS) → {key}: a whole number ≥ 0, got {v!r}")
-        records.append((n, item))
+        if line.strip():
+            problem, parsed = _cost_line(line)
+            if problem:
+                problems.append(f"{rel}:{n} (COORD_COSTS){problem}")
+            else:
+                records.append((n, parsed))
     total = 0.0
     for n, item in records:
         usd = item.get("usd")
@@ -247,4 +235,31 @@ def _record_costs(path: Path, root: Path, ctx: DriverContext, notes: list[str]) 
         total += float(usd or 0.0)
         if item.get("note"):
             notes.append(f"cost ${float(usd or 0):.4f}: {item['note']}")
+    if problems:
+        kept = f" ({len(records)} valid line(s) recorded, ${total:.4f})" if records else ""
+        raise CommandError("; ".join(problems) + kept)
     return total
+
+
+def _cost_line(line: str) -> tuple[str, dict[str, Any]]:
+    """(what is wrong with one cost line — empty when nothing — , the line's object)."""
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        return f": not valid JSON: {e}", {}
+    if not isinstance(item, dict):
+        return ": expected a JSON object", {}
+    if unknown := sorted(set(item) - COST_FIELDS):
+        return f" → {unknown[0]}: unknown field (fields: {', '.join(sorted(COST_FIELDS))})", {}
+    usd = item.get("usd")
+    if usd is not None and (isinstance(usd, bool) or not isinstance(usd, int | float)
+                            or not math.isfinite(usd) or usd < 0):
+        return f" → usd: a number ≥ 0 or null, got {usd!r}", {}
+    for key in ("tokens_in", "tokens_out"):
+        v = item.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            return f" → {key}: a whole number ≥ 0, got {v!r}", {}
+    for key in ("provider", "model", "note"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            return f" → {key}: text, got {item[key]!r}", {}
+    return "", item

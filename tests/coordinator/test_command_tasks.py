@@ -257,3 +257,16 @@ def test_a_new_run_does_not_reuse_what_a_feedback_driven_retry_wrote(ws):
     pilot = again.state["tasks"]["pilot"]
     assert not pilot.get("skipped_run")  # attempt 1 of the new run has no feedback: it runs
     assert again.state["gates"]["qc"]["attempt"] == 3
+
+
+def test_valid_cost_lines_are_recorded_beside_bad_ones_and_every_bad_line_is_named(ws):
+    plan = ("name: costs\ntasks:\n  - {id: c, title: C, role: lead, command: \""
+            "echo '{\\\"usd\\\": 0.1, \\\"note\\\": \\\"ok line\\\"}' >> $COORD_COSTS; echo 'not json' >> $COORD_COSTS; "
+            "echo '{\\\"usd\\\": 0.2, \\\"model\\\": 5}' >> $COORD_COSTS; echo '{\\\"usd\\\": 0.3}' >> $COORD_COSTS\"}\n")
+    summary = _run(ws, plan)
+    rec = summary.state["tasks"]["c"]
+    assert rec["status"] == "failed"
+    assert "costs.jsonl:2 (COORD_COSTS): not valid JSON" in rec["error"]
+    assert "costs.jsonl:3 (COORD_COSTS) → model: text, got 5" in rec["error"]
+    assert "(2 valid line(s) recorded, $0.4000)" in rec["error"]
+    assert Ledger.of(ws.state_dir).spent(summary.run_id).usd == pytest.approx(0.4)
