@@ -55,8 +55,8 @@ def change_budget(ws: Workspace, run_id: str, *, usd: float | None, role: str | 
         if amount is None:
             raise UsageError("give an amount of USD")
         status = budget.status()
-        current = status.run if role is None else status.roles[role]
-        if not absolute and current.limit_usd is None:
+        current = status.run if role is None else status.roles.get(role)  # a role without a limit has no status
+        if not absolute and (current is None or current.limit_usd is None):
             what = "run" if role is None else f"role {role!r}"
             command = f"coord budget raise {amount:g} --to" + (f" --role {role}" if role else "")
             raise UsageError(f"the {what} of {run_id} has no budget limit, so there is nothing to raise "

@@ -246,3 +246,16 @@ def test_budget_raise_on_a_finished_run_does_not_suggest_resume(ws):
     assert result.exit_code == 0, result.output
     assert "of $5.00" in result.stdout and "has finished" in result.stdout
     assert "coord resume" not in result.output
+
+
+def test_a_role_without_a_limit_gets_one_with_to_and_a_plain_raise_says_how(ws):
+    (ws.root / "free.yaml").write_text(FREE)
+    summary = run_plan(ws, RunOptions(plan=str(ws.root / "free.yaml"), render_interval=0))
+    plain = CliRunner().invoke(app, ["budget", "raise", "2", "--role", "lead", "--run", summary.run_id,
+                                     "-w", str(ws.root)])
+    assert plain.exit_code == 2 and "Traceback" not in plain.output
+    assert "the role 'lead' of" in plain.stderr and "`coord budget raise 2 --to --role lead`" in plain.stderr
+    limit = CliRunner().invoke(app, ["budget", "raise", "2", "--to", "--role", "lead", "--run", summary.run_id,
+                                     "-w", str(ws.root)])
+    assert limit.exit_code == 0, limit.output
+    assert "budget of role lead: $0.00 of $2.00" in limit.stdout
