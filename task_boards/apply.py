@@ -15,7 +15,7 @@ from typing import Any
 from coordinator.core.events import now_iso
 from coordinator.core.plan import CompiledPlan, CompiledTask
 from coordinator.core.state import DECIDED_GATE, PASSING_GATE
-from coordinator.engine.schedule import satisfied_by
+from coordinator.engine.schedule import reopen_set, satisfied_by
 from reviews.criteria import evaluate, metric_lookup
 from reviews.figures import figure
 from task_boards.model import Edit
@@ -101,23 +101,6 @@ def _gate_state(status: str) -> str:
     return {"waiting": "waiting for a person", "pending": "not reviewed yet"}.get(status, status)
 
 
-def _reopen_set(plan: CompiledPlan, tid: str, tasks: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """The task, every task downstream of it, and the gates that reviewed any of them."""
-    tasks_out, gates_out, todo = [tid], [], [tid]
-    while todo:
-        cur = todo.pop()
-        nxt = list(plan.dependents(cur))
-        for gid, after in plan.gate_after.items():
-            if cur in after and gid not in gates_out:
-                gates_out.append(gid)
-                nxt += [t for t in plan.order if gid in plan.tasks[t].blocked_by or gid in plan.tasks[t].needs]
-        for dep in nxt:
-            if dep not in tasks_out and tasks.get(dep, {}).get("status", "pending") != "pending":
-                tasks_out.append(dep)
-                todo.append(dep)
-    return tasks_out, gates_out
-
-
 def compute_changes(edits: list[Edit], plan: CompiledPlan, state: Mapping[str, Any], notices: Notices,
                     workspace: Path, who: str,
                     accept: Callable[[CompiledTask, Mapping[str, Any], Path], list[str]] = accept_failures) -> Changes:
@@ -170,7 +153,7 @@ def compute_changes(edits: list[Edit], plan: CompiledPlan, state: Mapping[str, A
                 "detail": why, "resolved_by": [], "status": "open", "resolved_in": None}
             ch.applied.append(f"{e.where()}: task {e.target!r} deferred")
         elif e.kind == "untick":
-            reopened, gates = _reopen_set(_plan(plan, new_tasks, new_order), e.target,
+            reopened, gates = reopen_set(_plan(plan, new_tasks, new_order), [e.target],
                                           {t: rec(t) for t in new_order})
             for tid in reopened:
                 update(tid, status="pending", error=None, reason=None, finished_at=None)

@@ -38,6 +38,7 @@ from coordinator.core.state import (
     TaskRecord,
 )
 from coordinator.engine.context import RunContext
+from coordinator.engine.schedule import reopen_set
 from reviews.criteria import evaluate, metric_lookup, task_text_reader
 from reviews.figures import criterion_line, measured_phrase
 from reviews.gate import (
@@ -172,20 +173,22 @@ def review(ctx: RunContext, gid: str, tasks_state: Mapping[str, TaskRecord], gat
     if settlement is None:
         out.gate(gid, rec)
         return
-    _apply(ctx, gid, rec, settlement, out)
+    _apply(ctx, gid, rec, settlement, out, tasks_state)
 
 
-def close_window(ctx: RunContext, gid: str, rec: GateRecord, out: Changes) -> None:
+def close_window(ctx: RunContext, gid: str, rec: GateRecord, out: Changes,
+                 tasks_state: Mapping[str, TaskRecord]) -> None:
     """The override window of an ``auto_then_human`` gate closed: the automatic verdict stands."""
     spec = ctx.plan.gates[gid]
     settlement = settle(spec, rec, str(rec.get("verdict")), by=f"{AUTO}; override window closed")
     ctx.events.emit("gate_decided", once=f"gate_decided:{gid}:{rec.get('attempt')}:window", gate=gid,
                     status=settlement.update.get("status"), verdict=rec.get("verdict"),
                     score=rec.get("score"), grade=rec.get("grade"), window_closed=True)
-    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)
+    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out, tasks_state)
 
 
-def decide(ctx: RunContext, gid: str, rec: GateRecord, decision: DecisionRecord, out: Changes) -> bool:
+def decide(ctx: RunContext, gid: str, rec: GateRecord, decision: DecisionRecord, out: Changes,
+           tasks_state: Mapping[str, TaskRecord]) -> bool:
     """Apply a person's decision to a waiting gate; False (and nothing changes) if it no longer applies."""
     if rec.get("status") != "waiting":
         log.warning("decision %s on gate %s ignored: the gate is %s", decision["id"], gid, rec.get("status"))
@@ -196,7 +199,7 @@ def decide(ctx: RunContext, gid: str, rec: GateRecord, decision: DecisionRecord,
         ctx.events.emit("gate_decision", gate=gid, decision=decision["id"], action=decision["action"],
                         by=decision["by"], at=decision["at"], note=decision["note"], grade=decision["grade"],
                         status=settlement.update.get("status"))
-    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out)
+    _apply(ctx, gid, {**rec, **settlement.update}, settlement, out, tasks_state)
     return True
 
 
@@ -205,18 +208,31 @@ def _logged(ctx: RunContext, decision_id: str) -> bool:
                for e in read_events(ctx.ws.events, ctx.run_id))
 
 
-def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, out: Changes) -> None:
+def _apply(ctx: RunContext, gid: str, rec: GateRecord, settlement: Settlement, out: Changes,
+           tasks_state: Mapping[str, TaskRecord]) -> None:
     out.gate(gid, rec)
     out.gate(gid, settlement.update)
     if settlement.retry:
-        for tid in ctx.plan.gate_after[gid]:
+        reviewed = ctx.plan.gate_after[gid]
+        for tid in reviewed:
             if settlement.review is not None:
                 out.task(tid, TaskRecord(review=settlement.review))
             out.task(tid, TaskRecord(status="pending", feedback=settlement.feedback, error=None, reason=None,
                                      metrics={}, artifacts=[], notes=[]))
+        # What used their earlier outputs runs again, and other gates that approved them review them again:
+        # an approval of work that is being redone does not stand.
+        again, gates = reopen_set(ctx.plan, reviewed, {**tasks_state, **out.tasks})
+        for tid in again:
+            if tid not in reviewed:
+                out.task(tid, TaskRecord(status="pending", error=None, reason=None, finished_at=None))
+        for other in gates:
+            if other != gid:
+                out.gate(other, GateRecord(status="pending", verdict=None, score=None, grade=None, decided_at=None,
+                                           decided_by=None))
         ctx.events.emit("gate_retry", once=f"gate_retry:{gid}:{settlement.update.get('attempt')}", gate=gid,
-                        attempt=settlement.update.get("attempt"),
-                        tasks=ctx.plan.gate_after[gid], findings=len(settlement.feedback))
+                        attempt=settlement.update.get("attempt"), tasks=reviewed,
+                        reopened=[t for t in again if t not in reviewed], regated=[g for g in gates if g != gid],
+                        findings=len(settlement.feedback))
         return
     final_criteria = settlement.update.get("criteria", rec.get("criteria")) or []
     for crit, check in zip(final_criteria, ctx.plan.gates[gid].criteria, strict=False):

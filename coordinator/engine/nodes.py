@@ -54,7 +54,7 @@ def _take_inbox(ctx: RunContext, state: RunState, ch: _gates.Changes) -> None:
         gid = decision["gate"]
         rec: GateRecord = state.get("gates", {}).get(gid, {})
         if gid in ctx.plan.gates and not decision_applied(rec, decision["id"]) \
-                and _gates.decide(ctx, gid, rec, decision, ch):
+                and _gates.decide(ctx, gid, rec, decision, ch, {**state.get("tasks", {}), **ch.tasks}):
             continue  # applied now; the file goes once a checkpoint holds the decision
         inbox.remove(ctx.ws, ctx.run_id, gid, decision["id"])
 
@@ -112,7 +112,7 @@ def _settle(ctx: RunContext, state: RunState, ch: _gates.Changes) -> tuple[list[
         closed = [g for g in plan.gates if gates_state.get(g, {}).get("status") == "waiting"
                   and gates_state[g].get("override_until") and not window_open(gates_state[g])]
         for gid in closed:
-            _gates.close_window(ctx, gid, gates_state[gid], ch)
+            _gates.close_window(ctx, gid, gates_state[gid], ch, tasks_state)
         if closed:
             continue
         if ctx.frontier is None or ctx.frontier.plan is not plan:
@@ -418,7 +418,7 @@ def human_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx.events.emit("decision_ignored", gate=gid, reason="not a gate waiting for a person")
         return {}
     ch = _gates.Changes()
-    _gates.decide(ctx, gid, gates[gid], decision, ch)
+    _gates.decide(ctx, gid, gates[gid], decision, ch, state.get("tasks", {}))
     ctx.touched.update(ch.tasks, ch.gates)
     merged = _merged(state, ch)
     write_review_record(ctx.ws, ctx.plan, merged, gid)

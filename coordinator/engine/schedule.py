@@ -96,6 +96,27 @@ def _status(tasks: Mapping[str, TaskRecord], tid: str) -> TaskStatus:
     return tasks.get(tid, {}).get("status", "pending")
 
 
+def reopen_set(plan: CompiledPlan, roots: Iterable[str],
+               tasks: Mapping[str, Mapping[str, object]]) -> tuple[list[str], list[str]]:
+    """The tasks ``roots``, every task downstream of them that is no longer pending, and the gates that reviewed
+    any of them: what must be done (and decided) again when the roots run again."""
+    tasks_out: list[str] = list(roots)
+    gates_out: list[str] = []
+    todo = list(tasks_out)
+    while todo:
+        cur = todo.pop()
+        nxt = list(plan.dependents(cur))
+        for gid, after in plan.gate_after.items():
+            if cur in after and gid not in gates_out:
+                gates_out.append(gid)
+                nxt += [t for t in plan.order if gid in plan.tasks[t].blocked_by or gid in plan.tasks[t].needs]
+        for dep in nxt:
+            if dep not in tasks_out and tasks.get(dep, {}).get("status", "pending") != "pending":
+                tasks_out.append(dep)
+                todo.append(dep)
+    return tasks_out, gates_out
+
+
 def satisfied_by(rec: TaskRecord) -> bool:
     """A need is satisfied by a done task or one the profile skipped."""
     return rec.get("status") == "done" or (rec.get("status") == "skipped" and rec.get("skip_cause") == "profile")

@@ -407,3 +407,37 @@ def test_every_problem_of_a_task_the_schema_rejected_is_reported_at_once(tmp_pat
         "plan.yaml:9 → tasks[1].needs[1]: unknown task or gate 'zz'",
         "plan.yaml:10 → tasks[1].outputs[0]: path '/etc/passwd' escapes the workspace (absolute paths are not allowed)",
     ]), lines
+
+
+def test_a_gate_that_sends_work_back_makes_the_other_gates_on_it_review_again(ws):
+    from typer.testing import CliRunner
+
+    from coordinator.cli.app import app
+    from coordinator.engine.runner import resume_run
+
+    (ws.root / "aud.py").write_text("import json, os\na = int(os.environ['COORD_ATTEMPT'])\n"
+                                    "json.dump({'dup': 0.05 if a == 1 else 0.9}, open(os.environ['COORD_METRICS'], 'w'))\n")
+    first = _run(ws, """
+    name: g3
+    tasks:
+      - {id: audit, title: Audit, role: quality, command: "python aud.py"}
+      - {id: scrub, title: Scrub, role: lead, needs: [audit], command: "echo scrub >> scrub.txt"}
+      - {id: train, title: Train, role: execution, needs: [hgate], command: "echo trained >> train.txt"}
+    gates:
+      - {id: dq, after: [audit], blocks: [train], criteria: [{metric: audit.dup, op: "<=", value: 0.1, critical: true}]}
+      - {id: hgate, after: [audit], policy: human, on_fail: retry, max_retries: 2,
+         criteria: [{metric: audit.dup, op: "<=", value: 1}]}
+    """)
+    assert first.phase == "waiting" and first.state["gates"]["dq"]["status"] == "approved"
+    assert (ws.root / "scrub.txt").read_text() == "scrub\n"
+    cli = CliRunner()
+    rejected = cli.invoke(app, ["reject", "hgate", "--note", "redo", "-w", str(ws.root)])
+    assert rejected.exit_code == 3, rejected.output  # the run went on and waits for hgate's next decision
+    again = resume_run(ws, None, RunOptions(plan="", render_interval=0))
+    assert again.state["tasks"]["audit"]["metrics"] == {"dup": 0.9}
+    assert again.state["gates"]["dq"]["status"] == "rejected"  # reviewed again, on what audit measured now
+    assert (ws.root / "scrub.txt").read_text() == "scrub\nscrub\n"  # ran again on the new output
+    approved = cli.invoke(app, ["approve", "hgate", "-w", str(ws.root)])
+    assert approved.exit_code == 1, approved.output  # the run went on and ended: train is blocked by dq
+    assert "task train blocked: gate dq rejected" in approved.output
+    assert not (ws.root / "train.txt").exists()
