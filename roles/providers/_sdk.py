@@ -98,6 +98,11 @@ class SDKProvider:
     def _once(self, request: LLMRequest) -> RawAnswer:
         try:
             return self._send(request)
+        except (AttributeError, TypeError, KeyError, ValueError) as e:
+            if isinstance(e, json.JSONDecodeError):  # classify says what it is
+                raise classify(self.name, e, self.sdk, self.config.timeout_s) from None
+            # a 200 whose body is not the API's shape (HTML, fields missing or of the wrong type)
+            raise Transient(f"malformed response body ({type(e).__name__}: {redact(str(e))[:120]})") from None
         except BaseException as e:
             mapped = classify(self.name, e, self.sdk, self.config.timeout_s)
             if mapped is e:
@@ -115,14 +120,20 @@ class SDKProvider:
         started = time.monotonic()
         try:
             raw, attempts = with_retries(lambda: self._once(request), self.retry, f"{self.name} {self.model}")
-        except ProviderError as e:
-            self._record(pending, CallRecord("llm", self.name, self.model, cost=Cost(0.0),
+        except BaseException as e:  # the reservation is settled whatever ended the call
+            charged = Cost(0.0) if isinstance(e, ProviderError) else Cost(
+                None, f"the call to {self.name} failed ({type(e).__name__}); what it was charged is unknown")
+            self._record(pending, CallRecord("llm", self.name, self.model, cost=charged,
                                              duration_s=time.monotonic() - started, ok=False,
                                              error=redact(str(e))))
             raise
         model = redact(raw.model)  # a server may report anything as its model, even a key it was sent
         priced_as = raw.model
-        if raw.usage is None:
+        impossible = _impossible(raw.usage)
+        if impossible:
+            usage, cost = Usage(), Cost(None, f"{self.name} reported impossible token usage for {model!r} "
+                                              f"({impossible}); never priced")
+        elif raw.usage is None:
             usage, cost = Usage(), Cost(None, f"{self.name} reported no token usage for {model!r}")
         else:
             usage = raw.usage
@@ -153,3 +164,14 @@ class SDKProvider:
             pending.settle(call)
         elif self.sink is not None:
             self.sink.record(call)
+
+
+def _impossible(usage: Usage | None) -> str | None:
+    """What is wrong with token counts a server reported (negative, not whole numbers), or None."""
+    if usage is None:
+        return None
+    for name in ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens"):
+        value = getattr(usage, name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{name} {value!r}"
+    return None

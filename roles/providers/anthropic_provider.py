@@ -34,8 +34,10 @@ class AnthropicProvider(SDKProvider):
         # no sampling temperature: current Messages API clients no longer take one
         if not self.config.stream:
             msg = self.client.messages.create(**kw)
+            if not isinstance(msg.content, list):
+                raise Transient(f"malformed response body (content is {type(msg.content).__name__}, not a list)")
             text = "".join(b.text for b in msg.content if getattr(b, "type", None) == "text")
-            return RawAnswer(text, msg.model, _usage(msg.usage), msg.stop_reason)
+            return RawAnswer(text, msg.model, _usage(msg.usage) if msg.usage is not None else None, msg.stop_reason)
         parts: list[str] = []
         model, usage, stop, finished = self.model, None, None, False
         for event in self.client.messages.create(**kw, stream=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["status", "slow", "malformed", "truncated", "drop"]
+FaultKind = Literal["status", "slow", "malformed", "truncated", "drop", "body", "usage"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class Fault:
     """Seconds sent as ``retry-after`` (429/503)."""
     seconds: float = 0.0
     """Delay before answering, for ``slow`` faults."""
+    body: bytes = b""
+    """What a ``body`` fault answers with status 200 (HTML, JSON of another shape)."""
+    content_type: str = "application/json"
+    usage: dict[str, object] | None = None
+    """For ``usage`` faults: the usage fields the otherwise normal answer reports instead (None: none)."""
 
     @classmethod
     def http(cls, status: int, message: str = "injected fault", retry_after: float | str | None = None) -> Fault:
@@ -47,3 +52,13 @@ class Fault:
     def drop(cls) -> Fault:
         """Close the connection without any response."""
         return cls("drop")
+
+    @classmethod
+    def body_of(cls, body: bytes, content_type: str = "application/json") -> Fault:
+        """Answer 200 with this body: valid HTTP, but not the API's shape."""
+        return cls("body", body=body, content_type=content_type)
+
+    @classmethod
+    def usage_of(cls, usage: dict[str, object] | None) -> Fault:
+        """Answer normally but report these usage fields (or no usage at all)."""
+        return cls("usage", usage=usage)

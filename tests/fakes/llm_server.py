@@ -286,6 +286,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return True
+        if fault.kind == "body":
+            self.send_response(200)
+            self.send_header("content-type", fault.content_type)
+            self.send_header("content-length", str(len(fault.body)))
+            self.end_headers()
+            self.wfile.write(fault.body)
+            return True
+        if fault.kind == "usage":
+            answer = self._complete(route, body)
+            if fault.usage is None:
+                answer.pop("usage", None)
+            else:
+                answer["usage"] = fault.usage
+            self._json(200, answer)
+            return True
         if fault.kind == "malformed":
             data = b'{"id": "broken", "content": [ {"type": "text", "te'
             self.send_response(200)

@@ -200,3 +200,65 @@ def test_key_from_a_named_env_file(server, tmp_path, monkeypatch):
 def test_openai_compatible_needs_a_base_url():
     with pytest.raises(ProviderConfigError, match="needs a base_url"):
         ProviderConfig("openai_compatible", "llama3.1:8b")
+
+
+NON_STREAM = [v for v in VARIANTS if not v.stream]
+WRONG_SHAPES = {"html": (b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+                "other json": (b'{"x": 1}', "application/json"),
+                "content not a list": (b'{"id": "m", "type": "message", "content": "text", "model": "m", '
+                                       b'"role": "assistant", "usage": {"input_tokens": 1, "output_tokens": 1}}',
+                                       "application/json")}
+
+
+@pytest.mark.parametrize("variant", NON_STREAM, ids=str)
+@pytest.mark.parametrize("shape", list(WRONG_SHAPES))
+def test_a_200_whose_body_is_not_the_apis_shape_is_retried(variant, server, monkeypatch, shape):
+    body, content_type = WRONG_SHAPES[shape]
+    sleeps: list[float] = []
+    server.inject(variant.route, Fault.body_of(body, content_type))
+    done = _provider(variant, server, monkeypatch, sleeps=sleeps).complete(LLMRequest.of("hi"))
+    assert done.text == "All done." and done.attempts == 2, shape
+
+
+@pytest.mark.parametrize("variant", NON_STREAM[:1] + NON_STREAM[1:2], ids=str)
+def test_a_body_that_stays_wrong_fails_the_call_and_settles_what_it_reserved(variant, server, monkeypatch):
+    from coordinator.core.errors import ProviderError
+
+    class Reserving(Sink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.settled: list[CallRecord] = []
+
+        def reserve(self, call: CallRecord, what: str):
+            outer = self
+
+            class Pending:
+                def settle(self, final: CallRecord) -> None:
+                    outer.settled.append(final)
+            return Pending()
+
+    from roles.providers import _sdk
+
+    monkeypatch.setattr(_sdk, "ReservingSink", Reserving)
+    sink = Reserving()
+    for _ in range(4):
+        server.inject(variant.route, Fault.body_of(b"<html>oops</html>", "text/html"))
+    with pytest.raises(ProviderError, match="malformed response body"):
+        _provider(variant, server, monkeypatch, sink=sink).complete(LLMRequest.of("hi"))
+    [settled] = sink.settled
+    assert settled.ok is False and settled.cost.usd == 0.0
+
+
+@pytest.mark.parametrize("variant", NON_STREAM, ids=str)
+def test_usage_a_server_did_not_report_or_that_is_impossible_is_never_priced(variant, server, monkeypatch):
+    sink = Sink()
+    p = _provider(variant, server, monkeypatch, sink=sink)
+    server.inject(variant.route, Fault.usage_of(None))
+    first = p.complete(LLMRequest.of("hi"))
+    assert first.cost.usd is None and "reported no token usage" in str(first.cost.flag)
+    negative = ({"input_tokens": -5000, "output_tokens": 10} if variant.provider == "anthropic" or
+                variant.api == "responses" else {"prompt_tokens": -5000, "completion_tokens": 10, "total_tokens": 0})
+    server.inject(variant.route, Fault.usage_of(negative))
+    second = p.complete(LLMRequest.of("hi"))
+    assert second.cost.usd is None and "impossible token usage" in str(second.cost.flag), second.cost
+    assert [c.cost.usd for c in sink.calls] == [None, None]
