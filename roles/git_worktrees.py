@@ -266,6 +266,21 @@ def create_worktree(workspace: Path, run_id: str, task_id: str, inputs: Iterable
                     base_commit=base_commit, inputs=provided)
 
 
+def off_branch(wt: Worktree) -> str | None:
+    """Why the worktree is no longer on its assignment's branch (the agent checked out another branch or
+    a detached commit), or None. Its work would then be committed where coord does not merge from."""
+    repo = Repo(wt.path)
+    with repo_lock(repo):
+        if repo.head.is_detached:
+            return (f"the agent left the worktree on a detached commit ({repo.head.commit.hexsha[:12]}), not on "
+                    f"branch {wt.branch}")
+        name = repo.active_branch.name
+    if name == wt.branch:
+        return None
+    return (f"the agent switched the worktree to branch {name!r} ({repo.head.commit.hexsha[:12]}), away from "
+            f"{wt.branch}; its work is on {name!r}, which coord does not merge")
+
+
 def commit_all(wt: Worktree, message: str, author: str) -> str:
     """Commit everything in the worktree but the provided inputs (an empty commit when nothing
     changed); return its sha.

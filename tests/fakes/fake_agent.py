@@ -270,6 +270,13 @@ def main(flavor: str) -> None:
         print(json.dumps({"type": "result", "subtype": "error_during_execution", "is_error": True,
                           "result": "model refused the task", "session_id": "s-err",
                           "total_cost_usd": 0.002}))
+    elif mode == "switch_branch":  # the work lands on a branch of the agent's own making
+        files, say = _do_work(task, prompt, flavor)
+        subprocess.run(["git", "checkout", "-q", "-b", f"agent-own-{task}"], check=True)
+        subprocess.run(["git", "add", "-A"], check=True)
+        subprocess.run(["git", "-c", "user.name=agent", "-c", "user.email=agent@example.invalid", "commit", "-q",
+                        "-m", "agent's own commit"], check=True)
+        _emit_ok(flavor, say, files, opts, mode, verbose)
     else:
         files, say = _do_work(task, prompt, flavor)
         _emit_ok(flavor, say, files, opts, mode, verbose)

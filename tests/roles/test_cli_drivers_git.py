@@ -124,3 +124,17 @@ def test_merge_refuses_when_the_base_branch_is_not_checked_out(git_ws):
     repo.git.checkout("-b", "elsewhere")
     result = merge_branch(git_ws.root, wt.branch, "main", "m")
     assert result.status == "refused" and "'elsewhere' checked out, not 'main'" in result.detail
+
+
+def test_an_agent_that_moves_its_worktree_to_a_branch_of_its_own_fails_and_nothing_is_called_merged(
+        git_ws, fake_clis, monkeypatch):
+    monkeypatch.setenv("FAKE_AGENT_MODE", "switch_branch")
+    summary = run(git_ws, plan_yaml("lead", "claude"))
+    rec = summary.state["tasks"]["notes"]
+    assert rec["status"] == "failed"
+    assert "the agent switched the worktree to branch 'agent-own-notes'" in rec["error"]
+    assert "nothing was committed or merged" in rec["error"]
+    assert "merge" not in rec.get("metrics", {}) or rec["metrics"].get("merge") != "merged"
+    repo = Repo(git_ws.root)
+    assert "agent-own-notes" in [h.name for h in repo.heads]  # the agent's work is kept on its branch
+    assert repo.heads["main"].commit.message.startswith(("plan", "coord: initial", "initial"))

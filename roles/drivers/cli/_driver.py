@@ -33,7 +33,14 @@ from roles.drivers.cli._merge import PENDING, merge_reviewed, merge_task, traile
 from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
 from roles.drivers.cli._run_files import gates_reviewing
 from roles.drivers.cli._version import CliVersion, cli_env, cli_version
-from roles.git_worktrees import WORKTREES_DIR, Worktree, commit_all, create_worktree, diff_stats
+from roles.git_worktrees import (
+    WORKTREES_DIR,
+    Worktree,
+    commit_all,
+    create_worktree,
+    diff_stats,
+    off_branch,
+)
 from roles.providers.pricing import cost_of, price_source
 from roles.providers.redact import Redactor
 from roles.task_view import execute_now_text
@@ -205,6 +212,11 @@ class CliDriver:
         message = (f"coord: {task.id} — {task.title}\n\n" + (f"{body}\n\n" if body else "")
                    + trailers(ctx.run_id, task.id, ctx.role.name, ctx.role.agent)
                    + f"\nCoord-Agent-Version: {metrics.get('cli_version', 'unknown')}")
+        moved = off_branch(wt)
+        if moved is not None:  # committing now would put the work where nothing merges it from
+            return TaskOutcome(status="failed", metrics=metrics, cost_usd=cost, accept_checked=True,
+                               error=f"{moved}: nothing was committed or merged; merge that branch by hand or run "
+                                     "the task again")
         metrics["commit"] = commit_all(wt, message, f"{ctx.role.agent} (via coord)")
         stats = diff_stats(wt)
         metrics.update(files_changed=stats.files_changed, insertions=stats.insertions,
