@@ -66,10 +66,22 @@ def _safe_name(task_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)
 
 
+COORD_FILES = re.compile(r"(task_boards/[^/]+\.md|TEAM_COORDINATION\.md|coord\.yaml|plans/[^/]+\.ya?ml)")
+"""Files coord renders or reads as its own settings: a model's deliverable does not replace them."""
+
+
 def _target(ws: Path, rel: str) -> Path:
+    if not rel.strip():
+        raise WorkspaceEscapeError("a deliverable needs a path (it was empty)")
     path = resolve_in_workspace(ws, rel)
-    if path == ws.resolve() or ".coord" in path.relative_to(ws.resolve()).parts:
+    inside = path.relative_to(ws.resolve())
+    if path == ws.resolve() or ".coord" in inside.parts:
         raise WorkspaceEscapeError(f"path {rel!r} points into coord's own state")
+    if COORD_FILES.fullmatch(inside.as_posix()):
+        raise WorkspaceEscapeError(f"path {rel!r} is a file coord renders or reads as settings (boards, "
+                                   "TEAM_COORDINATION.md, coord.yaml, plans/); a deliverable goes elsewhere")
+    if path.is_dir():
+        raise WorkspaceEscapeError(f"path {rel!r} is a directory; a deliverable is a file")
     return path
 
 
@@ -109,15 +121,15 @@ class LLMDriver:
         log.write(f"# answer\n{answer.model_dump_json(indent=2)}")
         ws = ctx.workspace
         artifacts = []
-        try:
-            for d in answer.deliverables:
-                path = _target(ws, redact(d.path))
-                body = redact(d.content).encode("utf-8")  # a key the model echoes never lands in a file
-                atomic_write_bytes(path, body)
-                artifacts.append(_artifact(ws, path, body))
+        try:  # every path is checked before any file is written
+            targets = [(_target(ws, redact(d.path)), d) for d in answer.deliverables]
         except WorkspaceEscapeError as e:
-            return TaskOutcome(status="failed", error=f"the model asked to write outside the workspace: {e}",
-                               cost_usd=_known(calls))
+            return TaskOutcome(status="failed", error=f"the model asked for a deliverable coord does not write "
+                               f"(nothing was written): {e}", cost_usd=_known(calls))
+        for path, d in targets:
+            body = redact(d.content).encode("utf-8")  # a key the model echoes never lands in a file
+            atomic_write_bytes(path, body)
+            artifacts.append(_artifact(ws, path, body))
         record = self._record(task, ctx, answer, calls)
         artifacts.append(record)
         last = calls[-1]

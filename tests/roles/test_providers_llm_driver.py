@@ -88,7 +88,7 @@ def test_malformed_answer_is_retried_once_then_fails_clearly(ws, server):
 def test_a_deliverable_outside_the_workspace_fails_the_task(ws, server):
     server.reply(json.dumps({"summary": "x", "deliverables": [{"path": "../../etc/evil", "content": "x"}]}))
     summary = _run(ws, server)
-    assert "outside the workspace" in summary.state["tasks"]["notes"]["error"]
+    assert "escapes the workspace" in summary.state["tasks"]["notes"]["error"]
     assert not (ws.root.parent.parent / "etc" / "evil").exists()
 
 
@@ -136,3 +136,22 @@ def test_secrets_scan_no_key_anywhere_after_a_run(ws, server):
         data = path.read_bytes()
         for key in (ANTHROPIC_KEY, OPENAI_KEY, "SECRETSECRET"):
             assert key.encode() not in data, f"{key[:12]}… found in {path}"
+
+
+@pytest.mark.parametrize(("path", "why"), [
+    ("task_boards/CLAUDE_TASKS.md", "is a file coord renders or reads as settings"),
+    ("TEAM_COORDINATION.md", "is a file coord renders or reads as settings"),
+    ("coord.yaml", "is a file coord renders or reads as settings"),
+    ("reports", "is a directory"),
+    ("", "a deliverable needs a path"),
+])
+def test_a_deliverable_may_not_replace_coords_own_files_and_nothing_is_written_then(ws, server, path, why):
+    (ws.root / "reports").mkdir(exist_ok=True)
+    server.reply(json.dumps({"summary": "x", "deliverables": [{"path": "docs/first.md", "content": "first"},
+                                                                {"path": path, "content": "x"}]}))
+    summary = _run(ws, server)
+    error = summary.state["tasks"]["notes"]["error"]
+    assert "the model asked for a deliverable coord does not write (nothing was written)" in error and why in error
+    assert not (ws.root / "docs" / "first.md").exists()
+    board = ws.root / "task_boards" / "CLAUDE_TASKS.md"
+    assert not board.exists() or "coord:tasks:begin" in board.read_text()
