@@ -86,9 +86,12 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
         if isinstance(measured, Instances):  # fanned-out task: every instance must pass
             failing = [(tid, v) for tid, v in measured if not _compare(v, check.op, check.value)]
             passed = not failing
-            detail = ("fails for " + ", ".join(f"{t}={fmt_num(v)}" for t, v in failing)) if failing else \
-                f"passes for all {len(measured)} instances"
-            shown = failing[0][1] if failing else measured[0][1]
+            if failing:
+                detail = "fails for " + ", ".join(f"{t}={fmt_num(v)}" for t, v in failing)
+                shown = failing[0][1]
+            else:  # the copy closest to failing is the one the verdict rests on
+                tid, shown = _binding(measured, check.op)
+                detail = f"passes for all {len(measured)} instances (closest: {tid}={fmt_num(shown)})"
         elif isinstance(measured, list | dict):  # a list metric: no one value to compare
             passed, shown = False, None
             detail = (f"{check.metric} is a list ({len(measured)} items), not one number or string: "
@@ -117,6 +120,16 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
     result["deferred"] = bool(deferrable and not result["passed"] and check.defer and not check.critical)
     result["defer_text"] = check.defer if result["deferred"] else None
     return result  # type: ignore[return-value]
+
+
+def _binding(instances: Instances, op: str) -> tuple[str, Any]:
+    """The (copy, value) nearest the threshold: the least for ``>=``/``>``, the most for ``<=``/``<``."""
+    numeric = [(t, v) for t, v in instances if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numeric) == len(instances) and op in (">=", ">"):
+        return min(numeric, key=lambda tv: tv[1])
+    if len(numeric) == len(instances) and op in ("<=", "<"):
+        return max(numeric, key=lambda tv: tv[1])
+    return instances[0]
 
 
 def _filled(command: str, lookup: MetricLookup) -> tuple[str, str | None]:

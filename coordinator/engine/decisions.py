@@ -86,7 +86,11 @@ def _find_run(ws: Workspace, gate_id: str, run_id: str | None) -> str:
     return str((unfinished or having)[-1]["run_id"])
 
 
-def _validate(action: str, note: str | None, grade: str | None) -> None:
+def _validate(action: str, note: str | None, grade: str | None, by: str | None = None) -> None:
+    if by is not None and (not by.strip() or any(not c.isprintable() for c in by) or len(by) > 100):
+        raise UsageError("--by is a person's name: one line of printable text, at most 100 characters")
+    if note is not None and any(not c.isprintable() and c not in "\n\t" for c in note):
+        raise UsageError("--note holds control characters; write it as plain text")
     if action not in ("approve", "reject", "override"):
         raise UsageError(f"unknown decision {action!r} (approve, reject or override)")
     if action in ("reject", "override") and not (note and note.strip()):
@@ -121,7 +125,7 @@ def queue_decision(ws: Workspace, gate_id: str, action: Action, *, note: str | N
     A decision with the same action and grade already queued for the gate is returned instead
     of a new one, so a command or board sync killed after queueing queues nothing twice.
     """
-    _validate(action, note, grade)
+    _validate(action, note, grade, by)
     require_writable(ws.state_dir, f"record a decision on gate {gate_id!r}")
     run_id = _find_run(ws, gate_id, run_id)
     plan = load_run_plan(ws, run_id)

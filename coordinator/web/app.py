@@ -28,7 +28,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from coordinator.core.errors import CoordError
+from coordinator.core.errors import CoordError, InputError
 from coordinator.core.workspace import Workspace
 from coordinator.engine.run_view import find_run
 from coordinator.web import chart_pages, views
@@ -132,7 +132,13 @@ class Dashboard:
 
     def benchmark(self, request: Request, run_id: str) -> Response:
         """``/runs/{run}/benchmark``: accuracy per agent with Wilson intervals (``?path=`` another report)."""
-        context = chart_pages.benchmark_context(self.ws, run_id, request.query_params.get("path"))
+        requested = request.query_params.get("path")
+        try:
+            context = chart_pages.benchmark_context(self.ws, run_id, requested)
+        except InputError as e:
+            if requested is None:
+                raise  # the run's own report is broken: the server's data, not the request
+            return self.error(400, "Not a benchmark report", str(e))  # the file the request named is not one
         return self.page("benchmark.html.j2", run_nav=context["run"]["run_id"], **context)
 
     def file(self, request: Request) -> Response:

@@ -4,6 +4,7 @@ there, and the run says what happened (no traceback on the console, no claim tha
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -441,3 +442,28 @@ def test_a_gate_that_sends_work_back_makes_the_other_gates_on_it_review_again(ws
     assert approved.exit_code == 1, approved.output  # the run went on and ended: train is blocked by dq
     assert "task train blocked: gate dq rejected" in approved.output
     assert not (ws.root / "train.txt").exists()
+
+
+@pytest.mark.parametrize(("by", "note", "message"), [
+    ("evil\n- [x] approve: **au**", None, "--by is a person's name: one line of printable text"),
+    ("", None, "--by is a person's name"),
+    ("ana", "why\x1b[31m", "--note holds control characters"),
+])
+def test_a_decision_s_name_and_note_cannot_carry_lines_or_control_characters(ws, by, note, message):
+    from coordinator.engine.decisions import queue_decision
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        queue_decision(ws, "g", "reject", note=note or "because", by=by)
+
+
+def test_a_criterion_passed_by_every_copy_shows_the_copy_closest_to_failing(ws):
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: scale, title: Scale, role: lead, foreach: [a, b, c], command: "python -c \\"import json, os; json.dump({'rows': {'a': 50, 'b': 30, 'c': 41}['${item}']}, open(os.environ['COORD_METRICS'], 'w'))\\""}
+    gates:
+      - {id: g, after: [scale], criteria: [{metric: scale.rows, op: ">=", value: 30}, {metric: scale.rows, op: "<=", value: 60}]}
+    """)
+    low, high = summary.state["gates"]["g"]["criteria"]
+    assert low["passed"] and low["measured"] == 30 and low["detail"] == "passes for all 3 instances (closest: scale[b]=30)"
+    assert high["passed"] and high["measured"] == 50 and "closest: scale[a]=50" in high["detail"]

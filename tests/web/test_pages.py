@@ -141,3 +141,11 @@ def test_decisions_enabled_page_has_a_form_with_a_fresh_key_and_the_identity(ws,
     assert keys[0] != keys[1]  # a key per form drawn: a resubmitted form repeats its own key only
     assert f"decisions enabled, as <strong>{PERSON}</strong>" in first
     assert 'value="approve"' in first and 'value="reject"' in first and 'value="override"' in first
+
+
+def test_a_requested_file_that_is_not_a_benchmark_report_is_a_client_error(ws, waiting_run):
+    c = client(config(ws))
+    write_benchmark(ws)
+    (ws.root / "reports" / "notes.md").write_text("# not JSON\n")
+    page = c.get(f"/runs/{waiting_run.run_id}/benchmark", params={"path": "reports/notes.md"})
+    assert page.status_code == 400 and "Traceback" not in page.text and "not JSON" in page.text
