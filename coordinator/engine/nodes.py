@@ -279,7 +279,8 @@ def _submit(ctx: RunContext, tid: str, dispatch: int, rec: TaskRecord, tasks: di
     inputs = tuple(str(a["path"]) for need in task.needs for a in tasks.get(need, {}).get("artifacts") or [])
     ctx.pool.submit(task, dispatch, feedback=list(rec.get("feedback") or []),
                     earlier_attempts=int(rec.get("attempts") or 0), review=rec.get("review"),
-                    upstream=upstream, inputs=inputs, digests=_digests(task.needs, tasks))
+                    upstream=upstream, inputs=inputs, digests=_digests(task.needs, tasks),
+                    earlier_cost=float(rec.get("cost_usd") or 0.0))
 
 
 def _digests(needs: list[str], tasks: dict[str, TaskRecord]) -> tuple[tuple[str, str, str], ...]:

@@ -120,7 +120,7 @@ class TaskPool:
     def submit(self, task: CompiledTask, dispatch: int, feedback: list[str] | None = None,
                earlier_attempts: int = 0, review: FeedbackRecord | None = None,
                upstream: dict[str, Any] | None = None, inputs: tuple[str, ...] = (),
-               digests: tuple[tuple[str, str, str], ...] = ()) -> None:
+               digests: tuple[tuple[str, str, str], ...] = (), earlier_cost: float = 0.0) -> None:
         """Start a task (or take its durable record if an earlier process finished it).
 
         ``feedback``/``review``: why a gate (or a person) sent the task back, as text and as data;
@@ -131,7 +131,7 @@ class TaskPool:
         """
         deadline = time.monotonic() + self._time_allowed(task) if task.timeout else None
         job = TaskJob(task, dispatch, tuple(feedback or ()), earlier_attempts, review, dict(upstream or {}),
-                      tuple(inputs), tuple(digests))
+                      tuple(inputs), earlier_cost, tuple(digests))
         entry = _Inflight(job, time.monotonic(), threading.Event(), deadline)
         with self._lock:
             if task.id in self._inflight:
@@ -313,6 +313,7 @@ class TaskPool:
         started_iso = now_iso()
         outcome = TaskOutcome(status="failed", error="not run")
         attempt = 0
+        spent = 0.0  # what every attempt recorded, not only the last one
         while True:
             attempt += 1
             self.events.emit("task_started", task=task.id, dispatch=entry.dispatch, attempt=attempt,
@@ -332,6 +333,7 @@ class TaskPool:
                 where = self._keep_traceback(task.id, entry.dispatch)
                 log.error("driver %s crashed on %s (traceback in %s)", driver_name, task.id, where)
                 outcome = TaskOutcome(status="failed", error=f"{type(e).__name__}: {e} (traceback in {where})")
+            spent += outcome.cost_usd or 0.0
             for path in outcome.replaced:  # a person's edit was overwritten: say so, once
                 self.events.emit("output_replaced", once=f"output_replaced:{task.id}:{entry.dispatch}:{path}",
                                  task=task.id, dispatch=entry.dispatch, attempt=attempt, path=path)
@@ -356,7 +358,7 @@ class TaskPool:
             duration_s=round(time.monotonic() - entry.started, 3), driver=driver_name, agent=role.agent,
             metrics=_masked(_jsonable(outcome.metrics)), artifacts=outcome.artifacts,  # type: ignore[typeddict-item]
             notes=[redact(str(n)) for n in outcome.notes], error=redact(outcome.error) if outcome.error else None,
-            cost_usd=outcome.cost_usd,
+            cost_usd=round(job.earlier_cost + spent, 6),
             skipped_run=outcome.skipped_run, recovered=False,
             **({"environment_fault": True} if outcome.environment_fault else {}),
             **({"held_by": outcome.held_by, "reason": outcome.error} if outcome.held_by else {}))

@@ -26,6 +26,8 @@ class TaskJob:
     """Metrics of the upstream tasks its ``${task.metric}`` references name."""
     inputs: tuple[str, ...] = ()
     """The artifacts of the tasks it needs."""
+    earlier_cost: float = 0.0
+    """USD the task's earlier dispatches recorded: its record's cost counts every run of it."""
     digests: tuple[tuple[str, str, str], ...] = ()
     """(path, sha256, task that wrote it) of those artifacts: a file changed since is not fed to the task."""
 
@@ -34,11 +36,12 @@ class TaskJob:
         return {"task": self.task.model_dump(mode="json", by_alias=True), "dispatch": self.dispatch,
                 "feedback": list(self.feedback), "earlier_attempts": self.earlier_attempts,
                 "review": self.review, "upstream": self.upstream, "inputs": list(self.inputs),
-                "digests": [list(d) for d in self.digests]}
+                "digests": [list(d) for d in self.digests], "earlier_cost": self.earlier_cost}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskJob:
         """The job :meth:`to_json` wrote."""
         return cls(CompiledTask.model_validate(data["task"]), int(data["dispatch"]), tuple(data["feedback"]),
                    int(data["earlier_attempts"]), data.get("review"), dict(data["upstream"]), tuple(data["inputs"]),
+                   float(data.get("earlier_cost") or 0.0),
                    tuple((str(p), str(h), str(t)) for p, h, t in data.get("digests") or ()))

@@ -467,3 +467,23 @@ def test_a_criterion_passed_by_every_copy_shows_the_copy_closest_to_failing(ws):
     low, high = summary.state["gates"]["g"]["criteria"]
     assert low["passed"] and low["measured"] == 30 and low["detail"] == "passes for all 3 instances (closest: scale[b]=30)"
     assert high["passed"] and high["measured"] == 50 and "closest: scale[a]=50" in high["detail"]
+
+
+def test_a_task_s_cost_counts_every_attempt_and_every_time_a_gate_sent_it_back(ws):
+    (ws.root / "spend.py").write_text(
+        "import json, os\nopen(os.environ['COORD_COSTS'], 'a').write(json.dumps({'usd': 0.25}) + '\\n')\n"
+        "n = int(os.environ['COORD_ATTEMPT'])\njson.dump({'n': n}, open(os.environ['COORD_METRICS'], 'w'))\n"
+        "raise SystemExit(1 if n == 1 else 0)\n")
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: prod, title: Prod, role: lead, command: "python spend.py", retries: 1, retry_backoff: 0}
+    gates:
+      - {id: g, after: [prod], on_fail: retry, max_retries: 1, criteria: [{metric: prod.n, op: ">=", value: 3}]}
+    """)
+    rec = summary.state["tasks"]["prod"]
+    assert rec["attempts"] == 3  # failed, passed (gate sent it back), ran once more
+    assert rec["cost_usd"] == pytest.approx(0.75)
+    from coordinator.engine.ledger import Ledger
+
+    assert Ledger.of(ws.state_dir).spent(summary.run_id).usd == pytest.approx(0.75)
