@@ -190,3 +190,31 @@ def test_a_bad_local_row_names_its_place(prices_file, row, where):
     prices_file(f"inference:\n  m: {row}\n")
     with pytest.raises(ProviderConfigError, match=r"prices\.yaml → " + where.replace("[", r"\[").replace("]", r"\]")):
         cost_of("m", Usage(input_tokens=1))
+
+
+@pytest.mark.parametrize(("flavor", "stdout", "flag"), [
+    ("claude", '{"type": "result", "subtype": "success", "result": "ok", "total_cost_usd": -5.0}',
+     "reported an impossible cost (-5.0)"),
+    ("claude", '{"type": "result", "subtype": "success", "result": "ok", "total_cost_usd": 0.01, '
+               '"usage": {"input_tokens": "many", "output_tokens": 5}}', None),
+    ("codex", '{"type": "thread.started", "thread_id": "t"}\n'
+              '{"type": "turn.completed", "usage": {"input_tokens": "many", "output_tokens": 5}}',
+     "reported token counts that are not counts"),
+    ("codex", '{"type": "thread.started", "thread_id": "t"}\n'
+              '{"type": "turn.completed", "usage": {"input_tokens": 10, "output_tokens": -475}}',
+     "reported token counts that are not counts"),
+    ("codex", '{"type": "thread.started", "thread_id": "t"}\n{"type": "turn.started"}',
+     "codex reported no token usage (no turn.completed was read"),
+])
+def test_a_cli_s_impossible_or_missing_figures_are_never_booked_as_money(tmp_path, flavor, stdout, flag):
+    from roles.drivers.cli._driver import reply_cost
+    from roles.drivers.cli._flavors import FLAVORS, CliSettings
+
+    f = FLAVORS[flavor]
+    reply = f.parse(stdout, tmp_path / "last.txt")
+    _, cost, source = reply_cost(f, CliSettings(f.name, "gpt-5-codex" if flavor == "codex" else None, "x"),
+                                 reply, {}, "lead")
+    if flag is None:  # a reported dollar figure stands; the bad token count is only not priced
+        assert cost.usd == 0.01
+    else:
+        assert cost.usd is None and source == "unknown" and flag in str(cost.flag), cost

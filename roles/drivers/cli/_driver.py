@@ -14,6 +14,7 @@ the branch waits for the gate (see :mod:`roles.drivers.cli._merge`).
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,7 @@ from coordinator.core.roles import RoleDefinition
 from coordinator.core.run_store import load_run_plan, read_status_tasks
 from coordinator.core.workspace import Workspace
 from reviews.criteria import evaluate, metric_lookup
-from roles.drivers.cli._flavors import FLAVORS, AgentReply, CliSettings, Flavor
+from roles.drivers.cli._flavors import BAD_USAGE, FLAVORS, AgentReply, CliSettings, Flavor
 from roles.drivers.cli._merge import PENDING, merge_reviewed, merge_task, trailers
 from roles.drivers.cli._process import ProcessResult, kill_stale, run_in_group
 from roles.drivers.cli._run_files import gates_reviewing
@@ -91,9 +92,18 @@ def reply_cost(flavor: Flavor, settings: CliSettings, reply: AgentReply, env: Ma
     """
     model = reply.model or settings.model or (codex_default_model(env) if flavor.name == "codex" else None)
     if reply.cost_usd is not None:
+        if not math.isfinite(reply.cost_usd) or reply.cost_usd < 0:
+            return model or "default", Cost(None, f"the {flavor.name} CLI reported an impossible cost "
+                                                  f"({reply.cost_usd!r}); never booked"), "unknown"
         return model or "default", Cost(reply.cost_usd), "reported by the CLI"
+    if BAD_USAGE in reply.usage:
+        return model or "default", Cost(None, f"the {flavor.name} CLI reported token counts that are not counts "
+                                              "(negative, text or not finite); never priced"), "unknown"
     if flavor.name != "codex":
         return model or "default", Cost(None, f"the {flavor.name} CLI reports no cost"), "unknown"
+    if not reply.usage:
+        return model or "default", Cost(None, "codex reported no token usage (no turn.completed was read: it "
+                                              "failed, timed out or was stopped)"), "unknown"
     if model is None:
         return "default", Cost(None, "codex reports tokens, not dollars, and no model is known to price them: "
                                f"set roles.{role}.model (or `model` in ~/.codex/config.toml)"), "unknown"

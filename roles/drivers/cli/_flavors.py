@@ -24,6 +24,7 @@ Token counts are normalised here to coord's meaning (:class:`coordinator.core.ll
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,14 +139,22 @@ def _result_object(stdout: str) -> tuple[dict[str, Any] | None, list[Any]]:
     return None, []
 
 
+BAD_USAGE = "usage_unreadable"
+"""Set in a reply's usage when a count the CLI reported is not a whole number ≥ 0: its cost is unknown."""
+
+
 def _ints(raw: Any, keys: dict[str, str]) -> dict[str, int]:
     if not isinstance(raw, dict):
         return {}
     out: dict[str, int] = {}
     for k, name in keys.items():
         v = raw.get(k)
-        if isinstance(v, int | float) and not isinstance(v, bool):
+        if v is None:
+            continue
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
             out[name] = out.get(name, 0) + int(v)
+        else:  # a count that is negative, text or not finite is not a count: nothing is priced from it
+            out[BAD_USAGE] = 1
     return out
 
 
