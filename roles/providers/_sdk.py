@@ -53,6 +53,14 @@ def provider_message(exc: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+def _error_type(exc: Any) -> str | None:
+    """The ``error.type`` of an SDK status error's body, when it has one."""
+    body = getattr(exc, "body", None)
+    err = body.get("error", body) if isinstance(body, dict) else None
+    kind = err.get("type") if isinstance(err, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def classify(provider: str, exc: BaseException, sdk: ModuleType, timeout_s: float) -> BaseException:
     """Map an SDK or transport exception to :class:`Transient`, :class:`ProviderRequestError` or itself."""
     if isinstance(exc, Transient | ProviderError):
@@ -65,6 +73,11 @@ def classify(provider: str, exc: BaseException, sdk: ModuleType, timeout_s: floa
     if isinstance(exc, sdk.APIStatusError):
         status = int(exc.status_code)
         msg = redact(provider_message(exc))
+        if status < 400:  # an error event inside a 200 stream (Anthropic's overloaded_error mid-answer)
+            kind = _error_type(exc)
+            if kind in ("invalid_request_error", "authentication_error", "permission_error", "not_found_error"):
+                return ProviderRequestError(provider, status, f"{kind} in the stream: {msg}")
+            return Transient(f"error event in the answer's stream ({kind or 'unnamed'}): {msg}")
         if status in RETRYABLE_STATUS or status >= 500:
             return Transient(f"HTTP {status}: {msg}", parse_retry_after(exc.response.headers))
         return ProviderRequestError(provider, status, msg)

@@ -62,7 +62,7 @@ def complete_structured(provider: LLMProvider, request: LLMRequest,
     try:
         return parse_as(model_cls, first.text), [first]
     except ValueError as e:
-        error = str(e)
+        error = _why(e, first, request.max_tokens)
     retry = replace(req, messages=(*req.messages, Message("assistant", first.text),
                                    Message("user", f"That reply was rejected: {error}. Reply again with only "
                                                    "the corrected JSON object.")))
@@ -70,6 +70,19 @@ def complete_structured(provider: LLMProvider, request: LLMRequest,
     try:
         return parse_as(model_cls, second.text), [first, second]
     except ValueError as e:
-        raise ModelOutputError(f"{provider.name} model {provider.model!r} returned output that {e} "
-                               f"(also after one corrective retry whose prompt carried the first error: "
-                               f"{error})") from None
+        raise ModelOutputError(f"{provider.name} model {provider.model!r} returned output that "
+                               f"{_why(e, second, request.max_tokens)} (also after one corrective retry whose "
+                               f"prompt carried the first error: {error})") from None
+
+
+_CUT_OFF = ("max_tokens", "length", "incomplete: max_output_tokens")
+"""Stop reasons that mean the answer ran into the output limit (Anthropic, OpenAI chat, Responses)."""
+
+
+def _why(error: ValueError, answer: Completion, max_tokens: int) -> str:
+    """What was wrong with an answer, to follow "output that": cut off at the output limit, else what
+    parsing found."""
+    if answer.stop_reason in _CUT_OFF:
+        return f"was cut off at the output limit (max_tokens={max_tokens}, stop reason {answer.stop_reason!r})"
+    text = str(error)
+    return f"is {text}" if text.startswith("not valid JSON") else text

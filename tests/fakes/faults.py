@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["status", "slow", "malformed", "truncated", "drop", "body", "usage"]
+FaultKind = Literal["status", "slow", "malformed", "truncated", "drop", "body", "usage", "stream_error"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,8 @@ class Fault:
     def usage_of(cls, usage: dict[str, object] | None) -> Fault:
         """Answer normally but report these usage fields (or no usage at all)."""
         return cls("usage", usage=usage)
+
+    @classmethod
+    def stream_error(cls, kind: str = "overloaded_error", message: str = "Overloaded") -> Fault:
+        """Start an Anthropic stream, then send an ``error`` event in it (its HTTP status stays 200)."""
+        return cls("stream_error", status=200, message=f"{kind}:{message}")

@@ -286,6 +286,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return True
+        if fault.kind == "stream_error":
+            kind, _, message = fault.message.partition(":")
+            events = self._stream_events(route, body)
+            self._sse([*events[:2], ("error", {"type": "error", "error": {"type": kind, "message": message}})],
+                      close=True)
+            return True
         if fault.kind == "body":
             self.send_response(200)
             self.send_header("content-type", fault.content_type)

@@ -262,3 +262,10 @@ def test_usage_a_server_did_not_report_or_that_is_impossible_is_never_priced(var
     second = p.complete(LLMRequest.of("hi"))
     assert second.cost.usd is None and "impossible token usage" in str(second.cost.flag), second.cost
     assert [c.cost.usd for c in sink.calls] == [None, None]
+
+
+def test_an_overloaded_error_inside_an_anthropic_stream_is_retried(server, monkeypatch):
+    stream = next(v for v in VARIANTS if v.provider == "anthropic" and v.stream)
+    server.inject(stream.route, Fault.stream_error())
+    done = _provider(stream, server, monkeypatch).complete(LLMRequest.of("hi"))
+    assert done.text == "All done." and done.attempts == 2

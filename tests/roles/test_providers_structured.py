@@ -73,3 +73,20 @@ def test_redaction_masks_registered_keys_and_key_shapes():
     out = redact(text)
     assert "secret-token" not in out and "abcdefghij" not in out and "ABCDEFGHIJ" not in out
     assert out.endswith("ok")
+
+
+def test_an_answer_cut_off_at_the_output_limit_is_said_to_be_cut_off():
+    from coordinator.core.llm import Completion, Cost, Usage
+
+    class CutOff:
+        name, model = "anthropic", "claude-haiku-4-5"
+
+        def complete(self, request: LLMRequest) -> Completion:
+            return Completion('{"verdict": "appr', self.name, self.model, Usage(), Cost(0.0), 0.1, 1,
+                              stop_reason="max_tokens")
+
+    with pytest.raises(ModelOutputError) as err:
+        complete_structured(CutOff(), LLMRequest.of("review", max_tokens=64), Review)  # type: ignore[arg-type]
+    msg = str(err.value)
+    assert "returned output that was cut off at the output limit (max_tokens=64, stop reason 'max_tokens')" in msg
+    assert "that not valid" not in msg
