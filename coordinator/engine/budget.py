@@ -367,13 +367,19 @@ def with_budget(phase: str, problems: list[str], state: Mapping[str, Any]) -> tu
                if (mr := rec.get("model_review")) and mr.get("status") == "skipped"]
     if budget is None or not (budget["exhausted"] or held):
         return phase, [*problems, *skipped]
-    how = "`coord budget raise USD` (or `coord budget approve`) and `coord resume`"
+    # the scope whose limit is passed: the run's, else a role's (then the raise names that role)
+    roles_over = [name for name, r in (budget.get("roles") or {}).items() if r.get("exhausted")]
+    if budget["run"].get("exhausted") or not roles_over:
+        what, flag = f"budget: {budget['run']['text']}", ""
+    else:
+        name = roles_over[0]
+        what, flag = f"budget of role {name}: {budget['roles'][name]['text']}", f" --role {name}"
+    how = f"`coord budget raise USD{flag}` (or `coord budget approve{flag}`) and `coord resume`"
     if budget["exhausted"] and held:
-        line = f"budget: {budget['run']['text']}; paid work is paused ({', '.join(held)}) until {how}"
+        line = f"{what}; paid work is paused ({', '.join(held)}) until {how}"
     elif held:
         line = (f"budget: {budget['run']['text']}; held because the next paid call may cost more than is left: "
                 f"{', '.join(held)}; continue with {how}")
     else:
-        line = (f"budget: {budget['run']['text']}; the limit was passed and nobody approved the overrun: "
-                f"{how}")
+        line = f"{what}; the limit was passed and nobody approved the overrun: {how}"
     return ("waiting" if phase in ("finished", "waiting") else phase), [line, *problems, *skipped]

@@ -487,3 +487,18 @@ def test_a_task_s_cost_counts_every_attempt_and_every_time_a_gate_sent_it_back(w
     from coordinator.engine.ledger import Ledger
 
     assert Ledger.of(ws.state_dir).spent(summary.run_id).usd == pytest.approx(0.75)
+
+
+def test_a_role_limit_passed_is_reported_as_that_role_s_with_the_raise_that_fits(ws):
+    summary = _run(ws, """
+    name: p
+    roles: {execution: {agent: cursor, budget_usd: 0.5}}
+    budget: {usd: 5}
+    tasks:
+      - {id: a, title: A, role: execution, command: "echo '{\\"usd\\": 0.45}' >> $COORD_COSTS"}
+      - {id: b, title: B, role: execution, needs: [a], command: "echo '{\\"usd\\": 0.2}' >> $COORD_COSTS"}
+    """)
+    assert summary.phase == "waiting"
+    line = summary.problems[0]
+    assert line.startswith("budget of role execution: $0.65 of $0.50"), line
+    assert "`coord budget raise USD --role execution`" in line and "budget: $0.65 of $5.00" not in line
