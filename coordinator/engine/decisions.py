@@ -27,7 +27,7 @@ from coordinator.core.grading import grade_floor
 from coordinator.core.read_only import require_writable
 from coordinator.core.run_store import load_run_plan
 from coordinator.core.state import PERSON_HOLD, REVIEW_HOLD, DecisionRecord, GateRecord
-from coordinator.core.workspace import Workspace
+from coordinator.core.workspace import Workspace, lock_holder
 from coordinator.engine.runner import (
     UNFINISHED,
     RunOptions,
@@ -152,7 +152,9 @@ def queue_decision(ws: Workspace, gate_id: str, action: Action, *, note: str | N
             (action, grade, who, note):
         return run_id, held  # the same command again after a kill that came once the run had taken it
     if status != "waiting":
-        raise UsageError(not_waiting(gate_id, run_id, rec, plan.gates[gate_id].policy))
+        holder = lock_holder(ws)
+        live = holder is not None and holder.run_id == run_id
+        raise UsageError(not_waiting(gate_id, run_id, rec, plan.gates[gate_id].policy, live=live))
     if rec.get("override_until") and not window_open(rec):
         raise UsageError(f"the override window of gate {gate_id!r} closed at {rec['override_until']}; "
                          f"its automatic verdict stands ({rec.get('status')})")
@@ -201,11 +203,15 @@ def apply_queued(ws: Workspace, run_id: str, decision: DecisionRecord) -> Decisi
     return result
 
 
-def not_waiting(gate_id: str, run_id: str, rec: Mapping[str, Any], policy: str) -> str:
-    """Why a decision on a gate that does not wait for one is refused, and what can be done instead."""
+def not_waiting(gate_id: str, run_id: str, rec: Mapping[str, Any], policy: str, *, live: bool = False) -> str:
+    """Why a decision on a gate that does not wait for one is refused, and what can be done instead
+    (``live``: a coord process is driving the run now)."""
     status = rec.get("status", "pending")
     decided = f" (decided by {rec['decided_by']} at {rec['decided_at']})" if rec.get("decided_by") else ""
     head = f"gate {gate_id!r} of run {run_id} is not waiting for a decision: it is {status}{decided}"
+    if status == "pending" and live:
+        return (f"{head}; it is reviewed once the tasks it covers are done, and the run is going now: decide it "
+                "when it waits for you (`coord status` shows when)")
     if status == "pending":
         return f"{head}; it is reviewed once the tasks it covers are done (`coord resume {run_id}` runs them)"
     if policy == "auto" and status in ("rejected", "changes_requested"):

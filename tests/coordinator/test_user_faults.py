@@ -502,3 +502,12 @@ def test_a_role_limit_passed_is_reported_as_that_role_s_with_the_raise_that_fits
     line = summary.problems[0]
     assert line.startswith("budget of role execution: $0.65 of $0.50"), line
     assert "`coord budget raise USD --role execution`" in line and "budget: $0.65 of $5.00" not in line
+
+
+def test_a_decision_on_a_pending_gate_of_a_live_run_says_to_wait_not_to_resume():
+    from coordinator.engine.decisions import not_waiting
+
+    live = not_waiting("h", "r1", {"status": "pending"}, "human", live=True)
+    assert "the run is going now" in live and "coord resume" not in live
+    idle = not_waiting("h", "r1", {"status": "pending"}, "human")
+    assert "`coord resume r1` runs them" in idle
