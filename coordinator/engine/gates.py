@@ -284,13 +284,18 @@ def remeasure(ctx: RunContext, item: DeferredItem, tasks_state: Mapping[str, Tas
     lookup = metric_lookup(all_metrics, ctx.expansions)
     if check.metric is not None and check.command is None:
         owner, _, name = check.metric.partition(".")
-        by = next((t for t in done if name in (tasks_state[t].get("metrics") or {})), None)
+        decided = str(gate_rec.get("decided_at") or "")
+        # a resolving task's figure counts only if it was measured after the gate found the problem
+        by = next((t for t in done if name in (tasks_state[t].get("metrics") or {})
+                   and str(tasks_state[t].get("finished_at") or "") > decided), None)
         if by is not None:
             after, lookup = by, metric_lookup({owner: all_metrics[by]}, {})
         elif not _ran_again(ctx.expansions.get(owner, [owner]), tasks_state, gate_rec.get("decided_at")):
+            early = name in (tasks_state[after].get("metrics") or {})
+            said = f"{after} measured {name!r} before the gate decided" if early else f"{after} reports no {name!r}"
             out["detail"] = (f"{after} is done, but nothing has measured {check.metric} since the gate did: "
-                             f"{after} reports no {name!r} and {owner} has not run again; the item stays open "
-                             f"until one of them measures it")
+                             f"{said} and {owner} has not run again; the item stays open until one of them "
+                             f"measures it")
             return out
     res = evaluate(check, lookup, ctx.ws.root, deferrable=False,
                    task_text=task_text_reader(ctx.ws.root, tasks_state, ctx.expansions))

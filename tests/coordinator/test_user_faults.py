@@ -511,3 +511,21 @@ def test_a_decision_on_a_pending_gate_of_a_live_run_says_to_wait_not_to_resume()
     assert "the run is going now" in live and "coord resume" not in live
     idle = not_waiting("h", "r1", {"status": "pending"}, "human")
     assert "`coord resume r1` runs them" in idle
+
+
+def test_a_deferred_item_is_not_resolved_by_a_figure_measured_before_the_gate_found_the_problem(ws):
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: early, title: Early, role: lead, command: "echo '{\\"pii\\": 0}' > $COORD_METRICS"}
+      - {id: audit, title: Audit, role: quality, command: "sleep 0.2; echo '{\\"pii\\": 5}' > $COORD_METRICS"}
+      - {id: after, title: After, role: lead, needs: [g], command: "true"}
+    gates:
+      - id: g
+        after: [audit]
+        on_fail: defer
+        criteria: [{metric: audit.pii, op: "==", value: 0, defer: "Scrub PII", resolved_by: [early]}]
+    """)
+    (item,) = summary.state["deferred"].values()
+    assert item["status"] == "open", item
+    assert "early measured 'pii' before the gate decided" in (item.get("remeasured") or {}).get("detail", ""), item
