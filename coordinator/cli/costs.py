@@ -109,8 +109,11 @@ def register(app: typer.Typer) -> None:
                               format_usd(t.usd), str(t.unknown or "—"), *([str(t.pending or "—")] if pending else []))
             console.out.print(table)
         spent, unknown = sum(t.usd for t in first), sum(t.unknown for t in first)
-        console.info(f"total: {format_usd(spent)}" + (f" plus {unknown} call(s) of unknown cost (not in the price "
-                                                      "table; never guessed)" if unknown else ""))
+        console.info(f"total: {format_usd(spent)}" + (f" plus {unknown} call(s) of unknown cost (never guessed)"
+                                                      if unknown else ""))
+        if unknown:  # why, as each call recorded it
+            for reason in call(lambda: unknown_reasons(ws, rid))[:10]:
+                console.detail(f"unknown because: {reason}", problem=False)
         if pending:
             console.warn(f"{pending} pending call(s): sent but never settled (in flight, or cut off by a kill), "
                          f"counted against the budget at up to {format_usd(sum(t.pending_usd for t in first))}; "
@@ -190,3 +193,13 @@ def _change(ws: Workspace, run_id: str | None, usd: float | None, role: str | No
     raise typer.Exit(summary.exit_code)
 
 
+
+def unknown_reasons(ws: Workspace, run_id: str | None) -> list[str]:
+    """Why costs are unknown, as the calls recorded it: one run's, or every run's."""
+    # start-up: the engine loads only when there are unknown costs to explain
+    from coordinator.engine.run_view import list_runs
+    from coordinator.engine.stores import open_ledger
+
+    ledger = open_ledger(ws)
+    runs = [run_id] if run_id else [str(r["run_id"]) for r in list_runs(ws)]
+    return sorted({flag for r in runs for flag in ledger.flags(r)})

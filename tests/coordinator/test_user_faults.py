@@ -529,3 +529,20 @@ def test_a_deferred_item_is_not_resolved_by_a_figure_measured_before_the_gate_fo
     (item,) = summary.state["deferred"].values()
     assert item["status"] == "open", item
     assert "early measured 'pii' before the gate decided" in (item.get("remeasured") or {}).get("detail", ""), item
+
+
+def test_coord_costs_says_why_each_unknown_cost_is_unknown(ws):
+    from typer.testing import CliRunner
+
+    from coordinator.cli.app import app
+
+    summary = _run(ws, """
+    name: p
+    tasks:
+      - {id: a, title: A, role: lead, command: "echo '{\\"usd\\": null, \\"note\\": \\"free tier\\"}' >> $COORD_COSTS"}
+    """)
+    result = CliRunner().invoke(app, ["costs", summary.run_id, "-w", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    assert "plus 1 call(s) of unknown cost (never guessed)" in result.output
+    assert "unknown because: the command reported no price" in result.output
+    assert "not in the price table" not in result.output
