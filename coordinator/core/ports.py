@@ -13,6 +13,7 @@ Each registry reads its entry-point group (:mod:`coordinator.core.registry`).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -208,9 +209,20 @@ VALIDATORS: Registry[Validator] = Registry(VALIDATOR_GROUP, "validator", _valida
 LISTENERS: Registry[StateListener] = Registry(LISTENER_GROUP, "listener", _listener)
 
 
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b.")
+"""Terminal escape sequences (colours, cursor moves, titles) a program may print."""
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (line breaks and tabs kept): what
+    another program printed, made safe to show on coord's console, boards and messages."""
+    text = _ESCAPES.sub("", text)
+    return "".join(c if c.isprintable() or c in "\n\t" else "" for c in text)
+
+
 def tail(text: str, lines: int = 20) -> str:
-    """Last lines of a log, for error messages."""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """Last lines of a log, for error messages (escape sequences and control characters removed)."""
+    return "\n".join(printable(text).rstrip().splitlines()[-lines:])
 
 
 def outcome_from_error(exc: BaseException) -> TaskOutcome:

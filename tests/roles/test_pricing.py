@@ -218,3 +218,11 @@ def test_a_cli_s_impossible_or_missing_figures_are_never_booked_as_money(tmp_pat
         assert cost.usd == 0.01
     else:
         assert cost.usd is None and source == "unknown" and flag in str(cost.flag), cost
+
+
+def test_what_another_program_printed_is_shown_without_escapes_or_control_characters():
+    from coordinator.core.ports import printable, tail
+
+    raw = "ok\n\x1b[31mred\x1b[0m and \x00nul\x07 \x1b]0;title\x07done\n\x1b[2Jcleared\ttab"
+    assert printable(raw) == "ok\nred and nul done\ncleared\ttab"
+    assert tail(raw, 1) == "cleared\ttab"

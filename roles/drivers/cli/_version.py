@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from coordinator.core.ports import printable
 from roles.drivers.cli._flavors import Flavor, Version, parse_version, show_version
 
 VERSION_TIMEOUT_S = 10.0
@@ -70,9 +71,13 @@ def _ask(flavor: Flavor, path: str, role: str | None) -> CliVersion:
             proc = subprocess.run([path, "--version"], capture_output=True, text=True, errors="replace",
                                   stdin=subprocess.DEVNULL, timeout=VERSION_TIMEOUT_S, env=cli_env(flavor),
                                   cwd=scratch)
-    except (OSError, subprocess.TimeoutExpired):
-        return CliVersion(path, "", None)  # a wrapper without --version still runs; its version is unknown
-    text = next((ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip()), "")
+    except subprocess.TimeoutExpired:  # a wrapper without --version still runs; its version is unknown
+        return CliVersion(path, f"unknown (`--version` gave no answer in {VERSION_TIMEOUT_S:g}s)", None)
+    except OSError:
+        return CliVersion(path, "", None)
+    text = next((ln.strip() for ln in printable(proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip()), "")
+    if proc.returncode != 0:
+        text = f"unknown (`--version` exited {proc.returncode})"
     version = parse_version(text) if proc.returncode == 0 else None
     problem = None
     if version is not None and version < flavor.min_version:
