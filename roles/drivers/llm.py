@@ -134,7 +134,8 @@ class LLMDriver:
         artifacts.append(record)
         last = calls[-1]
         metrics: dict[str, object] = {
-            "llm_calls": len(calls), "tokens_in": sum(c.usage.input_tokens + c.usage.cached_tokens for c in calls),
+            "llm_calls": len(calls), "http_attempts": sum(c.attempts for c in calls),
+            "tokens_in": sum(c.usage.input_tokens + c.usage.cached_tokens for c in calls),
             "tokens_out": sum(c.usage.output_tokens for c in calls), "deliverables": len(answer.deliverables),
             "cost_usd": _known(calls) if all(c.cost.known for c in calls) else None,
             "cost_known": all(c.cost.known for c in calls)}

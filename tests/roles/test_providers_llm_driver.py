@@ -155,3 +155,12 @@ def test_a_deliverable_may_not_replace_coords_own_files_and_nothing_is_written_t
     assert not (ws.root / "docs" / "first.md").exists()
     board = ws.root / "task_boards" / "CLAUDE_TASKS.md"
     assert not board.exists() or "coord:tasks:begin" in board.read_text()
+
+
+@pytest.mark.slow  # the retries wait their real backoff
+def test_an_assignment_s_metrics_count_the_http_attempts_its_calls_took(ws, server):
+    server.inject("messages", Fault.http(429), Fault.http(529))
+    server.reply(GOOD)
+    summary = _run(ws, server)
+    metrics = summary.state["tasks"]["notes"]["metrics"]
+    assert metrics["llm_calls"] == 1 and metrics["http_attempts"] == 3
