@@ -82,6 +82,8 @@ class Parts:
     """(profile, parameter) of every ``set`` entry."""
     raw_tasks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """Tasks that failed the schema, as written: their references are still checked."""
+    raw_gates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """Gates that failed the schema, as written: likewise."""
 
     @classmethod
     def of(cls, spec: PlanSpec) -> Parts:
@@ -107,6 +109,8 @@ class Parts:
                         parts.invalid_ids.add(item["id"])
                     if key == "tasks" and isinstance(item, dict):
                         parts.raw_tasks.append((i, item))
+                    if key == "gates" and isinstance(item, dict):
+                        parts.raw_gates.append((i, item))
             return out
 
         parts.tasks, parts.gates = valid("tasks", TaskSpec), valid("gates", GateSpec)
@@ -210,6 +214,8 @@ def check_references(parts: Parts, errors: Collector, root: Path | None) -> None
         for o, output in enumerate(outputs if isinstance(outputs, list) else []):
             if isinstance(output, str):
                 check_path(output, ("tasks", i, "outputs", o), errors)
+    for g, raw in parts.raw_gates:
+        _check_raw_gate(g, raw, known_ids, errors)
     for i, task in parts.tasks:
         if roles is not None and task.role not in roles:
             errors.add(("tasks", i, "role"), f"unknown role {task.role!r} (known: {', '.join(sorted(roles))}; "
@@ -322,6 +328,26 @@ def _check_check(check: Any, loc: Loc, task_ids: set[str], errors: Collector,
     for r, res in enumerate(check.resolved_by):
         if res not in task_ids:
             errors.add(loc + ("resolved_by", r), f"unknown task {res!r}")
+
+
+def _check_raw_gate(g: int, raw: dict[str, Any], known_ids: set[str], errors: Collector) -> None:
+    """The references of a gate the schema rejected, as far as they can be read."""
+    def names(value: Any) -> list[tuple[int, str]]:
+        return [(n, v) for n, v in enumerate(value if isinstance(value, list) else []) if isinstance(v, str)]
+
+    for field_name in ("after", "blocks"):
+        for n, ref in names(raw.get(field_name)):
+            if ref not in known_ids:
+                errors.add(("gates", g, field_name, n), f"unknown task {ref!r}")
+    criteria = raw.get("criteria")
+    for c, crit in enumerate(criteria if isinstance(criteria, list) else []):
+        if not isinstance(crit, dict):
+            continue
+        if isinstance(crit.get("file"), str):
+            check_path(crit["file"], ("gates", g, "criteria", c, "file"), errors)
+        for n, ref in names(crit.get("resolved_by")):
+            if ref not in known_ids:
+                errors.add(("gates", g, "criteria", c, "resolved_by", n), f"unknown task {ref!r}")
 
 
 def check_path(value: Any, loc: Loc, errors: Collector) -> None:

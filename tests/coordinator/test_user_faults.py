@@ -546,3 +546,21 @@ def test_coord_costs_says_why_each_unknown_cost_is_unknown(ws):
     assert "plus 1 call(s) of unknown cost (never guessed)" in result.output
     assert "unknown because: the command reported no price" in result.output
     assert "not in the price table" not in result.output
+
+
+def test_every_problem_of_a_gate_the_schema_rejected_is_reported_at_once(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("name: p\ntasks: [{id: a, title: A, role: lead, command: 'true'}]\ngates:\n  - id: g\n"
+                    "    after: [a, nope]\n    blocks: [zz]\n    criteria:\n      - {metric: y, value: 1}\n"
+                    "      - {file: /etc/passwd}\n      - {metric: a.n, value: 1, defer: x, resolved_by: [ghost]}\n")
+    with pytest.raises(PlanError) as exc:
+        load_plan(str(path))
+    lines = exc.value.describe().replace(f"{tmp_path}/", "").splitlines()
+    assert sorted(lines) == sorted([
+        "plan.yaml:8 → gates[0].criteria[0]: metric 'y' must look like '<task>.<metric>'",
+        "plan.yaml:5 → gates[0].after[1]: unknown task 'nope'",
+        "plan.yaml:6 → gates[0].blocks[0]: unknown task 'zz'",
+        "plan.yaml:9 → gates[0].criteria[1].file: path '/etc/passwd' escapes the workspace (absolute paths are not "
+        "allowed)",
+        "plan.yaml:10 → gates[0].criteria[2].resolved_by[0]: unknown task 'ghost'",
+    ]), lines
