@@ -99,6 +99,8 @@ def evaluate(check: Check, lookup: MetricLookup, workspace: Path, *, deferrable:
         else:
             passed = problem is None and _compare(measured, check.op, check.value)
             detail, shown = problem, measured
+            if problem is None and measured is None:
+                detail = f"{check.metric} was reported as null (no value to compare)"
         result = {**base, "kind": "metric", "target": check.metric, "op": check.op,
                   "threshold": check.value, "measured": shown, "passed": passed, "detail": detail}
     elif check.file is not None:

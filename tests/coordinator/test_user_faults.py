@@ -564,3 +564,11 @@ def test_every_problem_of_a_gate_the_schema_rejected_is_reported_at_once(tmp_pat
         "allowed)",
         "plan.yaml:10 → gates[0].criteria[2].resolved_by[0]: unknown task 'ghost'",
     ]), lines
+
+
+def test_a_metric_reported_as_null_is_said_to_be_null():
+    from coordinator.core.plan import Check
+    from reviews.criteria import evaluate, metric_lookup
+
+    result = evaluate(Check(metric="a.rate", op=">=", value=0.5), metric_lookup({"a": {"rate": None}}, {}), Path("."))
+    assert result["passed"] is False and result["detail"] == "a.rate was reported as null (no value to compare)"
