@@ -43,13 +43,19 @@ class _Routed:
 
 
 class _Sink:
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
+    """A step's log, opened on the first line the step prints (a quiet step leaves no file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh: IO[str] | None = None
         self.lines = 0
         self._open: dict[str, bool] = {}
 
     def write(self, prefix: str, text: str) -> None:
         """Lines of stderr are marked as a command's are; a line may arrive in pieces."""
+        if self.fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = self.path.open("a", encoding="utf-8", errors="replace")
         for piece in text.splitlines(keepends=True):
             if not self._open.get(prefix):
                 self.fh.write(prefix)
@@ -57,6 +63,14 @@ class _Sink:
             ended = piece.endswith("\n")
             self._open[prefix] = not ended
             self.lines += ended
+
+    def close(self) -> None:
+        if self.fh is None:
+            return
+        if any(self._open.values()):
+            self.fh.write("\n")
+            self.lines += 1
+        self.fh.close()
 
 
 def _install() -> None:
@@ -69,18 +83,14 @@ def _install() -> None:
 
 @contextlib.contextmanager
 def step_output_to(log_file: Path) -> Iterator[_Sink]:
-    """While the block runs, what this thread prints goes to ``log_file`` (appended); the sink counts
-    the lines."""
+    """While the block runs, what this thread prints goes to ``log_file`` (appended; created only when
+    something is printed); the sink counts the lines."""
     _install()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("a", encoding="utf-8", errors="replace") as fh:
-        sink = _Sink(fh)
-        outer = getattr(_local, "sink", None)
-        _local.sink = sink
-        try:
-            yield sink
-        finally:
-            _local.sink = outer
-            if any(sink._open.values()):
-                fh.write("\n")
-                sink.lines += 1
+    sink = _Sink(log_file)
+    outer = getattr(_local, "sink", None)
+    _local.sink = sink
+    try:
+        yield sink
+    finally:
+        _local.sink = outer
+        sink.close()

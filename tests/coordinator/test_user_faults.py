@@ -389,6 +389,13 @@ def test_what_a_step_prints_goes_to_its_task_log_not_the_console(ws, capsys):
     assert f"printed 5 line(s): {log.relative_to(ws.root).as_posix()}" in rec["notes"]
     print("after the step")  # this thread's output is the console's again
     assert capsys.readouterr().out == "after the step\n"
+    quiet = _run(ws, """
+    name: q
+    tasks:
+      - {id: b, title: B, role: lead, run: "mysteps.s:numbers"}
+    """)
+    assert quiet.state["tasks"]["b"]["status"] == "done"
+    assert not list((ws.state_dir / "logs").rglob("b.1.log"))  # a step that prints nothing leaves no log file
 
 
 def test_every_problem_of_a_task_the_schema_rejected_is_reported_at_once(tmp_path):
